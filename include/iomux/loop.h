@@ -29,33 +29,31 @@ struct iomux_loop;
  * reported, whether asked for or not, as poll(2) does.
  */
 enum {
-	IOMUX_READ = 1u << 0,  /* readable, or a listening socket can accept */
-	IOMUX_WRITE = 1u << 1, /* writable */
-	IOMUX_PRI = 1u << 2,   /* "exceptional condition": TCP urgent data */
-	IOMUX_ERROR = 1u << 3, /* error pending on the fd (read it with the
-	                          next I/O call or SO_ERROR) */
-	IOMUX_HUP = 1u << 4,   /* peer hung up; data may still be readable */
-	IOMUX_INVALID = 1u << 5, /* the fd was closed while watched; the loop
-	                            has stopped watching it (mask set to 0) */
+    IOMUX_READ = 1u << 0,    /* readable, or a listening socket can accept */
+    IOMUX_WRITE = 1u << 1,   /* writable */
+    IOMUX_PRI = 1u << 2,     /* "exceptional condition": TCP urgent data */
+    IOMUX_ERROR = 1u << 3,   /* error pending on the fd (read it with the
+                                next I/O call or SO_ERROR) */
+    IOMUX_HUP = 1u << 4,     /* peer hung up; data may still be readable */
+    IOMUX_INVALID = 1u << 5, /* the fd was closed while watched; the loop
+                                has stopped watching it (mask set to 0) */
 };
 
 /* Called with the events that are ready; `events` is never 0. */
-typedef void iomux_fd_cb(struct iomux_loop *loop, int fd, unsigned events,
-                         void *data);
+typedef void iomux_fd_cb(struct iomux_loop *loop, int fd, unsigned events, void *data);
 /* Called when a timer expires. */
-typedef void iomux_timer_cb(struct iomux_loop *loop, uint64_t timer_id,
-                            void *data);
+typedef void iomux_timer_cb(struct iomux_loop *loop, uint64_t timer_id, void *data);
 /* Called once for every delivery of `signo` (a burst may be coalesced by
    the kernel for standard signals, never by the loop). */
 typedef void iomux_signal_cb(struct iomux_loop *loop, int signo, void *data);
 
 struct iomux_loop_options {
-	/* Backend name ("epoll", "poll", "select"); NULL or "auto" picks the
-	   first one that initialises, in the order of iomux_backend_names(). */
-	const char *backend;
-	/* Highest fd number + 1 the loop accepts; 0 = the process's current
-	   RLIMIT_NOFILE soft limit. The table grows on demand up to this. */
-	unsigned max_fds;
+    /* Backend name ("epoll", "poll", "select"); NULL or "auto" picks the
+       first one that initialises, in the order of iomux_backend_names(). */
+    const char *backend;
+    /* Highest fd number + 1 the loop accepts; 0 = the process's current
+       RLIMIT_NOFILE soft limit. The table grows on demand up to this. */
+    unsigned max_fds;
 };
 
 /*
@@ -66,8 +64,7 @@ struct iomux_loop_options {
  *   -ENOMEM, -EMFILE  out of memory or descriptors (nothing is leaked).
  * The caller owns the loop and frees it with iomux_loop_free().
  */
-int iomux_loop_new(struct iomux_loop **out,
-                   const struct iomux_loop_options *opts);
+int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opts);
 
 /* Frees the loop, its timers and signal handlers (previous signal
    dispositions are restored). Does not close watched fds: they belong to
@@ -114,8 +111,7 @@ void iomux_loop_update_time(struct iomux_loop *loop);
  * the backend's error (for example -EPERM: epoll cannot watch regular
  * files).
  */
-int iomux_fd_watch(struct iomux_loop *loop, int fd, unsigned mask,
-                   iomux_fd_cb *cb, void *data);
+int iomux_fd_watch(struct iomux_loop *loop, int fd, unsigned mask, iomux_fd_cb *cb, void *data);
 
 /* Changes the interest mask of a watched fd. -ENOENT if not watched. */
 int iomux_fd_modify(struct iomux_loop *loop, int fd, unsigned mask);
@@ -133,9 +129,8 @@ int iomux_fd_mask(const struct iomux_loop *loop, int fd);
  * UINT64_MAX are accepted (such a timer never fires). Returns 0 and a
  * non-zero id in *id, or -EINVAL / -ENOMEM.
  */
-int iomux_timer_add(struct iomux_loop *loop, uint64_t delay_ms,
-                    uint64_t repeat_ms, iomux_timer_cb *cb, void *data,
-                    uint64_t *id);
+int iomux_timer_add(struct iomux_loop *loop, uint64_t delay_ms, uint64_t repeat_ms,
+                    iomux_timer_cb *cb, void *data, uint64_t *id);
 
 /* Cancels a timer; safe from any callback, the timer's own included.
    Returns 0, or -ENOENT if the id is not (any longer) a pending timer. */
@@ -148,8 +143,7 @@ int iomux_timer_cancel(struct iomux_loop *loop, uint64_t id);
  * Returns 0, or -EINVAL (bad signo, SIGKILL/SIGSTOP), -EEXIST, -EBUSY,
  * -ENOMEM, -EMFILE.
  */
-int iomux_signal_watch(struct iomux_loop *loop, int signo,
-                       iomux_signal_cb *cb, void *data);
+int iomux_signal_watch(struct iomux_loop *loop, int signo, iomux_signal_cb *cb, void *data);
 
 /* Stops delivering `signo` and restores its previous disposition. */
 int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
@@ -159,8 +153,7 @@ int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
  * failure, or a custom heap). Call before creating any loop; all three
  * must be given. Returns 0 or -EINVAL.
  */
-int iomux_set_allocator(void *(*malloc_fn)(size_t),
-                        void *(*realloc_fn)(void *, size_t),
+int iomux_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                         void (*free_fn)(void *));
 
 #ifdef __cplusplus
