@@ -18,7 +18,8 @@ static void (*alloc_free)(void *) = free;
 int iomux_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                         void (*free_fn)(void *))
 {
-    if (!malloc_fn || !realloc_fn || !free_fn) return -EINVAL;
+    if (!malloc_fn || !realloc_fn || !free_fn)
+        return -EINVAL;
     alloc_malloc = malloc_fn;
     alloc_realloc = realloc_fn;
     alloc_free = free_fn;
@@ -32,9 +33,11 @@ void *iomux__malloc(size_t size)
 
 void *iomux__calloc(size_t count, size_t size)
 {
-    if (size && count > SIZE_MAX / size) return NULL;
+    if (size && count > SIZE_MAX / size)
+        return NULL;
     void *p = alloc_malloc(count * size);
-    if (p) memset(p, 0, count * size);
+    if (p)
+        memset(p, 0, count * size);
     return p;
 }
 
@@ -45,11 +48,13 @@ void *iomux__realloc(void *ptr, size_t size)
 
 void *iomux__reallocarray(void *ptr, size_t count, size_t size)
 {
-    if (size && count > SIZE_MAX / size) return NULL;
+    if (size && count > SIZE_MAX / size)
+        return NULL;
     return alloc_realloc(ptr, count * size);
 }
 
 void iomux__free(void *ptr)
 {
-    if (ptr) alloc_free(ptr);
+    if (ptr)
+        alloc_free(ptr);
 }

@@ -26,7 +26,8 @@ struct epoll_state {
 static int epoll_init(struct iomux_loop *loop)
 {
     struct epoll_state *st = iomux__calloc(1, sizeof *st);
-    if (!st) return -ENOMEM;
+    if (!st)
+        return -ENOMEM;
     st->epfd = -1;
     loop->backend_state = st;
     st->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -36,8 +37,10 @@ static int epoll_init(struct iomux_loop *loop)
 static void epoll_fini(struct iomux_loop *loop)
 {
     struct epoll_state *st = loop->backend_state;
-    if (!st) return;
-    if (st->epfd >= 0) close(st->epfd);
+    if (!st)
+        return;
+    if (st->epfd >= 0)
+        close(st->epfd);
     iomux__free(st->events);
     iomux__free(st);
     loop->backend_state = NULL;
@@ -47,7 +50,8 @@ static int epoll_resize(struct iomux_loop *loop, unsigned capacity)
 {
     struct epoll_state *st = loop->backend_state;
     struct epoll_event *events = iomux__reallocarray(st->events, capacity, sizeof *events);
-    if (!events) return -ENOMEM;
+    if (!events)
+        return -ENOMEM;
     st->events = events;
     return 0;
 }
@@ -69,7 +73,8 @@ static int epoll_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsi
         return 0;
     }
     int op = old_mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(st->epfd, op, fd, &ev) == 0) return 0;
+    if (epoll_ctl(st->epfd, op, fd, &ev) == 0)
+        return 0;
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
         op = EPOLL_CTL_ADD;
     else if (op == EPOLL_CTL_ADD && errno == EEXIST)
@@ -84,7 +89,8 @@ static int epoll_wait_fill(struct iomux_loop *loop, int timeout_ms)
     struct epoll_state *st = loop->backend_state;
     int max = loop->capacity > INT32_MAX ? INT32_MAX : (int)loop->capacity;
     int n = epoll_wait(st->epfd, st->events, max, timeout_ms);
-    if (n < 0) return errno == EINTR ? 0 : -errno;
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         uint32_t e = st->events[i].events;
         loop->fired[i].fd = st->events[i].data.fd;

@@ -25,7 +25,8 @@ struct poll_state {
 static int poll_init(struct iomux_loop *loop)
 {
     struct poll_state *st = iomux__calloc(1, sizeof *st);
-    if (!st) return -ENOMEM;
+    if (!st)
+        return -ENOMEM;
     loop->backend_state = st;
     return 0;
 }
@@ -33,7 +34,8 @@ static int poll_init(struct iomux_loop *loop)
 static void poll_fini(struct iomux_loop *loop)
 {
     struct poll_state *st = loop->backend_state;
-    if (!st) return;
+    if (!st)
+        return;
     iomux__free(st->pfds);
     iomux__free(st->slot_of);
     iomux__free(st);
@@ -44,10 +46,12 @@ static int poll_resize(struct iomux_loop *loop, unsigned capacity)
 {
     struct poll_state *st = loop->backend_state;
     struct pollfd *pfds = iomux__reallocarray(st->pfds, capacity, sizeof *pfds);
-    if (!pfds) return -ENOMEM;
+    if (!pfds)
+        return -ENOMEM;
     st->pfds = pfds;
     int *slot_of = iomux__reallocarray(st->slot_of, capacity, sizeof *slot_of);
-    if (!slot_of) return -ENOMEM;
+    if (!slot_of)
+        return -ENOMEM;
     st->slot_of = slot_of;
     for (unsigned i = st->capacity; i < capacity; i++)
         slot_of[i] = -1;
@@ -67,7 +71,8 @@ static int poll_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsig
     (void)old_mask;
     int slot = st->slot_of[fd];
     if (!new_mask) {
-        if (slot < 0) return 0;
+        if (slot < 0)
+            return 0;
         st->count--;
         if ((unsigned)slot != st->count) {
             st->pfds[slot] = st->pfds[st->count];
@@ -90,11 +95,13 @@ static int poll_wait(struct iomux_loop *loop, int timeout_ms)
 {
     struct poll_state *st = loop->backend_state;
     int ready = poll(st->pfds, (nfds_t)st->count, timeout_ms);
-    if (ready < 0) return errno == EINTR ? 0 : -errno;
+    if (ready < 0)
+        return errno == EINTR ? 0 : -errno;
     int n = 0;
     for (unsigned i = 0; i < st->count && n < ready; i++) {
         short re = st->pfds[i].revents;
-        if (!re) continue;
+        if (!re)
+            continue;
         loop->fired[n].fd = st->pfds[i].fd;
         loop->fired[n].events = (re & POLLIN ? (unsigned)IOMUX_READ : 0u) |
                                 (re & POLLOUT ? (unsigned)IOMUX_WRITE : 0u) |

@@ -26,7 +26,8 @@ struct select_state {
 static int select_init(struct iomux_loop *loop)
 {
     struct select_state *st = iomux__calloc(1, sizeof *st);
-    if (!st) return -ENOMEM;
+    if (!st)
+        return -ENOMEM;
     FD_ZERO(&st->readfds);
     FD_ZERO(&st->writefds);
     FD_ZERO(&st->exceptfds);
@@ -66,11 +67,13 @@ static int select_modify(struct iomux_loop *loop, int fd, unsigned old_mask, uns
 {
     struct select_state *st = loop->backend_state;
     (void)old_mask;
-    if (fd >= FD_SETSIZE) return new_mask ? -ERANGE : 0;
+    if (fd >= FD_SETSIZE)
+        return new_mask ? -ERANGE : 0;
     set_bit(&st->readfds, fd, new_mask & IOMUX_READ);
     set_bit(&st->writefds, fd, new_mask & IOMUX_WRITE);
     set_bit(&st->exceptfds, fd, new_mask & IOMUX_PRI);
-    if (new_mask && fd > st->maxfd) st->maxfd = fd;
+    if (new_mask && fd > st->maxfd)
+        st->maxfd = fd;
     while (st->maxfd >= 0 && !in_any_set(st, st->maxfd))
         st->maxfd--;
     return 0;
@@ -104,7 +107,8 @@ static int select_wait(struct iomux_loop *loop, int timeout_ms)
     }
     int ready = select(st->maxfd + 1, &rd, &wr, &ex, tvp);
     if (ready < 0) {
-        if (errno == EINTR) return 0;
+        if (errno == EINTR)
+            return 0;
         return errno == EBADF ? report_closed(loop, st) : -errno;
     }
     int n = 0;

@@ -89,19 +89,23 @@ static int grow(struct iomux_loop *loop, unsigned fd)
     unsigned cap = loop->capacity ? loop->capacity : INITIAL_CAPACITY;
     while (cap <= fd)
         cap = cap > loop->max_fds / 2 ? loop->max_fds : cap * 2;
-    if (cap > loop->max_fds) cap = loop->max_fds;
+    if (cap > loop->max_fds)
+        cap = loop->max_fds;
 
     struct iomux__fd *fds = iomux__reallocarray(loop->fds, cap, sizeof *fds);
-    if (!fds) return -ENOMEM;
+    if (!fds)
+        return -ENOMEM;
     loop->fds = fds;
     memset(fds + loop->capacity, 0, (cap - loop->capacity) * sizeof *fds);
 
     struct iomux__fired *fired = iomux__reallocarray(loop->fired, cap, sizeof *fired);
-    if (!fired) return -ENOMEM;
+    if (!fired)
+        return -ENOMEM;
     loop->fired = fired;
 
     int rc = loop->backend->resize(loop, cap);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     loop->capacity = cap;
     return 0;
 }
@@ -110,7 +114,8 @@ static int backend_start(struct iomux_loop *loop, const struct iomux__backend *b
 {
     loop->backend = backend;
     int rc = backend->init(loop);
-    if (rc == 0) rc = backend->resize(loop, loop->capacity);
+    if (rc == 0)
+        rc = backend->resize(loop, loop->capacity);
     if (rc < 0) {
         backend->fini(loop);
         loop->backend = NULL;
@@ -122,18 +127,22 @@ static int backend_start(struct iomux_loop *loop, const struct iomux__backend *b
 int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opts)
 {
     const char *want = opts ? opts->backend : NULL;
-    if (want && strcmp(want, "auto") == 0) want = NULL;
+    if (want && strcmp(want, "auto") == 0)
+        want = NULL;
     if (want) {
         size_t i = 0;
         while (i < NBACKENDS && strcmp(backends[i]->name, want) != 0)
             i++;
-        if (i == NBACKENDS) return -ENOENT;
+        if (i == NBACKENDS)
+            return -ENOENT;
     }
 
     struct iomux_loop *loop = iomux__calloc(1, sizeof *loop);
-    if (!loop) return -ENOMEM;
+    if (!loop)
+        return -ENOMEM;
     loop->max_fds = opts && opts->max_fds ? opts->max_fds : default_max_fds();
-    if (loop->max_fds > MAX_FDS_CAP) loop->max_fds = MAX_FDS_CAP;
+    if (loop->max_fds > MAX_FDS_CAP)
+        loop->max_fds = MAX_FDS_CAP;
     iomux__timers_init(&loop->timers);
     iomux__signals_init(&loop->signals);
 
@@ -141,18 +150,22 @@ int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opt
     int rc = -ENOMEM;
     loop->fds = iomux__calloc(cap, sizeof *loop->fds);
     loop->fired = iomux__calloc(cap, sizeof *loop->fired);
-    if (!loop->fds || !loop->fired) goto fail;
+    if (!loop->fds || !loop->fired)
+        goto fail;
     loop->capacity = cap;
 
     rc = -ENOSYS;
     for (size_t i = 0; i < NBACKENDS; i++) {
-        if (want && strcmp(backends[i]->name, want) != 0) continue;
+        if (want && strcmp(backends[i]->name, want) != 0)
+            continue;
         rc = backend_start(loop, backends[i]);
         /* Only "not available here" falls through to the next backend;
            running out of memory or fds is the caller's to know. */
-        if (rc != -ENOSYS && rc != -EPERM) break;
+        if (rc != -ENOSYS && rc != -EPERM)
+            break;
     }
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
 
     loop->now_ns = iomux__clock_ns();
     *out = loop;
@@ -167,7 +180,8 @@ fail:
 
 void iomux_loop_free(struct iomux_loop *loop)
 {
-    if (!loop) return;
+    if (!loop)
+        return;
     iomux__signals_fini(loop);
     iomux__timers_fini(&loop->timers);
     loop->backend->fini(loop);
@@ -197,23 +211,29 @@ static void set_mask(struct iomux_loop *loop, int fd, unsigned mask)
 
 static struct iomux__fd *lookup(const struct iomux_loop *loop, int fd)
 {
-    if (fd < 0 || (unsigned)fd >= loop->capacity || !loop->fds[fd].cb) return NULL;
+    if (fd < 0 || (unsigned)fd >= loop->capacity || !loop->fds[fd].cb)
+        return NULL;
     return &loop->fds[fd];
 }
 
 int iomux_fd_watch(struct iomux_loop *loop, int fd, unsigned mask, iomux_fd_cb *cb, void *data)
 {
-    if (fd < 0 || !cb || (mask & ~(unsigned)IOMUX__INTEREST)) return -EINVAL;
-    if ((unsigned)fd >= loop->max_fds) return -ERANGE;
+    if (fd < 0 || !cb || (mask & ~(unsigned)IOMUX__INTEREST))
+        return -EINVAL;
+    if ((unsigned)fd >= loop->max_fds)
+        return -ERANGE;
     if ((unsigned)fd >= loop->capacity) {
         int rc = grow(loop, (unsigned)fd);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
     struct iomux__fd *slot = &loop->fds[fd];
-    if (slot->cb) return -EEXIST;
+    if (slot->cb)
+        return -EEXIST;
     if (mask) {
         int rc = loop->backend->modify(loop, fd, 0, mask);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
     slot->cb = cb;
     slot->data = data;
@@ -225,11 +245,15 @@ int iomux_fd_watch(struct iomux_loop *loop, int fd, unsigned mask, iomux_fd_cb *
 int iomux_fd_modify(struct iomux_loop *loop, int fd, unsigned mask)
 {
     struct iomux__fd *slot = lookup(loop, fd);
-    if (!slot) return -ENOENT;
-    if (mask & ~(unsigned)IOMUX__INTEREST) return -EINVAL;
-    if (mask == slot->mask) return 0;
+    if (!slot)
+        return -ENOENT;
+    if (mask & ~(unsigned)IOMUX__INTEREST)
+        return -EINVAL;
+    if (mask == slot->mask)
+        return 0;
     int rc = loop->backend->modify(loop, fd, slot->mask, mask);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     set_mask(loop, fd, mask);
     return 0;
 }
@@ -237,10 +261,12 @@ int iomux_fd_modify(struct iomux_loop *loop, int fd, unsigned mask)
 int iomux_fd_unwatch(struct iomux_loop *loop, int fd)
 {
     struct iomux__fd *slot = lookup(loop, fd);
-    if (!slot) return -ENOENT;
+    if (!slot)
+        return -ENOENT;
     /* Removing interest cannot fail by the backend contract; a backend
        that meets an already closed fd just forgets it. */
-    if (slot->mask) (void)loop->backend->modify(loop, fd, slot->mask, 0);
+    if (slot->mask)
+        (void)loop->backend->modify(loop, fd, slot->mask, 0);
     set_mask(loop, fd, 0);
     slot->cb = NULL;
     slot->data = NULL;
@@ -268,7 +294,8 @@ static int dispatch(struct iomux_loop *loop, int nfired)
         /* Re-read through loop->: a callback may grow the arrays. */
         struct iomux__fired f = loop->fired[i];
         struct iomux__fd *slot = &loop->fds[f.fd];
-        if (!slot->cb || slot->gen != f.gen || !slot->mask) continue;
+        if (!slot->cb || slot->gen != f.gen || !slot->mask)
+            continue;
         unsigned events = f.events;
         if (events & IOMUX_INVALID) {
             /* The fd was closed behind the loop's back: stop watching it so
@@ -278,7 +305,8 @@ static int dispatch(struct iomux_loop *loop, int nfired)
             events |= IOMUX_ERROR;
         } else {
             events &= slot->mask | IOMUX_ERROR | IOMUX_HUP;
-            if (!events) continue;
+            if (!events)
+                continue;
         }
         slot->cb(loop, f.fd, events, slot->data);
         ran++;
@@ -290,12 +318,14 @@ int iomux_loop_run_once(struct iomux_loop *loop, int timeout_ms)
 {
     /* Phase 1: how long may we block? */
     int timeout = iomux__timers_timeout(loop);
-    if (timeout_ms >= 0 && (timeout < 0 || timeout_ms < timeout)) timeout = timeout_ms;
+    if (timeout_ms >= 0 && (timeout < 0 || timeout_ms < timeout))
+        timeout = timeout_ms;
 
     /* Phase 2: wait for readiness. */
     int nfired = loop->backend->wait(loop, timeout);
     loop->now_ns = iomux__clock_ns();
-    if (nfired < 0) return nfired;
+    if (nfired < 0)
+        return nfired;
 
     /* Phases 3 and 4: I/O callbacks, then the timers that are due. */
     int ran = dispatch(loop, nfired);
@@ -312,7 +342,8 @@ int iomux_loop_run(struct iomux_loop *loop)
     int rc = 0;
     while (!loop->stop && alive(loop)) {
         rc = iomux_loop_run_once(loop, -1);
-        if (rc < 0) break;
+        if (rc < 0)
+            break;
     }
     loop->stop = false;
     return rc < 0 ? rc : 0;

@@ -51,7 +51,8 @@ static void on_wakeup(struct iomux_loop *loop, int fd, unsigned events, void *da
     while (read(fd, buf, sizeof buf) > 0)
         ;
     for (int signo = 1; signo < NSIG; signo++) {
-        if (!loop->signals.cb[signo]) continue;
+        if (!loop->signals.cb[signo])
+            continue;
         unsigned n = atomic_exchange(&caught[signo], 0u);
         /* The callback may unwatch its own signal: re-check each time. */
         for (unsigned i = 0; i < n && loop->signals.cb[signo]; i++)
@@ -72,9 +73,11 @@ static int open_pipe(struct iomux_loop *loop)
     struct iomux__signals *s = &loop->signals;
     int fds[2];
     /* pipe() + fcntl() rather than pipe2(): this file stays POSIX. */
-    if (pipe(fds) < 0) return -errno;
+    if (pipe(fds) < 0)
+        return -errno;
     int rc = set_flags(fds[0]);
-    if (rc == 0) rc = set_flags(fds[1]);
+    if (rc == 0)
+        rc = set_flags(fds[1]);
     if (rc == 0) {
         s->pipe[0] = fds[0];
         s->pipe[1] = fds[1];
@@ -91,12 +94,16 @@ static int open_pipe(struct iomux_loop *loop)
 int iomux_signal_watch(struct iomux_loop *loop, int signo, iomux_signal_cb *cb, void *data)
 {
     struct iomux__signals *s = &loop->signals;
-    if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP || !cb) return -EINVAL;
-    if (s->cb[signo]) return -EEXIST;
-    if (owner[signo]) return -EBUSY;
+    if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP || !cb)
+        return -EINVAL;
+    if (s->cb[signo])
+        return -EEXIST;
+    if (owner[signo])
+        return -EBUSY;
     if (s->pipe[0] < 0) {
         int rc = open_pipe(loop);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
 
     struct sigaction sa;
@@ -123,7 +130,8 @@ int iomux_signal_watch(struct iomux_loop *loop, int signo, iomux_signal_cb *cb, 
 int iomux_signal_unwatch(struct iomux_loop *loop, int signo)
 {
     struct iomux__signals *s = &loop->signals;
-    if (signo <= 0 || signo >= NSIG || !s->cb[signo]) return -ENOENT;
+    if (signo <= 0 || signo >= NSIG || !s->cb[signo])
+        return -ENOENT;
     sigaction(signo, &s->previous[signo], NULL);
     atomic_store(&wake_fd[signo], 0);
     atomic_store(&caught[signo], 0u);
@@ -138,7 +146,8 @@ void iomux__signals_fini(struct iomux_loop *loop)
 {
     struct iomux__signals *s = &loop->signals;
     for (int signo = 1; signo < NSIG; signo++)
-        if (s->cb[signo]) iomux_signal_unwatch(loop, signo);
+        if (s->cb[signo])
+            iomux_signal_unwatch(loop, signo);
     if (s->pipe[0] >= 0) {
         iomux_fd_unwatch(loop, s->pipe[0]);
         close(s->pipe[0]);

@@ -33,7 +33,8 @@ void iomux__timers_fini(struct iomux__timers *timers)
    UINT64_MAX ms is "never", not a wrapped-around "soon". */
 static uint64_t deadline_after(uint64_t base, uint64_t delay_ms)
 {
-    if (delay_ms > (UINT64_MAX - base) / NS_PER_MS) return UINT64_MAX;
+    if (delay_ms > (UINT64_MAX - base) / NS_PER_MS)
+        return UINT64_MAX;
     return base + delay_ms * NS_PER_MS;
 }
 
@@ -54,7 +55,8 @@ static void sift_up(struct iomux__timers *t, uint32_t pos)
     uint32_t slot = t->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
-        if (!before(t, slot, t->heap[parent])) break;
+        if (!before(t, slot, t->heap[parent]))
+            break;
         heap_place(t, pos, t->heap[parent]);
         pos = parent;
     }
@@ -66,9 +68,12 @@ static void sift_down(struct iomux__timers *t, uint32_t pos)
     uint32_t slot = t->heap[pos];
     for (;;) {
         uint32_t child = 2 * pos + 1;
-        if (child >= t->nheap) break;
-        if (child + 1 < t->nheap && before(t, t->heap[child + 1], t->heap[child])) child++;
-        if (!before(t, t->heap[child], slot)) break;
+        if (child >= t->nheap)
+            break;
+        if (child + 1 < t->nheap && before(t, t->heap[child + 1], t->heap[child]))
+            child++;
+        if (!before(t, t->heap[child], slot))
+            break;
         heap_place(t, pos, t->heap[child]);
         pos = child;
     }
@@ -109,19 +114,24 @@ static void slot_release(struct iomux__timers *t, uint32_t slot)
    heap and free list can never overflow. */
 static int reserve(struct iomux__timers *t)
 {
-    if (t->nfree > 0 || t->nslots < t->cap) return 0;
-    if (t->cap >= UINT32_MAX / 2) return -ENOMEM;
+    if (t->nfree > 0 || t->nslots < t->cap)
+        return 0;
+    if (t->cap >= UINT32_MAX / 2)
+        return -ENOMEM;
     uint32_t cap = t->cap ? t->cap * 2 : 16;
     struct iomux__timer *slots = iomux__reallocarray(t->slots, cap, sizeof *slots);
-    if (!slots) return -ENOMEM;
+    if (!slots)
+        return -ENOMEM;
     /* New slots start at generation 0; add() makes that 1. */
     memset(slots + t->cap, 0, (cap - t->cap) * sizeof *slots);
     t->slots = slots;
     uint32_t *heap = iomux__reallocarray(t->heap, cap, sizeof *heap);
-    if (!heap) return -ENOMEM;
+    if (!heap)
+        return -ENOMEM;
     t->heap = heap;
     uint32_t *free_list = iomux__reallocarray(t->free_list, cap, sizeof *free_list);
-    if (!free_list) return -ENOMEM;
+    if (!free_list)
+        return -ENOMEM;
     t->free_list = free_list;
     t->cap = cap;
     return 0;
@@ -131,12 +141,15 @@ int iomux_timer_add(struct iomux_loop *loop, uint64_t delay_ms, uint64_t repeat_
                     iomux_timer_cb *cb, void *data, uint64_t *id)
 {
     struct iomux__timers *t = &loop->timers;
-    if (!cb) return -EINVAL;
+    if (!cb)
+        return -EINVAL;
     int rc = reserve(t);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     uint32_t slot = t->nfree > 0 ? t->free_list[--t->nfree] : t->nslots++;
     struct iomux__timer *timer = &t->slots[slot];
-    if (timer->gen == 0) timer->gen = 1; /* keeps ids non-zero */
+    if (timer->gen == 0)
+        timer->gen = 1; /* keeps ids non-zero */
     /* A fresh clock, not the loop's cached one: measured from the cached
        time, a timer added late in an iteration would fire early. */
     timer->deadline_ns = deadline_after(iomux__clock_ns(), delay_ms);
@@ -144,7 +157,8 @@ int iomux_timer_add(struct iomux_loop *loop, uint64_t delay_ms, uint64_t repeat_
     timer->cb = cb;
     timer->data = data;
     heap_push(t, slot);
-    if (id) *id = (uint64_t)timer->gen << 32 | (uint64_t)(slot + 1);
+    if (id)
+        *id = (uint64_t)timer->gen << 32 | (uint64_t)(slot + 1);
     return 0;
 }
 
@@ -152,13 +166,16 @@ int iomux_timer_cancel(struct iomux_loop *loop, uint64_t id)
 {
     struct iomux__timers *t = &loop->timers;
     uint64_t low = id & UINT32_MAX;
-    if (low == 0 || low > t->nslots) return -ENOENT;
+    if (low == 0 || low > t->nslots)
+        return -ENOENT;
     uint32_t slot = (uint32_t)(low - 1);
     struct iomux__timer *timer = &t->slots[slot];
-    if (!timer->cb || timer->gen != (uint32_t)(id >> 32)) return -ENOENT;
+    if (!timer->cb || timer->gen != (uint32_t)(id >> 32))
+        return -ENOENT;
     if (slot == t->running) {
         /* Its callback is on the stack: the run loop frees it after. */
-        if (t->running_cancelled) return -ENOENT;
+        if (t->running_cancelled)
+            return -ENOENT;
         t->running_cancelled = true;
         return 0;
     }
@@ -170,9 +187,11 @@ int iomux_timer_cancel(struct iomux_loop *loop, uint64_t id)
 int iomux__timers_timeout(const struct iomux_loop *loop)
 {
     const struct iomux__timers *t = &loop->timers;
-    if (t->nheap == 0) return -1;
+    if (t->nheap == 0)
+        return -1;
     uint64_t deadline = t->slots[t->heap[0]].deadline_ns;
-    if (deadline <= loop->now_ns) return 0;
+    if (deadline <= loop->now_ns)
+        return 0;
     /* Round up: waking a little late is allowed, early is not. */
     uint64_t ms = (deadline - loop->now_ns + NS_PER_MS - 1) / NS_PER_MS;
     return ms > INT_MAX ? INT_MAX : (int)ms;
@@ -186,7 +205,8 @@ int iomux__timers_run(struct iomux_loop *loop)
     while (t->nheap > 0) {
         uint32_t slot = t->heap[0];
         struct iomux__timer *timer = &t->slots[slot];
-        if (timer->deadline_ns > loop->now_ns || timer->seq >= seq_limit) break;
+        if (timer->deadline_ns > loop->now_ns || timer->seq >= seq_limit)
+            break;
         heap_remove(t, 0);
         t->running = slot;
         t->running_cancelled = false;
