@@ -19,6 +19,13 @@
  * No byte is moved during the measurement, so no read() or write() syscall
  * is counted; a real server adds those on top.
  *
+ * Where the active fd sits matters for select and poll: Linux registers a
+ * wait-queue entry on every fd it scans until it finds the first ready one,
+ * so idle fds before the active one cost about three times more than idle
+ * fds after it. By default the active fds are the highest-numbered ones
+ * (the worst case, and the usual one: new connections get high numbers);
+ * --first puts them at the lowest numbers instead.
+ *
  * select cannot watch an fd >= FD_SETSIZE (1024). To keep the 1,000-fd cell
  * honest on select, the write ends are moved above FD_SETSIZE and the read
  * ends stay packed below it; if a read end still lands too high, the cell
@@ -74,7 +81,8 @@ static void on_readable(struct iomux_loop *loop, int fd, unsigned events, void *
 static void raise_nofile(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -136,8 +144,10 @@ static int run_for(struct iomux_loop *loop, uint64_t budget_ns, const uint64_t *
             /* A timeout, not -1: something is always readable, so it never
                expires, but a loop bug shows up as an error, not a hang. */
             int rc = iomux_loop_run_once(loop, 1000);
-            if (rc < 0) return rc;
-            if (rc == 0) return -ETIMEDOUT;
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return -ETIMEDOUT;
         }
         iters += 16;
         t = now_ns();
@@ -152,7 +162,7 @@ static int run_for(struct iomux_loop *loop, uint64_t budget_ns, const uint64_t *
  * Measures one cell: best of `reps` runs of `budget_ns` each, after a short
  * warm-up. "Best" because on a shared machine the noise only ever adds time.
  */
-static int measure(struct cell *c, uint64_t budget_ns, int reps)
+static int measure(struct cell *c, uint64_t budget_ns, int reps, int active_first)
 {
     struct iomux_loop_options opts = {.backend = c->backend, .max_fds = 0};
     struct iomux_loop *loop = NULL;
@@ -161,7 +171,8 @@ static int measure(struct cell *c, uint64_t budget_ns, int reps)
         c->skipped = "unavailable";
         return 0;
     }
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
 
     int *rd = calloc(c->watched, sizeof *rd);
     int *wr = calloc(c->watched, sizeof *wr);
@@ -170,24 +181,28 @@ static int measure(struct cell *c, uint64_t budget_ns, int reps)
         goto out_free;
     }
     rc = make_pairs(c->watched, rd, wr);
-    if (rc < 0) goto out_free;
+    if (rc < 0)
+        goto out_free;
 
     uint64_t events = 0;
     unsigned watched = 0;
     for (; watched < c->watched; watched++) {
         rc = iomux_fd_watch(loop, rd[watched], IOMUX_READ, on_readable, &events);
-        if (rc < 0) break;
+        if (rc < 0)
+            break;
     }
     if (rc == -ERANGE && rd[watched] >= FD_SETSIZE) {
         c->skipped = "n/a (FD_SETSIZE)";
         rc = 0;
         goto out_unwatch;
     }
-    if (rc < 0) goto out_unwatch;
+    if (rc < 0)
+        goto out_unwatch;
 
-    /* The active fds are the last ones, the highest numbers: the position
-       select and poll reach last in their scans. */
-    for (unsigned i = c->watched - c->active; i < c->watched; i++) {
+    /* By default the active fds are the last ones, the highest numbers: the
+       position select and poll reach last in their scans. */
+    unsigned first_active = active_first ? 0 : c->watched - c->active;
+    for (unsigned i = first_active; i < first_active + c->active; i++) {
         if (write(wr[i], "x", 1) != 1) {
             rc = -errno;
             goto out_unwatch;
@@ -199,7 +214,8 @@ static int measure(struct cell *c, uint64_t budget_ns, int reps)
     double best_iter = 0, best_event = 0, per_iter_events = 0;
     for (int r = 0; rc == 0 && r < reps; r++) {
         rc = run_for(loop, budget_ns, &events, &iters, &n_events, &elapsed);
-        if (rc < 0 || n_events == 0) break;
+        if (rc < 0 || n_events == 0)
+            break;
         double ns_iter = (double)elapsed / (double)iters;
         if (r == 0 || ns_iter < best_iter) {
             best_iter = ns_iter;
@@ -212,7 +228,8 @@ static int measure(struct cell *c, uint64_t budget_ns, int reps)
     c->events_per_iter = per_iter_events;
 
 out_unwatch:
-    for (unsigned i = 0; i < watched; i++) iomux_fd_unwatch(loop, rd[i]);
+    for (unsigned i = 0; i < watched; i++)
+        iomux_fd_unwatch(loop, rd[i]);
     close_pairs(c->watched, rd, wr);
 out_free:
     free(rd);
@@ -223,11 +240,13 @@ out_free:
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: %s [--json] [--backend NAME] [--time MS] [--reps N]\n"
-               "  Loop overhead per dispatched event with 1, 100 and 1,000 watched fds,\n"
-               "  one active or all active, for every compiled backend.\n"
-               "  --time MS  length of one measured run per cell (default 40)\n"
-               "  --reps N   runs per cell, the best is kept (default 3)\n",
+    fprintf(f,
+            "usage: %s [--json] [--backend NAME] [--time MS] [--reps N] [--first]\n"
+            "  Loop overhead per dispatched event with 1, 100 and 1,000 watched fds,\n"
+            "  one active or all active, for every compiled backend.\n"
+            "  --time MS  length of one measured run per cell (default 40)\n"
+            "  --reps N   runs per cell, the best is kept (default 3)\n"
+            "  --first    the active fds are the lowest-numbered (default: highest)\n",
             progname);
 }
 
@@ -235,9 +254,11 @@ static int parse_uint(const char *text, unsigned long lo, unsigned long hi, unsi
 {
     char *end;
     errno = 0;
-    if (text == NULL || *text < '0' || *text > '9') return -1;
+    if (text == NULL || *text < '0' || *text > '9')
+        return -1;
     unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi) return -1;
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
     *out = v;
     return 0;
 }
@@ -257,9 +278,10 @@ static void print_table(const struct cell *cells, size_t n)
     }
 }
 
-static void print_json(const struct cell *cells, size_t n)
+static void print_json(const struct cell *cells, size_t n, int active_first)
 {
-    printf("{\"benchmark\":\"loop_overhead\",\"results\":[");
+    printf("{\"benchmark\":\"loop_overhead\",\"active_fds\":\"%s\",\"results\":[",
+           active_first ? "lowest" : "highest");
     for (size_t i = 0; i < n; i++) {
         const struct cell *c = &cells[i];
         printf("%s{\"backend\":\"%s\",\"watched\":%u,\"active\":%u,", i ? "," : "", c->backend,
@@ -275,13 +297,15 @@ static void print_json(const struct cell *cells, size_t n)
 
 int main(int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, active_first = 0;
     const char *only = NULL;
     unsigned long time_ms = 40, reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--first") == 0) {
+            active_first = 1;
         } else if (strcmp(a, "--backend") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (strcmp(a, "--time") == 0 && i + 1 < argc) {
@@ -312,17 +336,20 @@ int main(int argc, char **argv)
     size_t n = 0;
     int found = 0;
     for (const char *const *b = iomux_backend_names(); *b != NULL; b++) {
-        if (only != NULL && strcmp(only, *b) != 0) continue;
+        if (only != NULL && strcmp(only, *b) != 0)
+            continue;
         found = 1;
         for (int shape = 0; shape < 2; shape++) {
             for (size_t s = 0; s < n_sizes; s++) {
                 /* W = 1 with all active is the same cell as one active. */
-                if (shape == 1 && sizes[s] == 1) continue;
-                if (n == sizeof cells / sizeof cells[0]) break;
+                if (shape == 1 && sizes[s] == 1)
+                    continue;
+                if (n == sizeof cells / sizeof cells[0])
+                    break;
                 struct cell *c = &cells[n++];
                 *c = (struct cell){.backend = *b, .watched = sizes[s]};
                 c->active = shape == 0 ? 1 : sizes[s];
-                int rc = measure(c, (uint64_t)time_ms * 1000000u, (int)reps);
+                int rc = measure(c, (uint64_t)time_ms * 1000000u, (int)reps, active_first);
                 if (rc < 0) {
                     fprintf(stderr, "%s: %s with %u fds: %s\n", progname, *b, c->watched,
                             strerror(-rc));
@@ -337,16 +364,17 @@ int main(int argc, char **argv)
     }
 
     if (json) {
-        print_json(cells, n);
+        print_json(cells, n, active_first);
     } else {
         cpu_set_t set;
         int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
-        printf("loop overhead: W fds watched for READ, A of them kept readable; best of %lu "
-               "runs of %lu ms; %d CPU(s) allowed\n",
-               reps, time_ms, cpus);
+        printf("loop overhead: W fds watched for READ, the A %s-numbered of them kept "
+               "readable;\nbest of %lu runs of %lu ms per cell; %d CPU(s) allowed\n",
+               active_first ? "lowest" : "highest", reps, time_ms, cpus);
         print_table(cells, n);
     }
     for (size_t i = 0; i < n; i++)
-        if (cells[i].skipped != NULL && strcmp(cells[i].skipped, "error") == 0) return 1;
+        if (cells[i].skipped != NULL && strcmp(cells[i].skipped, "error") == 0)
+            return 1;
     return 0;
 }
