@@ -16,6 +16,9 @@ struct iomux_loop;
 
 struct iomux__backend {
     const char *name;
+    /* fds at or above this cannot be watched (select's FD_SETSIZE); 0 = no
+       limit but the loop's max_fds. Checked by the core for every mask. */
+    int fd_limit;
     /* Allocates loop->backend_state. 0, or -errno; -ENOSYS / -EPERM mean
        "not available here" and make the automatic choice try the next. */
     int (*init)(struct iomux_loop *loop);

@@ -127,6 +127,7 @@ static int select_wait(struct iomux_loop *loop, int timeout_ms)
 
 const struct iomux__backend iomux__backend_select = {
     .name = "select",
+    .fd_limit = FD_SETSIZE,
     .init = select_init,
     .fini = select_fini,
     .resize = select_resize,

@@ -220,7 +220,7 @@ int iomux_fd_watch(struct iomux_loop *loop, int fd, unsigned mask, iomux_fd_cb *
 {
     if (fd < 0 || !cb || (mask & ~(unsigned)IOMUX__INTEREST))
         return -EINVAL;
-    if ((unsigned)fd >= loop->max_fds)
+    if ((unsigned)fd >= loop->max_fds || (loop->backend->fd_limit && fd >= loop->backend->fd_limit))
         return -ERANGE;
     if ((unsigned)fd >= loop->capacity) {
         int rc = grow(loop, (unsigned)fd);
@@ -308,8 +308,15 @@ static int dispatch(struct iomux_loop *loop, int nfired)
             if (!events)
                 continue;
         }
-        slot->cb(loop, f.fd, events, slot->data);
-        ran++;
+        if (f.fd == loop->signals.pipe[0]) {
+            /* Count the signal callbacks it runs, not the pipe's own. */
+            loop->signals.ran = 0;
+            slot->cb(loop, f.fd, events, slot->data);
+            ran += (int)loop->signals.ran;
+        } else {
+            slot->cb(loop, f.fd, events, slot->data);
+            ran++;
+        }
     }
     return ran;
 }

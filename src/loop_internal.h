@@ -58,6 +58,7 @@ struct iomux__timers {
 struct iomux__signals {
     int pipe[2]; /* self-pipe; -1 until the first signal watcher */
     unsigned count;
+    unsigned ran; /* signal callbacks run by the last wake-up */
     iomux_signal_cb *cb[NSIG];
     void *data[NSIG];
     struct sigaction previous[NSIG];

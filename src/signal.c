@@ -55,8 +55,10 @@ static void on_wakeup(struct iomux_loop *loop, int fd, unsigned events, void *da
             continue;
         unsigned n = atomic_exchange(&caught[signo], 0u);
         /* The callback may unwatch its own signal: re-check each time. */
-        for (unsigned i = 0; i < n && loop->signals.cb[signo]; i++)
+        for (unsigned i = 0; i < n && loop->signals.cb[signo]; i++) {
             loop->signals.cb[signo](loop, signo, loop->signals.data[signo]);
+            loop->signals.ran++;
+        }
     }
 }
 
