@@ -30,7 +30,9 @@ struct iomux_addr {
  * "localhost" gives 127.0.0.1 as Python's socket module does). PORT is a
  * decimal number 0..65535 and nothing else. Returns 0, or -EINVAL for text
  * that is not of that form (nothing is guessed), or -ENOENT when the name
- * does not resolve.
+ * does not resolve (-EAGAIN: the resolver failed for now, -ENOMEM).
+ * Refused as -EINVAL: a bare IPv6 address without brackets, an empty host,
+ * IPv4 short forms such as "127.1", a port with a sign, space or letter.
  */
 int iomux_addr_parse(const char *text, struct iomux_addr *out);
 
@@ -64,6 +66,22 @@ int iomux_tcp_accept(int listen_fd, struct iomux_addr *peer, int *fd_out);
  * cases and owned by the caller. Other negative errnos: no fd was made.
  */
 int iomux_tcp_connect(const struct iomux_addr *addr, int *fd_out);
+
+/*
+ * Surviving descriptor exhaustion (the libuv trick). When accept() fails
+ * with -EMFILE/-ENFILE the waiting clients stay in the backlog and the
+ * listener stays readable, so a loop that simply retries spins. Keep a
+ * spare descriptor from iomux_reserve_fd(); when out of descriptors, call
+ * iomux_tcp_shed(): it releases the spare, accepts up to `max` waiting
+ * clients with the room it makes and closes each at once (the client sees
+ * its connection end instead of hanging), then takes the spare back.
+ * Returns the number of clients shed (0: none could be accepted, so the
+ * caller should stop watching the listener for a while), or -EBADF when
+ * *reserve_fd < 0. *reserve_fd is -1 afterwards if the spare could not be
+ * taken back.
+ */
+int iomux_reserve_fd(void); /* a close-on-exec fd (>= 0), or a negative errno */
+int iomux_tcp_shed(int listen_fd, int *reserve_fd, int max);
 
 /* The pending error of a socket (SO_ERROR) as a negative errno, or 0. */
 int iomux_socket_error(int fd);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_args.h - echo-bench's command line, parsed into a plain struct.
+ * Separate from main.c so the tests can feed it bad values.
+ */
+#ifndef ECHO_BENCH_ARGS_H
+#define ECHO_BENCH_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bench_options {
+    const char *connect;    /* "HOST:PORT" (borrowed from argv) */
+    unsigned conns;         /* connections carrying traffic */
+    uint64_t size;          /* bytes per message */
+    unsigned depth;         /* closed loop: messages in flight per connection */
+    uint64_t duration_us;   /* measured time */
+    uint64_t warmup_us;     /* traffic before the measurement starts */
+    uint64_t rate;          /* open loop: messages per second, all connections
+                               together; 0 = closed loop */
+    unsigned idle;          /* extra connections held open without traffic */
+    unsigned threads;       /* loops, one per thread */
+    uint64_t connect_rate;  /* connects per second; 0 = all at once */
+    uint64_t read_delay_ms; /* pause after every read (slow reader) */
+    int never_read;         /* send without ever reading */
+    int json;               /* one JSON object on stdout */
+    const char *backend;    /* NULL = the loop's default */
+};
+
+enum {
+    BENCH_ARGS_OK = 0,
+    BENCH_ARGS_HELP = 1,   /* --help: print the usage, exit 0 */
+    BENCH_ARGS_ERROR = -1, /* one-line reason in err; exit 2 */
+};
+
+/* Parses argv into *o (defaults first). Returns a BENCH_ARGS_ value. */
+int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, size_t errsize);
+
+/* The usage text. */
+extern const char bench_usage[];
+
+#endif /* ECHO_BENCH_ARGS_H */

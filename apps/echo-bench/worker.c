@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - one echo-bench thread: its connections on its own loop.
+ *
+ * Each traffic connection sends an endless stream taken from the shared
+ * pattern and checks every echoed byte against it (pattern.h). The stream
+ * is cut into messages of --size bytes only for timing: a message is
+ * "complete" when its last byte is back, whatever the TCP segmentation.
+ *
+ *   closed loop: --depth messages are released at the start; each
+ *       completion records its latency (now - when it was released) and
+ *       releases the next one.
+ *   open loop (--rate): message k of a connection is due at
+ *       start + phase + k * interval, whatever happened before. Latency is
+ *       measured from that due time, so when the server stalls, the
+ *       messages that queue up behind the stall are charged for it
+ *       (no coordinated omission). The loop wakes at each due time; the
+ *       last millisecond before it is spent polling with a zero timeout,
+ *       since the loop's timeouts are whole milliseconds.
+ *   --never-read: sends until the server stops taking bytes, never reads.
+ *
+ * Sending never copies: send() is given a pointer into the pattern table.
+ * Nothing is allocated after the connections are set up.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iomux/loop.h>
+
+enum conn_state {
+    CONN_NEW, /* connect not started yet (pacing) */
+    CONN_CONNECTING,
+    CONN_OPEN,
+    CONN_CLOSED,
+};
+
+struct bench_conn {
+    struct worker *w;
+    int fd;
+    enum conn_state state;
+    int idle;           /* an idle connection: held open, no traffic */
+    int read_paused;    /* --read-delay: waiting for the timer */
+    unsigned id;        /* global connection number */
+    unsigned mask;      /* interest currently given to the loop */
+    uint64_t base;      /* where this connection's stream starts in the pattern */
+    uint64_t sent;      /* stream bytes sent */
+    uint64_t queued;    /* stream bytes released for sending */
+    uint64_t received;  /* stream bytes echoed back and checked */
+    uint64_t released;  /* messages released */
+    uint64_t completed; /* messages whose echo is complete */
+    uint64_t *send_ns;  /* closed loop: release time of each in-flight
+                           message, indexed by message number % depth */
+    uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
+};
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void record_error(struct worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Counts an error and keeps the text of the first one for the report. */
+static void record_error(struct worker *w, const char *fmt, ...)
+{
+    w->errors++;
+    atomic_store_explicit(&w->progress_errors, w->errors, memory_order_relaxed);
+    if (w->first_error[0] != '\0')
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+    va_end(ap);
+}
+
+static void conn_close(struct bench_conn *c)
+{
+    if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
+        iomux_fd_unwatch(c->w->loop, c->fd);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->state = CONN_CLOSED;
+}
+
+static void conn_set_mask(struct bench_conn *c, unsigned mask)
+{
+    if (mask == c->mask)
+        return;
+    int rc = iomux_fd_modify(c->w->loop, c->fd, mask);
+    if (rc < 0) {
+        record_error(c->w, "conn %u: changing its watch: %s", c->id, strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->mask = mask;
+}
+
+/* The interest a connection needs now. */
+static unsigned conn_wanted_mask(const struct bench_conn *c)
+{
+    const struct bench_options *o = c->w->shared->opt;
+    unsigned mask = 0;
+    if (!o->never_read && !c->read_paused)
+        mask |= IOMUX_READ;
+    if (c->queued > c->sent)
+        mask |= IOMUX_WRITE;
+    return mask;
+}
+
+static void conn_flush(struct bench_conn *c)
+{
+    struct worker *w = c->w;
+    while (c->sent < c->queued) {
+        size_t avail;
+        const unsigned char *p = pattern_at(w->shared->pattern, c->base + c->sent, &avail);
+        uint64_t left = c->queued - c->sent;
+        size_t n = left < avail ? (size_t)left : avail;
+        ssize_t got = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            record_error(w, "conn %u: send: %s", c->id, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        c->sent += (uint64_t)got;
+    }
+    conn_set_mask(c, conn_wanted_mask(c));
+}
+
+/* Releases one closed-loop message, stamped with its release time. */
+static void release_closed(struct bench_conn *c, uint64_t now)
+{
+    const struct bench_options *o = c->w->shared->opt;
+    c->send_ns[c->released % o->depth] = now;
+    c->released++;
+    c->queued += o->size;
+}
+
+static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    struct bench_conn *c = data;
+    if (c->state != CONN_OPEN)
+        return;
+    c->read_paused = 0;
+    conn_set_mask(c, conn_wanted_mask(c));
+}
+
+/* Counts the messages that `c->received` completes and acts on each. */
+static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
+{
+    struct worker *w = c->w;
+    const struct bench_shared *s = w->shared;
+    const struct bench_options *o = s->opt;
+    while (c->received >= (c->completed + 1) * o->size) {
+        uint64_t due;
+        if (o->rate != 0) {
+            uint64_t interval = (uint64_t)s->total_conns * 1000000000u / o->rate;
+            due = s->t_start_ns + c->phase_ns + c->completed * interval;
+        } else {
+            due = c->send_ns[c->completed % o->depth];
+        }
+        c->completed++;
+        if (in_window) {
+            histogram_record(&w->hist, now > due ? now - due : 0);
+            w->messages++;
+        }
+        if (o->rate == 0 && now < s->t_end_ns)
+            release_closed(c, now);
+    }
+}
+
+static void conn_read(struct bench_conn *c)
+{
+    struct worker *w = c->w;
+    const struct bench_shared *s = w->shared;
+    for (;;) {
+        ssize_t n = recv(c->fd, w->read_buf, sizeof w->read_buf, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (c->idle)
+                w->idle_closed++;
+            else
+                record_error(w, "conn %u: recv: %s", c->id, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            if (c->idle) {
+                w->idle_closed++;
+            } else {
+                record_error(w,
+                             "conn %u: the server closed the connection (%llu of %llu bytes "
+                             "echoed)",
+                             c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
+            }
+            conn_close(c);
+            return;
+        }
+        size_t len = (size_t)n;
+        if (c->received + len > c->sent) {
+            record_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
+                         (unsigned long long)(c->received + len - c->sent));
+            conn_close(c);
+            return;
+        }
+        size_t ok = pattern_check(s->pattern, c->base + c->received, w->read_buf, len);
+        if (ok < len) {
+            unsigned char want;
+            pattern_fill(s->pattern, c->base + c->received + ok, &want, 1);
+            record_error(w,
+                         "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received "
+                         "0x%02x",
+                         c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
+            conn_close(c);
+            return;
+        }
+        c->received += len;
+        uint64_t now = bench_now_ns();
+        int in_window = now >= s->t_measure_ns && now < s->t_end_ns;
+        if (in_window)
+            w->bytes += len;
+        conn_complete(c, now, in_window);
+        if (c->sent < c->queued)
+            conn_flush(c);
+        if (c->state != CONN_OPEN)
+            return;
+        if (s->opt->read_delay_ms != 0) {
+            /* A slow reader: one read, then a pause. */
+            uint64_t tid;
+            int rc = iomux_timer_add(w->loop, s->opt->read_delay_ms, 0, on_read_resume, c, &tid);
+            if (rc < 0) {
+                record_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
+                conn_close(c);
+                return;
+            }
+            c->read_paused = 1;
+            conn_set_mask(c, conn_wanted_mask(c));
+            return;
+        }
+        if (len < sizeof w->read_buf)
+            return;
+    }
+}
+
+static void connect_done(struct bench_conn *c)
+{
+    atomic_fetch_add_explicit(&c->w->shared->connects_done, 1, memory_order_relaxed);
+}
+
+static void connect_failed(struct bench_conn *c, int err)
+{
+    struct worker *w = c->w;
+    w->connect_failures++;
+    if (w->first_error[0] == '\0')
+        snprintf(w->first_error, sizeof w->first_error, "conn %u: connect: %s", c->id,
+                 strerror(err));
+    conn_close(c);
+    connect_done(c);
+}
+
+static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)fd;
+    struct bench_conn *c = data;
+    if (c->state == CONN_CONNECTING) {
+        int err = iomux_socket_error(c->fd);
+        if (err == 0 && (events & (IOMUX_ERROR | IOMUX_HUP)))
+            err = -ECONNREFUSED;
+        if (err < 0) {
+            connect_failed(c, -err);
+            return;
+        }
+        c->state = CONN_OPEN;
+        connect_done(c);
+        /* Reading from the start catches a server that closes at once. */
+        conn_set_mask(c, c->w->shared->opt->never_read && !c->idle ? 0 : IOMUX_READ);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    if (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
+        conn_read(c);
+    if (c->state == CONN_OPEN && (events & IOMUX_WRITE))
+        conn_flush(c);
+}
+
+static void start_connect(struct bench_conn *c)
+{
+    int rc = iomux_tcp_connect(&c->w->shared->addr, &c->fd);
+    if (rc < 0 && rc != -EINPROGRESS) {
+        c->fd = -1;
+        connect_failed(c, -rc);
+        return;
+    }
+    /* Writability says the connect finished, either way. */
+    rc = iomux_fd_watch(c->w->loop, c->fd, IOMUX_WRITE, on_conn_event, c);
+    if (rc < 0) {
+        struct worker *w = c->w;
+        /* -ERANGE is the select backend's FD_SETSIZE (or the loop's
+           max_fds): say that rather than "Numerical result out of range". */
+        if (rc == -ERANGE && w->first_error[0] == '\0')
+            snprintf(w->first_error, sizeof w->first_error,
+                     "conn %u: fd %d is too high for the %s backend (FD_SETSIZE %d)", c->id, c->fd,
+                     iomux_loop_backend(w->loop), FD_SETSIZE);
+        close(c->fd);
+        c->fd = -1;
+        connect_failed(c, -rc);
+        return;
+    }
+    c->mask = IOMUX_WRITE;
+    c->state = CONN_CONNECTING;
+}
+
+int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, unsigned n_conns,
+                unsigned n_idle, unsigned first_id, unsigned id_stride)
+{
+    const struct bench_options *o = shared->opt;
+    memset(w, 0, offsetof(struct worker, read_buf));
+    atomic_init(&w->progress_messages, 0);
+    atomic_init(&w->progress_errors, 0);
+    w->shared = shared;
+    w->index = index;
+    w->n_conns = n_conns;
+    w->n_idle = n_idle;
+    w->first_id = first_id;
+    w->id_stride = id_stride;
+    w->never_read_min = UINT64_MAX;
+    histogram_init(&w->hist);
+    unsigned total = n_conns + n_idle;
+    w->conns = calloc(total ? total : 1, sizeof *w->conns);
+    uint64_t *slots = calloc((size_t)(n_conns ? n_conns : 1) * o->depth, sizeof *slots);
+    if (w->conns == NULL || slots == NULL) {
+        free(w->conns);
+        free(slots);
+        w->conns = NULL;
+        return -ENOMEM;
+    }
+    uint64_t interval = o->rate ? (uint64_t)shared->total_conns * 1000000000u / o->rate : 0;
+    for (unsigned i = 0; i < total; i++) {
+        struct bench_conn *c = &w->conns[i];
+        c->w = w;
+        c->fd = -1;
+        c->state = CONN_NEW;
+        c->idle = i >= n_conns;
+        c->id = first_id + i * id_stride;
+        c->base = pattern_start(c->id);
+        if (!c->idle) {
+            c->send_ns = slots + (size_t)i * o->depth;
+            /* Spread the connections' schedules evenly over one interval,
+               so the rate is smooth rather than a burst per interval. */
+            c->phase_ns = shared->total_conns ? interval * c->id / shared->total_conns : 0;
+        }
+    }
+    return 0;
+}
+
+void worker_fini(struct worker *w)
+{
+    if (w->conns != NULL && w->n_conns > 0)
+        free(w->conns[0].send_ns);
+    free(w->conns);
+    w->conns = NULL;
+}
+
+/* Starts the traffic once main() set the timeline: connections still not
+   connected by now count as failed connects. */
+static void start_traffic(struct worker *w, uint64_t now)
+{
+    const struct bench_options *o = w->shared->opt;
+    for (unsigned i = 0; i < w->n_conns + w->n_idle; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (c->state == CONN_NEW || c->state == CONN_CONNECTING) {
+            connect_failed(c, ETIMEDOUT);
+            continue;
+        }
+        if (c->state != CONN_OPEN || c->idle)
+            continue;
+        if (o->never_read) {
+            c->queued = UINT64_MAX;
+        } else if (o->rate == 0) {
+            for (unsigned k = 0; k < o->depth; k++)
+                release_closed(c, now);
+        }
+        conn_flush(c);
+    }
+    w->started = 1;
+}
+
+/* Open loop: releases every message that is due; returns the next due time
+   (UINT64_MAX when none is before the end). */
+static uint64_t release_due(struct worker *w, uint64_t now)
+{
+    const struct bench_shared *s = w->shared;
+    uint64_t interval = (uint64_t)s->total_conns * 1000000000u / s->opt->rate;
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < w->n_conns; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (c->state != CONN_OPEN)
+            continue;
+        uint64_t due = s->t_start_ns + c->phase_ns + c->released * interval;
+        int more = 0;
+        while (due <= now && due < s->t_end_ns) {
+            c->released++;
+            c->queued += s->opt->size;
+            due += interval;
+            more = 1;
+        }
+        if (more)
+            conn_flush(c);
+        if (due < next && due < s->t_end_ns)
+            next = due;
+    }
+    return next;
+}
+
+/* Milliseconds the loop may sleep before `deadline`: rounded down, so the
+   loop wakes early and then polls (timeout 0) for the last fraction. */
+static int wait_ms(uint64_t now, uint64_t deadline, int cap)
+{
+    if (deadline <= now)
+        return 0;
+    uint64_t ms = (deadline - now) / 1000000u;
+    return ms < (uint64_t)cap ? (int)ms : cap;
+}
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct bench_shared *s = w->shared;
+    const struct bench_options *o = s->opt;
+    struct iomux_loop_options lo = {.backend = o->backend};
+    int rc = iomux_loop_new(&w->loop, &lo);
+    if (rc < 0) {
+        snprintf(w->first_error, sizeof w->first_error, "creating the event loop: %s",
+                 strerror(-rc));
+        w->fatal = 1;
+        w->errors++;
+        atomic_store(&s->abort_run, 1);
+        return NULL;
+    }
+    unsigned total = w->n_conns + w->n_idle;
+    /* Each worker opens its share of --connect-rate. */
+    double per_s = o->connect_rate ? (double)o->connect_rate / o->threads : 0;
+    w->connect_t0_ns = bench_now_ns();
+    for (;;) {
+        uint64_t now = bench_now_ns();
+        if (atomic_load_explicit(&s->abort_run, memory_order_relaxed))
+            break;
+        int timeout = 10;
+        while (w->n_started < total && !w->started) {
+            if (per_s > 0) {
+                uint64_t at = w->connect_t0_ns + (uint64_t)((double)w->n_started * 1e9 / per_s);
+                if (at > now) {
+                    timeout = wait_ms(now, at, timeout);
+                    break;
+                }
+            }
+            start_connect(&w->conns[w->n_started++]);
+        }
+        if (!w->started && atomic_load_explicit(&s->go, memory_order_acquire)) {
+            start_traffic(w, now);
+        }
+        if (w->started) {
+            if (now >= s->t_end_ns)
+                break;
+            uint64_t deadline = s->t_end_ns;
+            if (o->rate != 0) {
+                uint64_t next = release_due(w, now);
+                if (next < deadline)
+                    deadline = next;
+            }
+            timeout = wait_ms(now, deadline, 100);
+        }
+        rc = iomux_loop_run_once(w->loop, timeout);
+        if (rc < 0) {
+            record_error(w, "event loop: %s", strerror(-rc));
+            w->fatal = 1;
+            atomic_store(&s->abort_run, 1);
+            break;
+        }
+        atomic_store_explicit(&w->progress_messages, w->messages, memory_order_relaxed);
+    }
+    for (unsigned i = 0; i < total; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (o->never_read && !c->idle && c->state == CONN_OPEN) {
+            if (c->sent < w->never_read_min)
+                w->never_read_min = c->sent;
+            if (c->sent > w->never_read_max)
+                w->never_read_max = c->sent;
+            w->never_read_sum += c->sent;
+        }
+        conn_close(c);
+    }
+    iomux_loop_free(w->loop);
+    w->loop = NULL;
+    return NULL;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.h - one echo-bench thread: a loop, its share of the connections,
+ * and its own statistics. Threads share nothing but the read-only options
+ * and pattern and the run's timeline in `struct bench_shared`.
+ */
+#ifndef ECHO_BENCH_WORKER_H
+#define ECHO_BENCH_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <iomux/net.h>
+
+#include "bench_args.h"
+#include "histogram.h"
+#include "pattern.h"
+
+/* What main() tells the workers. The timeline is written once, before
+   `go` is set (release); workers read it after seeing `go` (acquire). */
+struct bench_shared {
+    const struct bench_options *opt;
+    const struct pattern *pattern;
+    struct iomux_addr addr;
+    unsigned total_conns;      /* traffic connections over all workers */
+    atomic_uint connects_done; /* connects finished, well or badly */
+    atomic_int go;             /* 1: traffic may start (timeline is set) */
+    atomic_int abort_run;      /* 1: stop now (a fatal error elsewhere) */
+    uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
+    uint64_t t_measure_ns;     /* measurement window: [t_measure, t_end) */
+    uint64_t t_end_ns;
+};
+
+struct bench_conn;
+
+struct worker {
+    struct bench_shared *shared;
+    unsigned index;
+    struct iomux_loop *loop;
+    struct bench_conn *conns; /* traffic connections, then idle ones */
+    unsigned n_conns;         /* traffic connections of this worker */
+    unsigned n_idle;          /* idle connections of this worker */
+    unsigned first_id;        /* global number of conns[0] */
+    unsigned id_stride;       /* global ids are first_id + i * id_stride */
+    unsigned n_started;       /* connects started (pacing) */
+    uint64_t connect_t0_ns;
+    int started; /* traffic started on this worker */
+    int fatal;   /* the worker could not run at all */
+
+    /* Results, owned by the worker; main() reads them after the join. */
+    struct histogram hist;
+    uint64_t messages; /* echoes completed inside the window */
+    uint64_t bytes;    /* bytes echoed back inside the window */
+    uint64_t errors;
+    uint64_t connect_failures;
+    uint64_t idle_closed; /* idle connections the server closed */
+    uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
+    char first_error[256];
+
+    /* Progress for the once-a-second line, stored with relaxed atomics. */
+    atomic_uint_fast64_t progress_messages;
+    atomic_uint_fast64_t progress_errors;
+
+    unsigned char read_buf[65536];
+};
+
+/* Prepares a worker (allocates its connections); 0 or -errno. */
+int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, unsigned n_conns,
+                unsigned n_idle, unsigned first_id, unsigned id_stride);
+
+/* Thread body: connects, waits for `go`, runs until t_end, closes all. */
+void *worker_main(void *arg);
+
+/* Frees what worker_init() allocated. */
+void worker_fini(struct worker *w);
+
+uint64_t bench_now_ns(void);
+
+#endif /* ECHO_BENCH_WORKER_H */

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_args.h - echo-client's command line, parsed into a plain struct.
+ * Separate from main.c so the tests can feed it bad values.
+ */
+#ifndef ECHO_CLIENT_ARGS_H
+#define ECHO_CLIENT_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct client_options {
+    const char *connect;       /* "HOST:PORT" as given (borrowed from argv) */
+    unsigned sockets;          /* connections, each sends every part */
+    uint64_t delay_us;         /* pause between parts */
+    uint64_t connect_delay_us; /* pause after connecting, before part 1 */
+    uint64_t timeout_us;       /* give up after this long without progress */
+    const char *backend;       /* NULL = the loop's default */
+    int quiet;                 /* no story on stderr, only errors */
+    int parts_from_stdin;      /* "-" was the only part */
+    const char *const *parts;  /* the parts to send; borrowed from argv, or
+                                  the built-in defaults; NULL from stdin */
+    size_t n_parts;
+};
+
+enum {
+    CLIENT_ARGS_OK = 0,
+    CLIENT_ARGS_HELP = 1,   /* --help: print the usage, exit 0 */
+    CLIENT_ARGS_ERROR = -1, /* one-line reason in err; exit 2 */
+};
+
+/*
+ * Parses argv into *o (defaults first: the seed's multi-socket client).
+ * `parts_store` must have room for argc pointers; o->parts points into it
+ * or at static defaults. Returns one of the CLIENT_ARGS_ values.
+ */
+int client_args_parse(int argc, char **argv, struct client_options *o, const char **parts_store,
+                      char *err, size_t errsize);
+
+/* The usage text. */
+extern const char client_usage[];
+
+#endif /* ECHO_CLIENT_ARGS_H */

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echo-client - the seed's select_echo_multiclient.py and
+ * select_echo_slow_client.py as one tool: sends each part over every
+ * socket, reads its whole echo back and checks every byte. main() parses
+ * the options, reads parts from stdin when asked, and runs client.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <iomux/net.h>
+
+#include "client.h"
+#include "client_args.h"
+
+static const char progname[] = "echo-client";
+
+/* Reads one part per line from stdin; blank lines are skipped, since an
+   empty part has no echo to wait for. Returns 0 or -errno. */
+static int read_stdin_parts(char ***parts_out, size_t **lens_out, size_t *n_out)
+{
+    char **parts = NULL;
+    size_t *lens = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &line_cap, stdin)) >= 0) {
+        size_t len = (size_t)got;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if (len == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **np = realloc(parts, cap * sizeof *np);
+            if (np == NULL)
+                goto nomem;
+            parts = np;
+            size_t *nl = realloc(lens, cap * sizeof *nl);
+            if (nl == NULL)
+                goto nomem;
+            lens = nl;
+        }
+        parts[n] = malloc(len + 1);
+        if (parts[n] == NULL)
+            goto nomem;
+        memcpy(parts[n], line, len);
+        parts[n][len] = '\0';
+        lens[n++] = len;
+    }
+    int err = ferror(stdin) ? -errno : 0;
+    free(line);
+    *parts_out = parts;
+    *lens_out = lens;
+    *n_out = n;
+    return err;
+nomem:
+    free(line);
+    for (size_t i = 0; i < n; i++)
+        free(parts[i]);
+    free(parts);
+    free(lens);
+    return -ENOMEM;
+}
+
+/* Raises the soft RLIMIT_NOFILE when --sockets needs more than it allows
+   (as far as the hard limit goes; past that, connect() says EMFILE). */
+static void fit_nofile(unsigned sockets)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)sockets + 16;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" split for the seed's "connecting to HOST port
+   PORT" line; parsing proper is iomux_addr_parse()'s job. */
+static void split_host_port(const char *text, char *host, size_t size, const char **port)
+{
+    const char *colon = strrchr(text, ':');
+    size_t len = (size_t)(colon - text);
+    const char *h = text;
+    if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+        h++;
+        len -= 2;
+    }
+    snprintf(host, size, "%.*s", (int)len, h);
+    *port = colon + 1;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    struct client_options o;
+    const char **parts_store = calloc((size_t)argc + 1, sizeof *parts_store);
+    if (parts_store == NULL) {
+        fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
+        return 1;
+    }
+    int rc = client_args_parse(argc, argv, &o, parts_store, err, sizeof err);
+    if (rc == CLIENT_ARGS_HELP) {
+        fputs(client_usage, stdout);
+        free(parts_store);
+        return 0;
+    }
+    if (rc != CLIENT_ARGS_OK) {
+        fprintf(stderr, "%s: %s (try --help)\n", progname, err);
+        free(parts_store);
+        return 2;
+    }
+
+    struct iomux_addr addr;
+    rc = iomux_addr_parse(o.connect, &addr);
+    if (rc == -EINVAL) {
+        fprintf(stderr, "%s: --connect: '%s' is not HOST:PORT (try --help)\n", progname, o.connect);
+        free(parts_store);
+        return 2;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: resolving '%s': %s\n", progname, o.connect,
+                rc == -ENOENT ? "no such host" : strerror(-rc));
+        free(parts_store);
+        return 1;
+    }
+
+    size_t *lens = NULL;
+    char **stdin_parts = NULL;
+    size_t n_parts = o.n_parts;
+    if (o.parts_from_stdin) {
+        rc = read_stdin_parts(&stdin_parts, &lens, &n_parts);
+        if (rc < 0) {
+            fprintf(stderr, "%s: reading parts from stdin: %s\n", progname, strerror(-rc));
+            free(parts_store);
+            return 1;
+        }
+        if (n_parts == 0) {
+            fprintf(stderr, "%s: reading parts from stdin: no non-empty line\n", progname);
+            free(parts_store);
+            return 1;
+        }
+    } else {
+        lens = calloc(n_parts, sizeof *lens);
+        if (lens == NULL) {
+            fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
+            free(parts_store);
+            return 1;
+        }
+        for (size_t i = 0; i < n_parts; i++)
+            lens[i] = strlen(o.parts[i]);
+    }
+    struct client_parts parts = {
+        .data = o.parts_from_stdin ? (const char *const *)stdin_parts : o.parts,
+        .len = lens,
+        .n = n_parts,
+    };
+
+    if (!o.quiet) {
+        char host[256];
+        const char *port;
+        split_host_port(o.connect, host, sizeof host, &port);
+        fprintf(stderr, "connecting to %s port %s\n", host, port);
+    }
+    fit_nofile(o.sockets);
+    rc = client_run(&o, &addr, &parts, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "%s: %s\n", progname, err);
+
+    if (stdin_parts != NULL)
+        for (size_t i = 0; i < n_parts; i++)
+            free(stdin_parts[i]);
+    free(stdin_parts);
+    free(lens);
+    free(parts_store);
+    return rc == 0 ? 0 : 1;
+}

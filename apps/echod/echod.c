@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echod.c - the echo server's policy on top of iomux streams.
+ *
+ * The stream layer does the I/O (buffering, backpressure, half-close); this
+ * file decides who gets a connection (--max-conns, descriptor exhaustion,
+ * fds the select backend cannot watch), when a connection is cut (idle
+ * timeout, shutdown grace period), and what is said about it (--trace in
+ * the seed's words, rate-limited error lines, SIGUSR1 statistics).
+ */
+#include "echod.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <iomux/buf.h>
+#include <iomux/loop.h>
+#include <iomux/net.h>
+#include <iomux/stream.h>
+
+#include "trace.h"
+
+/* Connections accepted per readiness event: enough to empty a burst
+   quickly, few enough that clients already connected are not starved. */
+#define ACCEPT_BATCH 64
+/* How long accepting pauses when descriptors run out and the reserve
+   trick cannot help. */
+#define ACCEPT_PAUSE_MS 100
+/* Repeated error lines are printed at most once per this period. */
+#define LOG_PERIOD_MS 1000
+/* The seed reads with recv(1024); --trace does the same so that its
+   "received" lines cut the data where the seed would. */
+#define TRACE_READ_MAX 1024
+
+/* Things that can go wrong again and again, each rate-limited apart. */
+enum log_kind {
+    LOG_FDS,      /* out of descriptors */
+    LOG_MAXCONNS, /* --max-conns reached */
+    LOG_WATCH,    /* fd the backend cannot watch */
+    LOG_ACCEPT,   /* other accept() or set-up failure */
+    LOG_KINDS,
+};
+
+struct listener {
+    struct echod *d;
+    int fd;
+    struct iomux_addr addr; /* as bound */
+};
+
+/* A client. Kept small: with thousands of idle clients this, the stream
+   and the loop's table entry are all the memory one costs. */
+struct conn {
+    struct conn *prev, *next;
+    struct echod *d;
+    struct iomux_stream *stream;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+};
+
+struct echod {
+    const struct echod_options *opt;
+    struct iomux_loop *loop;
+    struct iomux_buf_pool *pool;
+    struct listener listeners[ECHOD_MAX_LISTEN];
+    size_t nlisteners;
+    struct conn conns; /* list head; conns.next is the oldest */
+    int reserve_fd;    /* spare descriptor for EMFILE, -1 if none */
+    uint64_t pause_timer, idle_timer, grace_timer;
+    bool accepting_paused;
+    bool stopping;
+    bool done;
+    /* statistics */
+    uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
+    uint64_t refused_max, refused_fds, refused_watch;
+    uint64_t log_last[LOG_KINDS], log_suppressed[LOG_KINDS];
+};
+
+static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ...)
+{
+    uint64_t now = iomux_loop_now(d->loop);
+    if (d->log_last[kind] && now - d->log_last[kind] < LOG_PERIOD_MS) {
+        d->log_suppressed[kind]++;
+        return;
+    }
+    d->log_last[kind] = now ? now : 1;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("echod: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (d->log_suppressed[kind])
+        fprintf(stderr, " (%" PRIu64 " more like this)", d->log_suppressed[kind]);
+    fputc('\n', stderr);
+    d->log_suppressed[kind] = 0;
+}
+
+static void conn_addr(const struct conn *c, struct iomux_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (c->peer.sa.sa_family == AF_INET6) {
+        memcpy(&out->ss, &c->peer.in6, sizeof(c->peer.in6));
+        out->len = sizeof(c->peer.in6);
+    } else {
+        memcpy(&out->ss, &c->peer.in4, sizeof(c->peer.in4));
+        out->len = sizeof(c->peer.in4);
+    }
+}
+
+/* The peer as the seed prints it: ('127.0.0.1', 40000). */
+static const char *conn_name(const struct conn *c, char *buf, size_t size)
+{
+    struct iomux_addr a;
+    conn_addr(c, &a);
+    trace_addr(&a, buf, size);
+    return buf;
+}
+
+static void conn_unlink(struct conn *c)
+{
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    c->d->open--;
+}
+
+static void check_done(struct echod *d)
+{
+    if (d->stopping && d->open == 0)
+        d->done = true;
+}
+
+static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
+{
+    struct conn *c = data;
+    struct echod *d = c->d;
+    char name[TRACE_ADDR_STRLEN];
+
+    d->bytes_in += len;
+    if (d->opt->trace) {
+        conn_name(c, name, sizeof(name));
+        fputs("  received ", stderr);
+        trace_bytes(stderr, bytes, len);
+        fprintf(stderr, " from %s\n", name);
+        fputs("  sending ", stderr);
+        trace_bytes(stderr, bytes, len);
+        fprintf(stderr, " to %s\n", name);
+    }
+    /* A failed write needs nothing here: the stream reports the reason
+       once, through on_close. */
+    if (iomux_stream_write(s, bytes, len) == 0) {
+        d->bytes_out += len;
+        if (d->opt->trace && iomux_stream_queued(s) == 0)
+            fprintf(stderr, "   %s queue empty\n", name);
+    }
+}
+
+/* Only registered with --trace: the queue emptied after waiting for the
+   socket to become writable. */
+static void on_drain(struct iomux_stream *s, void *data)
+{
+    struct conn *c = data;
+    char name[TRACE_ADDR_STRLEN];
+    (void)s;
+    fprintf(stderr, "   %s queue empty\n", conn_name(c, name, sizeof(name)));
+}
+
+static void on_close(struct iomux_stream *s, int error, void *data)
+{
+    struct conn *c = data;
+    struct echod *d = c->d;
+    (void)s;
+    if (error)
+        d->errors++;
+    if (d->opt->trace) {
+        char name[TRACE_ADDR_STRLEN];
+        conn_name(c, name, sizeof(name));
+        if (error)
+            fprintf(stderr, "  closing %s (%s)\n", name, strerror(-error));
+        else
+            fprintf(stderr, "  closing %s\n", name);
+    }
+    conn_unlink(c);
+    free(c);
+    check_done(d);
+}
+
+/* Closes a connection on our initiative (idle, grace period over). */
+static void conn_cut(struct conn *c, const char *why)
+{
+    struct echod *d = c->d;
+    if (d->opt->trace) {
+        char name[TRACE_ADDR_STRLEN];
+        fprintf(stderr, "  closing %s (%s)\n", conn_name(c, name, sizeof(name)), why);
+    }
+    iomux_stream_close(c->stream);
+    conn_unlink(c);
+    free(c);
+}
+
+static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
+                   const char *why)
+{
+    close(fd);
+    if (d->opt->trace) {
+        char name[TRACE_ADDR_STRLEN];
+        trace_addr(peer, name, sizeof(name));
+        fprintf(stderr, "  refusing %s: %s\n", name, why);
+    } else {
+        char text[IOMUX_ADDR_STRLEN];
+        if (iomux_addr_format(peer, text, sizeof(text)) < 0)
+            snprintf(text, sizeof(text), "?");
+        log_limited(d, kind, "refusing connection from %s: %s", text, why);
+    }
+}
+
+/* Turns an accepted socket into a served connection, or refuses it. */
+static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
+{
+    if (d->opt->max_conns && d->open >= d->opt->max_conns) {
+        d->refused_max++;
+        refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        d->refused_fds++;
+        refuse(d, fd, peer, LOG_ACCEPT, "out of memory");
+        return;
+    }
+    c->d = d;
+    if (peer->ss.ss_family == AF_INET6)
+        memcpy(&c->peer.in6, &peer->ss, sizeof(c->peer.in6));
+    else
+        memcpy(&c->peer.in4, &peer->ss, sizeof(c->peer.in4));
+
+    struct iomux_stream_options so = {
+        .on_data = on_data,
+        .on_drain = d->opt->trace ? on_drain : NULL,
+        .on_close = on_close,
+        .data = c,
+        .high_water = d->opt->high_water,
+        .low_water = d->opt->low_water,
+        .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
+    };
+    int rc = iomux_stream_new(d->loop, d->pool, fd, &so, &c->stream);
+    if (rc < 0) {
+        free(c);
+        char why[128];
+        if (rc == -ERANGE) {
+            d->refused_watch++;
+            if (strcmp(iomux_loop_backend(d->loop), "select") == 0)
+                snprintf(why, sizeof(why), "fd %d is beyond what select can watch (FD_SETSIZE %d)",
+                         fd, FD_SETSIZE);
+            else
+                snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
+            refuse(d, fd, peer, LOG_WATCH, why);
+        } else {
+            d->refused_fds++;
+            snprintf(why, sizeof(why), "%s", strerror(-rc));
+            refuse(d, fd, peer, LOG_ACCEPT, why);
+        }
+        return;
+    }
+    c->prev = d->conns.prev;
+    c->next = &d->conns;
+    d->conns.prev->next = c;
+    d->conns.prev = c;
+    d->open++;
+    d->total++;
+    if (d->opt->trace) {
+        char name[TRACE_ADDR_STRLEN];
+        fprintf(stderr, "  connection from %s\n", conn_name(c, name, sizeof(name)));
+    }
+}
+
+static void set_accepting(struct echod *d, bool on)
+{
+    for (size_t i = 0; i < d->nlisteners; i++)
+        iomux_fd_modify(d->loop, d->listeners[i].fd, on ? IOMUX_READ : 0);
+    d->accepting_paused = !on;
+}
+
+static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    struct echod *d = data;
+    (void)loop;
+    (void)id;
+    d->pause_timer = 0;
+    if (!d->stopping)
+        set_accepting(d, true);
+}
+
+/*
+ * Out of descriptors. The kernel keeps the listener readable while clients
+ * wait in the backlog, so retrying would spin: shed them with the reserve
+ * descriptor (they learn at once that they were refused). If that cannot
+ * be done, stop watching the listeners for a moment instead.
+ */
+static void shed_load(struct echod *d, struct listener *l, int err)
+{
+    log_limited(d, LOG_FDS, "accept: %s; refusing new connections until some close",
+                strerror(-err));
+    int shed = iomux_tcp_shed(l->fd, &d->reserve_fd, ACCEPT_BATCH);
+    if (shed > 0)
+        d->refused_fds += (uint64_t)shed;
+    if (shed <= 0 || d->reserve_fd < 0) {
+        if (!d->pause_timer &&
+            iomux_timer_add(d->loop, ACCEPT_PAUSE_MS, 0, on_pause_over, d, &d->pause_timer) == 0)
+            set_accepting(d, false);
+    }
+}
+
+static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
+{
+    struct listener *l = data;
+    struct echod *d = l->d;
+    (void)loop;
+    (void)fd;
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH && !d->stopping && !d->accepting_paused; i++) {
+        struct iomux_addr peer;
+        int cfd;
+        int rc = iomux_tcp_accept(l->fd, &peer, &cfd);
+        if (rc == 0) {
+            admit(d, cfd, &peer);
+            continue;
+        }
+        if (rc == -EAGAIN)
+            break;
+        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
+            shed_load(d, l, rc);
+            break;
+        }
+        /* The client gave up before we took it (ECONNABORTED), or a
+           protocol error on that one connection: the next may be fine. */
+        if (rc == -ECONNABORTED || rc == -EPROTO || rc == -EPERM || rc == -EINTR)
+            continue;
+        log_limited(d, LOG_ACCEPT, "accept: %s", strerror(-rc));
+        break;
+    }
+}
+
+static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    struct echod *d = data;
+    (void)id;
+    uint64_t now = iomux_loop_now(loop);
+    for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
+        next = c->next;
+        if (now - iomux_stream_last_io(c->stream) >= d->opt->idle_timeout_ms) {
+            d->idle_closed++;
+            conn_cut(c, "idle");
+        }
+    }
+}
+
+static void close_listeners(struct echod *d)
+{
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        iomux_fd_unwatch(d->loop, d->listeners[i].fd);
+        close(d->listeners[i].fd);
+    }
+    d->nlisteners = 0;
+}
+
+static void cut_all(struct echod *d, const char *why)
+{
+    while (d->conns.next != &d->conns)
+        conn_cut(d->conns.next, why);
+}
+
+static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    struct echod *d = data;
+    (void)loop;
+    (void)id;
+    d->grace_timer = 0;
+    if (!d->opt->quiet && d->open)
+        fprintf(stderr, "echod: grace period over, cutting %" PRIu64 " connections\n", d->open);
+    cut_all(d, "shutting down");
+    d->done = true;
+}
+
+static void print_stats(struct echod *d)
+{
+    struct iomux_buf_pool_stats ps;
+    iomux_buf_pool_stats(d->pool, &ps);
+    fprintf(stderr,
+            "echod: stats: backend %s; connections %" PRIu64 " open, %" PRIu64
+            " total; bytes %" PRIu64 " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64
+            ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
+            "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached\n",
+            iomux_loop_backend(d->loop), d->open, d->total, d->bytes_in, d->bytes_out,
+            d->refused_max + d->refused_fds + d->refused_watch, d->refused_max, d->refused_fds,
+            d->refused_watch, d->idle_closed, d->errors, ps.chunks_in_use, ps.chunks_cached);
+}
+
+static void on_signal(struct iomux_loop *loop, int signo, void *data)
+{
+    struct echod *d = data;
+    if (signo == SIGUSR1) {
+        print_stats(d);
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (d->stopping) {
+        /* A second request means "now". */
+        if (!d->opt->quiet)
+            fprintf(stderr, "echod: %s again, exiting now\n", name);
+        cut_all(d, "shutting down");
+        d->done = true;
+        return;
+    }
+    d->stopping = true;
+    close_listeners(d);
+    if (d->pause_timer) {
+        iomux_timer_cancel(loop, d->pause_timer);
+        d->pause_timer = 0;
+    }
+    if (!d->opt->quiet)
+        fprintf(stderr, "echod: %s, draining %" PRIu64 " connections\n", name, d->open);
+    /* end() lets each stream send what is queued and see its peer off;
+       it never calls on_close from here, so walking the list is safe. */
+    for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
+        iomux_stream_end(c->stream);
+    check_done(d);
+    if (!d->done &&
+        iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
+        cut_all(d, "shutting down");
+        d->done = true;
+    }
+}
+
+/* Parses a --listen address; prints the problem and returns the exit
+   status (2 bad text or unknown host, 1 other failure), or 0. */
+static int parse_address(const char *text, struct iomux_addr *addr)
+{
+    int rc = iomux_addr_parse(text, addr);
+    if (rc == -EINVAL) {
+        fprintf(stderr, "echod: --listen '%s': expected HOST:PORT or [IPV6]:PORT, port 0..65535\n",
+                text);
+        return 2;
+    }
+    if (rc == -ENOENT) {
+        fprintf(stderr, "echod: --listen '%s': host not found\n", text);
+        return 2;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "echod: --listen '%s': %s\n", text, strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int check_address(const char *text)
+{
+    struct iomux_addr addr;
+    return parse_address(text, &addr);
+}
+
+static int setup_listener(struct echod *d, const char *text)
+{
+    struct iomux_addr addr;
+    int rc = parse_address(text, &addr);
+    if (rc != 0)
+        return rc;
+    char shown[IOMUX_ADDR_STRLEN];
+    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", text);
+
+    struct listener *l = &d->listeners[d->nlisteners];
+    rc = iomux_tcp_listen(&addr, 0, &l->fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
+        return 1;
+    }
+    l->d = d;
+    rc = iomux_socket_local(l->fd, &l->addr);
+    if (rc == 0)
+        rc = iomux_fd_watch(d->loop, l->fd, IOMUX_READ, on_accept, l);
+    if (rc < 0) {
+        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
+        close(l->fd);
+        return 1;
+    }
+    d->nlisteners++;
+
+    unsigned port = iomux_addr_port(&l->addr);
+    if (iomux_addr_port(&addr) == 0) {
+        /* Port 0: say which port we got, on stdout, so that scripts and
+           tests can connect without guessing or sleeping. */
+        char bound[IOMUX_ADDR_STRLEN];
+        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) == 0) {
+            printf("%s\n", bound);
+            fflush(stdout);
+        }
+    }
+    if (d->opt->trace) {
+        /* The seed prints the host as it was given ('localhost'). */
+        char host[IOMUX_ADDR_STRLEN];
+        const char *colon = strrchr(text, ':');
+        size_t n = (size_t)(colon - text);
+        if (text[0] == '[' && n >= 2) {
+            text++;
+            n -= 2;
+        }
+        if (n >= sizeof(host))
+            n = sizeof(host) - 1;
+        memcpy(host, text, n);
+        host[n] = '\0';
+        fprintf(stderr, "starting up on %s port %u\n", host, port);
+    } else if (!d->opt->quiet) {
+        char bound[IOMUX_ADDR_STRLEN];
+        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) < 0)
+            snprintf(bound, sizeof(bound), "%s", shown);
+        fprintf(stderr, "echod: listening on %s (backend %s)\n", bound,
+                iomux_loop_backend(d->loop));
+    }
+    return 0;
+}
+
+int echod_new(const struct echod_options *opt, struct echod **out)
+{
+    struct echod *d = calloc(1, sizeof(*d));
+    if (!d) {
+        fprintf(stderr, "echod: start-up: %s\n", strerror(ENOMEM));
+        return 1;
+    }
+    d->opt = opt;
+    d->conns.next = d->conns.prev = &d->conns;
+    d->reserve_fd = -1;
+
+    struct iomux_loop_options lo = {.backend = opt->backend};
+    int rc = iomux_loop_new(&d->loop, &lo);
+    if (rc < 0) {
+        if (rc == -ENOENT)
+            fprintf(stderr, "echod: --backend %s: not compiled in\n", opt->backend);
+        else if (rc == -ENOSYS || rc == -EPERM)
+            fprintf(stderr, "echod: --backend %s: not available on this system\n", opt->backend);
+        else
+            fprintf(stderr, "echod: event loop: %s\n", strerror(-rc));
+        free(d);
+        return rc == -ENOENT ? 2 : 1;
+    }
+    int status = 1;
+    rc = iomux_buf_pool_new(&d->pool, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "echod: buffers: %s\n", strerror(-rc));
+        goto fail;
+    }
+    static const int signals[] = {SIGINT, SIGTERM, SIGUSR1};
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+        rc = iomux_signal_watch(d->loop, signals[i], on_signal, d);
+        if (rc < 0) {
+            fprintf(stderr, "echod: signal %s: %s\n", strsignal(signals[i]), strerror(-rc));
+            goto fail;
+        }
+    }
+    /* Every address is checked before any is listened on, so that a typo
+       in the second one is a usage error with nothing else said. */
+    for (size_t i = 0; i < opt->nlisten; i++) {
+        status = check_address(opt->listen[i]);
+        if (status != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < opt->nlisten; i++) {
+        status = setup_listener(d, opt->listen[i]);
+        if (status != 0)
+            goto fail;
+    }
+    status = 1;
+    if (opt->idle_timeout_ms) {
+        /* A sweep a few times per timeout: a connection is cut between
+           the timeout and a quarter more, without a timer per client. */
+        uint64_t every = opt->idle_timeout_ms / 4;
+        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+        rc = iomux_timer_add(d->loop, every, every, on_idle_sweep, d, &d->idle_timer);
+        if (rc < 0) {
+            fprintf(stderr, "echod: idle timer: %s\n", strerror(-rc));
+            goto fail;
+        }
+    }
+    /* Not fatal without it: descriptor exhaustion then pauses accepting. */
+    int fd = iomux_reserve_fd();
+    d->reserve_fd = fd >= 0 ? fd : -1;
+    *out = d;
+    return 0;
+
+fail:
+    echod_free(d);
+    return status;
+}
+
+int echod_run(struct echod *d)
+{
+    int tick = d->opt->tick_ms ? (int)d->opt->tick_ms : -1;
+    while (!d->done) {
+        if (d->opt->trace)
+            fputs("waiting for the next event\n", stderr);
+        int n = iomux_loop_run_once(d->loop, tick);
+        if (n < 0 && n != -EINTR) {
+            fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
+            return 1;
+        }
+        if (n == 0 && tick > 0 && d->opt->trace)
+            fputs("  timed out, do some other work here\n", stderr);
+    }
+    if (!d->opt->quiet)
+        fprintf(stderr, "echod: exiting: %" PRIu64 " connections served\n", d->total);
+    return 0;
+}
+
+void echod_free(struct echod *d)
+{
+    if (!d)
+        return;
+    if (d->loop) {
+        cut_all(d, "exiting");
+        close_listeners(d);
+    }
+    if (d->reserve_fd >= 0)
+        close(d->reserve_fd);
+    /* The loop goes first: its timers may not outlive it, and it restores
+       the signal dispositions. The pool only after every stream is gone. */
+    iomux_loop_free(d->loop);
+    iomux_buf_pool_free(d->pool);
+    free(d);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - echod: a TCP echo server on the iomux loop, the C rebuild of the
+ * Python select/poll echo server. Parses options, runs the server, maps
+ * the outcome to an exit status (0 ok, 1 runtime failure, 2 usage error).
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include "echod.h"
+#include "options.h"
+
+int main(int argc, char **argv)
+{
+    struct echod_options opts;
+    int rc = echod_options_parse(argc, argv, &opts);
+    if (rc == ECHOD_DONE)
+        return 0;
+    if (rc != ECHOD_RUN)
+        return 2;
+
+    /* Sockets never raise SIGPIPE (MSG_NOSIGNAL), but stderr and stdout
+       may be pipes whose reader went away: that must not kill a server
+       that still has clients. */
+    signal(SIGPIPE, SIG_IGN);
+    /* Trace lines are written piecewise; line buffering makes each one a
+       single write. */
+    setvbuf(stderr, NULL, _IOLBF, BUFSIZ);
+
+    struct echod *d;
+    rc = echod_new(&opts, &d);
+    if (rc != 0)
+        return rc;
+    rc = echod_run(d);
+    echod_free(d);
+    return rc;
+}

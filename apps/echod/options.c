@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * options.c - parses echod's command line with the shared strict parsers
+ * (apps/common/cli.h): a typo is a one-line usage error, never a silently
+ * different server.
+ */
+#include "options.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include <iomux/stream.h>
+
+#ifndef ECHOD_VERSION
+#define ECHOD_VERSION "unknown"
+#endif
+
+enum {
+    OPT_LISTEN = 1,
+    OPT_BACKEND,
+    OPT_MAX_CONNS,
+    OPT_IDLE,
+    OPT_TICK,
+    OPT_GRACE,
+    OPT_HIGH,
+    OPT_LOW,
+    OPT_TRACE,
+    OPT_QUIET,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct cli_option options[] = {
+    {"listen", 1, OPT_LISTEN},
+    {"backend", 1, OPT_BACKEND},
+    {"max-conns", 1, OPT_MAX_CONNS},
+    {"idle-timeout", 1, OPT_IDLE},
+    {"tick", 1, OPT_TICK},
+    {"grace", 1, OPT_GRACE},
+    {"high-water", 1, OPT_HIGH},
+    {"low-water", 1, OPT_LOW},
+    {"trace", 0, OPT_TRACE},
+    {"quiet", 0, OPT_QUIET},
+    {"help", 0, OPT_HELP},
+    {"version", 0, OPT_VERSION},
+    {NULL, 0, 0},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "Usage: echod [OPTION]...\n"
+        "A TCP echo server: every byte a client sends is sent back to it.\n"
+        "\n"
+        "  --listen HOST:PORT     address to listen on; repeatable (default " ECHOD_DEFAULT_LISTEN
+        ").\n"
+        "                         HOST is an IPv4 address, [IPV6] in brackets, or a name;\n"
+        "                         port 0 picks a free port and prints HOST:PORT on stdout\n"
+        "  --backend NAME         auto, epoll, poll or select (default auto: the first\n"
+        "                         that works, in that order)\n"
+        "  --max-conns N          serve at most N clients at once; more are accepted and\n"
+        "                         closed at once (default 0: no limit)\n"
+        "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
+        "                         (default 0: never)\n"
+        "  --tick SECS            wake up at least every SECS seconds even when idle; with\n"
+        "                         --trace, say so (default 0: no tick)\n"
+        "  --grace SECS           on SIGINT/SIGTERM, time given to connections to take what\n"
+        "                         is queued for them before they are cut (default %.0f)\n"
+        "  --high-water BYTES     stop reading from a client with more than BYTES waiting to\n"
+        "                         be sent to it (default %u; K, M, G suffixes allowed)\n"
+        "  --low-water BYTES      read from it again once that is down to BYTES\n"
+        "                         (default %u, or high-water / 4 if that is smaller)\n"
+        "  --trace                tell every event on stderr, in the words of the Python\n"
+        "                         select/poll echo server\n"
+        "  --quiet                log errors only (no start-up and shutdown lines)\n"
+        "  -h, --help             show this help and exit\n"
+        "  --version              show the version and exit\n"
+        "\n"
+        "Signals: SIGINT/SIGTERM stop accepting, let connections drain for the grace\n"
+        "period, then exit 0 (a second one exits at once); SIGUSR1 prints statistics on\n"
+        "stderr.\n"
+        "Exit status: 0 after a signal, 1 on a runtime failure (address in use, ...),\n"
+        "2 on a usage error.\n"
+        "\n"
+        "Examples:\n"
+        "  echod                                   # localhost:10000, like the seed\n"
+        "  echod --listen 127.0.0.1:0 --quiet      # any free port, printed on stdout\n"
+        "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
+        "  echod --trace --tick 1                  # the seed's story, with timeouts\n",
+        ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
+}
+
+/* BYTES: digits with an optional K, M or G (powers of 1024). */
+static int parse_bytes(const char *opt, const char *text, size_t *out, char *err, size_t errsize)
+{
+    char digits[32];
+    size_t n = strlen(text);
+    uint64_t unit = 1;
+    if (n > 0 && n < sizeof(digits)) {
+        switch (text[n - 1]) {
+        case 'k':
+        case 'K':
+            unit = 1024;
+            break;
+        case 'm':
+        case 'M':
+            unit = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            unit = 1024 * 1024 * 1024;
+            break;
+        default:
+            break;
+        }
+    }
+    if (unit > 1)
+        n--;
+    if (n == 0 || n >= sizeof(digits)) {
+        snprintf(err, errsize, "%s: '%s' is not a number of bytes", opt, text);
+        return -1;
+    }
+    memcpy(digits, text, n);
+    digits[n] = '\0';
+    uint64_t v;
+    const uint64_t max = (uint64_t)1 << 40;
+    if (cli_parse_u64(opt, digits, 1, max / unit, &v, err, errsize) < 0) {
+        snprintf(err, errsize, "%s: '%s' is not a number of bytes from 1 to 1T", opt, text);
+        return -1;
+    }
+    *out = (size_t)(v * unit);
+    return 0;
+}
+
+/* Seconds to milliseconds, rounded up so a short timeout never becomes 0
+   ("off"). */
+static int parse_ms(const char *opt, const char *text, uint64_t *out, char *err, size_t errsize)
+{
+    uint64_t us;
+    if (cli_parse_seconds(opt, text, 1e6, &us, err, errsize) < 0)
+        return -1;
+    *out = (us + 999) / 1000;
+    return 0;
+}
+
+int echod_options_parse(int argc, char **argv, struct echod_options *o)
+{
+    struct cli_iter it = {.argc = argc, .argv = argv, .index = 1};
+    char err[256] = "";
+    const char *value;
+    int id, bad = 0;
+
+    memset(o, 0, sizeof(*o));
+    o->backend = "auto";
+    o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
+
+    while (!bad && (id = cli_next(&it, options, &value, err, sizeof(err))) != CLI_END) {
+        switch (id) {
+        case CLI_ERROR:
+            bad = 1;
+            break;
+        case CLI_OPERAND:
+            snprintf(err, sizeof(err), "unexpected argument '%s'", value);
+            bad = 1;
+            break;
+        case OPT_LISTEN:
+            if (o->nlisten == ECHOD_MAX_LISTEN) {
+                snprintf(err, sizeof(err), "--listen: at most %d addresses", ECHOD_MAX_LISTEN);
+                bad = 1;
+            } else {
+                o->listen[o->nlisten++] = value;
+            }
+            break;
+        case OPT_BACKEND:
+            bad = cli_check_backend(value, err, sizeof(err)) < 0;
+            o->backend = value;
+            break;
+        case OPT_MAX_CONNS:
+            bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,
+                                sizeof(err)) < 0;
+            break;
+        case OPT_IDLE:
+            bad = parse_ms("--idle-timeout", value, &o->idle_timeout_ms, err, sizeof(err)) < 0;
+            break;
+        case OPT_TICK:
+            bad = parse_ms("--tick", value, &o->tick_ms, err, sizeof(err)) < 0;
+            break;
+        case OPT_GRACE:
+            bad = parse_ms("--grace", value, &o->grace_ms, err, sizeof(err)) < 0;
+            break;
+        case OPT_HIGH:
+            bad = parse_bytes("--high-water", value, &o->high_water, err, sizeof(err)) < 0;
+            break;
+        case OPT_LOW:
+            bad = parse_bytes("--low-water", value, &o->low_water, err, sizeof(err)) < 0;
+            break;
+        case OPT_TRACE:
+            o->trace = true;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return ECHOD_DONE;
+        case OPT_VERSION:
+            printf("echod (iomux) %s\n", ECHOD_VERSION);
+            return ECHOD_DONE;
+        default:
+            break;
+        }
+    }
+    if (!bad && o->tick_ms > (uint64_t)1 << 30) {
+        snprintf(err, sizeof(err), "--tick: too long");
+        bad = 1;
+    }
+    if (!bad) {
+        /* Fill in the watermarks the way the stream layer would, so that
+           a lone --low-water is checked against the real high water. */
+        size_t high = o->high_water ? o->high_water : IOMUX_STREAM_HIGH_WATER;
+        size_t low = o->low_water;
+        if (!low) {
+            low = IOMUX_STREAM_LOW_WATER < high / 4 ? IOMUX_STREAM_LOW_WATER : high / 4;
+        }
+        if (low > high) {
+            snprintf(err, sizeof(err), "--low-water (%zu) is above --high-water (%zu)", low, high);
+            bad = 1;
+        }
+        o->high_water = high;
+        o->low_water = low;
+    }
+    if (bad) {
+        fprintf(stderr, "echod: %s\nTry 'echod --help' for more information.\n", err);
+        return ECHOD_USAGE;
+    }
+    if (o->nlisten == 0)
+        o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
+    return ECHOD_RUN;
+}

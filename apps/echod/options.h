@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * options.h - echod's command line: what it accepts and the parsed result.
+ */
+#ifndef ECHOD_OPTIONS_H
+#define ECHOD_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ECHOD_MAX_LISTEN       16
+#define ECHOD_DEFAULT_LISTEN   "localhost:10000"
+#define ECHOD_DEFAULT_GRACE_MS 2000u
+
+struct echod_options {
+    const char *listen[ECHOD_MAX_LISTEN]; /* borrowed from argv */
+    size_t nlisten;
+    const char *backend;      /* "auto", "epoll", "poll", "select" */
+    uint64_t max_conns;       /* 0 = no limit */
+    uint64_t idle_timeout_ms; /* 0 = never */
+    uint64_t tick_ms;         /* 0 = no tick */
+    uint64_t grace_ms;        /* drain time on SIGINT/SIGTERM */
+    size_t high_water;        /* bytes; 0 = the stream default */
+    size_t low_water;
+    bool trace;
+    bool quiet;
+};
+
+enum {
+    ECHOD_RUN = 0,   /* options are good: run the server */
+    ECHOD_DONE = 1,  /* --help or --version was printed: exit 0 */
+    ECHOD_USAGE = 2, /* a usage error was printed: exit 2 */
+};
+
+/* Parses argv into *out (defaults first); prints help, version or a
+   one-line error. Returns ECHOD_RUN, ECHOD_DONE or ECHOD_USAGE. */
+int echod_options_parse(int argc, char **argv, struct echod_options *out);
+
+#endif /* ECHOD_OPTIONS_H */

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iomux/stream.h - a buffered, non-blocking stream socket on the loop.
+ *
+ * A stream owns one connected socket and its output queue. It reads when
+ * the socket is readable and hands the bytes to on_data(); writes are sent
+ * at once when nothing is queued and the rest is copied into the queue,
+ * which is flushed when the socket becomes writable (IOMUX_WRITE is watched
+ * only while something is queued). Short writes, EAGAIN and EINTR are
+ * handled here, and SIGPIPE is never raised (MSG_NOSIGNAL).
+ *
+ * Backpressure: when more than `high_water` bytes are queued the stream
+ * stops reading from its peer, and starts again once the queue is down to
+ * `low_water`. An echo built on a stream therefore holds at most about
+ * high_water + one read buffer per connection, however fast the peer sends
+ * and however slowly it reads.
+ *
+ * Lifetime: a stream ends exactly once, with on_close(stream, error):
+ *   - error 0: the peer shut down its side and everything queued was sent
+ *     (the stream then shuts down its write side and closes), or
+ *     iomux_stream_end() finished;
+ *   - error < 0: the connection failed (-ECONNRESET, -EPIPE, -ENOMEM...).
+ * The stream and its fd are freed when on_close returns. on_close is not
+ * called after iomux_stream_close(): the owner knows already.
+ * on_close never runs from inside a function of this header called by the
+ * owner (it runs from the loop), so the owner may keep using its own state
+ * after iomux_stream_write() or iomux_stream_end() return.
+ *
+ * Memory: reads go into the pool's one shared read buffer and queued bytes
+ * live in chunks borrowed from the pool, returned as soon as they are sent.
+ * An idle stream holds no buffer, only its own small struct.
+ */
+#ifndef IOMUX_STREAM_H
+#define IOMUX_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iomux/buf.h"
+#include "iomux/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iomux_stream;
+
+/* Defaults for iomux_stream_options fields left at 0. */
+#define IOMUX_STREAM_HIGH_WATER 262144u /* 256 KiB */
+#define IOMUX_STREAM_LOW_WATER  65536u  /* 64 KiB (or high_water / 4 if that is smaller) */
+
+/* Bytes from the peer. `bytes` is borrowed (it points into the pool's
+   shared read buffer) and is valid only until the callback returns. */
+typedef void iomux_stream_data_cb(struct iomux_stream *stream, const char *bytes, size_t len,
+                                  void *data);
+/* A notification without payload: see on_eof and on_drain. */
+typedef void iomux_stream_event_cb(struct iomux_stream *stream, void *data);
+/* The stream ended; `error` is 0 or a negative errno. Last callback. */
+typedef void iomux_stream_close_cb(struct iomux_stream *stream, int error, void *data);
+
+struct iomux_stream_options {
+    iomux_stream_data_cb *on_data;   /* required */
+    iomux_stream_event_cb *on_eof;   /* optional: the peer shut down its
+                                        write side. Writes made during the
+                                        callback are still sent; after it
+                                        returns, the stream flushes what is
+                                        queued and ends with error 0. */
+    iomux_stream_event_cb *on_drain; /* optional: the queue became empty
+                                        after a flush on writability */
+    iomux_stream_close_cb *on_close; /* optional */
+    void *data;                      /* passed to the callbacks (borrowed) */
+    size_t high_water;               /* 0 = IOMUX_STREAM_HIGH_WATER */
+    size_t low_water;                /* 0 = the default above; must be <= high_water */
+    size_t read_max;                 /* largest single read; 0 = the pool's read size */
+};
+
+/*
+ * Makes a stream of the connected, non-blocking socket `fd` and starts
+ * reading. `fd` may also be a TCP socket whose non-blocking connect is
+ * still in progress (iomux_tcp_connect() gave -EINPROGRESS): writes queue
+ * until it completes, and a failed connect ends the stream with its error
+ * (-ECONNREFUSED...). `loop` and `pool` are borrowed and must outlive the stream;
+ * `opts` is copied. On success the stream owns `fd` (it closes it) and the
+ * caller owns the stream until on_close returns or iomux_stream_close() is
+ * called. On failure `fd` is left open and still the caller's.
+ * Returns 0, or -EINVAL, -ENOMEM, or the error of iomux_fd_watch() (for
+ * example -ERANGE: the fd is beyond what the loop's backend can watch).
+ */
+int iomux_stream_new(struct iomux_loop *loop, struct iomux_buf_pool *pool, int fd,
+                     const struct iomux_stream_options *opts, struct iomux_stream **out);
+
+/*
+ * Sends `len` bytes (copied; `bytes` is only read during the call).
+ * Returns 0 when the bytes were sent or queued, or
+ *   -EPIPE   the stream takes no more writes (it is ending, or it failed:
+ *            on_close will give the reason);
+ *   -ENOMEM  they could not be queued; the stream fails with -ENOMEM.
+ */
+int iomux_stream_write(struct iomux_stream *stream, const void *bytes, size_t len);
+
+/*
+ * Ends the stream gracefully: stops delivering data (what arrives is read
+ * and dropped, so the peer is never stalled), sends what is queued, shuts
+ * down the write side, waits for the peer's end of stream, then closes and
+ * calls on_close(stream, 0). A peer that never closes keeps the stream
+ * open: bound it with a timer and iomux_stream_close(). Idempotent.
+ */
+void iomux_stream_end(struct iomux_stream *stream);
+
+/*
+ * Closes the stream at once: queued output is dropped, the fd is closed,
+ * and on_close is NOT called. The stream must not be used afterwards. Safe
+ * from any callback, this stream's own included (the memory is then freed
+ * when that callback returns). A no-op from inside on_close.
+ */
+void iomux_stream_close(struct iomux_stream *stream);
+
+/* The socket (owned by the stream), or -1 once it is closed. */
+int iomux_stream_fd(const struct iomux_stream *stream);
+
+/* Bytes queued for sending. */
+size_t iomux_stream_queued(const struct iomux_stream *stream);
+
+/* Loop time (iomux_loop_now()) of the last successful read or write, or of
+   the stream's creation: for idle timeouts. */
+uint64_t iomux_stream_last_io(const struct iomux_stream *stream);
+
+/* 1 while reading is paused because the queue is above the high
+   watermark, else 0. */
+int iomux_stream_backpressured(const struct iomux_stream *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOMUX_STREAM_H */

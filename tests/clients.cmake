@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+# Tests of echo-client and echo-bench (issue 4): unit tests of their
+# histogram, content checker and option parsing, then end-to-end runs
+# against echod on every backend, the seed's Python servers and a
+# misbehaving server (tests/clients_e2e.py, tests/fixtures/).
+iomux_test(test_histogram SOURCES test_histogram.c LIBS echo_bench_core m TIMEOUT 60)
+iomux_test(test_checker SOURCES test_checker.c LIBS echo_bench_core TIMEOUT 60)
+iomux_test(test_client_args SOURCES test_client_args.c LIBS echo_client_core echo_bench_core
+           TIMEOUT 60)
+
+find_package(Python3 COMPONENTS Interpreter)
+if(NOT Python3_Interpreter_FOUND)
+  message(WARNING "python3 not found: the echo-client/echo-bench end-to-end tests are not registered")
+  return()
+endif()
+
+set(clients_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/clients_e2e.py
+    --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
+    --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+if(TARGET echod)
+  list(APPEND clients_e2e --echod $<TARGET_FILE:echod>)
+endif()
+
+function(clients_e2e_test name)
+  add_test(NAME ${name} COMMAND ${clients_e2e} ${ARGN})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
+endfunction()
+
+clients_e2e_test(clients.seed_select seed select_echo_server.py)
+clients_e2e_test(clients.seed_poll seed poll_echo_server.py)
+foreach(mode close reset corrupt silent extra refused)
+  clients_e2e_test(clients.bad_${mode} bad ${mode})
+endforeach()
+clients_e2e_test(clients.bench_corrupt bench-corrupt)
+clients_e2e_test(clients.bench_close bench-close)
+clients_e2e_test(clients.bench_modes bench-modes)
+clients_e2e_test(clients.usage usage)
+if(TARGET echod)
+  foreach(backend ${IOMUX_BACKENDS})
+    clients_e2e_test(clients.echod.${backend} echod ${backend})
+  endforeach()
+endif()

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# clients_e2e.py: end-to-end tests of echo-client and echo-bench against
+# real servers: echod on each backend, the seed's Python select and poll
+# servers (tests/fixtures), and a server that misbehaves on purpose.
+#   clients_e2e.py --client BIN --bench BIN --fixtures DIR [--echod BIN] SCENARIO [ARG]
+# Every server listens on 127.0.0.1 port 0 and prints its address; every
+# wait is bounded; only processes started here are stopped, by their PID.
+# Exit 0 = pass, 1 = fail, 77 = skipped.
+import argparse
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+ARGS = None
+FAILURES = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print('FAILED: ' + what, file=sys.stderr)
+    return cond
+
+
+class Server:
+    """A server process that prints HOST:PORT as its first stdout line."""
+
+    def __init__(self, argv, what):
+        self.what = what
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        line = b''
+        deadline = time.monotonic() + 10
+        fd = self.proc.stdout.fileno()
+        # Poll for the address line rather than sleeping for it.
+        while not line.endswith(b'\n'):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError('{} did not print its address'.format(what))
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 256)
+                if not chunk:
+                    self.stop()
+                    raise RuntimeError('{} closed stdout without an address'.format(what))
+                line += chunk
+        self.address = line.split(b'\n')[0].decode().strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def fixture(name, *args):
+    return Server([sys.executable, os.path.join(ARGS.fixtures, name)] + list(args), name)
+
+
+def echod(backend):
+    return Server([ARGS.echod, '--listen', '127.0.0.1:0', '--backend', backend],
+                  'echod --backend ' + backend)
+
+
+def run(argv, timeout=20, stdin_data=None):
+    """Runs a tool; returns (exit status, stdout, stderr, seconds)."""
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(argv, input=stdin_data, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        check(False, '{} did not finish within {} s'.format(' '.join(argv), timeout))
+        return None, b'', b'', timeout
+    took = time.monotonic() - t0
+    err = p.stderr.decode(errors='replace')
+    print('$ {}  -> {} in {:.2f} s'.format(' '.join(argv), p.returncode, took), file=sys.stderr)
+    if err:
+        print('  ' + err.rstrip().replace('\n', '\n  ')[-3000:], file=sys.stderr)
+    return p.returncode, p.stdout.decode(errors='replace'), err, took
+
+
+def client(*args, **kw):
+    return run([ARGS.client] + list(args), **kw)
+
+
+def bench(*args, **kw):
+    return run([ARGS.bench] + list(args), **kw)
+
+
+def seed_story_ok(err, parts, sockets):
+    """The seed's story: connecting, then sending/received per socket."""
+    ok = check(err.startswith('connecting to 127.0.0.1 port '), 'story starts with connecting')
+    for part in parts:
+        text = "sending b'{}'".format(part)
+        ok &= check(err.count(text) == sockets, '{} x "{}"'.format(sockets, text))
+    ok &= check(err.count('closing socket (') == sockets, 'one closing line per socket')
+    received = ''.join(line.split(': received ', 1)[1]
+                       for line in err.splitlines() if ': received ' in line)
+    ok &= check(received.count("b'") >= len(parts), 'received lines present')
+    return ok
+
+
+DEFAULT_PARTS = ['This is the message. ', 'It will be sent ', 'in parts.']
+SLOW_PARTS = ['Part one of the message.', 'Part two of the message.']
+
+
+def scenario_seed(name):
+    """echo-client against a seed Python server: the multi-socket client,
+    the slow client (delays shortened to keep the test quick), and parts
+    from stdin. Each run gets a fresh server: the seed's select server
+    dies with a KeyError when a client closes while its socket is still in
+    `outputs` (it deletes the queue in the readable loop, then looks it up
+    in the writable loop of the same iteration), which our client does on
+    every run once it has its echo."""
+    with fixture(name, '0') as srv:
+        rc, _, err, _ = client('--connect', srv.address)
+        check(rc == 0, 'multi-socket client exits 0 against ' + name)
+        seed_story_ok(err, DEFAULT_PARTS, 2)
+    with fixture(name, '0') as srv:
+        rc, _, err, took = client('--connect', srv.address, '--sockets', '1', '--connect-delay',
+                                  '0.2', '--delay', '0.3', *SLOW_PARTS)
+        check(rc == 0, 'slow client exits 0 against ' + name)
+        check(took >= 0.5, 'the delays were honoured ({:.2f} s >= 0.5 s)'.format(took))
+        seed_story_ok(err, SLOW_PARTS, 1)
+    with fixture(name, '0') as srv:
+        rc, _, err, _ = client('--connect', srv.address, '--sockets', '5', '--quiet', '-',
+                               stdin_data=b'first line\n\nsecond line\n')
+        check(rc == 0, 'parts from stdin exit 0 against ' + name)
+        check(err == '', '--quiet prints nothing on success')
+
+
+def scenario_echod(backend):
+    """echo-client and echo-bench against echod on one backend."""
+    if not ARGS.echod:
+        print('SKIP: echod is not built', file=sys.stderr)
+        sys.exit(77)
+    with echod(backend) as srv:
+        rc, _, err, _ = client('--connect', srv.address, '--backend', backend)
+        check(rc == 0, 'echo-client exits 0 against echod --backend ' + backend)
+        seed_story_ok(err, DEFAULT_PARTS, 2)
+        # Big parts on many sockets: partial writes and reads on both sides.
+        big = ''.join(chr(ord('a') + i % 26) for i in range(300000))
+        lines = '{}\nx\n{}\n'.format(big, big[:70000]).encode()
+        rc, _, _, _ = client('--connect', srv.address, '--sockets', '20', '--quiet', '--backend',
+                             backend, '-', stdin_data=lines)
+        check(rc == 0, 'echo-client with 300 kB parts on 20 sockets exits 0')
+        rc, out, _, _ = bench('--connect', srv.address, '--conns', '10', '--depth', '4',
+                              '--duration', '2', '--warmup', '0.2', '--json', '--backend', backend)
+        check(rc == 0, 'echo-bench exits 0 against echod --backend ' + backend)
+        try:
+            r = json.loads(out)
+        except ValueError:
+            check(False, 'echo-bench --json prints one JSON object, got: ' + out[:200])
+            return
+        check(r['errors'] == 0, 'echo-bench reports 0 errors')
+        check(r['connect_failures'] == 0, 'echo-bench reports 0 connect failures')
+        check(r['messages_per_s'] > 0, 'echo-bench reports a non-zero rate')
+        check(r['latency_us']['p50'] > 0, 'echo-bench reports a latency')
+        check(r['backend'] == backend, 'echo-bench used backend ' + backend)
+    # IPv6, where this machine has a loopback for it.
+    try:
+        srv6 = Server([ARGS.echod, '--listen', '[::1]:0', '--backend', backend], 'echod on ::1')
+    except RuntimeError:
+        print('(no IPv6 loopback here: the [::1] part is skipped)', file=sys.stderr)
+        return
+    with srv6:
+        rc, _, err, _ = client('--connect', srv6.address, '--sockets', '1', '--backend', backend,
+                               'over IPv6')
+        check(rc == 0, 'echo-client exits 0 over IPv6')
+        check("('::1', " in err and ", 0, 0): sending b'over IPv6'" in err,
+              'IPv6 socket names are printed the way Python prints them')
+
+
+def expect_client_failure(mode, needle, after='5', timeout_arg='3', max_s=8.0):
+    with fixture('bad_echo_server.py', mode, after) as srv:
+        rc, _, err, took = client('--connect', srv.address, '--timeout', timeout_arg)
+        check(rc == 1, 'echo-client exits 1 against a server that does "{}"'.format(mode))
+        last = err.rstrip().splitlines()[-1] if err.strip() else ''
+        check(last.startswith('echo-client: ') and needle in last,
+              'last line "{}" is a clear reason containing "{}"'.format(last, needle))
+        check(took < max_s, 'gave up within {} s ({:.2f} s)'.format(max_s, took))
+
+
+def scenario_bad(mode):
+    if mode == 'close':
+        expect_client_failure('close', 'closed the connection early')
+    elif mode == 'reset':
+        expect_client_failure('reset', 'reset')
+    elif mode == 'corrupt':
+        expect_client_failure('corrupt', 'mismatch', after='7')
+    elif mode == 'silent':
+        expect_client_failure('silent', 'timed out', timeout_arg='1', max_s=4.0)
+    elif mode == 'extra':
+        expect_client_failure('extra', 'more than were sent')
+    elif mode == 'refused':
+        # A port that was free a moment ago: bound, never listened on.
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+        rc, _, err, took = client('--connect', '127.0.0.1:{}'.format(port))
+        s.close()
+        check(rc == 1, 'echo-client exits 1 when the connection is refused')
+        check('refused' in err, 'the reason says refused')
+        check(took < 5, 'quickly')
+    else:
+        raise SystemExit('unknown bad mode ' + mode)
+
+
+def scenario_bench_corrupt(_):
+    """echo-bench against a server that flips one byte per connection."""
+    with fixture('bad_echo_server.py', 'corrupt', '1000') as srv:
+        rc, out, err, _ = bench('--connect', srv.address, '--conns', '3', '--duration', '1',
+                                '--warmup', '0', '--json')
+        check(rc == 1, 'echo-bench exits 1 against a corrupting server')
+        r = json.loads(out)
+        check(r['errors'] == 3, 'one error per connection ({} reported)'.format(r['errors']))
+        check('byte 1000 of the stream is wrong' in (r['first_error'] or ''),
+              'the first error names the byte')
+        check('error' in err, 'stderr says so too')
+
+
+def scenario_bench_close(_):
+    with fixture('bad_echo_server.py', 'close', '100') as srv:
+        rc, out, _, took = bench('--connect', srv.address, '--conns', '2', '--duration', '1',
+                                 '--warmup', '0', '--json')
+        check(rc == 1, 'echo-bench exits 1 when the server closes early')
+        r = json.loads(out)
+        check(r['errors'] == 2, 'one error per connection')
+        check(took < 10, 'within the run time')
+
+
+def scenario_bench_modes(_):
+    """The other modes against the correct Python echo (threads, so it
+    keeps up): open loop, threads, idle connections, slow and never-reading
+    readers, paced connects."""
+    with fixture('bad_echo_server.py', 'echo') as srv:
+        a = srv.address
+        rc, out, _, _ = bench('--connect', a, '--conns', '4', '--rate', '400', '--duration', '1',
+                              '--warmup', '0', '--json')
+        r = json.loads(out) if rc is not None else {}
+        check(rc == 0 and r.get('mode') == 'open', 'open loop runs')
+        # 400/s for 1 s: the schedule, not the server, sets the count.
+        check(150 <= r.get('messages', 0) <= 420, 'open loop keeps its rate')
+        rc, out, _, _ = bench('--connect', a, '--conns', '4', '--threads', '2', '--idle', '20',
+                              '--connect-rate', '200', '--duration', '0.5', '--warmup', '0',
+                              '--json')
+        r = json.loads(out) if rc is not None else {}
+        check(rc == 0 and r.get('threads') == 2 and r.get('idle') == 20,
+              'threads + idle + paced connects run')
+        rc, out, _, _ = bench('--connect', a, '--read-delay', '50', '--size', '100000',
+                              '--duration', '0.5', '--warmup', '0', '--json')
+        r = json.loads(out) if rc is not None else {}
+        check(rc == 0 and r.get('messages', 0) >= 1, 'a slow reader still completes messages')
+        rc, out, _, _ = bench('--connect', a, '--never-read', '--duration', '0.5', '--warmup',
+                              '0', '--json')
+        r = json.loads(out) if rc is not None else {}
+        took = r.get('never_read_bytes', {}).get('min', 0)
+        check(rc == 0 and took > 0, 'never-read reports what the server took ({})'.format(took))
+
+
+def scenario_usage(_):
+    """Bad command lines: exit 2 with one line on stderr, for both tools."""
+    for tool, args in ((client, ['--sockets', '0']), (client, ['--delay', 'soon']),
+                       (client, ['--bogus']), (client, ['--connect', 'nocolon']),
+                       (bench, ['--conns', 'many']), (bench, ['--size', '0']),
+                       (bench, ['--udp']), (bench, ['--connect', '1.2.3.4:99999'])):
+        rc, _, err, _ = tool(*args)
+        check(rc == 2, '{} exits 2'.format(args))
+        check(len(err.strip().splitlines()) == 1, '{}: one line on stderr'.format(args))
+    for tool in (client, bench):
+        rc, out, _, _ = tool('--help')
+        check(rc == 0 and out.startswith('usage:'), '--help prints the usage and exits 0')
+
+
+SCENARIOS = {
+    'seed': scenario_seed,
+    'echod': scenario_echod,
+    'bad': scenario_bad,
+    'bench-corrupt': scenario_bench_corrupt,
+    'bench-close': scenario_bench_close,
+    'bench-modes': scenario_bench_modes,
+    'usage': scenario_usage,
+}
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--client', required=True)
+    ap.add_argument('--bench', required=True)
+    ap.add_argument('--fixtures', required=True)
+    ap.add_argument('--echod')
+    ap.add_argument('scenario', choices=sorted(SCENARIOS))
+    ap.add_argument('arg', nargs='?', default='')
+    ARGS = ap.parse_args()
+    SCENARIOS[ARGS.scenario](ARGS.arg)
+    if FAILURES:
+        print('{} check(s) FAILED'.format(len(FAILURES)), file=sys.stderr)
+        sys.exit(1)
+    print('all checks passed', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()

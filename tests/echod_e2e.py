@@ -1,0 +1,950 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests of echod: real echod processes on 127.0.0.1, port 0.
+
+Usage: echod_e2e.py ECHOD BACKEND [TEST...]
+       echod_e2e.py ECHOD BACKEND --measure-idle N   (not run by ctest)
+
+Every test starts its own echod with `--listen 127.0.0.1:0`, reads the bound
+address from echod's stdout, talks to it with non-blocking sockets under a
+deadline, checks every byte, and kills the process on the way out. Readiness
+is polled for, never slept for; the only sleeps are the fixed intervals of
+the CPU-time measurement and the idle-timeout scenario, which are the point
+of those tests. Exit status: 0 pass, 1 fail, 77 skip (ctest's convention).
+"""
+import errno
+import os
+import random
+import re
+import resource
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "fixtures")
+ECHOD = None
+BACKEND = None
+# ASan/UBSan builds are slower and hold more memory; bounds widen there.
+SANITIZED = False
+MiB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Skip(Exception):
+    pass
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+# --------------------------------------------------------------------------
+# echod processes
+
+
+class Echod:
+    """One echod process. Use as a context manager: it is always killed."""
+
+    def __init__(self, *args, nofile=None, fill_fds=None, listen="127.0.0.1:0",
+                 backend=None, quiet=True):
+        self.err = tempfile.TemporaryFile()
+        argv = [ECHOD, "--backend", backend or BACKEND]
+        if listen:
+            argv += ["--listen", listen]
+        if quiet:
+            argv.append("--quiet")
+        argv += list(args)
+
+        def child():
+            # Runs in the child before exec: limits and extra descriptors.
+            if nofile is not None:
+                soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+            if fill_fds is not None:
+                lo, hi = fill_fds
+                null = os.open("/dev/null", os.O_RDONLY)
+                for fd in range(lo, hi):
+                    if fd != null:
+                        os.dup2(null, fd)
+                if not lo <= null < hi:
+                    os.close(null)
+
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err,
+                                     preexec_fn=child, close_fds=fill_fds is None)
+        if listen and listen.endswith(":0"):
+            try:
+                line = self._read_line(10)
+            except BaseException:
+                self.__exit__()
+                raise
+            host, _, port = line.rpartition(":")
+            self.host = host.strip("[]")
+            self.port = int(port)
+
+    def _read_line(self, timeout):
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        buf = b""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                fail("echod printed no address within %ss; stderr: %s" % (timeout, self.stderr()))
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                fail("echod exited early (%s); stderr: %s" % (self.proc.poll(), self.stderr()))
+            buf += chunk
+        sel.close()
+        return buf.decode().split("\n")[0]
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def wait_stderr(self, pattern, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.stderr()
+            if re.search(pattern, text, re.M):
+                return text
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        fail("echod stderr never matched %r: %s" % (pattern, self.stderr()[-3000:]))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then the exit status (killed and failed after timeout)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            fail("echod did not exit within %ss of SIGTERM" % timeout)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+    def nfds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.err.closed:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.err.close()
+
+
+# --------------------------------------------------------------------------
+# clients
+
+
+def connect(port, host="127.0.0.1", timeout=5):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exact(s, n, timeout=5):
+    s.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(min(n - len(buf), 1 << 16))
+        if not chunk:
+            fail("EOF after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def roundtrip(s, data, timeout=5):
+    s.settimeout(timeout)
+    s.sendall(data)
+    got = recv_exact(s, len(data), timeout)
+    check(got == data, "echo differs")
+
+
+def closed_by_peer(s, timeout=5):
+    """True if the peer closed (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def echo_clients(port, payloads, timeout=60, shut_after_send=False):
+    """Runs one non-blocking client per payload at once; each sends its
+    payload while reading the echo and must get back exactly that. Returns
+    the number of clients."""
+    sel = selectors.DefaultSelector()
+    clients = []
+    for data in payloads:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rc = s.connect_ex(("127.0.0.1", port))
+        check(rc in (0, errno.EINPROGRESS), "connect: %s" % os.strerror(rc))
+        c = {"s": s, "data": data, "sent": 0, "got": bytearray(), "done": False, "eof": False}
+        clients.append(c)
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+    left = len(clients)
+    deadline = time.monotonic() + timeout
+    view = {}
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stuck = [(len(c["data"]), c["sent"], len(c["got"])) for c in clients if not c["done"]]
+            fail("%d clients unfinished after %ss (size, sent, received): %s"
+                 % (left, timeout, stuck[:10]))
+        for key, ev in sel.select(min(remaining, 1.0)):
+            c = key.data
+            s = c["s"]
+            if ev & selectors.EVENT_WRITE and c["sent"] < len(c["data"]):
+                mv = view.setdefault(id(c), memoryview(c["data"]))
+                try:
+                    c["sent"] += s.send(mv[c["sent"]:c["sent"] + 262144])
+                except BlockingIOError:
+                    pass
+                if c["sent"] == len(c["data"]):
+                    if shut_after_send:
+                        s.shutdown(socket.SHUT_WR)
+                    sel.modify(s, selectors.EVENT_READ, c)
+            if ev & selectors.EVENT_READ:
+                try:
+                    chunk = s.recv(262144)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    c["eof"] = True
+                c["got"] += chunk
+                if len(c["got"]) > len(c["data"]):
+                    fail("client got more bytes than it sent")
+                if len(c["got"]) == len(c["data"]) and (not shut_after_send or c["eof"]):
+                    check(bytes(c["got"]) == c["data"], "echo differs (size %d)" % len(c["data"]))
+                    c["done"] = True
+                    sel.unregister(s)
+                    s.close()
+                    left -= 1
+                elif not chunk:
+                    fail("EOF after %d of %d bytes" % (len(c["got"]), len(c["data"])))
+    sel.close()
+    return len(clients)
+
+
+def run_fixture(name, port, timeout=30):
+    """Runs a seed client from tests/fixtures against `port`."""
+    p = subprocess.run([sys.executable, os.path.join(FIXTURES, name), str(port)],
+                       capture_output=True, text=True, timeout=timeout)
+    check(p.returncode == 0, "%s failed (%d): %s" % (name, p.returncode, p.stderr))
+    return p.stderr
+
+
+# --------------------------------------------------------------------------
+# tests
+
+
+def test_usage():
+    """Option and address errors: one line, the right exit status."""
+    def run(*args):
+        p = subprocess.run([ECHOD, "--backend", BACKEND] + list(args), capture_output=True,
+                           text=True, timeout=10)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = run("--help")
+    check(rc == 0, "--help exit %d" % rc)
+    for opt in ("--listen", "--backend", "--max-conns", "--idle-timeout", "--tick",
+                "--high-water", "--low-water", "--trace", "--quiet", "--help", "--version"):
+        check(opt in out, "--help does not document %s" % opt)
+    rc, out, err = run("--version")
+    check(rc == 0 and out.startswith("echod"), "--version: %d %r" % (rc, out))
+    for args in (["--bogus"], ["--listen"], ["--listen", "127.0.0.1:99999"],
+                 ["--listen", "127.0.0.1"], ["--listen", "::1:80"], ["--listen", ":80"],
+                 ["--listen", "127.0.0.1:8x"], ["--listen", "127.0.0.1:-1"],
+                 ["--listen", "127.1:80"], ["--backend", "kqueue"], ["--max-conns", "-1"],
+                 ["--idle-timeout", "abc"], ["--high-water", "0"],
+                 ["--high-water", "1K", "--low-water", "2K"], ["extra"],
+                 ["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:x"]):
+        rc, out, err = run(*args)
+        check(rc == 2, "%s: exit %d, want 2 (%s)" % (args, rc, err))
+        lines = err.strip().split("\n")
+        check(lines[0].startswith("echod: "), "%s: error line %r" % (args, err))
+        check(out == "", "%s: printed %r on stdout before failing" % (args, out))
+    # Port in use is a runtime failure: exit 1 with the reason.
+    with Echod() as d:
+        rc, out, err = run("--listen", "127.0.0.1:%d" % d.port)
+        check(rc == 1, "port in use: exit %d (%s)" % (rc, err))
+        check("Address already in use" in err and err.startswith("echod: "),
+              "port in use: %r" % err)
+
+
+def test_echo_one_client():
+    """One client, sizes from 1 byte to 1 MiB, every byte checked."""
+    with Echod() as d:
+        for size in (1, 2, 3, 100, 1023, 1024, 1025, 16384, 65535, 65536, 65537, 300000, MiB):
+            echo_clients(d.port, [os.urandom(size)], timeout=30)
+        # Many messages on one connection, of mixed sizes.
+        s = connect(d.port)
+        for size in (1, 10, 1000, 10000, 100000, 1, 7):
+            roundtrip(s, os.urandom(size))
+        s.close()
+        check(d.stop() == 0, "exit status")
+
+
+def test_echo_200_clients():
+    """200 clients at once with messages from 1 byte to 1 MiB."""
+    rnd = random.Random(3)
+    sizes = [1, MiB] + [min(MiB, (1 << rnd.randrange(0, 21)) + rnd.randrange(0, 1000))
+                        for _ in range(198)]
+    payloads = [rnd.randbytes(n) for n in sizes]
+    with Echod() as d:
+        echo_clients(d.port, payloads, timeout=90)
+        check(d.stop() == 0, "exit status")
+
+
+def test_burst_1000():
+    """1,000 clients connect at once (the seed's backlog of 5 would strand
+    most of them) and are all served."""
+    with Echod() as d:
+        echo_clients(d.port, [b"burst %d" % i for i in range(1000)], timeout=60)
+        check(d.stop() == 0, "exit status")
+
+
+def test_half_close():
+    """A client sends 10 MiB without reading, then shuts down its write
+    side: echod still sends every byte back, then closes."""
+    data = os.urandom(10 * MiB)
+    with Echod("--high-water", "16M", "--low-water", "1M") as d:
+        s = connect(d.port, timeout=30)
+        s.sendall(data)  # fits: echod queues up to 16 MiB without reading
+        s.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        s.settimeout(30)
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        check(len(got) == len(data), "got %d of %d bytes" % (len(got), len(data)))
+        check(bytes(got) == data, "echo differs")
+        # Also with many concurrent half-closing clients of mixed sizes.
+        echo_clients(d.port, [os.urandom(n) for n in (1, 1000, 100000, MiB)],
+                     shut_after_send=True)
+        check(d.stop() == 0, "exit status")
+
+
+def test_backpressure_rss():
+    """A client sends (up to) 100 MiB and never reads: echod stops reading
+    from it near the high watermark, its RSS stays bounded, and another
+    client is served meanwhile. Then the hog reads and gets every byte."""
+    high = MiB
+    with Echod("--high-water", str(high), "--low-water", "256K") as d:
+        warm = connect(d.port)
+        roundtrip(warm, os.urandom(200000))  # read buffer and a few chunks touched
+        base = d.rss_kib()
+        hog = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hog.connect(("127.0.0.1", d.port))
+        hog.setblocking(False)
+        block = os.urandom(MiB)
+        sent = 0
+        sent_chunks = []
+        last_progress = time.monotonic()
+        deadline = time.monotonic() + 20
+        # Send until 100 MiB or until echod has stopped taking data for
+        # 0.5 s (the kernel buffers on both sides are then full too).
+        while sent < 100 * MiB and time.monotonic() - last_progress < 0.5:
+            check(time.monotonic() < deadline, "hog phase took too long")
+            try:
+                n = hog.send(block)
+                sent_chunks.append(block[:n])
+                sent += n
+                last_progress = time.monotonic()
+            except BlockingIOError:
+                sel = selectors.DefaultSelector()
+                sel.register(hog, selectors.EVENT_WRITE)
+                sel.select(0.05)
+                sel.close()
+            # Meanwhile another client is served.
+            roundtrip(warm, b"ping %d" % sent)
+        rss = d.rss_kib()
+        grow = rss - base
+        limit = (high + 8 * MiB) // 1024 * (4 if SANITIZED else 1)
+        print("  backpressure: hog sent %.1f MiB; echod RSS %d KiB (base %d KiB, +%d KiB, "
+              "limit +%d KiB)" % (sent / MiB, rss, base, grow, limit))
+        check(sent < 100 * MiB, "echod took all 100 MiB without the client reading")
+        check(grow < limit, "RSS grew by %d KiB, limit %d KiB" % (grow, limit))
+        for i in range(20):
+            roundtrip(warm, os.urandom(10000))
+        # The hog now reads: every byte it managed to send comes back.
+        data = b"".join(sent_chunks)
+        hog.setblocking(True)
+        hog.shutdown(socket.SHUT_WR)
+        hog.settimeout(30)
+        got = bytearray()
+        while True:
+            chunk = hog.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        check(bytes(got) == data, "hog got %d of %d bytes back, or different ones"
+              % (len(got), len(data)))
+        hog.close()
+        warm.close()
+        check(d.stop() == 0, "exit status")
+
+
+def test_reset_mid_stream():
+    """A client that resets mid-stream, with echo data queued for it, does
+    not disturb the others."""
+    with Echod("--high-water", "4M") as d:
+        good = connect(d.port)
+        roundtrip(good, b"before")
+        for _ in range(5):
+            bad = connect(d.port)
+            bad.sendall(os.urandom(3 * MiB // 2))  # echod queues some of it for us
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            bad.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            bad.close()
+            roundtrip(good, os.urandom(100000))
+        echo_clients(d.port, [os.urandom(n) for n in (10, 100000, MiB)])
+        roundtrip(good, b"after")
+        good.close()
+        check(d.alive(), "echod died")
+        check(d.stop() == 0, "exit status")
+
+
+def test_idle_timeout():
+    """--idle-timeout closes the idle client, not the busy one."""
+    with Echod("--idle-timeout", "0.8") as d:
+        idle = connect(d.port)
+        busy = connect(d.port)
+        roundtrip(idle, b"hello")
+        t0 = time.monotonic()
+        idle.setblocking(False)
+        idle_closed_at = None
+        while time.monotonic() - t0 < 2.2:
+            roundtrip(busy, b"x")
+            if idle_closed_at is None:
+                try:
+                    if idle.recv(10) == b"":
+                        idle_closed_at = time.monotonic() - t0
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    idle_closed_at = time.monotonic() - t0
+            time.sleep(0.05)  # the busy client's pace, the point of the test
+        check(idle_closed_at is not None, "idle client not closed after 2.2 s")
+        check(idle_closed_at >= 0.75, "idle client closed too early (%.2f s)" % idle_closed_at)
+        roundtrip(busy, b"still here")
+        busy.close()
+        idle.close()
+        check(d.stop() == 0, "exit status")
+
+
+def test_max_conns():
+    """--max-conns 2: the third client is refused, the first two are not
+    disturbed, and a place that frees up is given to the next client."""
+    with Echod("--max-conns", "2") as d:
+        a, b = connect(d.port), connect(d.port)
+        roundtrip(a, b"a")
+        roundtrip(b, b"b")
+        c = connect(d.port)
+        check(closed_by_peer(c), "third client was not refused")
+        c.close()
+        roundtrip(a, b"a again")
+        roundtrip(b, b"b again")
+        a.close()
+        # echod learns of a's departure asynchronously: retry for a while.
+        deadline = time.monotonic() + 5
+        while True:
+            e = connect(d.port)
+            try:
+                roundtrip(e, b"e", timeout=0.5)
+                break
+            except (AssertionError, socket.timeout, ConnectionResetError):
+                e.close()
+                check(time.monotonic() < deadline, "no client served after one left")
+        e.close()
+        b.close()
+        d.signal(signal.SIGUSR1)
+        d.wait_stderr(r"echod: stats: .*refused [1-9]")
+        check(d.stop() == 0, "exit status")
+
+
+def test_emfile():
+    """Under a low RLIMIT_NOFILE, more clients than descriptors: echod
+    refuses the extra ones without spinning and recovers when clients
+    leave."""
+    with Echod(nofile=24, quiet=False) as d:
+        served, refused = [], 0
+        for i in range(40):
+            s = connect(d.port)
+            try:
+                roundtrip(s, b"x%d" % i, timeout=2)
+                served.append(s)
+            except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
+                refused += 1
+                s.close()
+        check(len(served) >= 5, "only %d clients served" % len(served))
+        check(refused >= 10, "only %d clients refused" % refused)
+        # More clients knock while the table is full; echod must not spin.
+        knockers = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(10)]
+        cpu0 = d.cpu_seconds()
+        time.sleep(1.0)  # measuring CPU use over an interval is the point
+        cpu = d.cpu_seconds() - cpu0
+        print("  emfile: %d served, %d refused; CPU over 1 s while full: %.2f s"
+              % (len(served), refused, cpu))
+        check(cpu < 0.3, "echod used %.2f s of CPU in 1 s while out of fds" % cpu)
+        for k in knockers:
+            k.close()
+        for s in served:
+            roundtrip(s, b"still served")
+        for s in served:
+            s.close()
+        # Recovery: new clients are served again.
+        deadline = time.monotonic() + 5
+        ok = 0
+        while ok < 5:
+            check(time.monotonic() < deadline, "echod did not recover (%d served)" % ok)
+            s = connect(d.port)
+            try:
+                roundtrip(s, b"again", timeout=1)
+                ok += 1
+            except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
+                pass
+            s.close()
+        err = d.stderr()
+        check("Too many open files" in err, "no EMFILE log line: %s" % err)
+        check(err.count("Too many open files") <= 5, "EMFILE log not rate-limited:\n%s" % err)
+        check(d.stop() == 0, "exit status")
+
+
+def test_fd_beyond_setsize():
+    """Descriptors at and above FD_SETSIZE: select refuses those clients
+    cleanly (and serves the others); poll and epoll serve them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        raise Skip("RLIMIT_NOFILE hard limit %d < 2048" % hard)
+    # echod inherits /dev/null on fds 24..1023, so its first few clients
+    # get low numbers and the later ones 1024 and up.
+    with Echod(nofile=2048, fill_fds=(24, 1024), quiet=False) as d:
+        served, refused = [], 0
+        for i in range(30):
+            s = connect(d.port)
+            try:
+                roundtrip(s, b"y%d" % i, timeout=2)
+                served.append(s)
+            except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
+                refused += 1
+                s.close()
+        if BACKEND == "select":
+            check(refused >= 5, "select: only %d clients refused" % refused)
+            check(len(served) >= 5, "select: only %d clients served" % len(served))
+            d.wait_stderr(r"beyond what select can watch \(FD_SETSIZE")
+            # A freed low descriptor serves a new client again.
+            served.pop().close()
+            deadline = time.monotonic() + 5
+            while True:
+                s = connect(d.port)
+                try:
+                    roundtrip(s, b"low again", timeout=1)
+                    s.close()
+                    break
+                except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
+                    s.close()
+                    check(time.monotonic() < deadline, "no client served after one left")
+        else:
+            check(refused == 0, "%s refused %d clients with high fds" % (BACKEND, refused))
+        for s in served:
+            roundtrip(s, b"ok")
+            s.close()
+        check(d.alive(), "echod died")
+        check(d.stop() == 0, "exit status")
+
+
+def norm_trace(text, ports):
+    """Trace lines with client ports replaced by C1, C2 and the server port
+    by N, so runs can be compared."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("echod: "):
+            continue  # echod's own start-up/shutdown lines
+        line = re.sub(r"^starting up on (\S+) port \d+$", r"starting up on \1 port N", line)
+        for i, p in enumerate(ports):
+            line = line.replace("('127.0.0.1', %d)" % p, "C%d" % (i + 1))
+        out.append(line)
+    return out
+
+
+def client_ports(client_stderr):
+    ports = []
+    for m in re.finditer(r"^\('127\.0\.0\.1', (\d+)\): sending", client_stderr, re.M):
+        p = int(m.group(1))
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+def test_trace_multiclient():
+    """--trace tells the seed's story for the seed's multi-socket client:
+    every line the seed server prints for it, echod prints too, with the
+    right addresses."""
+    with Echod("--trace", listen="localhost:0", quiet=False) as d:
+        out = run_fixture("seed_multiclient.py", d.port)
+        for part in ("This is the message. ", "It will be sent ", "in parts."):
+            check(out.count("received %r" % part.encode()) == 2, "client output: %s" % out)
+        ports = client_ports(out)
+        check(len(ports) == 2, "client ports: %s" % out)
+        d.wait_stderr(r"^  closing (.|\n)*^  closing ")
+        check(d.stop() == 0, "exit status")
+        ours = norm_trace(d.stderr(), ports)
+    # Expected lines, in the seed's words.
+    want = ["starting up on localhost port N", "waiting for the next event"]
+    for c in ("C1", "C2"):
+        want.append("  connection from %s" % c)
+        for part in ("This is the message. ", "It will be sent ", "in parts."):
+            want.append("  received %r from %s" % (part.encode(), c))
+            want.append("  sending %r to %s" % (part.encode(), c))
+        want.append("   %s queue empty" % c)
+        want.append("  closing %s" % c)
+    for line in want:
+        check(line in ours, "trace lacks %r; trace:\n%s" % (line, "\n".join(ours)))
+    # Per client, the story is in order.
+    for c in ("C1", "C2"):
+        mine = [l for l in ours if l.endswith(c) or (" %s " % c) in l]
+        check(mine[0] == "  connection from %s" % c and mine[-1] == "  closing %s" % c,
+              "order for %s: %s" % (c, mine))
+    # And against the seed server itself (tests/fixtures), when it runs:
+    # every kind of line it prints, echod prints (the seed's closing lines
+    # name the last accepted client: that defect we do not copy).
+    with tempfile.TemporaryFile() as serr_file:
+        seed = subprocess.Popen([sys.executable, os.path.join(FIXTURES, "select_echo_server.py"),
+                                 "0"], stdout=subprocess.PIPE, stderr=serr_file, text=True)
+        try:
+            sel = selectors.DefaultSelector()
+            sel.register(seed.stdout, selectors.EVENT_READ)
+            check(sel.select(10), "the seed server printed no address")
+            sel.close()
+            port = int(seed.stdout.readline().strip().rpartition(":")[2])
+            sout = run_fixture("seed_multiclient.py", port)
+            sports = client_ports(sout)
+            # The seed has printed its story once it closed both sockets.
+            deadline = time.monotonic() + 5
+            while True:
+                serr_file.seek(0)
+                serr = serr_file.read().decode(errors="replace")
+                if serr.count("  closing") >= 2 or "Traceback" in serr:
+                    break
+                check(time.monotonic() < deadline, "the seed server never closed: %s" % serr)
+                time.sleep(0.01)
+        finally:
+            seed.kill()
+            seed.wait()
+            seed.stdout.close()
+    theirs = norm_trace(serr, sports)
+    compared = 0
+    for line in theirs:
+        if line.startswith("Traceback"):
+            break  # the seed may trip over a closed socket: not our story
+        if line.startswith("  closing") or not line.strip():
+            continue
+        if line.startswith("starting up on"):
+            continue  # the seed prints the requested port 0
+        check(line in ours, "seed prints %r, echod does not; echod:\n%s"
+              % (line, "\n".join(ours)))
+        compared += 1
+    check(compared >= 20, "only %d lines of the seed's output compared: %s" % (compared, serr))
+
+
+def test_tick_and_stats():
+    """--tick wakes the loop when idle (--trace says so); SIGUSR1 prints
+    statistics."""
+    with Echod("--trace", "--tick", "0.05", quiet=False) as d:
+        d.wait_stderr(r"^  timed out, do some other work here$", timeout=5)
+        s = connect(d.port)
+        roundtrip(s, b"stats please")
+        d.signal(signal.SIGUSR1)
+        d.wait_stderr(r"echod: stats: ")
+        d.wait_stderr(r"echod: stats: backend %s; connections 1 open, 1 total; bytes 12 in, "
+                      r"12 out" % BACKEND)
+        # Bytes are shown exactly as Python's repr() shows them.
+        me = s.getsockname()
+        for data in (b"it's", b'say "hi"', b"both ' and \"", b"\x00\x7f\x80\xff\\\r\n\t~ "):
+            roundtrip(s, data)
+            d.wait_stderr(r"^%s$" % re.escape("  received %r from %r" % (data, me)))
+            d.wait_stderr(r"^%s$" % re.escape("  sending %r to %r" % (data, me)))
+        s.close()
+        check(d.stop() == 0, "exit status")
+
+
+def test_seed_slow_client():
+    """The seed's slow client (it sleeps 4 s in all) gets its echo."""
+    with Echod() as d:
+        out = run_fixture("seed_slow_client.py", d.port)
+        got = "".join(eval(m) .decode() for m in re.findall(r"^received (b'.*')$", out, re.M))
+        check(got == "Part one of the message.Part two of the message.", "slow client: %s" % out)
+        check(d.stop() == 0, "exit status")
+
+
+def stats_wait_bytes_in(d, want, timeout=10):
+    """Asks for statistics (SIGUSR1) until echod reports `want` bytes in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = d.stderr().count("echod: stats:")
+        d.signal(signal.SIGUSR1)
+        while True:
+            text = d.stderr()
+            if text.count("echod: stats:") > before:
+                break
+            check(time.monotonic() < deadline, "no statistics after SIGUSR1: %s" % text)
+            time.sleep(0.01)
+        got = int(re.findall(r"bytes (\d+) in", text)[-1])
+        if got >= want:
+            return
+        check(time.monotonic() < deadline, "echod read only %d of %d bytes" % (got, want))
+
+
+def test_sigterm_drain():
+    """SIGTERM during traffic: echod stops accepting, sends what it had
+    queued, and exits 0; a client that never leaves is cut after --grace."""
+    with Echod("--high-water", "16M", "--grace", "1") as d:
+        data = os.urandom(4 * MiB)
+        s = connect(d.port, timeout=20)
+        s.sendall(data)
+        busy = connect(d.port)
+        roundtrip(busy, b"busy")
+        lurker = connect(d.port)  # never reads or closes
+        roundtrip(lurker, b"lurk")
+        # Wait until echod has read all 4 MiB: its echo is then queued in
+        # echod or in flight, and all of it must come back.
+        stats_wait_bytes_in(d, len(data) + 8)
+        d.signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        got = bytearray()
+        s.settimeout(20)
+        while True:
+            try:
+                chunk = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        check(len(got) == len(data), "drained %d of %d bytes" % (len(got), len(data)))
+        check(bytes(got) == data, "drained echo differs")
+        # No new clients after the signal.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                n = connect(d.port, timeout=1)
+                refused = closed_by_peer(n, timeout=1)
+                n.close()
+            except (ConnectionRefusedError, ConnectionResetError):
+                refused = True
+            if refused:
+                break
+            check(time.monotonic() < deadline, "echod still accepts after SIGTERM")
+        # The lurker never closes: echod cuts it when the grace period
+        # (1 s) is over, and exits 0 on its own.
+        s.close()
+        busy.close()
+        try:
+            status = d.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            fail("echod still running 10 s after SIGTERM")
+        took = time.monotonic() - t0
+        check(status == 0, "exit status %d after SIGTERM" % status)
+        check(0.9 <= took < 5, "exit took %.1f s, grace is 1 s" % took)
+        check(closed_by_peer(lurker, timeout=1), "lurker not closed")
+        lurker.close()
+
+
+def test_no_fd_leak():
+    """RLIMIT_NOFILE 32: 2,000 sequential connect/echo/close cycles, and the
+    descriptor count is back where it started."""
+    with Echod(nofile=32) as d:
+        s = connect(d.port)
+        roundtrip(s, b"warm")
+        s.close()
+        base = d.nfds()
+        for i in range(2000):
+            s = connect(d.port)
+            msg = b"cycle %d" % i
+            s.sendall(msg)
+            got = recv_exact(s, len(msg), timeout=5)
+            check(got == msg, "cycle %d: echo differs" % i)
+            # Half the clients wait for echod's end of stream after their
+            # half-close, half just close.
+            if i % 2:
+                s.shutdown(socket.SHUT_WR)
+                check(closed_by_peer(s), "cycle %d: no EOF after half-close" % i)
+            s.close()
+        # Every client is gone; echod's descriptor count settles back.
+        deadline = time.monotonic() + 5
+        while d.nfds() > base:
+            check(time.monotonic() < deadline, "echod holds %d fds, %d before" % (d.nfds(), base))
+            time.sleep(0.01)
+        check(d.stop() == 0, "exit status")
+
+
+def test_ipv6():
+    """[::1]:0 works when the system has IPv6 loopback."""
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        raise Skip("no IPv6 loopback")
+    with Echod(listen="[::1]:0") as d:
+        check(d.host == "::1", "bound address %s" % d.host)
+        s = connect(d.port, host="::1")
+        roundtrip(s, os.urandom(70000))
+        s.close()
+        check(d.stop() == 0, "exit status")
+
+
+TESTS = [
+    test_usage,
+    test_echo_one_client,
+    test_echo_200_clients,
+    test_burst_1000,
+    test_half_close,
+    test_backpressure_rss,
+    test_reset_mid_stream,
+    test_idle_timeout,
+    test_max_conns,
+    test_emfile,
+    test_fd_beyond_setsize,
+    test_trace_multiclient,
+    test_tick_and_stats,
+    test_sigterm_drain,
+    test_no_fd_leak,
+    test_ipv6,
+]
+
+
+def measure_idle(n):
+    """Opens n idle connections to an epoll echod and reports its RSS and
+    the bytes per idle connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = n + 100
+    check(hard >= need, "RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    with Echod(nofile=need) as d:
+        s = connect(d.port)
+        roundtrip(s, b"warm")  # the shared read buffer exists from here on
+        s.close()
+        base = d.rss_kib()
+        socks = []
+        for i in range(n):
+            c = socket.create_connection(("127.0.0.1", d.port))
+            socks.append(c)
+            if i % 1000 == 999:
+                roundtrip(c, b"sync")  # echod has accepted everything so far
+        roundtrip(socks[-1], b"sync")
+        rss = d.rss_kib()
+        print("backend %s: %d idle connections: RSS %d KiB (before: %d KiB), %.0f bytes per "
+              "connection" % (BACKEND, n, rss, base, (rss - base) * 1024 / n))
+        for c in socks:
+            c.close()
+        d.stop()
+
+
+def main():
+    global ECHOD, BACKEND, SANITIZED
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ECHOD, BACKEND = os.path.abspath(sys.argv[1]), sys.argv[2]
+    args = sys.argv[3:]
+    # An ASan build links the runtime: its symbols are in the binary.
+    with open(ECHOD, "rb") as f:
+        SANITIZED = b"__asan_init" in f.read()
+    if args[:1] == ["--measure-idle"]:
+        measure_idle(int(args[1]))
+        return 0
+    tests = [t for t in TESTS if not args or t.__name__ in args or t.__name__[5:] in args]
+    # The seed's slow client takes 4 s of sleeping: run it alongside.
+    slow_error = []
+
+    def slow():
+        try:
+            test_seed_slow_client()
+        except Exception as e:  # reported after the others
+            slow_error.append(e)
+
+    slow_thread = None
+    if not args or "seed_slow_client" in args or "test_seed_slow_client" in args:
+        slow_thread = threading.Thread(target=slow)
+        slow_thread.start()
+    failed, skipped = 0, 0
+    for t in tests:
+        start = time.monotonic()
+        try:
+            t()
+            print("ok   %-28s %.2fs" % (t.__name__, time.monotonic() - start), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("skip %-28s %s" % (t.__name__, e), flush=True)
+        except Exception as e:
+            failed += 1
+            print("FAIL %-28s %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
+    if slow_thread:
+        slow_thread.join(60)
+        if slow_error or slow_thread.is_alive():
+            failed += 1
+            print("FAIL test_seed_slow_client %s" % (slow_error or "timeout"), flush=True)
+        else:
+            print("ok   test_seed_slow_client", flush=True)
+    if failed:
+        return 1
+    if skipped and skipped == len(tests):
+        return 77
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
