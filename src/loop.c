@@ -44,6 +44,11 @@ static const char *const backend_names[] = {
    so the table size stays representable. */
 #define MAX_FDS_CAP (1u << 24)
 
+const char *iomux_version(void)
+{
+    return IOMUX_VERSION;
+}
+
 const char *const *iomux_backend_names(void)
 {
     return backend_names;

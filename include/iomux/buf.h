@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "iomux/export.h"
+
+IOMUX_BEGIN_DECLS
 
 struct iomux_buf_pool;
 struct iomux_buf_chunk; /* private to buf.c */
@@ -104,8 +104,6 @@ size_t iomux_buf_peek(const struct iomux_buf *buf, void *dst, size_t len);
 /* Drops everything; the buffer stays usable. */
 void iomux_buf_clear(struct iomux_buf *buf);
 
-#ifdef __cplusplus
-}
-#endif
+IOMUX_END_DECLS
 
 #endif /* IOMUX_BUF_H */

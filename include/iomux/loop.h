@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "iomux/export.h"
+
+IOMUX_BEGIN_DECLS
 
 struct iomux_loop;
 
@@ -70,6 +70,9 @@ int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opt
    dispositions are restored). Does not close watched fds: they belong to
    the caller, who should unwatch and close them first. NULL is a no-op. */
 void iomux_loop_free(struct iomux_loop *loop);
+
+/* The library's version, "MAJOR.MINOR.PATCH" (a static string). */
+const char *iomux_version(void);
 
 /* NULL-terminated list of compiled-in backends, in preference order. */
 const char *const *iomux_backend_names(void);
@@ -156,8 +159,6 @@ int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
 int iomux_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                         void (*free_fn)(void *));
 
-#ifdef __cplusplus
-}
-#endif
+IOMUX_END_DECLS
 
 #endif /* IOMUX_LOOP_H */

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "iomux/export.h"
+
+IOMUX_BEGIN_DECLS
 
 /* A socket address of any family, with its length. */
 struct iomux_addr {
@@ -89,8 +89,79 @@ int iomux_socket_error(int fd);
 /* The local address a socket is bound to (for port 0 listeners). */
 int iomux_socket_local(int fd, struct iomux_addr *out);
 
-#ifdef __cplusplus
-}
-#endif
+/*
+ * UDP. iomux_udp_bind() creates a non-blocking, close-on-exec datagram
+ * socket bound to `addr` (IPv6 sockets IPv6-only, as for TCP) and turns on
+ * iomux_udp_enable_pktinfo(), so that each received datagram tells which
+ * local address it was sent to. Stores the fd (owned by the caller) in
+ * *fd_out. Errors: -EADDRINUSE, -EACCES (privileged port), ...
+ */
+int iomux_udp_bind(const struct iomux_addr *addr, int *fd_out);
+
+/* Asks the kernel to report the destination address of every datagram
+   (IP_PKTINFO or IPV6_RECVPKTINFO, by the socket's family): for sockets
+   made elsewhere, such as socket-activated ones. 0 or a negative errno. */
+int iomux_udp_enable_pktinfo(int fd);
+
+/* Room for the control data of one received or sent datagram; buffers of
+   this size must be aligned like struct cmsghdr. */
+#define IOMUX_UDP_CONTROL_SIZE 64
+
+/* Where a datagram was sent to: its destination address and the interface
+   it came in on (from IP_PKTINFO / IPV6_PKTINFO). */
+struct iomux_udp_dst {
+    int family;       /* AF_INET or AF_INET6; 0 = not known */
+    unsigned ifindex; /* interface it arrived on */
+    unsigned char addr[16]; /* IPv4 (4 bytes) or IPv6 destination address */
+    unsigned char local[4]; /* IPv4 only: the local address the kernel would
+                               answer from (ipi_spec_dst) */
+};
+
+/*
+ * Finds the destination of a datagram in the control data recvmsg() (or
+ * recvmmsg()) filled in `msg`. Returns 0, or -ENOENT when the control data
+ * holds no packet information (pktinfo not enabled, or not IP).
+ */
+int iomux_udp_dst_get(const struct msghdr *msg, struct iomux_udp_dst *out);
+
+/*
+ * 1 if the destination is not one host: IPv4 limited broadcast or a
+ * subnet broadcast (the kernel then answers from another address),
+ * multicast, or an unspecified address. An echo must not answer those
+ * (one datagram would draw replies from every host, the "fraggle" attack).
+ */
+int iomux_udp_dst_is_group(const struct iomux_udp_dst *dst);
+
+/*
+ * Writes into `ctl` (IOMUX_UDP_CONTROL_SIZE bytes, cmsghdr-aligned) the
+ * control data that makes sendmsg() send from `dst`'s address, so that a
+ * reply leaves from the address the request came to (which matters for
+ * 0.0.0.0 and :: sockets on hosts with several addresses). Returns the
+ * length to put in msg_controllen, or 0 when `dst` is not known.
+ */
+size_t iomux_udp_dst_control(const struct iomux_udp_dst *dst, void *ctl, size_t size);
+
+/*
+ * Unix-domain sockets. iomux_addr_unix() parses "unix:PATH" (PATH
+ * non-empty and short enough for sun_path) into *out: -EINVAL when the
+ * text does not start with "unix:" or the path is empty, -ENAMETOOLONG.
+ * iomux_addr_format() writes such an address back as "unix:PATH".
+ */
+int iomux_addr_unix(const char *text, struct iomux_addr *out);
+
+/*
+ * Creates a non-blocking, close-on-exec Unix-domain socket of `type`
+ * (SOCK_STREAM: listening with the system's maximum backlog; SOCK_DGRAM:
+ * bound) at the address `addr` made by iomux_addr_unix(). A socket file
+ * already at that path is probed first: if nobody answers on it (connect()
+ * is refused: its owner died without removing it) it is removed and
+ * replaced; if somebody does, the result is -EADDRINUSE and nothing is
+ * touched. A path holding anything but a socket gives -EEXIST. Stores the
+ * fd (owned by the caller) in *fd_out; removing the file when done is the
+ * caller's business.
+ */
+int iomux_unix_listen(const struct iomux_addr *addr, int type, int *fd_out);
+
+IOMUX_END_DECLS
 
 #endif /* IOMUX_NET_H */

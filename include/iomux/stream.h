@@ -39,9 +39,9 @@
 #include "iomux/buf.h"
 #include "iomux/loop.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "iomux/export.h"
+
+IOMUX_BEGIN_DECLS
 
 struct iomux_stream;
 
@@ -129,8 +129,6 @@ uint64_t iomux_stream_last_io(const struct iomux_stream *stream);
    watermark, else 0. */
 int iomux_stream_backpressured(const struct iomux_stream *stream);
 
-#ifdef __cplusplus
-}
-#endif
+IOMUX_END_DECLS
 
 #endif /* IOMUX_STREAM_H */
