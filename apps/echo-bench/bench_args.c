@@ -11,7 +11,7 @@ const char bench_usage[] =
     "usage: echo-bench [--connect HOST:PORT] [--conns N] [--size BYTES] [--depth K]\n"
     "                  [--duration S] [--warmup S] [--rate MSGS_PER_S] [--idle N]\n"
     "                  [--threads T] [--connect-rate N] [--read-delay MS]\n"
-    "                  [--never-read] [--json] [--backend NAME]\n"
+    "                  [--never-read] [--json] [--backend NAME] [--help] [--version]\n"
     "Load generator for echo servers; checks every echoed byte.\n"
     "  --connect HOST:PORT  server (default localhost:10000)\n"
     "  --conns N            connections carrying traffic (default 1)\n"
@@ -28,6 +28,8 @@ const char bench_usage[] =
     "  --never-read         send without reading; report how much the server took\n"
     "  --json               print one JSON object instead of the text report\n"
     "  --backend NAME       loop backend: auto, epoll, poll, select\n"
+    "  -h, --help           print this help and exit\n"
+    "  --version            print the version and exit\n"
     "Exit status: 0 when every byte came back right, 1 on any error, 2 on bad usage.\n";
 
 enum {
@@ -47,6 +49,7 @@ enum {
     OPT_READ_DELAY,
     OPT_NEVER_READ,
     OPT_HELP,
+    OPT_VERSION,
 };
 
 static const struct cli_option options[] = {
@@ -66,6 +69,7 @@ static const struct cli_option options[] = {
     {"read-delay", 1, OPT_READ_DELAY},
     {"never-read", 0, OPT_NEVER_READ},
     {"help", 0, OPT_HELP},
+    {"version", 0, OPT_VERSION},
     {NULL, 0, 0},
 };
 
@@ -163,6 +167,8 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
             break;
         case OPT_HELP:
             return BENCH_ARGS_HELP;
+        case OPT_VERSION:
+            return BENCH_ARGS_VERSION;
         default:
             snprintf(err, errsize, "internal error: option %d", id);
             return BENCH_ARGS_ERROR;

@@ -29,8 +29,9 @@ struct bench_options {
 
 enum {
     BENCH_ARGS_OK = 0,
-    BENCH_ARGS_HELP = 1,   /* --help: print the usage, exit 0 */
-    BENCH_ARGS_ERROR = -1, /* one-line reason in err; exit 2 */
+    BENCH_ARGS_HELP = 1,    /* --help: print the usage, exit 0 */
+    BENCH_ARGS_VERSION = 2, /* --version: print the version, exit 0 */
+    BENCH_ARGS_ERROR = -1,  /* one-line reason in err; exit 2 */
 };
 
 /* Parses argv into *o (defaults first). Returns a BENCH_ARGS_ value. */

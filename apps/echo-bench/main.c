@@ -232,6 +232,10 @@ int main(int argc, char **argv)
         fputs(bench_usage, stdout);
         return 0;
     }
+    if (rc == BENCH_ARGS_VERSION) {
+        printf("%s (iomux) %s\n", progname, iomux_version());
+        return 0;
+    }
     if (rc != BENCH_ARGS_OK) {
         fprintf(stderr, "%s: %s (try --help)\n", progname, err);
         return 2;

@@ -10,7 +10,7 @@
 const char client_usage[] =
     "usage: echo-client [--connect HOST:PORT] [--sockets N] [--delay SECONDS]\n"
     "                   [--connect-delay SECONDS] [--timeout SECONDS]\n"
-    "                   [--backend NAME] [--quiet] [PART...]\n"
+    "                   [--backend NAME] [--quiet] [--help] [--version] [PART...]\n"
     "Sends each PART over every socket and reads its whole echo back before the\n"
     "next part; exits 0 when every byte came back identical, 1 otherwise.\n"
     "  --connect HOST:PORT      server (default localhost:10000)\n"
@@ -21,6 +21,8 @@ const char client_usage[] =
     "                           (default 10; 0 = never)\n"
     "  --backend NAME           loop backend: auto, epoll, poll, select\n"
     "  --quiet                  print only errors\n"
+    "  -h, --help               print this help and exit\n"
+    "  --version                print the version and exit\n"
     "  PART                     default: the seed's three parts; '-' alone\n"
     "                           reads parts from stdin, one per line\n";
 
@@ -40,18 +42,15 @@ enum {
     OPT_BACKEND,
     OPT_QUIET,
     OPT_HELP,
+    OPT_VERSION,
 };
 
 static const struct cli_option options[] = {
-    {"connect", 1, OPT_CONNECT},
-    {"sockets", 1, OPT_SOCKETS},
-    {"delay", 1, OPT_DELAY},
-    {"connect-delay", 1, OPT_CONNECT_DELAY},
-    {"timeout", 1, OPT_TIMEOUT},
-    {"backend", 1, OPT_BACKEND},
-    {"quiet", 0, OPT_QUIET},
-    {"help", 0, OPT_HELP},
-    {NULL, 0, 0},
+    {"connect", 1, OPT_CONNECT}, {"sockets", 1, OPT_SOCKETS},
+    {"delay", 1, OPT_DELAY},     {"connect-delay", 1, OPT_CONNECT_DELAY},
+    {"timeout", 1, OPT_TIMEOUT}, {"backend", 1, OPT_BACKEND},
+    {"quiet", 0, OPT_QUIET},     {"help", 0, OPT_HELP},
+    {"version", 0, OPT_VERSION}, {NULL, 0, 0},
 };
 
 /* A day is far beyond any sensible pause, and keeps the microsecond
@@ -115,6 +114,8 @@ int client_args_parse(int argc, char **argv, struct client_options *o, const cha
             break;
         case OPT_HELP:
             return CLIENT_ARGS_HELP;
+        case OPT_VERSION:
+            return CLIENT_ARGS_VERSION;
         default:
             snprintf(err, errsize, "internal error: option %d", id);
             return CLIENT_ARGS_ERROR;

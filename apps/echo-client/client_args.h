@@ -25,8 +25,9 @@ struct client_options {
 
 enum {
     CLIENT_ARGS_OK = 0,
-    CLIENT_ARGS_HELP = 1,   /* --help: print the usage, exit 0 */
-    CLIENT_ARGS_ERROR = -1, /* one-line reason in err; exit 2 */
+    CLIENT_ARGS_HELP = 1,    /* --help: print the usage, exit 0 */
+    CLIENT_ARGS_VERSION = 2, /* --version: print the version, exit 0 */
+    CLIENT_ARGS_ERROR = -1,  /* one-line reason in err; exit 2 */
 };
 
 /*

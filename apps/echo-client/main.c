@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <iomux/loop.h>
 #include <iomux/net.h>
 
 #include "client.h"
@@ -104,8 +105,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = client_args_parse(argc, argv, &o, parts_store, err, sizeof err);
-    if (rc == CLIENT_ARGS_HELP) {
-        fputs(client_usage, stdout);
+    if (rc == CLIENT_ARGS_HELP || rc == CLIENT_ARGS_VERSION) {
+        if (rc == CLIENT_ARGS_HELP)
+            fputs(client_usage, stdout);
+        else
+            printf("%s (iomux) %s\n", progname, iomux_version());
         free(parts_store);
         return 0;
     }
