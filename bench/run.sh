@@ -5,9 +5,12 @@
 # when it is available, so the numbers do not wander between cores.
 #   loop_overhead  loop cost per dispatched event, per backend (issue 2);
 #                  extra arguments are passed to it (e.g. --json)
-#   echo-bench     against echod (epoll) at 1, 100 and 1,000 connections,
-#                  64-byte messages, server and client on different CPUs
-#                  (issue 4); skipped until both programs are built.
+#   compare.py     echod (every backend) against the reference servers in
+#                  bench/peers/ and the seed's Python servers, scenarios
+#                  S1..S5 (issue 6); raw JSON lines under bench/results/,
+#                  then report.py writes docs/benchmarks.md and the charts.
+# BENCH_QUICK=1 (`make bench BENCH_QUICK=1`) runs one short round, for
+# iterating; a full run (5 rounds) takes about 17 minutes.
 set -eu
 
 build=${1:?usage: bench/run.sh BUILD_DIR [loop_overhead options]}
@@ -38,26 +41,17 @@ if [ ! -x "$echod" ] || [ ! -x "$bench" ]; then
     echo "(echod or echo-bench not built: skipping the echo benchmark)"
     exit 0
 fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "(python3 not found: skipping the echo benchmark)"
+    exit 0
+fi
 
 echo
-echo "== echo-bench against echod --backend epoll${pin0:+ (echod on CPU 0, echo-bench on CPU 1)}"
-out=$(mktemp)
-# taskset execs echod, so $! is echod's own PID: the one we stop at the end.
-$pin0 "$echod" --listen 127.0.0.1:0 --backend epoll >"$out" 2>/dev/null &
-echod_pid=$!
-trap 'kill "$echod_pid" 2>/dev/null || true; rm -f "$out"' EXIT
-# echod prints its bound address as its first line; wait for it, bounded.
-tries=0
-while [ "$(wc -l <"$out")" -lt 1 ] && [ "$tries" -lt 100 ]; do
-    sleep 0.05
-    tries=$((tries + 1))
-done
-addr=$(head -n 1 "$out")
-if [ -z "$addr" ]; then
-    echo "bench/run.sh: echod did not print its address" >&2
-    exit 1
+echo "== echod against the reference servers (bench/compare.py)"
+here=$(dirname "$0")
+quick=
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+    quick=--quick
 fi
-for conns in 1 100 1000; do
-    echo "-- $conns connection(s), 64-byte messages, depth 1"
-    $pin1 "$bench" --connect "$addr" --conns "$conns" --size 64 --depth 1 --duration 3 --warmup 1
-done
+results=$(python3 "$here/compare.py" "$build" $quick | tee /dev/stderr | sed -n 's/^compare.py: results in //p')
+python3 "$here/report.py" "$results"

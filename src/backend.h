@@ -3,7 +3,7 @@
  * backend.h - the one contract every readiness backend implements.
  *
  * A backend only translates between the loop's fd table and one kernel
- * interface (select, poll, epoll). It keeps its own state behind
+ * interface (select, poll, epoll, io_uring). It keeps its own state behind
  * loop->backend_state, learns of every interest change through modify(),
  * and on wait() fills loop->fired[] with (fd, events) pairs. It never calls
  * user code: the loop core dispatches afterwards, so every backend gets
@@ -40,5 +40,6 @@ struct iomux__backend {
 extern const struct iomux__backend iomux__backend_epoll;
 extern const struct iomux__backend iomux__backend_poll;
 extern const struct iomux__backend iomux__backend_select;
+extern const struct iomux__backend iomux__backend_uring;
 
 #endif /* IOMUX_BACKEND_H */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "buf_internal.h"
 #include "iomux/buf.h"
 #include "loop_internal.h"
 
@@ -31,8 +32,14 @@ struct iomux_buf_pool {
     size_t cached;
     size_t in_use;
     size_t allocs;
-    char *read_buf; /* allocated on first use */
+    char *read_buf;                        /* allocated on first use */
+    struct iomux__stream_cfg *stream_cfgs; /* stream.c's, see buf_internal.h */
 };
+
+struct iomux__stream_cfg **iomux__buf_pool_stream_cfgs(struct iomux_buf_pool *pool)
+{
+    return &pool->stream_cfgs;
+}
 
 int iomux_buf_pool_new(struct iomux_buf_pool **out, const struct iomux_buf_pool_options *opts)
 {
@@ -68,6 +75,7 @@ void iomux_buf_pool_free(struct iomux_buf_pool *pool)
     if (!pool)
         return;
     assert(pool->in_use == 0 && "a buffer still holds chunks of this pool");
+    assert(!pool->stream_cfgs && "a stream of this pool is still open");
     iomux_buf_pool_trim(pool);
     iomux__free(pool->read_buf);
     iomux__free(pool);

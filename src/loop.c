@@ -24,6 +24,11 @@ static const struct iomux__backend *const backends[] = {
 #endif
     &iomux__backend_poll,
     &iomux__backend_select,
+#ifdef IOMUX_HAVE_URING
+    /* Last: a readiness backend that does epoll's work with more system
+       calls, so "auto" never prefers it (see docs/design.md). */
+    &iomux__backend_uring,
+#endif
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
@@ -33,6 +38,10 @@ static const char *const backend_names[] = {
 #endif
     "poll",
     "select",
+#ifdef IOMUX_HAVE_URING
+    /* Last, as in backends[]. */
+    "uring",
+#endif
     NULL,
 };
 

@@ -16,7 +16,10 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "iomux/net.h"
@@ -219,6 +222,18 @@ unsigned iomux_addr_port(const struct iomux_addr *addr)
 
 int iomux_addr_format(const struct iomux_addr *addr, char *buf, size_t size)
 {
+    if (addr && addr->ss.ss_family == AF_UNIX) {
+        /* An unnamed socket (a client that did not bind) has no path. */
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&addr->ss;
+        size_t n = addr->len > offsetof(struct sockaddr_un, sun_path)
+                       ? strnlen(sun->sun_path, addr->len - offsetof(struct sockaddr_un, sun_path))
+                       : 0;
+        int w = n ? snprintf(buf, size, "unix:%.*s", (int)n, sun->sun_path)
+                  : snprintf(buf, size, "unix:(unnamed)");
+        if (w < 0 || (size_t)w >= size)
+            return -ENOSPC;
+        return 0;
+    }
     char host[IOMUX_ADDR_STRLEN];
     int rc = iomux_addr_host(addr, host, sizeof(host));
     if (rc < 0)
@@ -358,5 +373,236 @@ int iomux_socket_local(int fd, struct iomux_addr *out)
     out->len = sizeof(out->ss);
     if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) < 0)
         return -errno;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * UDP: destination addresses of received datagrams, and replies from them.
+ */
+
+int iomux_udp_enable_pktinfo(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    int one = 1;
+    int rc;
+    if (ss.ss_family == AF_INET)
+        rc = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+    else if (ss.ss_family == AF_INET6)
+        rc = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+    else
+        return -EAFNOSUPPORT;
+    return rc < 0 ? -errno : 0;
+}
+
+int iomux_udp_bind(const struct iomux_addr *addr, int *fd_out)
+{
+    if (!addr || !fd_out)
+        return -EINVAL;
+    int family = addr->ss.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    int rc = 0;
+    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        rc = -errno;
+    if (rc == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = iomux_udp_enable_pktinfo(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int iomux_udp_dst_get(const struct msghdr *msg, struct iomux_udp_dst *out)
+{
+    if (!msg || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    /* CMSG_NXTHDR takes a non-const msghdr; it only reads it. */
+    struct msghdr *m = (struct msghdr *)msg;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            out->family = AF_INET;
+            out->ifindex = (unsigned)pi.ipi_ifindex;
+            memcpy(out->addr, &pi.ipi_addr, 4);
+            memcpy(out->local, &pi.ipi_spec_dst, 4);
+            return 0;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            out->family = AF_INET6;
+            out->ifindex = pi.ipi6_ifindex;
+            memcpy(out->addr, &pi.ipi6_addr, 16);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int iomux_udp_dst_is_group(const struct iomux_udp_dst *dst)
+{
+    if (dst->family == AF_INET) {
+        uint32_t a;
+        memcpy(&a, dst->addr, 4);
+        a = ntohl(a);
+        /* For a datagram to one of our own addresses the kernel's answer
+           address (ipi_spec_dst) is that same address; it differs for a
+           subnet broadcast, which has no other mark of its own. */
+        return a == INADDR_ANY || a == INADDR_BROADCAST || IN_MULTICAST(a) ||
+               memcmp(dst->addr, dst->local, 4) != 0;
+    }
+    if (dst->family == AF_INET6) {
+        struct in6_addr a;
+        memcpy(&a, dst->addr, 16);
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            /* An IPv4 datagram on a dual-stack socket: no answer address
+               to compare with, but the address itself still tells. */
+            uint32_t v4;
+            memcpy(&v4, dst->addr + 12, 4);
+            v4 = ntohl(v4);
+            return v4 == INADDR_ANY || v4 == INADDR_BROADCAST || IN_MULTICAST(v4);
+        }
+        return IN6_IS_ADDR_MULTICAST(&a) || IN6_IS_ADDR_UNSPECIFIED(&a);
+    }
+    return 0;
+}
+
+size_t iomux_udp_dst_control(const struct iomux_udp_dst *dst, void *ctl, size_t size)
+{
+    if (!dst || !ctl)
+        return 0;
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_control = ctl;
+    if (dst->family == AF_INET) {
+        if (size < CMSG_SPACE(sizeof(struct in_pktinfo)))
+            return 0;
+        memset(ctl, 0, CMSG_SPACE(sizeof(struct in_pktinfo)));
+        m.msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+        /* Only the source address is chosen; the interface is left to the
+           routing table (ifindex 0), which knows the way back. */
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        memcpy(&pi.ipi_spec_dst, dst->addr, 4);
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(struct in_pktinfo));
+    }
+    if (dst->family == AF_INET6) {
+        if (size < CMSG_SPACE(sizeof(struct in6_pktinfo)))
+            return 0;
+        memset(ctl, 0, CMSG_SPACE(sizeof(struct in6_pktinfo)));
+        m.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+        /* The interface is kept for IPv6: a link-local source address is
+           only meaningful on the link it came from. */
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        memcpy(&pi.ipi6_addr, dst->addr, 16);
+        pi.ipi6_ifindex = dst->ifindex;
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(struct in6_pktinfo));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Unix-domain sockets.
+ */
+
+int iomux_addr_unix(const char *text, struct iomux_addr *out)
+{
+    if (!text || !out || strncmp(text, "unix:", 5) != 0)
+        return -EINVAL;
+    const char *path = text + 5;
+    size_t n = strlen(path);
+    struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+    if (n == 0)
+        return -EINVAL;
+    if (n >= sizeof(sun->sun_path))
+        return -ENAMETOOLONG;
+    memset(out, 0, sizeof(*out));
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, n + 1);
+    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+/*
+ * Is somebody serving the socket file at `addr`? A connect() from a
+ * non-blocking socket of the same type answers without waiting: refused
+ * means the file is a leftover (its owner died without removing it);
+ * success, EAGAIN (a full backlog) or EPROTOTYPE (a live socket of the
+ * other type) all mean it is in use.
+ */
+static int unix_probe(const struct iomux_addr *addr, int type)
+{
+    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = connect(fd, (const struct sockaddr *)&addr->ss, addr->len);
+    int err = rc < 0 ? errno : 0;
+    close(fd);
+    if (err == ECONNREFUSED)
+        return 0; /* stale */
+    if (err == ENOENT)
+        return 1; /* gone meanwhile: nothing to remove */
+    return -EADDRINUSE;
+}
+
+int iomux_unix_listen(const struct iomux_addr *addr, int type, int *fd_out)
+{
+    if (!addr || !fd_out || addr->ss.ss_family != AF_UNIX ||
+        (type != SOCK_STREAM && type != SOCK_DGRAM))
+        return -EINVAL;
+    const char *path = ((const struct sockaddr_un *)&addr->ss)->sun_path;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        /* Never remove what is not a socket: a typo must not delete a
+           file. */
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        int rc = unix_probe(addr, type);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        rc = -errno;
+    if (rc == 0 && type == SOCK_STREAM && listen(fd, INT_MAX) < 0) {
+        rc = -errno;
+        unlink(path);
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
     return 0;
 }

@@ -10,6 +10,14 @@
  * the stack (depth == 0). Functions the owner calls never end the stream
  * themselves; they record what happened and let the loop finish the job,
  * from the stream's fd callback or from a zero-delay timer.
+ *
+ * The other concern is size: a server with 10,000 idle clients pays for
+ * this struct 10,000 times. So what all streams of one kind share (loop,
+ * pool, callbacks, watermarks) is kept once, in a reference-counted
+ * "config" interned in the pool; the output queue, which most streams of an
+ * echo server never need, is allocated on the first short send; times and
+ * flags are packed; and the owner's own per-connection state may live in
+ * the same allocation (extra_size), saving it a malloc() and its header.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,38 +27,125 @@
 
 #include "iomux/net.h"
 #include "iomux/stream.h"
+#include "buf_internal.h"
 #include "loop_internal.h"
 
 /* Chunks offered to one sendmsg(); 32 x 16 KiB is more than any socket
    send buffer takes in one go, so a bigger array would not help. */
 #define FLUSH_IOV 32
 
-struct iomux_stream {
+/* What the streams made with the same options share; one per distinct
+   set of options in a pool, found by comparing them (a server has one or
+   two), freed with its last stream. */
+struct iomux__stream_cfg {
+    struct iomux__stream_cfg *next; /* the pool's list */
+    size_t refs;
     struct iomux_loop *loop;
-    struct iomux_buf out; /* bytes accepted by write() and not sent yet;
-                             out.pool is also where reads go */
-    int fd;
-    unsigned mask;  /* interest the loop currently has for fd */
-    int error;      /* first failure, 0 if none */
-    unsigned depth; /* callbacks of this stream on the stack */
-    uint64_t timer; /* pending zero-delay "settle" timer, 0 if none */
-    uint64_t last_io;
-    size_t high, low, read_max;
-    bool eof;           /* the peer shut down its write side */
-    bool no_writes;     /* write() refuses: ending, failed, or past on_eof */
-    bool ending;        /* iomux_stream_end() was called */
-    bool wr_shut;       /* we shut down our write side */
-    bool backpressured; /* reading paused: queue above high water */
-    bool watched;       /* fd is in the loop */
-    bool closed;        /* fd closed; only freeing is left */
-    bool user_closed;   /* closed by iomux_stream_close(): no on_close */
-    bool dead;          /* free when depth drops to 0 */
+    struct iomux_buf_pool *pool; /* chunks for the queue; the read buffer */
     iomux_stream_data_cb *on_data;
     iomux_stream_event_cb *on_eof;
     iomux_stream_event_cb *on_drain;
     iomux_stream_close_cb *on_close;
-    void *data;
+    size_t high, low, read_max, extra;
 };
+
+/* Allocated on the first write that cannot go out at once (or when the
+   settle timer is needed), then kept: a stream that queued once is likely
+   to again, and "no allocation per message" matters more than 48 bytes. */
+struct stream_out {
+    struct iomux_buf buf; /* bytes accepted by write() and not sent yet */
+    uint64_t timer;       /* pending zero-delay "settle" timer, 0 if none */
+};
+
+/* 40 bytes on LP64; the owner's extra bytes follow it. */
+struct iomux_stream {
+    struct iomux__stream_cfg *cfg;
+    struct stream_out *out; /* NULL until needed */
+    void *data;
+    int fd;
+    int error;              /* first failure, 0 if none */
+    uint32_t last_io;       /* low 32 bits of the loop's ms clock: 49 days of range */
+    uint8_t mask;           /* interest the loop currently has for fd */
+    uint8_t depth;          /* callbacks of this stream on the stack */
+    bool eof : 1;           /* the peer shut down its write side */
+    bool no_writes : 1;     /* write() refuses: ending, failed, or past on_eof */
+    bool ending : 1;        /* iomux_stream_end() was called */
+    bool wr_shut : 1;       /* we shut down our write side */
+    bool backpressured : 1; /* reading paused: queue above high water */
+    bool watched : 1;       /* fd is in the loop */
+    bool closed : 1;        /* fd closed; only freeing is left */
+    bool user_closed : 1;   /* closed by iomux_stream_close(): no on_close */
+    bool dead : 1;          /* free when depth drops to 0 */
+};
+
+static size_t queued(const struct iomux_stream *s)
+{
+    return s->out ? iomux_buf_len(&s->out->buf) : 0;
+}
+
+static bool timer_pending(const struct iomux_stream *s)
+{
+    return s->out && s->out->timer;
+}
+
+static struct stream_out *get_out(struct iomux_stream *s)
+{
+    if (!s->out) {
+        s->out = iomux__malloc(sizeof(*s->out));
+        if (!s->out)
+            return NULL;
+        iomux_buf_init(&s->out->buf, s->cfg->pool);
+        s->out->timer = 0;
+    }
+    return s->out;
+}
+
+static void touch(struct iomux_stream *s)
+{
+    s->last_io = (uint32_t)iomux_loop_now(s->cfg->loop);
+}
+
+/* Finds or makes the shared config matching these options. */
+static struct iomux__stream_cfg *cfg_get(const struct iomux__stream_cfg *want)
+{
+    struct iomux__stream_cfg **list = iomux__buf_pool_stream_cfgs(want->pool);
+    for (struct iomux__stream_cfg *c = *list; c; c = c->next) {
+        if (c->loop == want->loop && c->on_data == want->on_data && c->on_eof == want->on_eof &&
+            c->on_drain == want->on_drain && c->on_close == want->on_close &&
+            c->high == want->high && c->low == want->low && c->read_max == want->read_max &&
+            c->extra == want->extra) {
+            c->refs++;
+            return c;
+        }
+    }
+    struct iomux__stream_cfg *c = iomux__malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *want;
+    c->refs = 1;
+    c->next = *list;
+    *list = c;
+    return c;
+}
+
+static void cfg_put(struct iomux__stream_cfg *cfg)
+{
+    if (--cfg->refs > 0)
+        return;
+    struct iomux__stream_cfg **p = iomux__buf_pool_stream_cfgs(cfg->pool);
+    while (*p != cfg)
+        p = &(*p)->next;
+    *p = cfg->next;
+    iomux__free(cfg);
+}
+
+/* Frees the memory; the fd is closed and the queue empty by now. */
+static void stream_free(struct iomux_stream *s)
+{
+    cfg_put(s->cfg);
+    iomux__free(s->out);
+    iomux__free(s);
+}
 
 static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data);
 
@@ -70,7 +165,7 @@ static bool want_read(const struct iomux_stream *s)
 /* True when nothing but closing is left to do. */
 static bool finished(const struct iomux_stream *s)
 {
-    return s->error || (s->eof && iomux_buf_len(&s->out) == 0);
+    return s->error || (s->eof && queued(s) == 0);
 }
 
 /* Gives the loop the interest that matches the state: READ unless paused,
@@ -83,26 +178,26 @@ static void update_mask(struct iomux_stream *s)
     unsigned mask = 0;
     if (want_read(s))
         mask |= IOMUX_READ;
-    if (!s->error && iomux_buf_len(&s->out) > 0)
+    if (!s->error && queued(s) > 0)
         mask |= IOMUX_WRITE;
     if (mask == s->mask)
         return;
-    int rc = iomux_fd_modify(s->loop, s->fd, mask);
+    int rc = iomux_fd_modify(s->cfg->loop, s->fd, mask);
     if (rc < 0)
         set_error(s, rc);
     else
-        s->mask = mask;
+        s->mask = (uint8_t)mask;
 }
 
 /* Unwatches and closes the fd and drops the queue; the struct remains. */
 static void teardown(struct iomux_stream *s)
 {
-    if (s->timer) {
-        iomux_timer_cancel(s->loop, s->timer);
-        s->timer = 0;
+    if (timer_pending(s)) {
+        iomux_timer_cancel(s->cfg->loop, s->out->timer);
+        s->out->timer = 0;
     }
     if (s->watched) {
-        iomux_fd_unwatch(s->loop, s->fd);
+        iomux_fd_unwatch(s->cfg->loop, s->fd);
         s->watched = false;
     }
     /* A clean end shuts the write side first, so the peer sees end of
@@ -113,7 +208,8 @@ static void teardown(struct iomux_stream *s)
         close(s->fd);
         s->fd = -1;
     }
-    iomux_buf_clear(&s->out);
+    if (s->out)
+        iomux_buf_clear(&s->out->buf);
     s->closed = true;
 }
 
@@ -121,19 +217,19 @@ static void teardown(struct iomux_stream *s)
 static void finish(struct iomux_stream *s)
 {
     teardown(s);
-    if (s->on_close) {
+    if (s->cfg->on_close) {
         s->depth++;
-        s->on_close(s, s->error, s->data);
+        s->cfg->on_close(s, s->error, s->data);
         s->depth--;
     }
-    iomux__free(s);
+    stream_free(s);
 }
 
 /* Called when no callback of this stream is on the stack. */
 static void settle(struct iomux_stream *s)
 {
     if (s->dead) {
-        iomux__free(s);
+        stream_free(s);
         return;
     }
     if (!finished(s))
@@ -147,7 +243,7 @@ static void on_settle_timer(struct iomux_loop *loop, uint64_t id, void *data)
     struct iomux_stream *s = data;
     (void)loop;
     (void)id;
-    s->timer = 0;
+    s->out->timer = 0;
     settle(s);
 }
 
@@ -161,17 +257,19 @@ static void after_call(struct iomux_stream *s)
         return; /* the callback we are in settles when it returns */
     if (!finished(s))
         update_mask(s);
-    if (finished(s) && !s->timer) {
-        if (iomux_timer_add(s->loop, 0, 0, on_settle_timer, s, &s->timer) < 0) {
+    if (finished(s) && !timer_pending(s)) {
+        struct stream_out *out = get_out(s);
+        if (!out || iomux_timer_add(s->cfg->loop, 0, 0, on_settle_timer, s, &out->timer) < 0) {
             /* No memory for a timer either. The stream is failing anyway:
                shutting the socket down both ways makes it readable (end of
                stream) and hung up on every backend, so on_io runs soon
                and settles it. */
-            s->timer = 0;
+            if (out)
+                out->timer = 0;
             (void)shutdown(s->fd, SHUT_RDWR);
             unsigned mask = IOMUX_READ | IOMUX_WRITE;
-            if (s->watched && iomux_fd_modify(s->loop, s->fd, mask) == 0)
-                s->mask = mask;
+            if (s->watched && iomux_fd_modify(s->cfg->loop, s->fd, mask) == 0)
+                s->mask = (uint8_t)mask;
         }
     }
 }
@@ -188,24 +286,36 @@ int iomux_stream_new(struct iomux_loop *loop, struct iomux_buf_pool *pool, int f
     if (low > high)
         return -EINVAL;
 
-    struct iomux_stream *s = iomux__calloc(1, sizeof(*s));
-    if (!s)
+    if (opts->extra_size > SIZE_MAX / 2)
+        return -EINVAL;
+    struct iomux__stream_cfg want = {
+        .loop = loop,
+        .pool = pool,
+        .on_data = opts->on_data,
+        .on_eof = opts->on_eof,
+        .on_drain = opts->on_drain,
+        .on_close = opts->on_close,
+        .high = high,
+        .low = low,
+        .read_max = opts->read_max,
+        /* Rounded so that whatever the owner keeps there is aligned. */
+        .extra = (opts->extra_size + 7) & ~(size_t)7,
+    };
+    struct iomux__stream_cfg *cfg = cfg_get(&want);
+    if (!cfg)
         return -ENOMEM;
-    s->loop = loop;
-    iomux_buf_init(&s->out, pool);
+    struct iomux_stream *s = iomux__calloc(1, sizeof(*s) + cfg->extra);
+    if (!s) {
+        cfg_put(cfg);
+        return -ENOMEM;
+    }
+    s->cfg = cfg;
     s->fd = fd;
-    s->high = high;
-    s->low = low;
-    s->read_max = opts->read_max;
-    s->on_data = opts->on_data;
-    s->on_eof = opts->on_eof;
-    s->on_drain = opts->on_drain;
-    s->on_close = opts->on_close;
     s->data = opts->data;
-    s->last_io = iomux_loop_now(loop);
+    touch(s);
     int rc = iomux_fd_watch(loop, fd, IOMUX_READ, on_io, s);
     if (rc < 0) {
-        iomux__free(s);
+        stream_free(s);
         return rc;
     }
     s->watched = true;
@@ -217,9 +327,9 @@ int iomux_stream_new(struct iomux_loop *loop, struct iomux_buf_pool *pool, int f
 /* Sends from the queue until it is empty or the socket is full. */
 static void flush(struct iomux_stream *s)
 {
-    while (iomux_buf_len(&s->out) > 0) {
+    while (queued(s) > 0) {
         struct iovec iov[FLUSH_IOV];
-        int n = iomux_buf_iov(&s->out, iov, FLUSH_IOV);
+        int n = iomux_buf_iov(&s->out->buf, iov, FLUSH_IOV);
         size_t offered = 0;
         for (int i = 0; i < n; i++)
             offered += iov[i].iov_len;
@@ -235,48 +345,48 @@ static void flush(struct iomux_stream *s)
                 set_error(s, -errno);
             break;
         }
-        s->last_io = iomux_loop_now(s->loop);
-        iomux_buf_consume(&s->out, (size_t)w);
+        touch(s);
+        iomux_buf_consume(&s->out->buf, (size_t)w);
         if ((size_t)w < offered)
             break; /* the socket buffer is full: wait for IOMUX_WRITE */
     }
     if (s->error)
         return;
-    if (s->backpressured && iomux_buf_len(&s->out) <= s->low)
+    if (s->backpressured && queued(s) <= s->cfg->low)
         s->backpressured = false;
-    if (iomux_buf_len(&s->out) > 0)
+    if (queued(s) > 0)
         return;
     if (s->ending && !s->wr_shut) {
         if (shutdown(s->fd, SHUT_WR) < 0)
             set_error(s, -errno);
         s->wr_shut = true;
     }
-    if (s->on_drain && !s->ending && !s->error)
-        s->on_drain(s, s->data);
+    if (s->cfg->on_drain && !s->ending && !s->error)
+        s->cfg->on_drain(s, s->data);
 }
 
 static void read_once(struct iomux_stream *s)
 {
     size_t cap;
-    char *buf = iomux_buf_pool_read_buffer(s->out.pool, &cap);
+    char *buf = iomux_buf_pool_read_buffer(s->cfg->pool, &cap);
     if (!buf) {
         set_error(s, -ENOMEM);
         return;
     }
-    if (s->read_max && s->read_max < cap)
-        cap = s->read_max;
+    if (s->cfg->read_max && s->cfg->read_max < cap)
+        cap = s->cfg->read_max;
     ssize_t n;
     do
         n = recv(s->fd, buf, cap, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-        s->last_io = iomux_loop_now(s->loop);
+        touch(s);
         if (!s->ending) /* after end(), input is read only to be dropped */
-            s->on_data(s, buf, (size_t)n, s->data);
+            s->cfg->on_data(s, buf, (size_t)n, s->data);
     } else if (n == 0) {
         s->eof = true;
-        if (s->on_eof && !s->ending && !s->no_writes)
-            s->on_eof(s, s->data);
+        if (s->cfg->on_eof && !s->ending && !s->no_writes)
+            s->cfg->on_eof(s, s->data);
         s->no_writes = true;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         set_error(s, -errno);
@@ -304,7 +414,7 @@ static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
     /* Flush first: it frees room, and may lift backpressure so that this
        same event can read. HUP and ERROR go to whichever I/O is pending,
        whose system call then reports the actual condition. */
-    if (!s->error && !s->closed && iomux_buf_len(&s->out) > 0 &&
+    if (!s->error && !s->closed && queued(s) > 0 &&
         (events & (IOMUX_WRITE | IOMUX_HUP | IOMUX_ERROR)))
         flush(s);
     if (!s->error && want_read(s) && (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR)))
@@ -321,7 +431,7 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
     if (len == 0)
         return 0;
     const char *p = bytes;
-    if (iomux_buf_len(&s->out) == 0) {
+    if (queued(s) == 0) {
         /* Nothing queued: try the socket directly, which in the common
            case sends everything without copying or touching the loop. */
         ssize_t w;
@@ -336,20 +446,21 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
             }
             w = 0;
         } else {
-            s->last_io = iomux_loop_now(s->loop);
+            touch(s);
         }
         p += w;
         len -= (size_t)w;
     }
     if (len > 0) {
-        if (iomux_buf_append(&s->out, p, len) < 0) {
+        struct stream_out *out = get_out(s);
+        if (!out || iomux_buf_append(&out->buf, p, len) < 0) {
             /* Part may have been sent already, so the byte stream cannot
                be continued correctly: the stream fails. */
             set_error(s, -ENOMEM);
             after_call(s);
             return -ENOMEM;
         }
-        if (iomux_buf_len(&s->out) > s->high)
+        if (queued(s) > s->cfg->high)
             s->backpressured = true;
         after_call(s);
     }
@@ -365,7 +476,7 @@ void iomux_stream_end(struct iomux_stream *s)
     /* Input is now dropped, never queued, so backpressure has no reason
        to hold the peer back any more. */
     s->backpressured = false;
-    if (!s->error && iomux_buf_len(&s->out) == 0 && !s->wr_shut) {
+    if (!s->error && queued(s) == 0 && !s->wr_shut) {
         if (shutdown(s->fd, SHUT_WR) < 0)
             set_error(s, -errno);
         s->wr_shut = true;
@@ -382,7 +493,7 @@ void iomux_stream_close(struct iomux_stream *s)
     if (s->depth > 0)
         s->dead = true;
     else
-        iomux__free(s);
+        stream_free(s);
 }
 
 int iomux_stream_fd(const struct iomux_stream *s)
@@ -392,12 +503,25 @@ int iomux_stream_fd(const struct iomux_stream *s)
 
 size_t iomux_stream_queued(const struct iomux_stream *s)
 {
-    return iomux_buf_len(&s->out);
+    return queued(s);
 }
 
 uint64_t iomux_stream_last_io(const struct iomux_stream *s)
 {
-    return s->last_io;
+    /* Only the low 32 bits are kept; the age they give is exact for 49
+       days, which no idle timeout comes near. */
+    uint64_t now = iomux_loop_now(s->cfg->loop);
+    return now - (uint32_t)((uint32_t)now - s->last_io);
+}
+
+void *iomux_stream_extra(struct iomux_stream *s)
+{
+    return s->cfg->extra ? (void *)(s + 1) : NULL;
+}
+
+struct iomux_stream *iomux_stream_of_extra(void *extra)
+{
+    return (struct iomux_stream *)extra - 1;
 }
 
 int iomux_stream_backpressured(const struct iomux_stream *s)

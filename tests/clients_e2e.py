@@ -279,7 +279,7 @@ def scenario_usage(_):
     for tool, args in ((client, ['--sockets', '0']), (client, ['--delay', 'soon']),
                        (client, ['--bogus']), (client, ['--connect', 'nocolon']),
                        (bench, ['--conns', 'many']), (bench, ['--size', '0']),
-                       (bench, ['--udp']), (bench, ['--connect', '1.2.3.4:99999'])):
+                       (bench, ['--udp', '--rate', '10']), (bench, ['--connect', '1.2.3.4:99999'])):
         rc, _, err, _ = tool(*args)
         check(rc == 2, '{} exits 2'.format(args))
         check(len(err.strip().splitlines()) == 1, '{}: one line on stderr'.format(args))

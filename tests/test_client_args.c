@@ -243,7 +243,10 @@ static void test_bench_bad(void)
         {{"--never-read", "--rate", "5", NULL}, "--never-read"},
         {{"--json=yes", NULL}, "takes no value"},
         {{"stray", NULL}, "stray"},
-        {{"--udp", NULL}, "--udp"},
+        {{"--udp", "--rate", "10", NULL}, "--udp"},
+        {{"--udp", "--never-read", NULL}, "--udp"},
+        {{"--udp", "--size", "15", NULL}, "--udp"},
+        {{"--udp", "--size", "65528", NULL}, "--udp"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct bench_options o;

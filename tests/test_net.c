@@ -94,9 +94,17 @@ static void test_format(void)
     if (CHECK_OK(iomux_addr_parse("127.0.0.1:10000", &a)))
         CHECK_ERRNO(iomux_addr_format(&a, small, sizeof(small)), -ENOSPC);
     memset(&a, 0, sizeof(a));
-    a.ss.ss_family = AF_UNIX;
+    a.ss.ss_family = AF_APPLETALK;
     char buf[IOMUX_ADDR_STRLEN];
     CHECK_ERRNO(iomux_addr_format(&a, buf, sizeof(buf)), -EAFNOSUPPORT);
+    CHECK_EQ_INT(iomux_addr_port(&a), 0);
+    /* Unix-domain addresses: "unix:PATH", or unnamed (an unbound client). */
+    if (CHECK_OK(iomux_addr_unix("unix:/run/echo.sock", &a)) &&
+        CHECK_OK(iomux_addr_format(&a, buf, sizeof(buf))))
+        CHECK_STR(buf, "unix:/run/echo.sock");
+    a.len = sizeof(sa_family_t);
+    if (CHECK_OK(iomux_addr_format(&a, buf, sizeof(buf))))
+        CHECK_STR(buf, "unix:(unnamed)");
     CHECK_EQ_INT(iomux_addr_port(&a), 0);
 }
 

@@ -2,8 +2,8 @@
 /*
  * test_stream.c - buf.h and stream.h on the backend named by argv[1]:
  * chunked queues, echo through a stream, backpressure, half-close, reset,
- * end(), close() from a callback, errors reported once, and no allocation
- * per message once warm.
+ * end(), close() from a callback, errors reported once, no allocation
+ * per message once warm, and the owner's extra bytes.
  */
 #include "test_util.h"
 
@@ -779,6 +779,63 @@ out:
     iomux_loop_free(loop);
 }
 
+/* The owner's extra bytes: allocated with the stream, zeroed, found back
+   from either side; none without extra_size. Streams with the same options
+   share one config, whose allocation goes with the last of them. */
+static void test_stream_extra(void)
+{
+    struct iomux_loop *loop = test_loop_new(backend, 0);
+    struct iomux_buf_pool *pool = NULL;
+    int a[2] = {-1, -1}, b[2] = {-1, -1}, c[2] = {-1, -1};
+    if (!loop || !CHECK_OK(iomux_buf_pool_new(&pool, NULL)) || !make_socketpair(a) ||
+        !make_socketpair(b) || !make_socketpair(c))
+        goto out;
+    struct iomux_stream_options so = {.on_data = p_data, .extra_size = 20};
+    struct iomux_stream *s1 = NULL, *s2 = NULL, *s3 = NULL;
+    long before = allocs;
+    if (!CHECK_OK(iomux_stream_new(loop, pool, a[0], &so, &s1)))
+        goto out;
+    a[0] = -1;
+    long first = allocs - before; /* the config, the stream, maybe the table */
+    before = allocs;
+    if (!CHECK_OK(iomux_stream_new(loop, pool, b[0], &so, &s2)))
+        goto out;
+    b[0] = -1;
+    CHECK_EQ_INT(allocs - before, 1); /* the stream alone: the config is shared */
+    CHECK(first >= 2);
+    unsigned char *x1 = iomux_stream_extra(s1), *x2 = iomux_stream_extra(s2);
+    CHECK(x1 != NULL && x2 != NULL && x1 != x2);
+    if (x1 && x2) {
+        for (size_t i = 0; i < 20; i++)
+            CHECK_EQ_INT(x1[i] | x2[i], 0);
+        memset(x1, 0xab, 20); /* ours to use: the stream must not mind */
+        CHECK(iomux_stream_of_extra(x1) == s1);
+        CHECK(iomux_stream_of_extra(x2) == s2);
+    }
+    struct iomux_stream_options plain = {.on_data = p_data};
+    if (CHECK_OK(iomux_stream_new(loop, pool, c[0], &plain, &s3))) {
+        c[0] = -1;
+        CHECK(iomux_stream_extra(s3) == NULL);
+        iomux_stream_close(s3);
+    }
+    CHECK_OK(iomux_stream_write(s1, "ping", 4));
+    char got[8];
+    CHECK_EQ_INT(recv(a[1], got, sizeof(got), 0), 4);
+    iomux_stream_close(s1);
+    iomux_stream_close(s2);
+out:
+    for (int i = 0; i < 2; i++) {
+        if (a[i] >= 0)
+            close(a[i]);
+        if (b[i] >= 0)
+            close(b[i]);
+        if (c[i] >= 0)
+            close(c[i]);
+    }
+    iomux_buf_pool_free(pool); /* asserts that no config is left */
+    iomux_loop_free(loop);
+}
+
 int main(int argc, char **argv)
 {
     backend = test_backend(argc, argv);
@@ -799,6 +856,7 @@ int main(int argc, char **argv)
     check_run("stream_new_enomem", test_stream_new_enomem);
     check_run("stream_connecting", test_stream_connecting);
     check_run("stream_bad_args", test_stream_bad_args);
+    check_run("stream_extra", test_stream_extra);
     CHECK_EQ_INT(allocs, frees); /* everything the library took, it gave back */
     return check_exit();
 }

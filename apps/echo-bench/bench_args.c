@@ -11,7 +11,8 @@ const char bench_usage[] =
     "usage: echo-bench [--connect HOST:PORT] [--conns N] [--size BYTES] [--depth K]\n"
     "                  [--duration S] [--warmup S] [--rate MSGS_PER_S] [--idle N]\n"
     "                  [--threads T] [--connect-rate N] [--read-delay MS]\n"
-    "                  [--never-read] [--json] [--backend NAME] [--help] [--version]\n"
+    "                  [--never-read] [--udp] [--json] [--backend NAME] [--help]\n"
+    "                  [--version]\n"
     "Load generator for echo servers; checks every echoed byte.\n"
     "  --connect HOST:PORT  server (default localhost:10000)\n"
     "  --conns N            connections carrying traffic (default 1)\n"
@@ -26,8 +27,13 @@ const char bench_usage[] =
     "  --connect-rate N     open at most N connections per second (default: all at once)\n"
     "  --read-delay MS      pause MS milliseconds after every read (slow reader)\n"
     "  --never-read         send without reading; report how much the server took\n"
+    "  --udp                UDP datagram echo: each message is one datagram of --size\n"
+    "                       bytes (16 to 65507, 65527 over IPv6) and its echo; each\n"
+    "                       connection is a UDP socket with --depth in flight; loss\n"
+    "                       (no answer within 1 s) is counted and reported, corrupt or\n"
+    "                       unknown datagrams are errors. Closed loop only\n"
     "  --json               print one JSON object instead of the text report\n"
-    "  --backend NAME       loop backend: auto, epoll, poll, select\n"
+    "  --backend NAME       loop backend: auto, epoll, poll, select, uring (if built)\n"
     "  -h, --help           print this help and exit\n"
     "  --version            print the version and exit\n"
     "Exit status: 0 when every byte came back right, 1 on any error, 2 on bad usage.\n";
@@ -147,8 +153,8 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
             o->threads = (unsigned)n;
             break;
         case OPT_UDP:
-            snprintf(err, errsize, "--udp: not supported yet (echod and the seed speak TCP)");
-            return BENCH_ARGS_ERROR;
+            o->udp = 1;
+            break;
         case OPT_JSON:
             o->json = 1;
             break;
@@ -189,6 +195,15 @@ done:
     }
     if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0)) {
         snprintf(err, errsize, "--never-read: cannot be combined with --rate or --read-delay");
+        return BENCH_ARGS_ERROR;
+    }
+    if (o->udp && (o->rate || o->never_read || o->read_delay_ms || o->idle)) {
+        snprintf(err, errsize,
+                 "--udp: closed loop only (no --rate, --never-read, --read-delay or --idle)");
+        return BENCH_ARGS_ERROR;
+    }
+    if (o->udp && (o->size < 16 || o->size > 65527)) {
+        snprintf(err, errsize, "--udp: --size must be 16 to 65527 bytes (one datagram)");
         return BENCH_ARGS_ERROR;
     }
     return BENCH_ARGS_OK;

@@ -24,6 +24,7 @@ struct bench_options {
     uint64_t read_delay_ms; /* pause after every read (slow reader) */
     int never_read;         /* send without ever reading */
     int json;               /* one JSON object on stdout */
+    int udp;                /* datagrams instead of a byte stream */
     const char *backend;    /* NULL = the loop's default */
 };
 

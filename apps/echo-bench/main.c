@@ -23,6 +23,7 @@
 #include "bench_args.h"
 #include "histogram.h"
 #include "pattern.h"
+#include "udp_worker.h"
 #include "worker.h"
 
 static const char progname[] = "echo-bench";
@@ -106,6 +107,7 @@ static void progress_totals(struct worker **w, unsigned n, uint64_t *msgs, uint6
 struct totals {
     struct histogram hist;
     uint64_t messages, bytes, errors, connect_failures, idle_closed;
+    uint64_t lost, late;             /* --udp */
     uint64_t nr_min, nr_max, nr_sum; /* --never-read: bytes taken per conn */
     unsigned nr_conns;
     int fatal;
@@ -160,6 +162,9 @@ static void report_json(const struct bench_options *o, const char *backend, unsi
            us(histogram_percentile(h, 50)), us(histogram_percentile(h, 90)),
            us(histogram_percentile(h, 99)), us(histogram_percentile(h, 99.9)), us(h->max),
            histogram_mean(h) / 1000.0);
+    if (o->udp)
+        printf("\"transport\":\"udp\",\"lost\":%llu,\"late\":%llu,", (unsigned long long)t->lost,
+               (unsigned long long)t->late);
     if (o->never_read)
         printf("\"never_read_bytes\":{\"min\":%llu,\"max\":%llu,\"mean\":%.0f},",
                (unsigned long long)(t->nr_conns ? t->nr_min : 0), (unsigned long long)t->nr_max,
@@ -187,7 +192,7 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
                         const struct totals *t)
 {
     const struct histogram *h = &t->hist;
-    printf("echo-bench: %s, %u connection(s)", o->connect, o->conns);
+    printf("echo-bench: %s, %u %s", o->connect, o->conns, o->udp ? "UDP flow(s)" : "connection(s)");
     if (idle)
         printf(" + %u idle", idle);
     printf(", %llu-byte messages, ", (unsigned long long)o->size);
@@ -216,6 +221,9 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
         print_latency("max", h->max);
         printf("\n");
     }
+    if (o->udp)
+        printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
+               (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
     printf("connect failures %llu, errors %llu", (unsigned long long)t->connect_failures,
            (unsigned long long)t->errors);
     if (idle)
@@ -254,6 +262,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: resolving '%s': %s\n", progname, o.connect,
                 rc == -ENOENT ? "no such host" : strerror(-rc));
         return 1;
+    }
+    if (o.udp && shared.addr.ss.ss_family == AF_INET && o.size > 65507) {
+        fprintf(stderr, "%s: --size: at most 65507 bytes in an IPv4 datagram (try --help)\n",
+                progname);
+        return 2;
     }
     unsigned idle = o.idle;
     if (fit_nofile(&o, &idle) != 0)
@@ -298,16 +311,20 @@ int main(int argc, char **argv)
         unsigned n = o.conns / o.threads + (i < o.conns % o.threads);
         unsigned ni = idle / o.threads + (i < idle % o.threads);
         workers[i] = malloc(sizeof *workers[i]);
-        if (workers[i] == NULL || worker_init(workers[i], &shared, i, n, ni, i, o.threads) != 0) {
+        if (workers[i] == NULL || worker_init(workers[i], &shared, i, n, ni, i, o.threads) != 0 ||
+            (o.udp && udp_worker_init(workers[i]) != 0)) {
             fprintf(stderr, "%s: allocating worker %u: %s\n", progname, i, strerror(ENOMEM));
+            if (workers[i] != NULL)
+                worker_fini(workers[i]);
             free(workers[i]);
             workers[i] = NULL;
             atomic_store(&shared.abort_run, 1);
             break;
         }
-        rc = pthread_create(&tids[i], NULL, worker_main, workers[i]);
+        rc = pthread_create(&tids[i], NULL, o.udp ? udp_worker_main : worker_main, workers[i]);
         if (rc != 0) {
             fprintf(stderr, "%s: starting thread %u: %s\n", progname, i, strerror(rc));
+            udp_worker_fini(workers[i]);
             worker_fini(workers[i]);
             free(workers[i]);
             workers[i] = NULL;
@@ -386,6 +403,8 @@ int main(int argc, char **argv)
         t.errors += w->errors;
         t.connect_failures += w->connect_failures;
         t.idle_closed += w->idle_closed;
+        t.lost += w->lost;
+        t.late += w->late;
         t.fatal |= w->fatal;
         if (w->never_read_min < t.nr_min)
             t.nr_min = w->never_read_min;
@@ -423,6 +442,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: no echo completed during the measurement\n", progname);
     }
     for (unsigned i = 0; i < started; i++) {
+        udp_worker_fini(workers[i]);
         worker_fini(workers[i]);
         free(workers[i]);
     }

@@ -32,6 +32,7 @@ struct bench_shared {
 };
 
 struct bench_conn;
+struct udp_flow;
 
 struct worker {
     struct bench_shared *shared;
@@ -55,6 +56,10 @@ struct worker {
     uint64_t connect_failures;
     uint64_t idle_closed; /* idle connections the server closed */
     uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
+    /* --udp (udp_worker.c) */
+    struct udp_flow *flows;
+    uint64_t lost; /* datagrams never answered (UDP_LOSS_MS) */
+    uint64_t late; /* answers that came after being counted lost */
     char first_error[256];
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */

@@ -19,7 +19,7 @@ const char client_usage[] =
     "  --connect-delay SECONDS  pause after connecting (default 0)\n"
     "  --timeout SECONDS        give up after this long without progress\n"
     "                           (default 10; 0 = never)\n"
-    "  --backend NAME           loop backend: auto, epoll, poll, select\n"
+    "  --backend NAME           loop backend: auto, epoll, poll, select, uring (if built)\n"
     "  --quiet                  print only errors\n"
     "  -h, --help               print this help and exit\n"
     "  --version                print the version and exit\n"

@@ -26,7 +26,9 @@
 #include <iomux/net.h>
 #include <iomux/stream.h>
 
+#include "daemon.h"
 #include "trace.h"
+#include "udp.h"
 
 /* Connections accepted per readiness event: enough to empty a burst
    quickly, few enough that clients already connected are not starved. */
@@ -46,6 +48,7 @@ enum log_kind {
     LOG_MAXCONNS, /* --max-conns reached */
     LOG_WATCH,    /* fd the backend cannot watch */
     LOG_ACCEPT,   /* other accept() or set-up failure */
+    LOG_PERIP,    /* --max-conns-per-ip reached */
     LOG_KINDS,
 };
 
@@ -55,12 +58,20 @@ struct listener {
     struct iomux_addr addr; /* as bound */
 };
 
-/* A client. Kept small: with thousands of idle clients this, the stream
-   and the loop's table entry are all the memory one costs. */
+/*
+ * A client. With 10,000 idle clients, the stream, this and the loop's table
+ * entry are all the memory one costs, so it lives inside the stream's own
+ * allocation (iomux_stream_extra(); iomux_stream_of_extra() goes back),
+ * the server is the callbacks' `data`, and the peer address is kept only
+ * when something needs it (--trace, --max-conns-per-ip): such servers
+ * allocate a struct conn_peer instead. 16 bytes in the common case.
+ */
 struct conn {
     struct conn *prev, *next;
-    struct echod *d;
-    struct iomux_stream *stream;
+};
+
+struct conn_peer {
+    struct conn link; /* first: a struct conn * is also a struct conn_peer * */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -84,6 +95,10 @@ struct echod {
     uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
     uint64_t refused_max, refused_fds, refused_watch;
     uint64_t log_last[LOG_KINDS], log_suppressed[LOG_KINDS];
+    /* Datagram echo and daemon integration (udp.c, daemon.c). */
+    struct echod_udp *udp;     /* NULL when no datagram socket is served */
+    struct echod_perip *perip; /* NULL without --max-conns-per-ip */
+    uint64_t refused_perip;
 };
 
 static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ...)
@@ -108,8 +123,15 @@ static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ..
     d->log_suppressed[kind] = 0;
 }
 
-static void conn_addr(const struct conn *c, struct iomux_addr *out)
+static bool keeps_peer(const struct echod *d)
 {
+    return d->opt->trace || d->perip;
+}
+
+/* Only when keeps_peer(): the others have no address stored. */
+static void conn_addr(const struct conn *conn, struct iomux_addr *out)
+{
+    const struct conn_peer *c = (const struct conn_peer *)conn;
     memset(out, 0, sizeof(*out));
     if (c->peer.sa.sa_family == AF_INET6) {
         memcpy(&out->ss, &c->peer.in6, sizeof(c->peer.in6));
@@ -129,23 +151,29 @@ static const char *conn_name(const struct conn *c, char *buf, size_t size)
     return buf;
 }
 
-static void conn_unlink(struct conn *c)
+static void conn_unlink(struct echod *d, struct conn *c)
 {
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    c->d->open--;
+    d->open--;
+    if (d->perip) {
+        struct iomux_addr a;
+        conn_addr(c, &a);
+        echod_perip_release(d->perip, &a);
+    }
 }
 
+/* --inetd serves one connection: its end is the server's. */
 static void check_done(struct echod *d)
 {
-    if (d->stopping && d->open == 0)
+    if ((d->stopping || d->opt->inetd) && d->open == 0)
         d->done = true;
 }
 
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
-    struct conn *c = data;
-    struct echod *d = c->d;
+    struct echod *d = data;
+    struct conn *c = iomux_stream_extra(s);
     char name[TRACE_ADDR_STRLEN];
 
     d->bytes_in += len;
@@ -171,17 +199,16 @@ static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void 
    socket to become writable. */
 static void on_drain(struct iomux_stream *s, void *data)
 {
-    struct conn *c = data;
+    struct conn *c = iomux_stream_extra(s);
     char name[TRACE_ADDR_STRLEN];
-    (void)s;
+    (void)data;
     fprintf(stderr, "   %s queue empty\n", conn_name(c, name, sizeof(name)));
 }
 
 static void on_close(struct iomux_stream *s, int error, void *data)
 {
-    struct conn *c = data;
-    struct echod *d = c->d;
-    (void)s;
+    struct echod *d = data;
+    struct conn *c = iomux_stream_extra(s);
     if (error)
         d->errors++;
     if (d->opt->trace) {
@@ -192,22 +219,19 @@ static void on_close(struct iomux_stream *s, int error, void *data)
         else
             fprintf(stderr, "  closing %s\n", name);
     }
-    conn_unlink(c);
-    free(c);
+    conn_unlink(d, c); /* the memory goes with the stream */
     check_done(d);
 }
 
 /* Closes a connection on our initiative (idle, grace period over). */
-static void conn_cut(struct conn *c, const char *why)
+static void conn_cut(struct echod *d, struct conn *c, const char *why)
 {
-    struct echod *d = c->d;
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
         fprintf(stderr, "  closing %s (%s)\n", conn_name(c, name, sizeof(name)), why);
     }
-    iomux_stream_close(c->stream);
-    conn_unlink(c);
-    free(c);
+    conn_unlink(d, c); /* first: closing the stream frees `c` */
+    iomux_stream_close(iomux_stream_of_extra(c));
 }
 
 static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
@@ -234,30 +258,27 @@ static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
         refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
         return;
     }
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        d->refused_fds++;
-        refuse(d, fd, peer, LOG_ACCEPT, "out of memory");
+    int prc = echod_perip_acquire(d->perip, peer);
+    if (prc < 0) {
+        d->refused_perip++;
+        refuse(d, fd, peer, LOG_PERIP,
+               prc == -EDQUOT ? "--max-conns-per-ip reached" : strerror(-prc));
         return;
     }
-    c->d = d;
-    if (peer->ss.ss_family == AF_INET6)
-        memcpy(&c->peer.in6, &peer->ss, sizeof(c->peer.in6));
-    else
-        memcpy(&c->peer.in4, &peer->ss, sizeof(c->peer.in4));
-
     struct iomux_stream_options so = {
         .on_data = on_data,
         .on_drain = d->opt->trace ? on_drain : NULL,
         .on_close = on_close,
-        .data = c,
+        .data = d,
+        .extra_size = keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
         .high_water = d->opt->high_water,
         .low_water = d->opt->low_water,
         .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
     };
-    int rc = iomux_stream_new(d->loop, d->pool, fd, &so, &c->stream);
+    struct iomux_stream *s;
+    int rc = iomux_stream_new(d->loop, d->pool, fd, &so, &s);
     if (rc < 0) {
-        free(c);
+        echod_perip_release(d->perip, peer);
         char why[128];
         if (rc == -ERANGE) {
             d->refused_watch++;
@@ -273,6 +294,14 @@ static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
             refuse(d, fd, peer, LOG_ACCEPT, why);
         }
         return;
+    }
+    struct conn *c = iomux_stream_extra(s);
+    if (keeps_peer(d)) {
+        struct conn_peer *cp = (struct conn_peer *)c;
+        if (peer->ss.ss_family == AF_INET6)
+            memcpy(&cp->peer.in6, &peer->ss, sizeof(cp->peer.in6));
+        else
+            memcpy(&cp->peer.in4, &peer->ss, sizeof(cp->peer.in4));
     }
     c->prev = d->conns.prev;
     c->next = &d->conns;
@@ -360,11 +389,12 @@ static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
     uint64_t now = iomux_loop_now(loop);
     for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
         next = c->next;
-        if (now - iomux_stream_last_io(c->stream) >= d->opt->idle_timeout_ms) {
+        if (now - iomux_stream_last_io(iomux_stream_of_extra(c)) >= d->opt->idle_timeout_ms) {
             d->idle_closed++;
-            conn_cut(c, "idle");
+            conn_cut(d, c, "idle");
         }
     }
+    check_done(d);
 }
 
 static void close_listeners(struct echod *d)
@@ -379,7 +409,7 @@ static void close_listeners(struct echod *d)
 static void cut_all(struct echod *d, const char *why)
 {
     while (d->conns.next != &d->conns)
-        conn_cut(d->conns.next, why);
+        conn_cut(d, d->conns.next, why);
 }
 
 static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
@@ -401,11 +431,15 @@ static void print_stats(struct echod *d)
     fprintf(stderr,
             "echod: stats: backend %s; connections %" PRIu64 " open, %" PRIu64
             " total; bytes %" PRIu64 " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64
-            ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached\n",
+            ", per-ip %" PRIu64 ", out of fds %" PRIu64 ", unwatchable %" PRIu64
+            "); idle closed %" PRIu64 "; errors %" PRIu64
+            "; buffers %zu chunks in use, %zu cached\n",
             iomux_loop_backend(d->loop), d->open, d->total, d->bytes_in, d->bytes_out,
-            d->refused_max + d->refused_fds + d->refused_watch, d->refused_max, d->refused_fds,
-            d->refused_watch, d->idle_closed, d->errors, ps.chunks_in_use, ps.chunks_cached);
+            d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch, d->refused_max,
+            d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
+            ps.chunks_in_use, ps.chunks_cached);
+    if (d->udp)
+        echod_udp_print_stats(d->udp, stderr);
 }
 
 static void on_signal(struct iomux_loop *loop, int signo, void *data)
@@ -426,6 +460,10 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
     }
     d->stopping = true;
     close_listeners(d);
+    /* Datagrams have nothing to drain. Statistics are lost with them,
+       which is why SIGUSR1 is the way to read them. */
+    echod_udp_free(d->udp);
+    d->udp = NULL;
     if (d->pause_timer) {
         iomux_timer_cancel(loop, d->pause_timer);
         d->pause_timer = 0;
@@ -435,7 +473,7 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
     /* end() lets each stream send what is queued and see its peer off;
        it never calls on_close from here, so walking the list is safe. */
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
-        iomux_stream_end(c->stream);
+        iomux_stream_end(iomux_stream_of_extra(c));
     check_done(d);
     if (!d->done &&
         iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
@@ -446,35 +484,68 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
 
 /* Parses a --listen address; prints the problem and returns the exit
    status (2 bad text or unknown host, 1 other failure), or 0. */
-static int parse_address(const char *text, struct iomux_addr *addr)
+static int parse_address(const char *opt, const char *text, struct iomux_addr *addr)
 {
-    int rc = iomux_addr_parse(text, addr);
+    int rc = echod_is_unix(text) ? iomux_addr_unix(text, addr) : iomux_addr_parse(text, addr);
     if (rc == -EINVAL) {
-        fprintf(stderr, "echod: --listen '%s': expected HOST:PORT or [IPV6]:PORT, port 0..65535\n",
-                text);
+        fprintf(stderr,
+                "echod: %s '%s': expected HOST:PORT, [IPV6]:PORT (port 0..65535) or unix:PATH\n",
+                opt, text);
         return 2;
     }
     if (rc == -ENOENT) {
-        fprintf(stderr, "echod: --listen '%s': host not found\n", text);
+        fprintf(stderr, "echod: %s '%s': host not found\n", opt, text);
         return 2;
     }
     if (rc < 0) {
-        fprintf(stderr, "echod: --listen '%s': %s\n", text, strerror(-rc));
-        return 1;
+        fprintf(stderr, "echod: %s '%s': %s\n", opt, text, strerror(-rc));
+        return rc == -ENAMETOOLONG ? 2 : 1;
     }
     return 0;
 }
 
-static int check_address(const char *text)
+static int check_address(const char *opt, const char *text)
 {
     struct iomux_addr addr;
-    return parse_address(text, &addr);
+    return parse_address(opt, text, &addr);
+}
+
+/* Serves a socket that is already listening (a Unix-domain one, or one
+   passed by systemd); takes `fd`. Returns 0 or an exit status. */
+static int adopt_listener(struct echod *d, int fd, const char *shown)
+{
+    if (d->nlisteners == ECHOD_MAX_LISTEN) {
+        fprintf(stderr, "echod: %s: more than %d listening sockets\n", shown, ECHOD_MAX_LISTEN);
+        close(fd);
+        return 1;
+    }
+    struct listener *l = &d->listeners[d->nlisteners];
+    l->d = d;
+    l->fd = fd;
+    int rc = iomux_socket_local(fd, &l->addr);
+    if (rc == 0)
+        rc = iomux_fd_watch(d->loop, fd, IOMUX_READ, on_accept, l);
+    if (rc < 0) {
+        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
+        close(fd);
+        return 1;
+    }
+    d->nlisteners++;
+    if (!d->opt->quiet)
+        fprintf(stderr, "echod: listening on %s (backend %s)\n", shown,
+                iomux_loop_backend(d->loop));
+    return 0;
 }
 
 static int setup_listener(struct echod *d, const char *text)
 {
     struct iomux_addr addr;
-    int rc = parse_address(text, &addr);
+    if (echod_is_unix(text)) {
+        int fd;
+        int status = echod_unix_bind("--listen", text, SOCK_STREAM, &fd);
+        return status ? status : adopt_listener(d, fd, text);
+    }
+    int rc = parse_address("--listen", text, &addr);
     if (rc != 0)
         return rc;
     char shown[IOMUX_ADDR_STRLEN];
@@ -484,7 +555,8 @@ static int setup_listener(struct echod *d, const char *text)
     struct listener *l = &d->listeners[d->nlisteners];
     rc = iomux_tcp_listen(&addr, 0, &l->fd);
     if (rc < 0) {
-        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
+        fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
+                echod_bind_hint(-rc, iomux_addr_port(&addr)));
         return 1;
     }
     l->d = d;
@@ -532,6 +604,153 @@ static int setup_listener(struct echod *d, const char *text)
     return 0;
 }
 
+/* The datagram service, made on first use. */
+static int udp_service(struct echod *d)
+{
+    if (d->udp)
+        return 0;
+    struct echod_udp_config cfg = {
+        .rate = d->opt->udp_rate,
+        .burst = d->opt->udp_burst,
+        .any_port = d->opt->udp_any_port,
+        .trace = d->opt->trace,
+    };
+    int rc = echod_udp_new(d->loop, &cfg, &d->udp);
+    if (rc < 0) {
+        fprintf(stderr, "echod: udp: %s\n", strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* Serves the bound datagram socket `fd` (taken). */
+static int adopt_udp(struct echod *d, int fd, const char *shown)
+{
+    int rc = udp_service(d);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    rc = echod_udp_add(d->udp, fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: udp %s: %s\n", shown,
+                rc == -ENOSPC ? "too many datagram sockets" : strerror(-rc));
+        close(fd);
+        return 1;
+    }
+    if (!d->opt->quiet)
+        fprintf(stderr, "echod: echoing datagrams on %s (rate limit %s)\n", shown,
+                d->opt->udp_rate ? "on" : "off");
+    return 0;
+}
+
+static int setup_udp(struct echod *d, const char *text)
+{
+    int fd;
+    if (echod_is_unix(text)) {
+        int status = echod_unix_bind("--udp", text, SOCK_DGRAM, &fd);
+        return status ? status : adopt_udp(d, fd, text);
+    }
+    struct iomux_addr addr, bound;
+    int rc = parse_address("--udp", text, &addr);
+    if (rc != 0)
+        return rc;
+    char shown[IOMUX_ADDR_STRLEN];
+    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", text);
+    rc = iomux_udp_bind(&addr, &fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
+                echod_bind_hint(-rc, iomux_addr_port(&addr)));
+        return 1;
+    }
+    if (iomux_socket_local(fd, &bound) == 0)
+        iomux_addr_format(&bound, shown, sizeof(shown));
+    if (iomux_addr_port(&addr) == 0) {
+        /* As for --listen: the port we got, on stdout, after the TCP ones. */
+        printf("%s\n", shown);
+        fflush(stdout);
+    }
+    char label[IOMUX_ADDR_STRLEN + 8];
+    snprintf(label, sizeof(label), "udp %s", shown);
+    return adopt_udp(d, fd, label);
+}
+
+/* Sockets passed by systemd, instead of --listen and --udp. */
+static int setup_activated(struct echod *d, const struct echod_passed *p, size_t n)
+{
+    const struct echod_options *opt = d->opt;
+    if (opt->nudp || (opt->nlisten && strcmp(opt->listen[0], ECHOD_DEFAULT_LISTEN) != 0))
+        fprintf(stderr, "echod: socket-activated: --listen and --udp are ignored\n");
+    for (size_t i = 0; i < n; i++) {
+        struct iomux_addr a;
+        char addr[IOMUX_ADDR_STRLEN + 40], shown[sizeof(addr) + 96];
+        if (iomux_socket_local(p[i].fd, &a) < 0 || iomux_addr_format(&a, addr, sizeof(addr)) < 0)
+            snprintf(addr, sizeof(addr), "?");
+        snprintf(shown, sizeof(shown), "%s %s (fd %d%s%s)",
+                 p[i].type == SOCK_STREAM ? "stream" : "datagram", addr, p[i].fd,
+                 p[i].name[0] ? ", " : "", p[i].name);
+        int status;
+        if (p[i].type == SOCK_STREAM) {
+            status = adopt_listener(d, p[i].fd, shown);
+        } else {
+            int rc = p[i].family == AF_UNIX ? 0 : iomux_udp_enable_pktinfo(p[i].fd);
+            if (rc < 0) {
+                fprintf(stderr, "echod: %s: %s\n", shown, strerror(-rc));
+                close(p[i].fd);
+                return 1;
+            }
+            status = adopt_udp(d, p[i].fd, shown);
+        }
+        if (status != 0) {
+            /* The ones not reached yet are closed by exit. */
+            return status;
+        }
+    }
+    return 0;
+}
+
+/* The one connection of --inetd. */
+static int setup_inetd(struct echod *d)
+{
+    int fd;
+    struct iomux_addr peer;
+    int status = echod_inetd_setup(&fd, &peer);
+    if (status != 0)
+        return status;
+    admit(d, fd, &peer);
+    if (d->open == 0)
+        return 1; /* admit() said why */
+    return 0;
+}
+
+/* Listening and datagram sockets: passed by systemd, stdin for --inetd,
+   or bound from --listen and --udp. Returns 0 or an exit status. */
+static int setup_sockets(struct echod *d)
+{
+    const struct echod_options *opt = d->opt;
+    struct echod_passed passed[ECHOD_MAX_PASSED];
+    size_t npassed;
+    int status = echod_activation(passed, &npassed);
+    if (status != 0)
+        return status;
+    if (npassed)
+        return setup_activated(d, passed, npassed);
+    if (opt->inetd)
+        return setup_inetd(d);
+    for (size_t i = 0; i < opt->nlisten; i++) {
+        status = setup_listener(d, opt->listen[i]);
+        if (status != 0)
+            return status;
+    }
+    for (size_t i = 0; i < opt->nudp; i++) {
+        status = setup_udp(d, opt->udp[i]);
+        if (status != 0)
+            return status;
+    }
+    return 0;
+}
+
 int echod_new(const struct echod_options *opt, struct echod **out)
 {
     struct echod *d = calloc(1, sizeof(*d));
@@ -572,12 +791,27 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     /* Every address is checked before any is listened on, so that a typo
        in the second one is a usage error with nothing else said. */
     for (size_t i = 0; i < opt->nlisten; i++) {
-        status = check_address(opt->listen[i]);
+        status = check_address("--listen", opt->listen[i]);
         if (status != 0)
             goto fail;
     }
-    for (size_t i = 0; i < opt->nlisten; i++) {
-        status = setup_listener(d, opt->listen[i]);
+    for (size_t i = 0; i < opt->nudp; i++) {
+        status = check_address("--udp", opt->udp[i]);
+        if (status != 0)
+            goto fail;
+    }
+    if (opt->max_conns_per_ip && (rc = echod_perip_new(opt->max_conns_per_ip, &d->perip)) < 0) {
+        fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
+        status = 1;
+        goto fail;
+    }
+    status = setup_sockets(d);
+    if (status != 0)
+        goto fail;
+    /* Everything that needs privileges is done: drop them before the
+       first byte from a client is read. */
+    if (opt->user) {
+        status = echod_drop_privileges(opt->user, opt->quiet);
         if (status != 0)
             goto fail;
     }
@@ -631,6 +865,9 @@ void echod_free(struct echod *d)
         cut_all(d, "exiting");
         close_listeners(d);
     }
+    echod_udp_free(d->udp);
+    echod_perip_free(d->perip);
+    echod_unix_cleanup();
     if (d->reserve_fd >= 0)
         close(d->reserve_fd);
     /* The loop goes first: its timers may not outlive it, and it restores

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "udp.h"
 #include <iomux/stream.h>
 
 #ifndef ECHOD_VERSION
@@ -29,6 +30,13 @@ enum {
     OPT_QUIET,
     OPT_HELP,
     OPT_VERSION,
+    OPT_UDP,
+    OPT_UDP_RATE,
+    OPT_UDP_BURST,
+    OPT_UDP_ANY_PORT,
+    OPT_MAX_PER_IP,
+    OPT_INETD,
+    OPT_USER,
 };
 
 static const struct cli_option options[] = {
@@ -44,6 +52,13 @@ static const struct cli_option options[] = {
     {"quiet", 0, OPT_QUIET},
     {"help", 0, OPT_HELP},
     {"version", 0, OPT_VERSION},
+    {"udp", 1, OPT_UDP},
+    {"udp-rate", 1, OPT_UDP_RATE},
+    {"udp-burst", 1, OPT_UDP_BURST},
+    {"udp-any-port", 0, OPT_UDP_ANY_PORT},
+    {"max-conns-per-ip", 1, OPT_MAX_PER_IP},
+    {"inetd", 0, OPT_INETD},
+    {"user", 1, OPT_USER},
     {NULL, 0, 0},
 };
 
@@ -52,14 +67,34 @@ static void usage(FILE *f)
     fprintf(
         f,
         "Usage: echod [OPTION]...\n"
-        "A TCP echo server: every byte a client sends is sent back to it.\n"
+        "An echo server (RFC 862): every byte a client sends is sent back to it.\n"
         "\n"
         "  --listen HOST:PORT     address to listen on; repeatable (default " ECHOD_DEFAULT_LISTEN
-        ").\n"
-        "                         HOST is an IPv4 address, [IPV6] in brackets, or a name;\n"
-        "                         port 0 picks a free port and prints HOST:PORT on stdout\n"
-        "  --backend NAME         auto, epoll, poll or select (default auto: the first\n"
-        "                         that works, in that order)\n"
+        ",\n"
+        "                         unless --udp is given). HOST is an IPv4 address, [IPV6]\n"
+        "                         in brackets, or a name; port 0 picks a free port and\n"
+        "                         prints HOST:PORT on stdout. unix:PATH listens on a\n"
+        "                         Unix-domain stream socket\n"
+        "  --udp HOST:PORT        echo datagrams on this UDP address (or unix:PATH, a\n"
+        "                         Unix datagram socket); repeatable; off by default.\n"
+        "                         Port-0 addresses are printed after the --listen ones\n"
+        "  --udp-rate PPS         answer at most PPS datagrams per second per source\n"
+        "                         address (default %u; 0: no limit)\n"
+        "  --udp-burst N          let a source send N datagrams at once before the rate\n"
+        "                         applies (default %u, or PPS if larger)\n"
+        "  --udp-any-port         also answer the loop-prone source ports refused by\n"
+        "                         default, and echod's own UDP ports; refused are\n"
+        "                         %s\n"
+        "                         (source port 0 is never answered)\n"
+        "  --max-conns-per-ip N   serve at most N TCP clients from one address at once\n"
+        "                         (default 0: no limit)\n"
+        "  --inetd                serve the one TCP connection on stdin/stdout (inetd\n"
+        "                         'nowait' style), then exit\n"
+        "  --user NAME            after binding, switch to the user NAME and its group;\n"
+        "                         refuses to run on as root if that fails\n"
+        "  --backend NAME         auto, epoll, poll, select or uring (uring: when built\n"
+        "                         with liburing); default auto: the first of epoll,\n"
+        "                         poll and select that works\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
         "                         closed at once (default 0: no limit)\n"
         "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
@@ -84,11 +119,18 @@ static void usage(FILE *f)
         "Exit status: 0 after a signal, 1 on a runtime failure (address in use, ...),\n"
         "2 on a usage error.\n"
         "\n"
+        "Socket activation: with LISTEN_FDS/LISTEN_PID set (systemd), echod serves the\n"
+        "sockets it is given (stream: echo connections; datagram: echo datagrams)\n"
+        "instead of --listen and --udp.\n"
+        "\n"
         "Examples:\n"
         "  echod                                   # localhost:10000, like the seed\n"
         "  echod --listen 127.0.0.1:0 --quiet      # any free port, printed on stdout\n"
         "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
-        "  echod --trace --tick 1                  # the seed's story, with timeouts\n",
+        "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
+        "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
+        "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
+        ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text,
         ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
 }
 
@@ -155,6 +197,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
+    o->udp_rate = ECHOD_UDP_RATE;
 
     while (!bad && (id = cli_next(&it, options, &value, err, sizeof(err))) != CLI_END) {
         switch (id) {
@@ -202,6 +245,39 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         case OPT_QUIET:
             o->quiet = true;
             break;
+        case OPT_UDP:
+            if (o->nudp == ECHOD_MAX_LISTEN) {
+                snprintf(err, sizeof(err), "--udp: at most %d addresses", ECHOD_MAX_LISTEN);
+                bad = 1;
+            } else {
+                o->udp[o->nudp++] = value;
+            }
+            break;
+        case OPT_UDP_RATE:
+            bad = cli_parse_u64("--udp-rate", value, 0, 100000000, &o->udp_rate, err, sizeof(err)) <
+                  0;
+            break;
+        case OPT_UDP_BURST:
+            bad = cli_parse_u64("--udp-burst", value, 1, 100000000, &o->udp_burst, err,
+                                sizeof(err)) < 0;
+            break;
+        case OPT_UDP_ANY_PORT:
+            o->udp_any_port = true;
+            break;
+        case OPT_MAX_PER_IP:
+            bad = cli_parse_u64("--max-conns-per-ip", value, 0, 1000000000, &o->max_conns_per_ip,
+                                err, sizeof(err)) < 0;
+            break;
+        case OPT_INETD:
+            o->inetd = true;
+            break;
+        case OPT_USER:
+            if (value[0] == '\0') {
+                snprintf(err, sizeof(err), "--user: empty user name");
+                bad = 1;
+            }
+            o->user = value;
+            break;
         case OPT_HELP:
             usage(stdout);
             return ECHOD_DONE;
@@ -235,7 +311,16 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         fprintf(stderr, "echod: %s\nTry 'echod --help' for more information.\n", err);
         return ECHOD_USAGE;
     }
-    if (o->nlisten == 0)
+    if (o->udp_rate && !o->udp_burst)
+        o->udp_burst = o->udp_rate > ECHOD_UDP_BURST ? o->udp_rate : ECHOD_UDP_BURST;
+    if (o->inetd && (o->nlisten || o->nudp)) {
+        fprintf(stderr, "echod: --inetd serves stdin: it takes no --listen or --udp\n"
+                        "Try 'echod --help' for more information.\n");
+        return ECHOD_USAGE;
+    }
+    /* The default TCP address only when nothing at all was asked for: a
+       UDP-only server must not also take localhost:10000. */
+    if (o->nlisten == 0 && o->nudp == 0 && !o->inetd)
         o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
     return ECHOD_RUN;
 }

@@ -25,6 +25,15 @@ struct echod_options {
     size_t low_water;
     bool trace;
     bool quiet;
+    /* Datagram echo and daemon integration (udp.c, daemon.c). */
+    const char *udp[ECHOD_MAX_LISTEN]; /* --udp ADDR:PORT or unix:PATH */
+    size_t nudp;
+    uint64_t udp_rate;         /* per source, datagrams/s; 0 = no limit */
+    uint64_t udp_burst;        /* 0 = max(rate, default burst) */
+    bool udp_any_port;         /* --udp-any-port: no source-port filter */
+    uint64_t max_conns_per_ip; /* 0 = no limit */
+    bool inetd;                /* serve the connection on stdin, then exit */
+    const char *user;          /* --user NAME, or NULL */
 };
 
 enum {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * iomux/loop.h - the event loop: file-descriptor readiness, timers and
- * signals, with a backend (select, poll, epoll) chosen at run time.
+ * signals, with a backend (select, poll, epoll, uring) chosen at run time.
  *
  * Rules that hold for every function here:
  *   - fallible calls return 0 (or a count) on success and a negative errno
@@ -48,8 +48,9 @@ typedef void iomux_timer_cb(struct iomux_loop *loop, uint64_t timer_id, void *da
 typedef void iomux_signal_cb(struct iomux_loop *loop, int signo, void *data);
 
 struct iomux_loop_options {
-    /* Backend name ("epoll", "poll", "select"); NULL or "auto" picks the
-       first one that initialises, in the order of iomux_backend_names(). */
+    /* Backend name ("epoll", "poll", "select", "uring" when built with
+       liburing); NULL or "auto" picks the first one that initialises, in
+       the order of iomux_backend_names() (uring comes last). */
     const char *backend;
     /* Highest fd number + 1 the loop accepts; 0 = the process's current
        RLIMIT_NOFILE soft limit. The table grows on demand up to this. */

@@ -110,8 +110,8 @@ int iomux_udp_enable_pktinfo(int fd);
 /* Where a datagram was sent to: its destination address and the interface
    it came in on (from IP_PKTINFO / IPV6_PKTINFO). */
 struct iomux_udp_dst {
-    int family;       /* AF_INET or AF_INET6; 0 = not known */
-    unsigned ifindex; /* interface it arrived on */
+    int family;             /* AF_INET or AF_INET6; 0 = not known */
+    unsigned ifindex;       /* interface it arrived on */
     unsigned char addr[16]; /* IPv4 (4 bytes) or IPv6 destination address */
     unsigned char local[4]; /* IPv4 only: the local address the kernel would
                                answer from (ipi_spec_dst) */

@@ -28,7 +28,9 @@
  *
  * Memory: reads go into the pool's one shared read buffer and queued bytes
  * live in chunks borrowed from the pool, returned as soon as they are sent.
- * An idle stream holds no buffer, only its own small struct.
+ * An idle stream holds no buffer, only its own small struct (40 bytes on
+ * 64-bit Linux, plus the owner's extra_size; what streams with the same
+ * options have in common is kept once, in the pool).
  */
 #ifndef IOMUX_STREAM_H
 #define IOMUX_STREAM_H
@@ -72,6 +74,9 @@ struct iomux_stream_options {
     size_t high_water;               /* 0 = IOMUX_STREAM_HIGH_WATER */
     size_t low_water;                /* 0 = the default above; must be <= high_water */
     size_t read_max;                 /* largest single read; 0 = the pool's read size */
+    size_t extra_size;               /* bytes of the owner's per-stream state to
+                                        allocate with the stream: see
+                                        iomux_stream_extra(); 0 = none */
 };
 
 /*
@@ -128,6 +133,19 @@ uint64_t iomux_stream_last_io(const struct iomux_stream *stream);
 /* 1 while reading is paused because the queue is above the high
    watermark, else 0. */
 int iomux_stream_backpressured(const struct iomux_stream *stream);
+
+/*
+ * The owner's `extra_size` bytes allocated with the stream (zeroed at
+ * creation, aligned for any object of 8-byte alignment), or NULL if
+ * extra_size was 0. They belong to the stream's memory: valid until
+ * on_close returns or iomux_stream_close() is called. Putting per-connection
+ * state here instead of in a malloc() of its own saves the owner an
+ * allocation, its header, and a pointer each way.
+ */
+void *iomux_stream_extra(struct iomux_stream *stream);
+
+/* The stream whose extra bytes `extra` are (the inverse of the above). */
+struct iomux_stream *iomux_stream_of_extra(void *extra);
 
 IOMUX_END_DECLS
 

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_options.c - libFuzzer target for echod's command line parser: the
+ * input, split at NUL bytes, is argv. Any argv must be accepted or refused
+ * with a message, never crash; an accepted one must be self-consistent.
+ * The parser prints help and errors: run with -close_fd_mask=3 (make fuzz
+ * does) to keep the fuzzer's own output readable.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_ARGS 32
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 4096)
+        return 0;
+    char *copy = malloc(size + 1);
+    if (!copy)
+        return 0;
+    memcpy(copy, data, size);
+    copy[size] = '\0';
+    char *args[MAX_ARGS + 2];
+    int argc = 0;
+    args[argc++] = "echod";
+    for (char *p = copy; p < copy + size + 1 && argc <= MAX_ARGS; p += strlen(p) + 1)
+        args[argc++] = p;
+    args[argc] = NULL;
+
+    struct echod_options o;
+    int rc = echod_options_parse(argc, args, &o);
+    if (rc == ECHOD_RUN) {
+        if (o.nlisten > ECHOD_MAX_LISTEN || !o.backend)
+            abort();
+        if (o.high_water && o.low_water > o.high_water)
+            abort();
+    } else if (rc != ECHOD_DONE && rc != ECHOD_USAGE) {
+        abort();
+    }
+    free(copy);
+    return 0;
+}

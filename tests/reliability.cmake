@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: MIT
+# Reliability suite (issue 7), see docs/reliability.md.
+#   stream_faults.<backend>        allocation-failure sweep of pools and streams,
+#                                  short reads and writes through the stream
+#   reliability.<test>.<backend>   real echod processes, tests/reliability_e2e.py:
+#     faults        byte-exact under the LD_PRELOAD fault shim, SHA-256 per stream
+#     selftest      the shim damages data: the checkers must catch it (once)
+#     malloc_sweep  echod's allocation N fails, for every N
+#     fdleak        4,000 cycles under RLIMIT_NOFILE 20
+#     slow          1,000 never-reading clients: RSS bound
+#     trickle       stalled and 1 B/s clients cut by --idle-timeout
+#     scale         10,000 concurrent connections
+# The shim (tests/shim/) is built here only, for these tests; it is not
+# built in sanitizer builds, whose interceptors would shadow it anyway.
+iomux_backend_test(stream_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream_faults.c
+                   TIMEOUT 120)
+
+if(NOT IOMUX_SANITIZE)
+  add_library(iomux_fault MODULE ${CMAKE_CURRENT_LIST_DIR}/shim/iomux_fault.c)
+  target_link_libraries(iomux_fault PRIVATE ${CMAKE_DL_LIBS})
+  set_target_properties(iomux_fault PROPERTIES PREFIX "")
+endif()
+
+find_package(Python3 COMPONENTS Interpreter)
+if(NOT Python3_Interpreter_FOUND OR NOT TARGET echod)
+  message(STATUS "python3 or echod missing: the reliability end-to-end tests are not registered")
+  return()
+endif()
+
+set(reliability_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/reliability_e2e.py
+    --echod $<TARGET_FILE:echod>)
+if(TARGET echo-bench)
+  list(APPEND reliability_e2e --bench $<TARGET_FILE:echo-bench>)
+endif()
+if(TARGET iomux_fault)
+  list(APPEND reliability_e2e --shim $<TARGET_FILE:iomux_fault>)
+endif()
+
+# 1 GiB per backend under faults takes a few seconds in an optimised or
+# debug build; sanitizer builds skip it (the shim cannot interpose there).
+set(IOMUX_FAULT_BYTES 1073741824 CACHE STRING "Bytes pushed through echod under faults, per backend")
+
+foreach(backend ${IOMUX_BACKENDS})
+  set(tests faults malloc_sweep fdleak slow trickle scale)
+  foreach(t ${tests})
+    string(REPLACE "_" "-" arg ${t})
+    set(extra "")
+    if(t STREQUAL "faults")
+      set(extra --bytes ${IOMUX_FAULT_BYTES})
+    endif()
+    add_test(NAME reliability.${t}.${backend} COMMAND ${reliability_e2e} ${extra} ${arg} ${backend})
+    set_tests_properties(reliability.${t}.${backend} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+  endforeach()
+endforeach()
+list(GET IOMUX_BACKENDS 0 first_backend)
+add_test(NAME reliability.selftest COMMAND ${reliability_e2e} selftest ${first_backend})
+set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# The scale tests hold 10,000 connections each (20,000 descriptors with
+# echod's): never two at once. The slow tests fill about 1.5 GiB of kernel
+# socket buffers: they run alone, so that no other test meets a machine
+# whose TCP is under memory pressure.
+foreach(backend ${IOMUX_BACKENDS})
+  set_tests_properties(reliability.scale.${backend} PROPERTIES RESOURCE_LOCK reliability_many_conns)
+  set_tests_properties(reliability.slow.${backend} PROPERTIES RUN_SERIAL TRUE)
+endforeach()
