@@ -35,6 +35,10 @@ void *iomux__calloc(size_t count, size_t size)
 {
     if (size && count > SIZE_MAX / size)
         return NULL;
+    /* The system's calloc knows when memory is fresh from the kernel and
+       already zero, and then leaves its pages untouched (unbacked). */
+    if (alloc_malloc == malloc)
+        return calloc(count, size);
     void *p = alloc_malloc(count * size);
     if (p)
         memset(p, 0, count * size);

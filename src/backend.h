@@ -19,6 +19,10 @@ struct iomux__backend {
     /* fds at or above this cannot be watched (select's FD_SETSIZE); 0 = no
        limit but the loop's max_fds. Checked by the core for every mask. */
     int fd_limit;
+    /* Most entries one wait() reports; 0 = one per table slot. A backend
+       whose kernel interface round-robins ready fds (epoll) reports in
+       bounded batches, so fired[] need not grow with the table. */
+    unsigned max_fired;
     /* Allocates loop->backend_state. 0, or -errno; -ENOSYS / -EPERM mean
        "not available here" and make the automatic choice try the next. */
     int (*init)(struct iomux_loop *loop);

@@ -18,6 +18,11 @@
 
 #include "loop_internal.h"
 
+/* epoll_wait() hands out at most this many events per call and keeps the
+   rest on its ready list, rotating it, so no fd starves; the arrays stay
+   small however many fds are watched (libuv uses the same bound). */
+#define IOMUX__EPOLL_BATCH 1024u
+
 struct epoll_state {
     int epfd;
     struct epoll_event *events;
@@ -49,7 +54,8 @@ static void epoll_fini(struct iomux_loop *loop)
 static int epoll_resize(struct iomux_loop *loop, unsigned capacity)
 {
     struct epoll_state *st = loop->backend_state;
-    struct epoll_event *events = iomux__reallocarray(st->events, capacity, sizeof *events);
+    unsigned n = capacity < IOMUX__EPOLL_BATCH ? capacity : IOMUX__EPOLL_BATCH;
+    struct epoll_event *events = iomux__reallocarray(st->events, n, sizeof *events);
     if (!events)
         return -ENOMEM;
     st->events = events;
@@ -87,7 +93,7 @@ static int epoll_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsi
 static int epoll_wait_fill(struct iomux_loop *loop, int timeout_ms)
 {
     struct epoll_state *st = loop->backend_state;
-    int max = loop->capacity > INT32_MAX ? INT32_MAX : (int)loop->capacity;
+    int max = (int)(loop->capacity < IOMUX__EPOLL_BATCH ? loop->capacity : IOMUX__EPOLL_BATCH);
     int n = epoll_wait(st->epfd, st->events, max, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
@@ -105,6 +111,7 @@ static int epoll_wait_fill(struct iomux_loop *loop, int timeout_ms)
 
 const struct iomux__backend iomux__backend_epoll = {
     .name = "epoll",
+    .max_fired = IOMUX__EPOLL_BATCH,
     .init = epoll_init,
     .fini = epoll_fini,
     .resize = epoll_resize,

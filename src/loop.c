@@ -95,6 +95,12 @@ static unsigned default_max_fds(void)
     return (unsigned)rl.rlim_cur;
 }
 
+/* fired[] entries a backend needs for a table of `capacity` slots. */
+static unsigned fired_size(const struct iomux__backend *backend, unsigned capacity)
+{
+    return backend->max_fired && backend->max_fired < capacity ? backend->max_fired : capacity;
+}
+
 /* Grows the table, fired[] and the backend's arrays to hold `fd`. On
    failure the loop is unchanged (a larger array that was already
    reallocated is harmless; capacity only moves when all succeeded). */
@@ -106,16 +112,27 @@ static int grow(struct iomux_loop *loop, unsigned fd)
     if (cap > loop->max_fds)
         cap = loop->max_fds;
 
-    struct iomux__fd *fds = iomux__reallocarray(loop->fds, cap, sizeof *fds);
-    if (!fds)
-        return -ENOMEM;
-    loop->fds = fds;
-    memset(fds + loop->capacity, 0, (cap - loop->capacity) * sizeof *fds);
+    /* A zeroed new table rather than realloc + memset: calloc's fresh pages
+       stay untouched (and cost no memory) until an fd that high is
+       watched, so 10,000 connections pay for 10,000 slots, not for the
+       16,384 the doubling reserved. */
+    if (cap > loop->fds_cap) {
+        struct iomux__fd *fds = iomux__calloc(cap, sizeof *fds);
+        if (!fds)
+            return -ENOMEM;
+        memcpy(fds, loop->fds, loop->capacity * sizeof *fds);
+        iomux__free(loop->fds);
+        loop->fds = fds;
+        loop->fds_cap = cap;
+    }
 
-    struct iomux__fired *fired = iomux__reallocarray(loop->fired, cap, sizeof *fired);
-    if (!fired)
-        return -ENOMEM;
-    loop->fired = fired;
+    unsigned nfired = fired_size(loop->backend, cap);
+    if (nfired > fired_size(loop->backend, loop->capacity)) {
+        struct iomux__fired *fired = iomux__reallocarray(loop->fired, nfired, sizeof *fired);
+        if (!fired)
+            return -ENOMEM;
+        loop->fired = fired;
+    }
 
     int rc = loop->backend->resize(loop, cap);
     if (rc < 0)
@@ -166,7 +183,7 @@ int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opt
     loop->fired = iomux__calloc(cap, sizeof *loop->fired);
     if (!loop->fds || !loop->fired)
         goto fail;
-    loop->capacity = cap;
+    loop->capacity = loop->fds_cap = cap;
 
     rc = -ENOSYS;
     for (size_t i = 0; i < NBACKENDS; i++) {

@@ -71,6 +71,7 @@ struct iomux_loop {
     struct iomux__fd *fds;      /* indexed by fd, `capacity` entries */
     struct iomux__fired *fired; /* `capacity` entries */
     unsigned capacity;
+    unsigned fds_cap; /* slots allocated in fds (>= capacity) */
     unsigned max_fds;
     unsigned active; /* user fds with a non-zero mask: keeps run() going */
 

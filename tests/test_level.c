@@ -221,6 +221,8 @@ static void t_interest_churn(void)
    must be re-armed). Every fd is reported once per wait while unread,
    none after draining, and every fd is woken again afterwards. */
 #define BURST_FDS 2500
+/* Waits one round may take: 2500 / epoll's batch of 1024, plus slack. */
+#define BURST_WAITS 5
 static int burst_fds[BURST_FDS][2];
 static struct counter burst_counters[BURST_FDS];
 
@@ -275,18 +277,25 @@ static void t_burst(void)
         for (int i = 0; i < BURST_FDS; i++)
             CHECK_EQ_INT(write(burst_fds[i][1], "b", 1), 1);
 
-    /* Unread: everyone in every wait. A backend may split the first
-       report over two waits, never lose an fd. */
+    /* Unread: everyone is reported, and reported again while unread. A
+       backend may spread one round over a few waits (epoll hands out at
+       most a batch of events per wait, rotating), never lose an fd. */
     int ran = 0;
-    for (int w = 0; w < 3 && burst_silent() > 0; w++)
+    for (int w = 0; w < BURST_WAITS && burst_silent() > 0; w++)
         ran += iomux_loop_run_once(loop, 1000);
     CHECK_EQ_INT(burst_silent(), 0);
     CHECK_EQ_INT(ran, burst_calls());
-    CHECK_EQ_INT(iomux_loop_run_once(loop, 1000), BURST_FDS);
+    burst_reset(0);
+    for (int w = 0; w < BURST_WAITS && burst_silent() > 0; w++)
+        CHECK_COUNT(iomux_loop_run_once(loop, 1000));
+    CHECK_EQ_INT(burst_silent(), 0);
 
-    /* Drained: quiet. */
+    /* Drained: each fd is reported until its callback has read it, then
+       the loop is quiet. */
     burst_reset(-1);
-    CHECK_EQ_INT(iomux_loop_run_once(loop, 1000), BURST_FDS);
+    for (int w = 0; w < BURST_WAITS && burst_silent() > 0; w++)
+        CHECK_COUNT(iomux_loop_run_once(loop, 1000));
+    CHECK_EQ_INT(burst_silent(), 0);
     CHECK_EQ_INT(iomux_loop_run_once(loop, 20), 0);
 
     /* Woken again: nobody was left unarmed. */

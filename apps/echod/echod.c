@@ -9,12 +9,12 @@
  * the seed's words, rate-limited error lines, SIGUSR1 statistics).
  */
 #include "echod.h"
+#include "ratelog.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +37,6 @@
    trick cannot help. */
 #define ACCEPT_PAUSE_MS 100
 /* Repeated error lines are printed at most once per this period. */
-#define LOG_PERIOD_MS 1000
 /* The seed reads with recv(1024); --trace does the same so that its
    "received" lines cut the data where the seed would. */
 #define TRACE_READ_MAX 1024
@@ -94,34 +93,12 @@ struct echod {
     /* statistics */
     uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
     uint64_t refused_max, refused_fds, refused_watch;
-    uint64_t log_last[LOG_KINDS], log_suppressed[LOG_KINDS];
+    struct ratelog logs[LOG_KINDS];
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
 };
-
-static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void log_limited(struct echod *d, enum log_kind kind, const char *fmt, ...)
-{
-    uint64_t now = iomux_loop_now(d->loop);
-    if (d->log_last[kind] && now - d->log_last[kind] < LOG_PERIOD_MS) {
-        d->log_suppressed[kind]++;
-        return;
-    }
-    d->log_last[kind] = now ? now : 1;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("echod: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    if (d->log_suppressed[kind])
-        fprintf(stderr, " (%" PRIu64 " more like this)", d->log_suppressed[kind]);
-    fputc('\n', stderr);
-    d->log_suppressed[kind] = 0;
-}
 
 static bool keeps_peer(const struct echod *d)
 {
@@ -246,7 +223,8 @@ static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum 
         char text[IOMUX_ADDR_STRLEN];
         if (iomux_addr_format(peer, text, sizeof(text)) < 0)
             snprintf(text, sizeof(text), "?");
-        log_limited(d, kind, "refusing connection from %s: %s", text, why);
+        ratelog_say(&d->logs[kind], iomux_loop_now(d->loop), "refusing connection from %s: %s",
+                    text, why);
     }
 }
 
@@ -289,7 +267,8 @@ static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
                 snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
             refuse(d, fd, peer, LOG_WATCH, why);
         } else {
-            d->refused_fds++;
+            /* Out of memory, most likely: not a descriptor shortage. */
+            d->errors++;
             snprintf(why, sizeof(why), "%s", strerror(-rc));
             refuse(d, fd, peer, LOG_ACCEPT, why);
         }
@@ -340,8 +319,8 @@ static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
  */
 static void shed_load(struct echod *d, struct listener *l, int err)
 {
-    log_limited(d, LOG_FDS, "accept: %s; refusing new connections until some close",
-                strerror(-err));
+    ratelog_say(&d->logs[LOG_FDS], iomux_loop_now(d->loop),
+                "accept: %s; refusing new connections until some close", strerror(-err));
     int shed = iomux_tcp_shed(l->fd, &d->reserve_fd, ACCEPT_BATCH);
     if (shed > 0)
         d->refused_fds += (uint64_t)shed;
@@ -377,7 +356,7 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
            protocol error on that one connection: the next may be fine. */
         if (rc == -ECONNABORTED || rc == -EPROTO || rc == -EPERM || rc == -EINTR)
             continue;
-        log_limited(d, LOG_ACCEPT, "accept: %s", strerror(-rc));
+        ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "accept: %s", strerror(-rc));
         break;
     }
 }

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -34,6 +33,7 @@
 
 #include <iomux/net.h>
 
+#include "ratelog.h"
 #include "trace.h"
 
 /* Datagrams per recvmmsg()/sendmmsg() call. */
@@ -46,7 +46,6 @@
 /* Rate-limiter table: sets of WAYS entries. */
 #define WAYS 4
 /* Repeated log lines are printed at most once per this period. */
-#define LOG_PERIOD_MS 1000
 /* Token counts are kept in thousandths, so that rate * elapsed_ms needs no
    division. */
 #define MILLI 1000u
@@ -138,30 +137,8 @@ struct echod_udp {
     uint64_t hash_key[2];
 
     struct echod_udp_stats st;
-    uint64_t log_last[LOG_KINDS], log_suppressed[LOG_KINDS];
+    struct ratelog logs[LOG_KINDS];
 };
-
-static void log_limited(struct echod_udp *u, enum log_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void log_limited(struct echod_udp *u, enum log_kind kind, const char *fmt, ...)
-{
-    uint64_t now = iomux_loop_now(u->loop);
-    if (u->log_last[kind] && now - u->log_last[kind] < LOG_PERIOD_MS) {
-        u->log_suppressed[kind]++;
-        return;
-    }
-    u->log_last[kind] = now ? now : 1;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("echod: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    if (u->log_suppressed[kind])
-        fprintf(stderr, " (%" PRIu64 " more like this)", u->log_suppressed[kind]);
-    fputc('\n', stderr);
-    u->log_suppressed[kind] = 0;
-}
 
 /* ------------------------------------------------------------------------
  * The per-source rate limit.
@@ -344,7 +321,8 @@ static void count_send_error(struct echod_udp *u, int err, size_t i)
     }
     char who[128];
     source_text(&u->names[i], u->rx[i].msg_hdr.msg_namelen, who, sizeof(who));
-    log_limited(u, LOG_SEND, "udp reply to %s: %s", who, strerror(err));
+    ratelog_say(&u->logs[LOG_SEND], iomux_loop_now(u->loop), "udp reply to %s: %s", who,
+                strerror(err));
 }
 
 /* Sends the n replies prepared in tx[]; a failed one is counted and the
@@ -399,7 +377,7 @@ static int serve_batch(struct echod_udp *u, struct udp_sock *s)
             u->st.send_refused++;
             return 1;
         }
-        log_limited(u, LOG_RECV, "udp receive: %s", strerror(err));
+        ratelog_say(&u->logs[LOG_RECV], iomux_loop_now(u->loop), "udp receive: %s", strerror(err));
         return -1;
     }
 
@@ -415,7 +393,8 @@ static int serve_batch(struct echod_udp *u, struct udp_sock *s)
         if (drop || u->cfg.trace)
             source_text(&u->names[i], u->rx[i].msg_hdr.msg_namelen, who, sizeof(who));
         if (drop && u->rx[i].msg_hdr.msg_flags & MSG_TRUNC)
-            log_limited(u, LOG_TRUNC, "udp datagram from %s longer than %zu bytes: not echoed", who,
+            ratelog_say(&u->logs[LOG_TRUNC], iomux_loop_now(u->loop),
+                        "udp datagram from %s longer than %zu bytes: not echoed", who,
                         u->cfg.recv_size);
         if (u->cfg.trace) {
             if (drop)
