@@ -110,7 +110,7 @@ def svg_chart(scen, stats, path):
         return
     row, top, left, pw, gap = 26, 50, 130, 300, 60
     height = top + row * len(names) + 40
-    width = left + 2 * pw + gap + 30
+    width = left + 2 * pw + gap + 140
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -121,6 +121,11 @@ def svg_chart(scen, stats, path):
     for title, key, x0 in panels:
         vals = [v for n in names for v in stats[n][key]]
         vmax = max(vals) if vals else 1
+        ref = med(stats.get(REF, {}).get(key, []))
+        if key == "cpu" and ref and vmax > 5 * ref:
+            # The Python servers would squash every other bar: clip the
+            # axis at 5x the reference; clipped bars keep their label.
+            vmax = 5 * ref
         vmax = vmax * 1.05 or 1
         out.append(f'<text x="{x0}" y="{top - 10}">{html.escape(title)}</text>')
         out.append(f'<line x1="{x0}" y1="{top - 4}" x2="{x0}" y2="{top + row * len(names)}" stroke="#444"/>')
@@ -131,13 +136,15 @@ def svg_chart(scen, stats, path):
                 out.append(f'<text x="{x0 + 4}" y="{y + 16}" fill="#888">n/a</text>')
                 continue
             m = med(xs)
-            w = pw * m / vmax
+            w = pw * min(m, vmax) / vmax
             colour = "#d9534f" if n.startswith("echod") else "#5b7db1" if n == REF else "#999"
             out.append(f'<rect x="{x0}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{colour}"/>')
-            lo, hi = pw * min(xs) / vmax, pw * max(xs) / vmax
+            lo, hi = pw * min(min(xs), vmax) / vmax, pw * min(max(xs), vmax) / vmax
             yc = y + row / 2
             out.append(f'<line x1="{x0 + lo:.1f}" y1="{yc}" x2="{x0 + hi:.1f}" y2="{yc}" stroke="black"/>')
             label = f"{m:,.0f}" if key == "mps" else f"{m:.2f}"
+            if m > vmax:
+                label += " (axis clipped)"
             out.append(f'<text x="{x0 + max(w, hi) + 4:.1f}" y="{y + 16}" font-size="10">{label}</text>')
     for i, n in enumerate(names):
         out.append(f'<text x="{left - 6}" y="{top + i * row + 16}" text-anchor="end">{html.escape(n)}</text>')
