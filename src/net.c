@@ -253,27 +253,40 @@ static void set_nodelay(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A non-blocking, close-on-exec IPv4 or IPv6 socket of `type` for `addr`. */
+static int ip_socket(const struct iomux_addr *addr, int type, int *fd)
+{
+    int family = addr->ss.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    *fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return *fd < 0 ? -errno : 0;
+}
+
+/* Binds `fd` to `addr`. An IPv6 socket takes IPv6 only, so "[::]:N" and
+   "0.0.0.0:N" can be bound side by side, whatever the system default says. */
+static int ip_bind(int fd, const struct iomux_addr *addr)
+{
+    int one = 1;
+    if (addr->ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        return -errno;
+    return bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ? -errno : 0;
+}
+
 int iomux_tcp_listen(const struct iomux_addr *addr, int backlog, int *fd_out)
 {
     if (!addr || !fd_out || backlog < 0)
         return -EINVAL;
-    int family = addr->ss.ss_family;
-    if (family != AF_INET && family != AF_INET6)
-        return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    int rc = ip_socket(addr, SOCK_STREAM, &fd);
+    if (rc < 0)
+        return rc;
     int one = 1;
-    int rc = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         rc = -errno;
-    /* An IPv6 listener takes IPv6 only, so "[::]:N" and "0.0.0.0:N" can be
-       listened on side by side, whatever the system default says. */
-    if (rc == 0 && family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-        rc = -errno;
-    if (rc == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = ip_bind(fd, addr);
     /* The kernel clamps the backlog to its maximum (net.core.somaxconn on
        Linux), so INT_MAX asks for exactly "the system maximum". */
     if (rc == 0 && listen(fd, backlog ? backlog : INT_MAX) < 0)
@@ -309,12 +322,10 @@ int iomux_tcp_connect(const struct iomux_addr *addr, int *fd_out)
 {
     if (!addr || !fd_out)
         return -EINVAL;
-    int family = addr->ss.ss_family;
-    if (family != AF_INET && family != AF_INET6)
-        return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    int rc = ip_socket(addr, SOCK_STREAM, &fd);
+    if (rc < 0)
+        return rc;
     set_nodelay(fd);
     if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0) {
         *fd_out = fd;
@@ -326,7 +337,7 @@ int iomux_tcp_connect(const struct iomux_addr *addr, int *fd_out)
         *fd_out = fd;
         return -EINPROGRESS;
     }
-    int rc = -errno;
+    rc = -errno;
     close(fd);
     return rc;
 }
@@ -401,18 +412,11 @@ int iomux_udp_bind(const struct iomux_addr *addr, int *fd_out)
 {
     if (!addr || !fd_out)
         return -EINVAL;
-    int family = addr->ss.ss_family;
-    if (family != AF_INET && family != AF_INET6)
-        return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    int rc = 0;
-    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-        rc = -errno;
-    if (rc == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
-        rc = -errno;
+    int fd;
+    int rc = ip_socket(addr, SOCK_DGRAM, &fd);
+    if (rc < 0)
+        return rc;
+    rc = ip_bind(fd, addr);
     if (rc == 0)
         rc = iomux_udp_enable_pktinfo(fd);
     if (rc < 0) {

@@ -6,45 +6,10 @@
  * failure must give -ENOMEM, leave no block and no descriptor behind, and
  * leave the loop working.
  */
+#include "fail_alloc.h"
 #include "test_util.h"
 
 static const char *backend;
-
-/* The counting allocator. */
-static unsigned long n_calls; /* allocation attempts (malloc and realloc) */
-static unsigned long fail_at; /* the attempt that fails; 0 = none */
-static long outstanding;      /* blocks handed out and not yet freed */
-
-static void *count_malloc(size_t n)
-{
-    if (++n_calls == fail_at)
-        return NULL;
-    void *p = malloc(n);
-    outstanding += p != NULL;
-    return p;
-}
-
-static void *count_realloc(void *old, size_t n)
-{
-    if (++n_calls == fail_at)
-        return NULL;
-    void *p = realloc(old, n);
-    if (!old)
-        outstanding += p != NULL;
-    return p;
-}
-
-static void count_free(void *p)
-{
-    outstanding -= p != NULL;
-    free(p);
-}
-
-/* Makes the k-th allocation from now fail (k >= 1). */
-static void fail_after(unsigned long k)
-{
-    fail_at = n_calls + k;
-}
 
 struct rec {
     int calls;

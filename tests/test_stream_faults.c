@@ -10,45 +10,13 @@
  * echo; afterwards no block and no descriptor may be left. The sanitizer
  * build checks the same for invalid accesses and leaks.
  */
+#include "fail_alloc.h"
 #include "test_util.h"
 
 #include <iomux/buf.h>
 #include <iomux/stream.h>
 
 static const char *backend;
-
-/* The counting allocator: fails allocation number fail_at (1-based). */
-static unsigned long n_calls, fail_at, failed_at;
-static long outstanding;
-
-static void *count_malloc(size_t n)
-{
-    if (++n_calls == fail_at) {
-        failed_at = n_calls;
-        return NULL;
-    }
-    void *p = malloc(n);
-    outstanding += p != NULL;
-    return p;
-}
-
-static void *count_realloc(void *old, size_t n)
-{
-    if (++n_calls == fail_at) {
-        failed_at = n_calls;
-        return NULL;
-    }
-    void *p = realloc(old, n);
-    if (!old)
-        outstanding += p != NULL;
-    return p;
-}
-
-static void count_free(void *p)
-{
-    outstanding -= p != NULL;
-    free(p);
-}
 
 #define TOTAL (256u * 1024u)
 
