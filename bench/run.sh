@@ -53,5 +53,9 @@ quick=
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
     quick=--quick
 fi
-results=$(python3 "$here/compare.py" "$build" $quick | tee /dev/stderr | sed -n 's/^compare.py: results in //p')
+# The results file is named here rather than read back from compare.py's
+# output, so its progress goes straight to the terminal (a `tee /dev/stderr`
+# would truncate a log file that stderr points to).
+results="$here/results/$(date +%Y%m%d-%H%M%S).jsonl"
+python3 "$here/compare.py" "$build" $quick --out "$results"
 python3 "$here/report.py" "$results"
