@@ -70,14 +70,10 @@ static void flow_error(struct udp_flow *f, const char *fmt, ...)
 static void flow_error(struct udp_flow *f, const char *fmt, ...)
 {
     struct worker *w = f->w;
-    w->errors++;
-    atomic_store_explicit(&w->progress_errors, w->errors, memory_order_relaxed);
-    if (w->first_error[0] == '\0') {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    worker_verror(w, fmt, ap);
+    va_end(ap);
     if (f->fd >= 0) {
         iomux_fd_unwatch(w->loop, f->fd);
         close(f->fd);
@@ -318,16 +314,9 @@ void *udp_worker_main(void *arg)
     struct worker *w = arg;
     struct bench_shared *s = w->shared;
     const struct bench_options *o = s->opt;
-    struct iomux_loop_options lo = {.backend = o->backend};
-    int rc = iomux_loop_new(&w->loop, &lo);
-    if (rc < 0) {
-        snprintf(w->first_error, sizeof w->first_error, "creating the event loop: %s",
-                 strerror(-rc));
-        w->fatal = 1;
-        w->errors++;
-        atomic_store(&s->abort_run, 1);
+    if (worker_open_loop(w) < 0)
         return NULL;
-    }
+    int rc;
     /* UDP has no handshake: a flow is ready once its socket is connected. */
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct udp_flow *f = &w->flows[i];

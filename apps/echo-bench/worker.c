@@ -70,20 +70,33 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void record_error(struct worker *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Counts an error and keeps the text of the first one for the report. */
-static void record_error(struct worker *w, const char *fmt, ...)
+void worker_verror(struct worker *w, const char *fmt, va_list ap)
 {
     w->errors++;
     atomic_store_explicit(&w->progress_errors, w->errors, memory_order_relaxed);
-    if (w->first_error[0] != '\0')
-        return;
+    if (w->first_error[0] == '\0')
+        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+}
+
+void worker_error(struct worker *w, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+    worker_verror(w, fmt, ap);
     va_end(ap);
+}
+
+int worker_open_loop(struct worker *w)
+{
+    struct iomux_loop_options lo = {.backend = w->shared->opt->backend};
+    int rc = iomux_loop_new(&w->loop, &lo);
+    if (rc < 0) {
+        worker_error(w, "creating the event loop: %s", strerror(-rc));
+        w->fatal = 1;
+        atomic_store(&w->shared->abort_run, 1);
+        return -1;
+    }
+    return 0;
 }
 
 static void conn_close(struct bench_conn *c)
@@ -102,7 +115,7 @@ static void conn_set_mask(struct bench_conn *c, unsigned mask)
         return;
     int rc = iomux_fd_modify(c->w->loop, c->fd, mask);
     if (rc < 0) {
-        record_error(c->w, "conn %u: changing its watch: %s", c->id, strerror(-rc));
+        worker_error(c->w, "conn %u: changing its watch: %s", c->id, strerror(-rc));
         conn_close(c);
         return;
     }
@@ -135,7 +148,7 @@ static void conn_flush(struct bench_conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            record_error(w, "conn %u: send: %s", c->id, strerror(errno));
+            worker_error(w, "conn %u: send: %s", c->id, strerror(errno));
             conn_close(c);
             return;
         }
@@ -202,7 +215,7 @@ static void conn_read(struct bench_conn *c)
             if (c->idle)
                 w->idle_closed++;
             else
-                record_error(w, "conn %u: recv: %s", c->id, strerror(errno));
+                worker_error(w, "conn %u: recv: %s", c->id, strerror(errno));
             conn_close(c);
             return;
         }
@@ -210,7 +223,7 @@ static void conn_read(struct bench_conn *c)
             if (c->idle) {
                 w->idle_closed++;
             } else {
-                record_error(w,
+                worker_error(w,
                              "conn %u: the server closed the connection (%llu of %llu bytes "
                              "echoed)",
                              c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
@@ -220,7 +233,7 @@ static void conn_read(struct bench_conn *c)
         }
         size_t len = (size_t)n;
         if (c->received + len > c->sent) {
-            record_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
+            worker_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
                          (unsigned long long)(c->received + len - c->sent));
             conn_close(c);
             return;
@@ -229,7 +242,7 @@ static void conn_read(struct bench_conn *c)
         if (ok < len) {
             unsigned char want;
             pattern_fill(s->pattern, c->base + c->received + ok, &want, 1);
-            record_error(w,
+            worker_error(w,
                          "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received "
                          "0x%02x",
                          c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
@@ -251,7 +264,7 @@ static void conn_read(struct bench_conn *c)
             uint64_t tid;
             int rc = iomux_timer_add(w->loop, s->opt->read_delay_ms, 0, on_read_resume, c, &tid);
             if (rc < 0) {
-                record_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
+                worker_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
                 conn_close(c);
                 return;
             }
@@ -451,16 +464,9 @@ void *worker_main(void *arg)
     struct worker *w = arg;
     struct bench_shared *s = w->shared;
     const struct bench_options *o = s->opt;
-    struct iomux_loop_options lo = {.backend = o->backend};
-    int rc = iomux_loop_new(&w->loop, &lo);
-    if (rc < 0) {
-        snprintf(w->first_error, sizeof w->first_error, "creating the event loop: %s",
-                 strerror(-rc));
-        w->fatal = 1;
-        w->errors++;
-        atomic_store(&s->abort_run, 1);
+    if (worker_open_loop(w) < 0)
         return NULL;
-    }
+    int rc;
     unsigned total = w->n_conns + w->n_idle;
     /* Each worker opens its share of --connect-rate. */
     double per_s = o->connect_rate ? (double)o->connect_rate / o->threads : 0;
@@ -496,7 +502,7 @@ void *worker_main(void *arg)
         }
         rc = iomux_loop_run_once(w->loop, timeout);
         if (rc < 0) {
-            record_error(w, "event loop: %s", strerror(-rc));
+            worker_error(w, "event loop: %s", strerror(-rc));
             w->fatal = 1;
             atomic_store(&s->abort_run, 1);
             break;

@@ -8,6 +8,7 @@
 #define ECHO_BENCH_WORKER_H
 
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <iomux/net.h>
@@ -72,6 +73,15 @@ struct worker {
 /* Prepares a worker (allocates its connections); 0 or -errno. */
 int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, unsigned n_conns,
                 unsigned n_idle, unsigned first_id, unsigned id_stride);
+
+/* Counts an error and keeps the text of the first one for the report
+   (shared by the TCP and UDP workers). */
+void worker_error(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void worker_verror(struct worker *w, const char *fmt, va_list ap);
+
+/* Creates w->loop with the --backend option. On failure it records a fatal
+   error, stops the whole run and returns -1. */
+int worker_open_loop(struct worker *w);
 
 /* Thread body: connects, waits for `go`, runs until t_end, closes all. */
 void *worker_main(void *arg);
