@@ -8,8 +8,7 @@
  * timeout, shutdown grace period), and what is said about it (--trace in
  * the seed's words, rate-limited error lines, SIGUSR1 statistics).
  */
-#include "echod.h"
-#include "ratelog.h"
+#include "echod_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,6 +26,7 @@
 #include <iomux/stream.h>
 
 #include "daemon.h"
+#include "engine_uring.h"
 #include "trace.h"
 #include "udp.h"
 
@@ -41,89 +41,57 @@
    "received" lines cut the data where the seed would. */
 #define TRACE_READ_MAX 1024
 
-/* Things that can go wrong again and again, each rate-limited apart. */
-enum log_kind {
-    LOG_FDS,      /* out of descriptors */
-    LOG_MAXCONNS, /* --max-conns reached */
-    LOG_WATCH,    /* fd the backend cannot watch */
-    LOG_ACCEPT,   /* other accept() or set-up failure */
-    LOG_PERIP,    /* --max-conns-per-ip reached */
-    LOG_KINDS,
-};
-
-struct listener {
-    struct echod *d;
-    int fd;
-    struct iomux_addr addr; /* as bound */
-};
-
 /*
- * A client. With 10,000 idle clients, the stream, this and the loop's table
- * entry are all the memory one costs, so it lives inside the stream's own
- * allocation (iomux_stream_extra(); iomux_stream_of_extra() goes back),
- * the server is the callbacks' `data`, and the peer address is kept only
- * when something needs it (--trace, --max-conns-per-ip): such servers
- * allocate a struct conn_peer instead. 16 bytes in the common case.
+ * With the default engine a client is a stream, and its struct conn lives
+ * inside the stream's own allocation (iomux_stream_extra();
+ * iomux_stream_of_extra() goes back): with 10,000 idle clients, the stream,
+ * this and the loop's table entry are all the memory one costs. The server
+ * is the callbacks' `data`, and the peer address is kept only when
+ * something needs it (--trace, --max-conns-per-ip): such servers reserve a
+ * struct conn_peer instead. 16 bytes in the common case.
  */
-struct conn {
-    struct conn *prev, *next;
-};
-
 struct conn_peer {
     struct conn link; /* first: a struct conn * is also a struct conn_peer * */
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } peer;
+    union conn_peer_addr peer;
 };
 
-struct echod {
-    const struct echod_options *opt;
-    struct iomux_loop *loop;
-    struct iomux_buf_pool *pool;
-    struct listener listeners[ECHOD_MAX_LISTEN];
-    size_t nlisteners;
-    struct conn conns; /* list head; conns.next is the oldest */
-    int reserve_fd;    /* spare descriptor for EMFILE, -1 if none */
-    uint64_t pause_timer, idle_timer, grace_timer;
-    bool accepting_paused;
-    bool stopping;
-    bool done;
-    /* statistics */
-    uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
-    uint64_t refused_max, refused_fds, refused_watch;
-    struct ratelog logs[LOG_KINDS];
-    /* Datagram echo and daemon integration (udp.c, daemon.c). */
-    struct echod_udp *udp;     /* NULL when no datagram socket is served */
-    struct echod_perip *perip; /* NULL without --max-conns-per-ip */
-    uint64_t refused_perip;
-};
-
-static bool keeps_peer(const struct echod *d)
+bool echod_keeps_peer(const struct echod *d)
 {
     return d->opt->trace || d->perip;
 }
 
-/* Only when keeps_peer(): the others have no address stored. */
-static void conn_addr(const struct conn *conn, struct iomux_addr *out)
+static union conn_peer_addr *conn_peer_addr(const struct echod *d, struct conn *c)
 {
-    const struct conn_peer *c = (const struct conn_peer *)conn;
+    return d->engine ? engine_uring_peer(c) : &((struct conn_peer *)c)->peer;
+}
+
+/* Only when echod_keeps_peer(): the others have no address stored. */
+static void conn_addr(const struct echod *d, struct conn *conn, struct iomux_addr *out)
+{
+    const union conn_peer_addr *p = conn_peer_addr(d, conn);
     memset(out, 0, sizeof(*out));
-    if (c->peer.sa.sa_family == AF_INET6) {
-        memcpy(&out->ss, &c->peer.in6, sizeof(c->peer.in6));
-        out->len = sizeof(c->peer.in6);
+    if (p->sa.sa_family == AF_INET6) {
+        memcpy(&out->ss, &p->in6, sizeof(p->in6));
+        out->len = sizeof(p->in6);
     } else {
-        memcpy(&out->ss, &c->peer.in4, sizeof(c->peer.in4));
-        out->len = sizeof(c->peer.in4);
+        memcpy(&out->ss, &p->in4, sizeof(p->in4));
+        out->len = sizeof(p->in4);
     }
 }
 
+static void store_peer(union conn_peer_addr *p, const struct iomux_addr *peer)
+{
+    if (peer->ss.ss_family == AF_INET6)
+        memcpy(&p->in6, &peer->ss, sizeof(p->in6));
+    else
+        memcpy(&p->in4, &peer->ss, sizeof(p->in4));
+}
+
 /* The peer as the seed prints it: ('127.0.0.1', 40000). */
-static const char *conn_name(const struct conn *c, char *buf, size_t size)
+static const char *conn_name(const struct echod *d, struct conn *c, char *buf, size_t size)
 {
     struct iomux_addr a;
-    conn_addr(c, &a);
+    conn_addr(d, c, &a);
     trace_addr(&a, buf, size);
     return buf;
 }
@@ -135,9 +103,14 @@ static void conn_unlink(struct echod *d, struct conn *c)
     d->open--;
     if (d->perip) {
         struct iomux_addr a;
-        conn_addr(c, &a);
+        conn_addr(d, c, &a);
         echod_perip_release(d->perip, &a);
     }
+}
+
+static uint64_t conn_last_io(const struct echod *d, struct conn *c)
+{
+    return d->engine ? engine_uring_last_io(c) : iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* --inetd serves one connection: its end is the server's. */
@@ -147,28 +120,38 @@ static void check_done(struct echod *d)
         d->done = true;
 }
 
+void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len)
+{
+    char name[TRACE_ADDR_STRLEN];
+    conn_name(d, c, name, sizeof(name));
+    fputs("  received ", stderr);
+    trace_bytes(stderr, bytes, len);
+    fprintf(stderr, " from %s\n", name);
+    fputs("  sending ", stderr);
+    trace_bytes(stderr, bytes, len);
+    fprintf(stderr, " to %s\n", name);
+}
+
+void echod_trace_queue_empty(struct echod *d, struct conn *c)
+{
+    char name[TRACE_ADDR_STRLEN];
+    fprintf(stderr, "   %s queue empty\n", conn_name(d, c, name, sizeof(name)));
+}
+
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
     struct echod *d = data;
     struct conn *c = iomux_stream_extra(s);
-    char name[TRACE_ADDR_STRLEN];
 
     d->bytes_in += len;
-    if (d->opt->trace) {
-        conn_name(c, name, sizeof(name));
-        fputs("  received ", stderr);
-        trace_bytes(stderr, bytes, len);
-        fprintf(stderr, " from %s\n", name);
-        fputs("  sending ", stderr);
-        trace_bytes(stderr, bytes, len);
-        fprintf(stderr, " to %s\n", name);
-    }
+    if (d->opt->trace)
+        echod_trace_echo(d, c, bytes, len);
     /* A failed write needs nothing here: the stream reports the reason
        once, through on_close. */
     if (iomux_stream_write(s, bytes, len) == 0) {
         d->bytes_out += len;
         if (d->opt->trace && iomux_stream_queued(s) == 0)
-            fprintf(stderr, "   %s queue empty\n", name);
+            echod_trace_queue_empty(d, c);
     }
 }
 
@@ -176,28 +159,34 @@ static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void 
    socket to become writable. */
 static void on_drain(struct iomux_stream *s, void *data)
 {
-    struct conn *c = iomux_stream_extra(s);
-    char name[TRACE_ADDR_STRLEN];
-    (void)data;
-    fprintf(stderr, "   %s queue empty\n", conn_name(c, name, sizeof(name)));
+    echod_trace_queue_empty(data, iomux_stream_extra(s));
 }
 
-static void on_close(struct iomux_stream *s, int error, void *data)
+void echod_conn_closed(struct echod *d, struct conn *c, int error)
 {
-    struct echod *d = data;
-    struct conn *c = iomux_stream_extra(s);
     if (error)
         d->errors++;
+    /* A peer's reset or a broken pipe is the client's business; running
+       out of memory is the server's, and must not pass unsaid. */
+    if (error == -ENOMEM && !d->opt->trace)
+        ratelog_say(&d->logs[LOG_IO], iomux_loop_now(d->loop), "closing a connection: %s",
+                    strerror(-error));
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
-        conn_name(c, name, sizeof(name));
+        conn_name(d, c, name, sizeof(name));
         if (error)
             fprintf(stderr, "  closing %s (%s)\n", name, strerror(-error));
         else
             fprintf(stderr, "  closing %s\n", name);
     }
-    conn_unlink(d, c); /* the memory goes with the stream */
+    conn_unlink(d, c);
     check_done(d);
+}
+
+static void on_close(struct iomux_stream *s, int error, void *data)
+{
+    /* The memory of the struct conn goes with the stream. */
+    echod_conn_closed(data, iomux_stream_extra(s), error);
 }
 
 /* Closes a connection on our initiative (idle, grace period over). */
@@ -205,10 +194,23 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
 {
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
-        fprintf(stderr, "  closing %s (%s)\n", conn_name(c, name, sizeof(name)), why);
+        fprintf(stderr, "  closing %s (%s)\n", conn_name(d, c, name, sizeof(name)), why);
     }
-    conn_unlink(d, c); /* first: closing the stream frees `c` */
-    iomux_stream_close(iomux_stream_of_extra(c));
+    conn_unlink(d, c); /* first: closing frees `c` */
+    if (d->engine)
+        engine_uring_cut(d->engine, c);
+    else
+        iomux_stream_close(iomux_stream_of_extra(c));
+}
+
+/* Starts the graceful end of a connection (SIGTERM): never closes it from
+   here, so the caller may walk the list. */
+static void conn_end(struct echod *d, struct conn *c)
+{
+    if (d->engine)
+        engine_uring_end(d->engine, c);
+    else
+        iomux_stream_end(iomux_stream_of_extra(c));
 }
 
 static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
@@ -228,19 +230,47 @@ static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum 
     }
 }
 
-/* Turns an accepted socket into a served connection, or refuses it. */
-static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
+bool echod_admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 {
     if (d->opt->max_conns && d->open >= d->opt->max_conns) {
         d->refused_max++;
         refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
-        return;
+        return false;
     }
     int prc = echod_perip_acquire(d->perip, peer);
     if (prc < 0) {
         d->refused_perip++;
         refuse(d, fd, peer, LOG_PERIP,
                prc == -EDQUOT ? "--max-conns-per-ip reached" : strerror(-prc));
+        return false;
+    }
+    return true;
+}
+
+void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *stored,
+                       const struct iomux_addr *peer)
+{
+    if (echod_keeps_peer(d))
+        store_peer(stored, peer);
+    c->prev = d->conns.prev;
+    c->next = &d->conns;
+    d->conns.prev->next = c;
+    d->conns.prev = c;
+    d->open++;
+    d->total++;
+    if (d->opt->trace) {
+        char name[TRACE_ADDR_STRLEN];
+        fprintf(stderr, "  connection from %s\n", conn_name(d, c, name, sizeof(name)));
+    }
+}
+
+/* Turns an accepted socket into a served connection, or refuses it. */
+static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
+{
+    if (!echod_admissible(d, fd, peer))
+        return;
+    if (d->engine) {
+        engine_uring_admit(d->engine, fd, peer);
         return;
     }
     struct iomux_stream_options so = {
@@ -248,7 +278,7 @@ static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
         .on_drain = d->opt->trace ? on_drain : NULL,
         .on_close = on_close,
         .data = d,
-        .extra_size = keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
+        .extra_size = echod_keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
         .high_water = d->opt->high_water,
         .low_water = d->opt->low_water,
         .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
@@ -274,31 +304,19 @@ static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
         }
         return;
     }
-    struct conn *c = iomux_stream_extra(s);
-    if (keeps_peer(d)) {
-        struct conn_peer *cp = (struct conn_peer *)c;
-        if (peer->ss.ss_family == AF_INET6)
-            memcpy(&cp->peer.in6, &peer->ss, sizeof(cp->peer.in6));
-        else
-            memcpy(&cp->peer.in4, &peer->ss, sizeof(cp->peer.in4));
-    }
-    c->prev = d->conns.prev;
-    c->next = &d->conns;
-    d->conns.prev->next = c;
-    d->conns.prev = c;
-    d->open++;
-    d->total++;
-    if (d->opt->trace) {
-        char name[TRACE_ADDR_STRLEN];
-        fprintf(stderr, "  connection from %s\n", conn_name(c, name, sizeof(name)));
-    }
+    struct conn_peer *c = iomux_stream_extra(s);
+    echod_conn_opened(d, &c->link, &c->peer, peer);
 }
 
 static void set_accepting(struct echod *d, bool on)
 {
+    d->accepting_paused = !on;
+    if (d->engine) {
+        engine_uring_set_accepting(d->engine, on);
+        return;
+    }
     for (size_t i = 0; i < d->nlisteners; i++)
         iomux_fd_modify(d->loop, d->listeners[i].fd, on ? IOMUX_READ : 0);
-    d->accepting_paused = !on;
 }
 
 static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
@@ -317,7 +335,7 @@ static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
  * descriptor (they learn at once that they were refused). If that cannot
  * be done, stop watching the listeners for a moment instead.
  */
-static void shed_load(struct echod *d, struct listener *l, int err)
+void echod_shed_load(struct echod *d, struct listener *l, int err)
 {
     ratelog_say(&d->logs[LOG_FDS], iomux_loop_now(d->loop),
                 "accept: %s; refusing new connections until some close", strerror(-err));
@@ -349,16 +367,22 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
         if (rc == -EAGAIN)
             break;
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
-            shed_load(d, l, rc);
+            echod_shed_load(d, l, rc);
             break;
         }
-        /* The client gave up before we took it (ECONNABORTED), or a
-           protocol error on that one connection: the next may be fine. */
-        if (rc == -ECONNABORTED || rc == -EPROTO || rc == -EPERM || rc == -EINTR)
-            continue;
-        ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "accept: %s", strerror(-rc));
-        break;
+        if (!echod_accept_error_transient(d, rc))
+            break;
     }
+}
+
+bool echod_accept_error_transient(struct echod *d, int err)
+{
+    /* The client gave up before we took it (ECONNABORTED), or a protocol
+       error on that one connection: the next may be fine. */
+    if (err == -ECONNABORTED || err == -EPROTO || err == -EPERM || err == -EINTR)
+        return true;
+    ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "accept: %s", strerror(-err));
+    return false;
 }
 
 static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
@@ -368,7 +392,7 @@ static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
     uint64_t now = iomux_loop_now(loop);
     for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
         next = c->next;
-        if (now - iomux_stream_last_io(iomux_stream_of_extra(c)) >= d->opt->idle_timeout_ms) {
+        if (now - conn_last_io(d, c) >= d->opt->idle_timeout_ms) {
             d->idle_closed++;
             conn_cut(d, c, "idle");
         }
@@ -378,8 +402,11 @@ static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 
 static void close_listeners(struct echod *d)
 {
+    if (d->engine)
+        engine_uring_set_accepting(d->engine, false);
     for (size_t i = 0; i < d->nlisteners; i++) {
-        iomux_fd_unwatch(d->loop, d->listeners[i].fd);
+        if (!d->engine)
+            iomux_fd_unwatch(d->loop, d->listeners[i].fd);
         close(d->listeners[i].fd);
     }
     d->nlisteners = 0;
@@ -407,16 +434,22 @@ static void print_stats(struct echod *d)
 {
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(d->pool, &ps);
+    char engine[64];
+    if (d->engine)
+        snprintf(engine, sizeof(engine), "engine uring");
+    else
+        snprintf(engine, sizeof(engine), "backend %s", iomux_loop_backend(d->loop));
     fprintf(stderr,
-            "echod: stats: backend %s; connections %" PRIu64 " open, %" PRIu64
-            " total; bytes %" PRIu64 " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64
-            ", per-ip %" PRIu64 ", out of fds %" PRIu64 ", unwatchable %" PRIu64
-            "); idle closed %" PRIu64 "; errors %" PRIu64
-            "; buffers %zu chunks in use, %zu cached\n",
-            iomux_loop_backend(d->loop), d->open, d->total, d->bytes_in, d->bytes_out,
+            "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
+            " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
+            ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
+            "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
+            engine, d->open, d->total, d->bytes_in, d->bytes_out,
             d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch, d->refused_max,
             d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
-            ps.chunks_in_use, ps.chunks_cached);
+            ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
+    if (d->engine)
+        engine_uring_print_stats(d->engine, stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
 }
@@ -452,7 +485,7 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
     /* end() lets each stream send what is queued and see its peer off;
        it never calls on_close from here, so walking the list is safe. */
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
-        iomux_stream_end(iomux_stream_of_extra(c));
+        conn_end(d, c);
     check_done(d);
     if (!d->done &&
         iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
@@ -489,6 +522,16 @@ static int check_address(const char *opt, const char *text)
     return parse_address(opt, text, &addr);
 }
 
+/* What does the I/O, as start-up and statistics lines say it. */
+static const char *serving_label(const struct echod *d)
+{
+    static char label[48];
+    if (strcmp(d->opt->engine, "uring") == 0)
+        return "engine uring";
+    snprintf(label, sizeof(label), "backend %s", iomux_loop_backend(d->loop));
+    return label;
+}
+
 /* Serves a socket that is already listening (a Unix-domain one, or one
    passed by systemd); takes `fd`. Returns 0 or an exit status. */
 static int adopt_listener(struct echod *d, int fd, const char *shown)
@@ -502,8 +545,6 @@ static int adopt_listener(struct echod *d, int fd, const char *shown)
     l->d = d;
     l->fd = fd;
     int rc = iomux_socket_local(fd, &l->addr);
-    if (rc == 0)
-        rc = iomux_fd_watch(d->loop, fd, IOMUX_READ, on_accept, l);
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
         close(fd);
@@ -511,8 +552,7 @@ static int adopt_listener(struct echod *d, int fd, const char *shown)
     }
     d->nlisteners++;
     if (!d->opt->quiet)
-        fprintf(stderr, "echod: listening on %s (backend %s)\n", shown,
-                iomux_loop_backend(d->loop));
+        fprintf(stderr, "echod: listening on %s (%s)\n", shown, serving_label(d));
     return 0;
 }
 
@@ -540,8 +580,6 @@ static int setup_listener(struct echod *d, const char *text)
     }
     l->d = d;
     rc = iomux_socket_local(l->fd, &l->addr);
-    if (rc == 0)
-        rc = iomux_fd_watch(d->loop, l->fd, IOMUX_READ, on_accept, l);
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
         close(l->fd);
@@ -577,8 +615,7 @@ static int setup_listener(struct echod *d, const char *text)
         char bound[IOMUX_ADDR_STRLEN];
         if (iomux_addr_format(&l->addr, bound, sizeof(bound)) < 0)
             snprintf(bound, sizeof(bound), "%s", shown);
-        fprintf(stderr, "echod: listening on %s (backend %s)\n", bound,
-                iomux_loop_backend(d->loop));
+        fprintf(stderr, "echod: listening on %s (%s)\n", bound, serving_label(d));
     }
     return 0;
 }
@@ -697,9 +734,45 @@ static int setup_inetd(struct echod *d)
     int status = echod_inetd_setup(&fd, &peer);
     if (status != 0)
         return status;
-    admit(d, fd, &peer);
-    if (d->open == 0)
-        return 1; /* admit() said why */
+    d->inetd_fd = fd; /* admitted by start_serving() */
+    d->inetd_peer = peer;
+    return 0;
+}
+
+/* Once privileges are dropped: makes the engine, if not the default one,
+   and starts accepting (or serves the --inetd connection). Returns 0 or an
+   exit status. */
+static int start_serving(struct echod *d)
+{
+    if (strcmp(d->opt->engine, "uring") == 0) {
+        int rc = engine_uring_new(d, &d->engine);
+        if (rc < 0) {
+            if (rc == -ENOENT)
+                fprintf(stderr, "echod: --engine uring: not compiled in (no liburing)\n");
+            else if (rc == -ENOSYS || rc == -EPERM)
+                fprintf(stderr, "echod: --engine uring: not available on this system (%s)\n",
+                        strerror(-rc));
+            else
+                fprintf(stderr, "echod: --engine uring: %s\n", strerror(-rc));
+            return rc == -ENOENT ? 2 : 1;
+        }
+    }
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        struct listener *l = &d->listeners[i];
+        int rc = d->engine ? engine_uring_listen(d->engine, l)
+                           : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, on_accept, l);
+        if (rc < 0) {
+            fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
+            return 1;
+        }
+    }
+    if (d->inetd_fd >= 0) {
+        int fd = d->inetd_fd;
+        d->inetd_fd = -1;
+        admit(d, fd, &d->inetd_peer);
+        if (d->open == 0)
+            return 1; /* admit() said why */
+    }
     return 0;
 }
 
@@ -740,6 +813,7 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     d->opt = opt;
     d->conns.next = d->conns.prev = &d->conns;
     d->reserve_fd = -1;
+    d->inetd_fd = -1;
 
     struct iomux_loop_options lo = {.backend = opt->backend};
     int rc = iomux_loop_new(&d->loop, &lo);
@@ -794,6 +868,9 @@ int echod_new(const struct echod_options *opt, struct echod **out)
         if (status != 0)
             goto fail;
     }
+    status = start_serving(d);
+    if (status != 0)
+        goto fail;
     status = 1;
     if (opt->idle_timeout_ms) {
         /* A sweep a few times per timeout: a connection is cut between
@@ -844,6 +921,10 @@ void echod_free(struct echod *d)
         cut_all(d, "exiting");
         close_listeners(d);
     }
+    if (d->inetd_fd >= 0)
+        close(d->inetd_fd);
+    /* After every connection is cut: it waits for their last operations. */
+    engine_uring_free(d->engine);
     echod_udp_free(d->udp);
     echod_perip_free(d->perip);
     echod_unix_cleanup();

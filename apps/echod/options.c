@@ -37,6 +37,8 @@ enum {
     OPT_MAX_PER_IP,
     OPT_INETD,
     OPT_USER,
+    OPT_ENGINE,
+    OPT_URING_BUFFERS,
 };
 
 static const struct cli_option options[] = {
@@ -59,6 +61,8 @@ static const struct cli_option options[] = {
     {"max-conns-per-ip", 1, OPT_MAX_PER_IP},
     {"inetd", 0, OPT_INETD},
     {"user", 1, OPT_USER},
+    {"engine", 1, OPT_ENGINE},
+    {"uring-buffers", 1, OPT_URING_BUFFERS},
     {NULL, 0, 0},
 };
 
@@ -95,6 +99,12 @@ static void usage(FILE *f)
         "  --backend NAME         auto, epoll, poll, select or uring (uring: when built\n"
         "                         with liburing); default auto: the first of epoll,\n"
         "                         poll and select that works\n"
+        "  --engine NAME          loop (default): the event loop of --backend does the\n"
+        "                         TCP I/O; uring: io_uring does it (multishot accept and\n"
+        "                         receive, provided buffers), when built with liburing.\n"
+        "                         Timers, signals and --udp stay on the --backend loop\n"
+        "  --uring-buffers N      --engine uring: receive buffers shared by all clients, a\n"
+        "                         power of two from 1 to 32768 (default %u, 16 KiB each)\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
         "                         closed at once (default 0: no limit)\n"
         "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
@@ -130,7 +140,7 @@ static void usage(FILE *f)
         "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
         "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
         "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
-        ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text,
+        ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text, ECHOD_URING_BUFFERS,
         ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
 }
 
@@ -196,6 +206,8 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
 
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
+    o->engine = "loop";
+    o->uring_buffers = ECHOD_URING_BUFFERS;
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
     o->udp_rate = ECHOD_UDP_RATE;
 
@@ -219,6 +231,21 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         case OPT_BACKEND:
             bad = cli_check_backend(value, err, sizeof(err)) < 0;
             o->backend = value;
+            break;
+        case OPT_ENGINE:
+            if (strcmp(value, "loop") != 0 && strcmp(value, "uring") != 0) {
+                snprintf(err, sizeof(err), "--engine: '%s': expected loop or uring", value);
+                bad = 1;
+            }
+            o->engine = value;
+            break;
+        case OPT_URING_BUFFERS:
+            bad = cli_parse_u64("--uring-buffers", value, 1, 32768, &o->uring_buffers, err,
+                                sizeof(err)) < 0;
+            if (!bad && (o->uring_buffers & (o->uring_buffers - 1))) {
+                snprintf(err, sizeof(err), "--uring-buffers: %s is not a power of two", value);
+                bad = 1;
+            }
             break;
         case OPT_MAX_CONNS:
             bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,

@@ -12,11 +12,14 @@
 #define ECHOD_MAX_LISTEN       16
 #define ECHOD_DEFAULT_LISTEN   "localhost:10000"
 #define ECHOD_DEFAULT_GRACE_MS 2000u
+#define ECHOD_URING_BUFFERS    256u /* 16 KiB each */
 
 struct echod_options {
     const char *listen[ECHOD_MAX_LISTEN]; /* borrowed from argv */
     size_t nlisten;
-    const char *backend;      /* "auto", "epoll", "poll", "select" */
+    const char *backend;      /* "auto", "epoll", "poll", "select", "uring" */
+    const char *engine;       /* "loop" (readiness, the default) or "uring" */
+    uint64_t uring_buffers;   /* --engine uring: provided receive buffers */
     uint64_t max_conns;       /* 0 = no limit */
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */

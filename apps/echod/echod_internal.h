@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echod_internal.h - what the server's policy (echod.c) shares with the
+ * io_uring completion engine (engine_uring.c): the server's state, the
+ * list every open connection is on, and the policy hooks an engine calls
+ * when it accepts, moves data or closes.
+ *
+ * With the default engine, a connection is an iomux stream and its
+ * struct conn lives in the stream's extra space. With --engine uring, it
+ * is a struct of engine_uring.c that starts with a struct conn.
+ */
+#ifndef ECHOD_ECHOD_INTERNAL_H
+#define ECHOD_ECHOD_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <iomux/buf.h>
+#include <iomux/loop.h>
+#include <iomux/net.h>
+
+#include "echod.h"
+#include "ratelog.h"
+
+/* Things that can go wrong again and again, each rate-limited apart. */
+enum log_kind {
+    LOG_FDS,      /* out of descriptors */
+    LOG_MAXCONNS, /* --max-conns reached */
+    LOG_WATCH,    /* fd the backend cannot watch */
+    LOG_ACCEPT,   /* other accept() or set-up failure */
+    LOG_PERIP,    /* --max-conns-per-ip reached */
+    LOG_IO,       /* engine-level I/O failure */
+    LOG_KINDS,
+};
+
+struct echod;
+struct engine_uring;
+
+struct listener {
+    struct echod *d;
+    int fd;
+    struct iomux_addr addr; /* as bound */
+};
+
+/* A client's address, kept only when something needs it (--trace,
+   --max-conns-per-ip). */
+union conn_peer_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+/* Every open connection is on the server's list, oldest first. */
+struct conn {
+    struct conn *prev, *next;
+};
+
+struct echod {
+    const struct echod_options *opt;
+    struct iomux_loop *loop;
+    struct iomux_buf_pool *pool;
+    struct engine_uring *engine; /* NULL: the loop's streams do the I/O */
+    struct listener listeners[ECHOD_MAX_LISTEN];
+    size_t nlisteners;
+    struct conn conns; /* list head; conns.next is the oldest */
+    int reserve_fd;    /* spare descriptor for EMFILE, -1 if none */
+    int inetd_fd;      /* --inetd: the connection to admit once serving */
+    struct iomux_addr inetd_peer;
+    uint64_t pause_timer, idle_timer, grace_timer;
+    bool accepting_paused;
+    bool stopping;
+    bool done;
+    /* statistics */
+    uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
+    uint64_t refused_max, refused_fds, refused_watch;
+    struct ratelog logs[LOG_KINDS];
+    /* Datagram echo and daemon integration (udp.c, daemon.c). */
+    struct echod_udp *udp;     /* NULL when no datagram socket is served */
+    struct echod_perip *perip; /* NULL without --max-conns-per-ip */
+    uint64_t refused_perip;
+};
+
+/* True when connections keep their peer's address. */
+bool echod_keeps_peer(const struct echod *d);
+
+/* --max-conns and --max-conns-per-ip for a just-accepted `fd`: returns
+   true if it may be served (its per-address slot is then taken), or closes
+   it, says why, and returns false. */
+bool echod_admissible(struct echod *d, int fd, const struct iomux_addr *peer);
+
+/* A connection the engine set up: puts it on the list, counts it, traces
+   it. `peer` goes into `stored` when the peer is kept (stored may be NULL
+   otherwise). */
+void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *stored,
+                       const struct iomux_addr *peer);
+
+/* The connection ended (on its own, with `error` 0 or -errno): off the list,
+   counted, traced, the per-address slot released. */
+void echod_conn_closed(struct echod *d, struct conn *c, int error);
+
+/* --trace: the seed's "received"/"sending" lines for `len` bytes. */
+void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len);
+/* --trace: "<peer> queue empty". */
+void echod_trace_queue_empty(struct echod *d, struct conn *c);
+
+/* Out of descriptors while accepting on `l`: shed or pause (see echod.c). */
+void echod_shed_load(struct echod *d, struct listener *l, int err);
+
+/* An accept error other than running out of descriptors: true if the next
+   accept may work (the client gave up, say); otherwise logs it. */
+bool echod_accept_error_transient(struct echod *d, int err);
+
+#endif /* ECHOD_ECHOD_INTERNAL_H */
