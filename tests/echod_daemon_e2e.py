@@ -3,7 +3,10 @@
 """End-to-end tests of echod's daemon integration: systemd socket
 activation, --inetd, --user, --max-conns-per-ip and Unix stream sockets.
 
-Usage: echod_daemon_e2e.py ECHOD BACKEND [TEST...]
+Usage: echod_daemon_e2e.py ECHOD MODE [TEST...]
+
+MODE is a loop backend (epoll, poll, select, uring) or engine-uring (see
+tests/echod_proc.py).
 
 Real echod processes on 127.0.0.1 port 0, on socket pairs, or on Unix
 sockets in a temporary directory; every byte is checked. --user needs root
@@ -12,6 +15,7 @@ sockets in a temporary directory; every byte is checked. --user needs root
 import fcntl
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -21,14 +25,17 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import Echod, Skip, check, fail, run_tests, stat_field, udp_socket  # noqa: E402
+from echod_proc import (Echod, Skip, check, closed_by_peer, mode_args,  # noqa: E402
+                        mode_label, roundtrip, run_tests, stat_field, udp_socket)
 
-ECHOD = BACKEND = None
+ECHOD = MODE = None
 MiB = 1 << 20
 
 
 def echod(*args, **kw):
-    return Echod(ECHOD, BACKEND, *args, **kw)
+    """An Echod in this run's mode; no --listen unless the test asks."""
+    kw.setdefault("listen", None)
+    return Echod(ECHOD, MODE, *args, **kw)
 
 
 def pattern(n, seed=0):
@@ -67,27 +74,6 @@ def echo_all(s, data, half_close=True):
     return got
 
 
-def roundtrip(s, data):
-    s.settimeout(5)
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            fail("connection closed after %d of %d bytes" % (len(got), len(data)))
-        got += chunk
-    check(got == data, "echo differs")
-
-
-def closed_by_peer(s):
-    s.settimeout(5)
-    try:
-        s.sendall(b"x")
-        return s.recv(10) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-
-
 # --------------------------------------------------------------------------
 # socket activation
 
@@ -97,8 +83,7 @@ def activated(sockets, names=None, extra_env=None, args=(), lines=0, pid_wrapper
     and LISTEN_PID set to echod's own pid by a shell that execs it."""
     srcs = [s.fileno() for s in sockets]
     n = len(srcs)
-    env = dict(os.environ)
-    env["LISTEN_FDS"] = str(n)
+    env = {"LISTEN_FDS": str(n)}
     if names:
         env["LISTEN_FDNAMES"] = ":".join(names)
     env.update(extra_env or {})
@@ -113,7 +98,7 @@ def activated(sockets, names=None, extra_env=None, args=(), lines=0, pid_wrapper
 
     wrapper = (["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', "sh"]
                if pid_wrapper else None)
-    return Echod(ECHOD, BACKEND, *args, quiet=False, env=env, preexec_fn=child,
+    return echod(*args, quiet=False, env=env, preexec_fn=child,
                  pass_fds=tuple(range(3, 3 + n)), argv0=wrapper, lines=lines)
 
 
@@ -151,7 +136,8 @@ def test_socket_activation():
                     got, frm = u.recvfrom(100)
                     check(got == b"dual" and frm[:2] == (host, port),
                           "dual-stack: %r from %r" % (got, frm))
-            d.wait_stderr(r"listening on stream 127\.0\.0\.1:\d+ \(fd 3, echo-tcp\)")
+            d.wait_stderr(r"listening on stream 127\.0\.0\.1:\d+ \(fd 3, echo-tcp\) \(%s\)$"
+                          % re.escape(mode_label(MODE)))
             d.wait_stderr(r"echoing datagrams on datagram 127\.0\.0\.1:\d+ \(fd 4, echo-udp\)")
             check(d.stop() == 0, "exit status")
         # LISTEN_PID naming another process: not ours; echod binds its own.
@@ -183,10 +169,10 @@ def test_inetd_socketpair():
     for share_stderr in (False, True):
         ours, theirs = socket.socketpair()
         if share_stderr:
-            proc = subprocess.Popen([ECHOD, "--backend", BACKEND, "--inetd"], stdin=theirs,
+            proc = subprocess.Popen([ECHOD] + mode_args(MODE) + ["--inetd"], stdin=theirs,
                                     stdout=theirs, stderr=theirs)
         else:
-            proc = subprocess.Popen([ECHOD, "--backend", BACKEND, "--inetd", "--quiet"],
+            proc = subprocess.Popen([ECHOD] + mode_args(MODE) + ["--inetd", "--quiet"],
                                     stdin=theirs, stdout=theirs, stderr=subprocess.PIPE)
         theirs.close()
         try:
@@ -328,7 +314,7 @@ def test_max_conns_per_ip():
         c1.close()
         # Once echod has seen c1 go, 127.0.0.1 has room again.
         for _ in range(200):
-            st = d.stats("stats")
+            st = d.stats()
             if "connections 2 open" in st:
                 break
         check("connections 2 open" in st, st)
@@ -352,7 +338,8 @@ def test_unix_stream():
         s.bind(path)
         s.close()
         with echod("--listen", "unix:" + path, quiet=False) as d:
-            d.wait_stderr(r"listening on unix:")
+            d.wait_stderr(r"listening on unix:%s \(%s\)$"
+                          % (re.escape(path), re.escape(mode_label(MODE))))
             with socket.socket(socket.AF_UNIX) as c:
                 c.connect(path)
                 echo_all(c, pattern(2 * MiB, 4))
@@ -402,11 +389,11 @@ TESTS = [
 
 
 def main():
-    global ECHOD, BACKEND
+    global ECHOD, MODE
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
-    ECHOD, BACKEND = os.path.abspath(sys.argv[1]), sys.argv[2]
+    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return run_tests(TESTS, sys.argv[3:])
 

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: MIT
 """End-to-end tests of echod: real echod processes on 127.0.0.1, port 0.
 
-Usage: echod_e2e.py ECHOD BACKEND [TEST...]
-       echod_e2e.py ECHOD BACKEND --measure-idle N   (not run by ctest)
+Usage: echod_e2e.py ECHOD MODE [TEST...]
+       echod_e2e.py ECHOD MODE --measure-idle N   (not run by ctest)
+
+MODE is a loop backend (epoll, poll, select, uring) or engine-uring (see
+tests/echod_proc.py).
 
 Every test starts its own echod with `--listen 127.0.0.1:0`, reads the bound
 address from echod's stdout, talks to it with non-blocking sockets under a
@@ -27,192 +30,26 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echod_proc import (Echod, Skip, check, closed_by_peer, connect, fail, mode_args,  # noqa: E402
+                        mode_label, recv_exact, roundtrip, stat_field)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 ECHOD = None
-BACKEND = None
+MODE = None
 # ASan/UBSan builds are slower and hold more memory; bounds widen there.
 SANITIZED = False
 MiB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class Skip(Exception):
-    pass
-
-
-def fail(msg):
-    raise AssertionError(msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-# --------------------------------------------------------------------------
-# echod processes
-
-
-class Echod:
-    """One echod process. Use as a context manager: it is always killed."""
-
-    def __init__(self, *args, nofile=None, fill_fds=None, listen="127.0.0.1:0",
-                 backend=None, quiet=True):
-        self.err = tempfile.TemporaryFile()
-        argv = [ECHOD, "--backend", backend or BACKEND]
-        if listen:
-            argv += ["--listen", listen]
-        if quiet:
-            argv.append("--quiet")
-        argv += list(args)
-
-        def child():
-            # Runs in the child before exec: limits and extra descriptors.
-            if nofile is not None:
-                soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-            if fill_fds is not None:
-                lo, hi = fill_fds
-                null = os.open("/dev/null", os.O_RDONLY)
-                for fd in range(lo, hi):
-                    if fd != null:
-                        os.dup2(null, fd)
-                if not lo <= null < hi:
-                    os.close(null)
-
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err,
-                                     preexec_fn=child, close_fds=fill_fds is None)
-        if listen and listen.endswith(":0"):
-            try:
-                line = self._read_line(10)
-            except BaseException:
-                self.__exit__()
-                raise
-            host, _, port = line.rpartition(":")
-            self.host = host.strip("[]")
-            self.port = int(port)
-
-    def _read_line(self, timeout):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                fail("echod printed no address within %ss; stderr: %s" % (timeout, self.stderr()))
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                fail("echod exited early (%s); stderr: %s" % (self.proc.poll(), self.stderr()))
-            buf += chunk
-        sel.close()
-        return buf.decode().split("\n")[0]
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
-
-    def wait_stderr(self, pattern, timeout=5):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.stderr()
-            if re.search(pattern, text, re.M):
-                return text
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.01)
-        fail("echod stderr never matched %r: %s" % (pattern, self.stderr()[-3000:]))
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=10):
-        """SIGTERM, then the exit status (killed and failed after timeout)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            fail("echod did not exit within %ss of SIGTERM" % timeout)
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def cpu_seconds(self):
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-    def nfds(self):
-        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.err.closed:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.err.close()
+def echod(*args, **kw):
+    """An Echod in this run's mode, on 127.0.0.1:0 unless told otherwise."""
+    return Echod(ECHOD, MODE, *args, **kw)
 
 
 # --------------------------------------------------------------------------
 # clients
-
-
-def connect(port, host="127.0.0.1", timeout=5):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def recv_exact(s, n, timeout=5):
-    s.settimeout(timeout)
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(min(n - len(buf), 1 << 16))
-        if not chunk:
-            fail("EOF after %d of %d bytes" % (len(buf), n))
-        buf += chunk
-    return bytes(buf)
-
-
-def roundtrip(s, data, timeout=5):
-    s.settimeout(timeout)
-    s.sendall(data)
-    got = recv_exact(s, len(data), timeout)
-    check(got == data, "echo differs")
-
-
-def closed_by_peer(s, timeout=5):
-    """True if the peer closed (EOF or reset) within timeout."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
 
 
 def echo_clients(port, payloads, timeout=60, shut_after_send=False):
@@ -289,7 +126,7 @@ def run_fixture(name, port, timeout=30):
 def test_usage():
     """Option and address errors: one line, the right exit status."""
     def run(*args):
-        p = subprocess.run([ECHOD, "--backend", BACKEND] + list(args), capture_output=True,
+        p = subprocess.run([ECHOD] + mode_args(MODE) + list(args), capture_output=True,
                            text=True, timeout=10)
         return p.returncode, p.stdout, p.stderr
 
@@ -313,7 +150,7 @@ def test_usage():
         check(lines[0].startswith("echod: "), "%s: error line %r" % (args, err))
         check(out == "", "%s: printed %r on stdout before failing" % (args, out))
     # Port in use is a runtime failure: exit 1 with the reason.
-    with Echod() as d:
+    with echod() as d:
         rc, out, err = run("--listen", "127.0.0.1:%d" % d.port)
         check(rc == 1, "port in use: exit %d (%s)" % (rc, err))
         check("Address already in use" in err and err.startswith("echod: "),
@@ -322,7 +159,7 @@ def test_usage():
 
 def test_echo_one_client():
     """One client, sizes from 1 byte to 1 MiB, every byte checked."""
-    with Echod() as d:
+    with echod() as d:
         for size in (1, 2, 3, 100, 1023, 1024, 1025, 16384, 65535, 65536, 65537, 300000, MiB):
             echo_clients(d.port, [os.urandom(size)], timeout=30)
         # Many messages on one connection, of mixed sizes.
@@ -339,7 +176,7 @@ def test_echo_200_clients():
     sizes = [1, MiB] + [min(MiB, (1 << rnd.randrange(0, 21)) + rnd.randrange(0, 1000))
                         for _ in range(198)]
     payloads = [rnd.randbytes(n) for n in sizes]
-    with Echod() as d:
+    with echod() as d:
         echo_clients(d.port, payloads, timeout=90)
         check(d.stop() == 0, "exit status")
 
@@ -347,7 +184,7 @@ def test_echo_200_clients():
 def test_burst_1000():
     """1,000 clients connect at once (the seed's backlog of 5 would strand
     most of them) and are all served."""
-    with Echod() as d:
+    with echod() as d:
         echo_clients(d.port, [b"burst %d" % i for i in range(1000)], timeout=60)
         check(d.stop() == 0, "exit status")
 
@@ -356,7 +193,7 @@ def test_half_close():
     """A client sends 10 MiB without reading, then shuts down its write
     side: echod still sends every byte back, then closes."""
     data = os.urandom(10 * MiB)
-    with Echod("--high-water", "16M", "--low-water", "1M") as d:
+    with echod("--high-water", "16M", "--low-water", "1M") as d:
         s = connect(d.port, timeout=30)
         s.sendall(data)  # fits: echod queues up to 16 MiB without reading
         s.shutdown(socket.SHUT_WR)
@@ -381,7 +218,7 @@ def test_backpressure_rss():
     from it near the high watermark, its RSS stays bounded, and another
     client is served meanwhile. Then the hog reads and gets every byte."""
     high = MiB
-    with Echod("--high-water", str(high), "--low-water", "256K") as d:
+    with echod("--high-water", str(high), "--low-water", "256K") as d:
         warm = connect(d.port)
         roundtrip(warm, os.urandom(200000))  # read buffer and a few chunks touched
         base = d.rss_kib()
@@ -439,7 +276,7 @@ def test_backpressure_rss():
 def test_reset_mid_stream():
     """A client that resets mid-stream, with echo data queued for it, does
     not disturb the others."""
-    with Echod("--high-water", "4M") as d:
+    with echod("--high-water", "4M") as d:
         good = connect(d.port)
         roundtrip(good, b"before")
         for _ in range(5):
@@ -458,7 +295,7 @@ def test_reset_mid_stream():
 
 def test_idle_timeout():
     """--idle-timeout closes the idle client, not the busy one."""
-    with Echod("--idle-timeout", "0.8") as d:
+    with echod("--idle-timeout", "0.8") as d:
         idle = connect(d.port)
         busy = connect(d.port)
         roundtrip(idle, b"hello")
@@ -487,7 +324,7 @@ def test_idle_timeout():
 def test_max_conns():
     """--max-conns 2: the third client is refused, the first two are not
     disturbed, and a place that frees up is given to the next client."""
-    with Echod("--max-conns", "2") as d:
+    with echod("--max-conns", "2") as d:
         a, b = connect(d.port), connect(d.port)
         roundtrip(a, b"a")
         roundtrip(b, b"b")
@@ -518,7 +355,7 @@ def test_emfile():
     """Under a low RLIMIT_NOFILE, more clients than descriptors: echod
     refuses the extra ones without spinning and recovers when clients
     leave."""
-    with Echod(nofile=24, quiet=False) as d:
+    with echod(nofile=24, quiet=False) as d:
         served, refused = [], 0
         for i in range(40):
             s = connect(d.port)
@@ -570,7 +407,7 @@ def test_fd_beyond_setsize():
         raise Skip("RLIMIT_NOFILE hard limit %d < 2048" % hard)
     # echod inherits /dev/null on fds 24..1023, so its first few clients
     # get low numbers and the later ones 1024 and up.
-    with Echod(nofile=2048, fill_fds=(24, 1024), quiet=False) as d:
+    with echod(nofile=2048, fill_fds=(24, 1024), quiet=False) as d:
         served, refused = [], 0
         for i in range(30):
             s = connect(d.port)
@@ -580,7 +417,7 @@ def test_fd_beyond_setsize():
             except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
                 refused += 1
                 s.close()
-        if BACKEND == "select":
+        if MODE == "select":
             check(refused >= 5, "select: only %d clients refused" % refused)
             check(len(served) >= 5, "select: only %d clients served" % len(served))
             d.wait_stderr(r"beyond what select can watch \(FD_SETSIZE")
@@ -597,7 +434,7 @@ def test_fd_beyond_setsize():
                     s.close()
                     check(time.monotonic() < deadline, "no client served after one left")
         else:
-            check(refused == 0, "%s refused %d clients with high fds" % (BACKEND, refused))
+            check(refused == 0, "%s refused %d clients with high fds" % (MODE, refused))
         for s in served:
             roundtrip(s, b"ok")
             s.close()
@@ -632,7 +469,7 @@ def test_trace_multiclient():
     """--trace tells the seed's story for the seed's multi-socket client:
     every line the seed server prints for it, echod prints too, with the
     right addresses."""
-    with Echod("--trace", listen="localhost:0", quiet=False) as d:
+    with echod("--trace", listen="localhost:0", quiet=False) as d:
         out = run_fixture("seed_multiclient.py", d.port)
         for part in ("This is the message. ", "It will be sent ", "in parts."):
             check(out.count("received %r" % part.encode()) == 2, "client output: %s" % out)
@@ -702,14 +539,14 @@ def test_trace_multiclient():
 def test_tick_and_stats():
     """--tick wakes the loop when idle (--trace says so); SIGUSR1 prints
     statistics."""
-    with Echod("--trace", "--tick", "0.05", quiet=False) as d:
+    with echod("--trace", "--tick", "0.05", quiet=False) as d:
         d.wait_stderr(r"^  timed out, do some other work here$", timeout=5)
         s = connect(d.port)
         roundtrip(s, b"stats please")
         d.signal(signal.SIGUSR1)
         d.wait_stderr(r"echod: stats: ")
-        d.wait_stderr(r"echod: stats: backend %s; connections 1 open, 1 total; bytes 12 in, "
-                      r"12 out" % BACKEND)
+        d.wait_stderr(r"echod: stats: %s; connections 1 open, 1 total; bytes 12 in, "
+                      r"12 out" % re.escape(mode_label(MODE)))
         # Bytes are shown exactly as Python's repr() shows them.
         me = s.getsockname()
         for data in (b"it's", b'say "hi"', b"both ' and \"", b"\x00\x7f\x80\xff\\\r\n\t~ "):
@@ -722,7 +559,7 @@ def test_tick_and_stats():
 
 def test_seed_slow_client():
     """The seed's slow client (it sleeps 4 s in all) gets its echo."""
-    with Echod() as d:
+    with echod() as d:
         out = run_fixture("seed_slow_client.py", d.port)
         got = "".join(eval(m) .decode() for m in re.findall(r"^received (b'.*')$", out, re.M))
         check(got == "Part one of the message.Part two of the message.", "slow client: %s" % out)
@@ -733,15 +570,7 @@ def stats_wait_bytes_in(d, want, timeout=10):
     """Asks for statistics (SIGUSR1) until echod reports `want` bytes in."""
     deadline = time.monotonic() + timeout
     while True:
-        before = d.stderr().count("echod: stats:")
-        d.signal(signal.SIGUSR1)
-        while True:
-            text = d.stderr()
-            if text.count("echod: stats:") > before:
-                break
-            check(time.monotonic() < deadline, "no statistics after SIGUSR1: %s" % text)
-            time.sleep(0.01)
-        got = int(re.findall(r"bytes (\d+) in", text)[-1])
+        got = stat_field(d.stats(max(deadline - time.monotonic(), 0.1)), "bytes")
         if got >= want:
             return
         check(time.monotonic() < deadline, "echod read only %d of %d bytes" % (got, want))
@@ -750,7 +579,7 @@ def stats_wait_bytes_in(d, want, timeout=10):
 def test_sigterm_drain():
     """SIGTERM during traffic: echod stops accepting, sends what it had
     queued, and exits 0; a client that never leaves is cut after --grace."""
-    with Echod("--high-water", "16M", "--grace", "1") as d:
+    with echod("--high-water", "16M", "--grace", "1") as d:
         data = os.urandom(4 * MiB)
         s = connect(d.port, timeout=20)
         s.sendall(data)
@@ -805,7 +634,7 @@ def test_sigterm_drain():
 def test_no_fd_leak():
     """RLIMIT_NOFILE 32: 2,000 sequential connect/echo/close cycles, and the
     descriptor count is back where it started."""
-    with Echod(nofile=32) as d:
+    with echod(nofile=32) as d:
         s = connect(d.port)
         roundtrip(s, b"warm")
         s.close()
@@ -838,7 +667,7 @@ def test_ipv6():
         probe.close()
     except OSError:
         raise Skip("no IPv6 loopback")
-    with Echod(listen="[::1]:0") as d:
+    with echod(listen="[::1]:0") as d:
         check(d.host == "::1", "bound address %s" % d.host)
         s = connect(d.port, host="::1")
         roundtrip(s, os.urandom(70000))
@@ -867,13 +696,13 @@ TESTS = [
 
 
 def measure_idle(n):
-    """Opens n idle connections to an epoll echod and reports its RSS and
+    """Opens n idle connections to an echod in MODE and reports its RSS and
     the bytes per idle connection."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = n + 100
     check(hard >= need, "RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
     resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-    with Echod(nofile=need) as d:
+    with echod(nofile=need) as d:
         s = connect(d.port)
         roundtrip(s, b"warm")  # the shared read buffer exists from here on
         s.close()
@@ -886,19 +715,19 @@ def measure_idle(n):
                 roundtrip(c, b"sync")  # echod has accepted everything so far
         roundtrip(socks[-1], b"sync")
         rss = d.rss_kib()
-        print("backend %s: %d idle connections: RSS %d KiB (before: %d KiB), %.0f bytes per "
-              "connection" % (BACKEND, n, rss, base, (rss - base) * 1024 / n))
+        print("%s: %d idle connections: RSS %d KiB (before: %d KiB), %.0f bytes per "
+              "connection" % (mode_label(MODE), n, rss, base, (rss - base) * 1024 / n))
         for c in socks:
             c.close()
         d.stop()
 
 
 def main():
-    global ECHOD, BACKEND, SANITIZED
+    global ECHOD, MODE, SANITIZED
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
-    ECHOD, BACKEND = os.path.abspath(sys.argv[1]), sys.argv[2]
+    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
     args = sys.argv[3:]
     # An ASan build links the runtime: its symbols are in the binary.
     with open(ECHOD, "rb") as f:

@@ -1,19 +1,37 @@
 # SPDX-License-Identifier: MIT
-"""A real echod process for the UDP and daemon end-to-end tests.
+"""Real echod processes and TCP clients for the end-to-end tests.
 
-Shared by tests/echod_udp_e2e.py and tests/echod_daemon_e2e.py. An Echod is
-a context manager: the process it started (and only that one) is always
-killed on the way out. Readiness is polled for: the bound port-0 addresses
-are read from echod's stdout, and stderr is searched as it grows.
+Shared by tests/echod_e2e.py, tests/reliability_e2e.py, tests/echod_udp_e2e.py
+and tests/echod_daemon_e2e.py. An Echod is a context manager: the process it
+started (and only that one) is always killed and reaped on the way out.
+Readiness is polled for: the bound port-0 addresses are read from echod's
+stdout, and stderr is searched as it grows.
+
+A test runs in a MODE: a readiness backend of the loop (epoll, poll, select,
+uring: `echod --backend MODE`) or `engine-uring`, the io_uring completion
+engine (`echod --engine uring`). mode_args() gives echod's options for a
+mode, mode_label() what echod calls it in its own lines. A test that only
+makes sense for one backend compares the mode with that backend's name, so
+an engine counts as "not that backend".
+
+Every wait has a deadline; DEFAULT_TIMEOUT (seconds) is the one default of
+the client helpers and of the waits on echod.
 """
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+DEFAULT_TIMEOUT = 10
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Modes that select an engine rather than a backend: mode -> --engine NAME.
+ENGINES = {"engine-uring": "uring"}
 
 
 class Skip(Exception):
@@ -29,36 +47,130 @@ def check(cond, msg):
         fail(msg)
 
 
+# --------------------------------------------------------------------------
+# modes
+
+
+def mode_args(mode):
+    """echod's options for a mode: `--engine uring` for engine-uring,
+    `--backend MODE` for anything else."""
+    if mode in ENGINES:
+        return ["--engine", ENGINES[mode]]
+    return ["--backend", mode]
+
+
+def mode_label(mode):
+    """What echod calls the mode in `listening on ... (LABEL)` and
+    `echod: stats: LABEL; ...`: "backend epoll", "engine uring"."""
+    if mode in ENGINES:
+        return "engine " + ENGINES[mode]
+    return "backend " + mode
+
+
+def client_backend(mode):
+    """The loop backend for a client (echo-bench, echo-client) in a test of
+    `mode`: the same backend, or auto for an engine (clients have none)."""
+    return "auto" if mode in ENGINES else mode
+
+
+# --------------------------------------------------------------------------
+# echod processes
+
+
 def parse_addr(text):
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
 
 
 class Echod:
-    """echod with `args`; `lines` is how many port-0 addresses it prints on
-    stdout (they are read into self.addrs as (host, port) tuples)."""
+    """One echod process: `echod MODE-OPTIONS [--listen LISTEN] [--quiet] ARGS`.
 
-    def __init__(self, echod, backend, *args, lines=0, quiet=True, stdin=None, stdout=None,
-                 env=None, preexec_fn=None, pass_fds=(), argv0=None):
+    listen   --listen address (None: no --listen option)
+    lines    how many port-0 addresses echod prints on stdout, read into
+             self.addrs as (host, port); self.host and self.port are the
+             first (None if there is none). Default: 1 if `listen` ends in
+             ":0", else 0.
+    may_exit if echod exits before printing them, leave them out (self.port
+             None) rather than fail: for start-up failure tests
+    nofile   RLIMIT_NOFILE (soft) in the child
+    fill_fds (lo, hi): the child inherits /dev/null on descriptors lo..hi-1
+    env      variables merged over os.environ
+    stdin, stdout, pass_fds, preexec_fn: as subprocess.Popen (stdout
+             defaults to a pipe, which the addresses are read from)
+    argv0    words before echod's own (a shell that execs "$@", say)
+    timeout  seconds for the addresses to appear, and stop()'s and wait()'s
+             default
+
+    IOMUX_ECHOD_WRAPPER in the environment (e.g. "valgrind --leak-check=full
+    --error-exitcode=1") runs echod under a tool: its words go right before
+    echod's path (after argv0), so the process is still the one signalled.
+    """
+
+    def __init__(self, echod, mode, *args, listen="127.0.0.1:0", lines=None, may_exit=False,
+                 quiet=True, nofile=None, fill_fds=None, env=None, stdin=None, stdout=None,
+                 pass_fds=(), preexec_fn=None, argv0=None, timeout=DEFAULT_TIMEOUT):
+        self.timeout = timeout
         self.err = tempfile.TemporaryFile()
         self._pending = b""
-        argv = list(argv0 or []) + [echod, "--backend", backend]
+        self.addrs = []
+        self.host = self.port = None
+        wrapper = os.environ.get("IOMUX_ECHOD_WRAPPER", "").split()
+        argv = list(argv0 or []) + wrapper + [echod] + mode_args(mode)
+        if listen:
+            argv += ["--listen", listen]
         if quiet:
             argv.append("--quiet")
         argv += list(args)
-        self.proc = subprocess.Popen(argv, stdin=stdin,
-                                     stdout=subprocess.PIPE if stdout is None else stdout,
-                                     stderr=self.err, env=env, preexec_fn=preexec_fn,
-                                     pass_fds=pass_fds)
-        self.addrs = []
+        if lines is None:
+            lines = 1 if listen and listen.endswith(":0") else 0
+        full_env = None
+        if env is not None:
+            full_env = dict(os.environ)
+            full_env.update(env)
+
+        child = None
+        if nofile is not None or fill_fds is not None or preexec_fn is not None:
+            def child():
+                # Runs in the child before exec: limits and extra descriptors.
+                if nofile is not None:
+                    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+                if fill_fds is not None:
+                    lo, hi = fill_fds
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    for fd in range(lo, hi):
+                        if fd != null:
+                            os.dup2(null, fd)
+                    if not lo <= null < hi:
+                        os.close(null)
+                if preexec_fn is not None:
+                    preexec_fn()
+
+        try:
+            self.proc = subprocess.Popen(argv, stdin=stdin,
+                                         stdout=subprocess.PIPE if stdout is None else stdout,
+                                         stderr=self.err, env=full_env, preexec_fn=child,
+                                         close_fds=fill_fds is None, pass_fds=pass_fds)
+        except BaseException:
+            self.err.close()
+            raise
         try:
             for _ in range(lines):
-                self.addrs.append(parse_addr(self._read_line(10)))
+                line = self._read_line(timeout)
+                if line is None:
+                    if may_exit:
+                        break
+                    fail("echod exited early (%s); stderr: %s" % (self.proc.poll(),
+                                                                 self.stderr()))
+                self.addrs.append(parse_addr(line))
         except BaseException:
             self.__exit__()
             raise
+        if self.addrs:
+            self.host, self.port = self.addrs[0]
 
     def _read_line(self, timeout):
+        """The next line on echod's stdout, or None at end of file."""
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
         sel = selectors.DefaultSelector()
@@ -71,8 +183,7 @@ class Echod:
                                                                               self.stderr()))
                 chunk = os.read(fd, 4096)
                 if not chunk:
-                    fail("echod exited early (%s); stderr: %s" % (self.proc.poll(),
-                                                                 self.stderr()))
+                    return None
                 self._pending += chunk
         finally:
             sel.close()
@@ -80,29 +191,56 @@ class Echod:
         return line.decode()
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
+        """All echod has written to stderr so far. Read with pread: echod's
+        stderr shares this file's offset, so a seek here while echod writes
+        would make it overwrite what it wrote before."""
+        fd = self.err.fileno()
+        size = os.fstat(fd).st_size
+        data = bytearray()
+        while len(data) < size:
+            chunk = os.pread(fd, size - len(data), len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace")
 
-    def wait_stderr(self, pattern, timeout=10, after=0):
-        """Polls stderr (from offset `after`) until `pattern` matches."""
+    def wait_stderr(self, pattern, timeout=DEFAULT_TIMEOUT, after=0):
+        """Polls stderr (from offset `after`) until `pattern` matches (re.M);
+        returns the match. Fails at the deadline or when echod has exited
+        without printing it."""
         deadline = time.monotonic() + timeout
         while True:
+            exited = self.proc.poll()
             text = self.stderr()
             m = re.search(pattern, text[after:], re.M)
             if m:
                 return m
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                fail("echod stderr never matched %r: %s" % (pattern, text[-3000:]))
+            if exited is not None:
+                fail("echod exited (%s) and its stderr never matched %r: %s"
+                     % (exited, pattern, text[-3000:]))
+            if time.monotonic() > deadline:
+                fail("echod stderr did not match %r within %ss: %s" % (pattern, timeout,
+                                                                        text[-3000:]))
             time.sleep(0.005)
 
-    def stats(self, kind="udp stats"):
-        """Asks for statistics (SIGUSR1); returns the new line `echod: KIND: ...`."""
+    def stats(self, timeout=DEFAULT_TIMEOUT, kind="stats"):
+        """Asks for statistics (SIGUSR1); returns the new, complete line
+        `echod: KIND: ...` ("stats", or "udp stats"), without its newline."""
         before = len(self.stderr())
-        self.proc.send_signal(signal.SIGUSR1)
-        m = self.wait_stderr(r"^echod: %s: .*$" % kind, after=before)
-        return m.group(0)
+        self.signal(signal.SIGUSR1)
+        m = self.wait_stderr(r"^echod: %s: [^\n]*\n" % re.escape(kind), timeout, after=before)
+        return m.group(0).rstrip("\n")
 
-    def wait(self, timeout=10):
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        """Sends sig to this echod (nothing once it has been reaped)."""
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=None):
+        """The exit status; killed, reaped and failed after timeout."""
+        timeout = self.timeout if timeout is None else timeout
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -110,16 +248,33 @@ class Echod:
             self.proc.wait()
             fail("echod did not exit within %ss; stderr: %s" % (timeout, self.stderr()[-2000:]))
 
-    def stop(self, timeout=10):
-        """SIGTERM, then the exit status."""
+    def stop(self, timeout=None):
+        """SIGTERM, then the exit status (killed and failed after timeout)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.wait(timeout)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+    def nfds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        if self.err.closed:
+            return
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -129,10 +284,62 @@ class Echod:
 
 
 def stat_field(line, name):
-    """The number after `name` in a statistics line."""
+    """The number after `name` in a statistics line ("idle closed 3")."""
     m = re.search(re.escape(name) + r" (\d+)", line)
     check(m, "no %r in %r" % (name, line))
     return int(m.group(1))
+
+
+# --------------------------------------------------------------------------
+# TCP clients
+
+
+def connect(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def recv_exact(s, n, timeout=DEFAULT_TIMEOUT):
+    s.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(min(n - len(buf), 1 << 16))
+        if not chunk:
+            fail("EOF after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def roundtrip(s, data, timeout=DEFAULT_TIMEOUT):
+    s.settimeout(timeout)
+    s.sendall(data)
+    got = recv_exact(s, len(data), timeout)
+    check(got == data, "echo differs")
+
+
+def closed_by_peer(s, timeout=DEFAULT_TIMEOUT):
+    """True if the peer closed (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            if not s.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+# --------------------------------------------------------------------------
+# running tests
 
 
 def run_tests(tests, args):

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: MIT
 """End-to-end tests of echod's datagram echo (UDP and Unix datagram sockets).
 
-Usage: echod_udp_e2e.py ECHOD BACKEND [--bench ECHO_BENCH] [TEST...]
+Usage: echod_udp_e2e.py ECHOD MODE [--bench ECHO_BENCH] [TEST...]
+
+MODE is a loop backend (epoll, poll, select, uring) or engine-uring (see
+tests/echod_proc.py).
 
 Real echod processes on 127.0.0.1 / ::1 port 0 or on Unix sockets in a
 temporary directory. A datagram that must get no reply is followed by one
@@ -24,13 +27,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import Echod, Skip, check, fail, run_tests, stat_field, udp_socket  # noqa: E402
+from echod_proc import (Echod, Skip, check, client_backend, fail, mode_args,  # noqa: E402
+                        run_tests, stat_field, udp_socket)
 
-ECHOD = BACKEND = BENCH = None
+ECHOD = MODE = BENCH = None
 
 
 def echod(*args, **kw):
-    return Echod(ECHOD, BACKEND, *args, **kw)
+    """An Echod in this run's mode; no TCP --listen unless the test asks."""
+    kw.setdefault("listen", None)
+    return Echod(ECHOD, MODE, *args, **kw)
 
 
 def pattern(n, seed=0):
@@ -70,7 +76,7 @@ def test_sizes():
         with udp_socket("::1") as s:
             for n in (0, 1, 1472, 65527):
                 roundtrip(s, v6, pattern(n, n))
-        st = d.stats()
+        st = d.stats(kind="udp stats")
         check(" 8 received, 8 echoed" in st, "stats: %s" % st)
         check(d.stop() == 0, "exit status")
 
@@ -126,7 +132,7 @@ def test_many_clients():
         sent = sum(st["sent"] for st in state)
         got = sum(st["got"] for st in state)
         bad = sum(st["bad"] for st in state)
-        stats = d.stats()
+        stats = d.stats(kind="udp stats")
         for st in state:
             st["s"].close()
         sel.close()
@@ -152,7 +158,7 @@ def test_port_filter():
             chargen.sendto(b"loop?", to)
             sentinel(to)
             no_reply(chargen)
-        st = d.stats()
+        st = d.stats(kind="udp stats")
         check(stat_field(st, "loop-prone port") == 1, "not counted: %s" % st)
     with echod("--udp", "127.0.0.1:0", "--udp-any-port", lines=1) as d:
         with udp_socket(own_loopback(), 19) as chargen:
@@ -183,7 +189,7 @@ def test_rate_limit():
         allowed = burst + int(elapsed * rate) + 1
         check(burst <= got <= allowed,
               "flooder got %d replies in %.2fs, expected %d..%d" % (got, elapsed, burst, allowed))
-        st = d.stats()
+        st = d.stats(kind="udp stats")
         check(stat_field(st, "rate") >= flood - allowed - 5, "rate drops not counted: %s" % st)
 
 
@@ -241,7 +247,7 @@ def test_unix_dgram():
                     roundtrip(s2, path, b"sentinel")
                 no_reply(s)
                 d.wait_stderr(r"longer than 65536 bytes: not echoed")
-                st = d.stats()
+                st = d.stats(kind="udp stats")
                 check(stat_field(st, "truncated") == 1, "stats: %s" % st)
             # A second echod on the live socket is refused, clearly.
             r = subprocess.run([ECHOD, "--udp", "unix:" + path], capture_output=True, timeout=10)
@@ -267,7 +273,7 @@ def test_usage():
                        (["--udp-rate", "fast"], "--udp-rate"),
                        (["--udp-burst", "0"], "--udp-burst"),
                        (["--udp", "unix:"], "--udp 'unix:'")):
-        r = subprocess.run([ECHOD, "--backend", BACKEND] + args, capture_output=True, timeout=10)
+        r = subprocess.run([ECHOD] + mode_args(MODE) + args, capture_output=True, timeout=10)
         err = r.stderr.decode()
         check(r.returncode == 2 and err.startswith("echod: ") and want in err,
               "%s: exit %d, %r" % (args, r.returncode, err))
@@ -281,7 +287,7 @@ def test_bench_udp():
         host, port = d.addrs[0]
         r = subprocess.run([BENCH, "--udp", "--connect", "%s:%d" % (host, port), "--conns", "4",
                             "--size", "512", "--depth", "4", "--duration", "1", "--warmup",
-                            "0.2", "--backend", BACKEND, "--json"],
+                            "0.2", "--backend", client_backend(MODE), "--json"],
                            capture_output=True, timeout=30)
         out = r.stdout.decode()
         check(r.returncode == 0, "echo-bench exit %d: %s %s" % (r.returncode, out,
@@ -324,8 +330,9 @@ class BadUdpServer:
 
 
 def bench(addr, *args):
-    r = subprocess.run([BENCH, "--udp", "--connect", "%s:%d" % addr, "--backend", BACKEND,
-                        "--json"] + list(args), capture_output=True, timeout=30)
+    r = subprocess.run([BENCH, "--udp", "--connect", "%s:%d" % addr, "--backend",
+                        client_backend(MODE), "--json"] + list(args), capture_output=True,
+                       timeout=30)
     out = r.stdout.decode()
     return r.returncode, (json.loads(out) if out.strip() else {}), r.stderr.decode()
 
@@ -371,12 +378,12 @@ TESTS = [
 
 
 def main():
-    global ECHOD, BACKEND, BENCH
+    global ECHOD, MODE, BENCH
     args = sys.argv[1:]
     if len(args) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    ECHOD, BACKEND = os.path.abspath(args[0]), args[1]
+    ECHOD, MODE = os.path.abspath(args[0]), args[1]
     args = args[2:]
     if args[:1] == ["--bench"]:
         BENCH = os.path.abspath(args[1])
