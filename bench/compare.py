@@ -74,6 +74,11 @@ def servers(build):
         ("echod-epoll", [echod, "--listen", "127.0.0.1:0", "--backend", "epoll", "--quiet"], all_s),
         ("echod-poll", [echod, "--listen", "127.0.0.1:0", "--backend", "poll", "--quiet"], all_s),
         ("echod-select", [echod, "--listen", "127.0.0.1:0", "--backend", "select", "--quiet"], all_s),
+        ("echod-uring", [echod, "--listen", "127.0.0.1:0", "--backend", "uring", "--quiet"], all_s),
+        # The io_uring completion engine (issue 9), next to the readiness
+        # backends it has to beat.
+        ("echod-engine-uring", [echod, "--listen", "127.0.0.1:0", "--engine", "uring", "--quiet"],
+         all_s),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),

@@ -38,6 +38,9 @@ struct iomux__backend {
     /* Waits up to timeout_ms (-1: no limit) and fills loop->fired[].
        Returns the number of entries, 0 on timeout or EINTR, or -errno. */
     int (*wait)(struct iomux_loop *loop, int timeout_ms);
+    /* Optional: a descriptor that is readable whenever wait() would report
+       something (iomux_loop_backend_fd()). */
+    int (*backend_fd)(const struct iomux_loop *loop);
 };
 
 /* Defined in backend_<name>.c. */

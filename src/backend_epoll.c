@@ -109,6 +109,14 @@ static int epoll_wait_fill(struct iomux_loop *loop, int timeout_ms)
     return n;
 }
 
+/* Level-triggered in the kernel: the epoll fd is readable while any
+   watched fd is ready, so another loop can wait on it for us. */
+static int epoll_backend_fd(const struct iomux_loop *loop)
+{
+    const struct epoll_state *st = loop->backend_state;
+    return st->epfd;
+}
+
 const struct iomux__backend iomux__backend_epoll = {
     .name = "epoll",
     .max_fired = IOMUX__EPOLL_BATCH,
@@ -117,4 +125,5 @@ const struct iomux__backend iomux__backend_epoll = {
     .resize = epoll_resize,
     .modify = epoll_modify,
     .wait = epoll_wait_fill,
+    .backend_fd = epoll_backend_fd,
 };

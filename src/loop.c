@@ -370,6 +370,19 @@ int iomux_loop_run_once(struct iomux_loop *loop, int timeout_ms)
     return ran + iomux__timers_run(loop);
 }
 
+int iomux_loop_backend_fd(const struct iomux_loop *loop)
+{
+    if (!loop || !loop->backend->backend_fd)
+        return -ENOTSUP;
+    return loop->backend->backend_fd(loop);
+}
+
+int iomux_loop_timeout(struct iomux_loop *loop)
+{
+    loop->now_ns = iomux__clock_ns();
+    return iomux__timers_timeout(loop);
+}
+
 static bool alive(const struct iomux_loop *loop)
 {
     return loop->active > 0 || loop->timers.nheap > 0 || loop->signals.count > 0;

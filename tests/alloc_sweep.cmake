@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 # Allocation-failure sweep of echod that works in the sanitizer build too
 # (issue 7), tests/echod_alloc_sweep.py:
-#   reliability.alloc_sweep.<backend>  fail echod's allocation N for N = 1, 2,
+#   reliability.alloc_sweep.<mode>  fail echod's allocation N for N = 1, 2,
 #       ... through start-up, serving and shutdown: a clean exit 1 with one
-#       line, or serve and exit 0; never a crash, hang or (under ASan) leak
+#       line, or serve and exit 0; never a crash, hang or (under ASan) leak.
+#       <mode>: each backend, and engine-uring where it is built (its
+#       liburing comes with echod's LINK_LIBRARIES below)
 #
 # echod_alloc_wrap is echod rebuilt from the echod target's own sources,
 # include directories and definitions (so that a source added to echod is
@@ -55,10 +57,10 @@ if(NOT Python3_Interpreter_FOUND)
   message(STATUS "python3 missing: the allocation sweep is not registered")
   return()
 endif()
-foreach(alloc_sweep_backend ${IOMUX_BACKENDS})
-  add_test(NAME reliability.alloc_sweep.${alloc_sweep_backend}
+foreach(alloc_sweep_mode ${IOMUX_ECHOD_MODES})
+  add_test(NAME reliability.alloc_sweep.${alloc_sweep_mode}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_alloc_sweep.py
-                   --echod $<TARGET_FILE:echod_alloc_wrap> ${alloc_sweep_backend})
-  set_tests_properties(reliability.alloc_sweep.${alloc_sweep_backend}
+                   --echod $<TARGET_FILE:echod_alloc_wrap> ${alloc_sweep_mode})
+  set_tests_properties(reliability.alloc_sweep.${alloc_sweep_mode}
                        PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endforeach()

@@ -32,25 +32,21 @@
 #include <string.h>
 #include <unistd.h>
 
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t count, size_t size);
-void *__real_realloc(void *ptr, size_t size);
-void *__real_reallocarray(void *ptr, size_t count, size_t size);
-char *__real_strdup(const char *s);
-char *__real_strndup(const char *s, size_t n);
-int __real_posix_memalign(void **out, size_t align, size_t size);
-void *__real_aligned_alloc(size_t align, size_t size);
-void __real_free(void *ptr);
-
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t count, size_t size);
-void *__wrap_realloc(void *ptr, size_t size);
-void *__wrap_reallocarray(void *ptr, size_t count, size_t size);
-char *__wrap_strdup(const char *s);
-char *__wrap_strndup(const char *s, size_t n);
-int __wrap_posix_memalign(void **out, size_t align, size_t size);
-void *__wrap_aligned_alloc(size_t align, size_t size);
-void __wrap_free(void *ptr);
+/* For each function: __real_NAME, the one --wrap sends on to, and
+   __wrap_NAME, ours (below), which every call to NAME in the link reaches. */
+#define WRAPPED(type, name, params)                                                                \
+    type __real_##name params;                                                                     \
+    type __wrap_##name params;
+WRAPPED(void *, malloc, (size_t size))
+WRAPPED(void *, calloc, (size_t count, size_t size))
+WRAPPED(void *, realloc, (void *ptr, size_t size))
+WRAPPED(void *, reallocarray, (void *ptr, size_t count, size_t size))
+WRAPPED(char *, strdup, (const char *s))
+WRAPPED(char *, strndup, (const char *s, size_t n))
+WRAPPED(int, posix_memalign, (void **out, size_t align, size_t size))
+WRAPPED(void *, aligned_alloc, (size_t align, size_t size))
+WRAPPED(void, free, (void *ptr))
+#undef WRAPPED
 
 static atomic_ulong n_allocs; /* allocation calls so far */
 static atomic_ulong n_failed; /* of them, failed on purpose */

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Tests of echo-client and echo-bench (issue 4): unit tests of their
 # histogram, content checker and option parsing, then end-to-end runs
-# against echod on every backend, the seed's Python servers and a
+# against echod in every mode (each backend, and engine-uring), the seed's Python servers and a
 # misbehaving server (tests/clients_e2e.py, tests/fixtures/).
 iomux_test(test_histogram SOURCES test_histogram.c LIBS echo_bench_core m TIMEOUT 60)
 iomux_test(test_checker SOURCES test_checker.c LIBS echo_bench_core TIMEOUT 60)
@@ -36,7 +36,7 @@ clients_e2e_test(clients.bench_close bench-close)
 clients_e2e_test(clients.bench_modes bench-modes)
 clients_e2e_test(clients.usage usage)
 if(TARGET echod)
-  foreach(backend ${IOMUX_BACKENDS})
-    clients_e2e_test(clients.echod.${backend} echod ${backend})
+  foreach(mode ${IOMUX_ECHOD_MODES})
+    clients_e2e_test(clients.echod.${mode} echod ${mode})
   endforeach()
 endif()

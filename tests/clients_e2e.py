@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # clients_e2e.py: end-to-end tests of echo-client and echo-bench against
-# real servers: echod on each backend, the seed's Python select and poll
-# servers (tests/fixtures), and a server that misbehaves on purpose.
+# real servers: echod in each mode (a loop backend, or engine-uring: see
+# tests/echod_proc.py), the seed's Python select and poll servers
+# (tests/fixtures), and a server that misbehaves on purpose.
 #   clients_e2e.py --client BIN --bench BIN --fixtures DIR [--echod BIN] SCENARIO [ARG]
 # Every server listens on 127.0.0.1 port 0 and prints its address; every
 # wait is bounded; only processes started here are stopped, by their PID.
@@ -15,6 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echod_proc import Echod, Skip, client_backend, mode_args  # noqa: E402
 
 ARGS = None
 FAILURES = []
@@ -74,9 +78,15 @@ def fixture(name, *args):
     return Server([sys.executable, os.path.join(ARGS.fixtures, name)] + list(args), name)
 
 
-def echod(backend):
-    return Server([ARGS.echod, '--listen', '127.0.0.1:0', '--backend', backend],
-                  'echod --backend ' + backend)
+def echod(mode, listen='127.0.0.1:0'):
+    """An echod_proc.Echod in a mode (a backend, or engine-uring) on
+    `listen`; it raises Skip where the mode is not available, and fails if
+    echod does not start. Its address is host_port(d)."""
+    return Echod(ARGS.echod, mode, listen=listen, quiet=False)
+
+
+def host_port(d):
+    return '[{}]:{}'.format(d.host, d.port) if ':' in d.host else '{}:{}'.format(d.host, d.port)
 
 
 def run(argv, timeout=20, stdin_data=None):
@@ -145,24 +155,28 @@ def scenario_seed(name):
         check(err == '', '--quiet prints nothing on success')
 
 
-def scenario_echod(backend):
-    """echo-client and echo-bench against echod on one backend."""
+def scenario_echod(mode):
+    """echo-client and echo-bench against echod in one mode. The clients
+    use the same backend, or their default (auto) against an engine."""
     if not ARGS.echod:
         print('SKIP: echod is not built', file=sys.stderr)
         sys.exit(77)
-    with echod(backend) as srv:
-        rc, _, err, _ = client('--connect', srv.address, '--backend', backend)
-        check(rc == 0, 'echo-client exits 0 against echod --backend ' + backend)
+    backend = client_backend(mode)
+    what = 'echod ' + ' '.join(mode_args(mode))
+    with echod(mode) as srv:
+        address = host_port(srv)
+        rc, _, err, _ = client('--connect', address, '--backend', backend)
+        check(rc == 0, 'echo-client exits 0 against ' + what)
         seed_story_ok(err, DEFAULT_PARTS, 2)
         # Big parts on many sockets: partial writes and reads on both sides.
         big = ''.join(chr(ord('a') + i % 26) for i in range(300000))
         lines = '{}\nx\n{}\n'.format(big, big[:70000]).encode()
-        rc, _, _, _ = client('--connect', srv.address, '--sockets', '20', '--quiet', '--backend',
+        rc, _, _, _ = client('--connect', address, '--sockets', '20', '--quiet', '--backend',
                              backend, '-', stdin_data=lines)
         check(rc == 0, 'echo-client with 300 kB parts on 20 sockets exits 0')
-        rc, out, _, _ = bench('--connect', srv.address, '--conns', '10', '--depth', '4',
+        rc, out, _, _ = bench('--connect', address, '--conns', '10', '--depth', '4',
                               '--duration', '2', '--warmup', '0.2', '--json', '--backend', backend)
-        check(rc == 0, 'echo-bench exits 0 against echod --backend ' + backend)
+        check(rc == 0, 'echo-bench exits 0 against ' + what)
         try:
             r = json.loads(out)
         except ValueError:
@@ -172,16 +186,20 @@ def scenario_echod(backend):
         check(r['connect_failures'] == 0, 'echo-bench reports 0 connect failures')
         check(r['messages_per_s'] > 0, 'echo-bench reports a non-zero rate')
         check(r['latency_us']['p50'] > 0, 'echo-bench reports a latency')
-        check(r['backend'] == backend, 'echo-bench used backend ' + backend)
+        if backend == 'auto':  # it reports the backend auto chose
+            check(bool(r['backend']) and r['backend'] != 'auto',
+                  'echo-bench names the backend it chose ({})'.format(r['backend']))
+        else:
+            check(r['backend'] == backend, 'echo-bench used backend ' + backend)
     # IPv6, where this machine has a loopback for it.
     try:
-        srv6 = Server([ARGS.echod, '--listen', '[::1]:0', '--backend', backend], 'echod on ::1')
-    except RuntimeError:
-        print('(no IPv6 loopback here: the [::1] part is skipped)', file=sys.stderr)
+        srv6 = echod(mode, '[::1]:0')
+    except AssertionError as e:
+        print('(no IPv6 loopback here: the [::1] part is skipped: {})'.format(e), file=sys.stderr)
         return
     with srv6:
-        rc, _, err, _ = client('--connect', srv6.address, '--sockets', '1', '--backend', backend,
-                               'over IPv6')
+        rc, _, err, _ = client('--connect', host_port(srv6), '--sockets', '1', '--backend',
+                               backend, 'over IPv6')
         check(rc == 0, 'echo-client exits 0 over IPv6')
         check("('::1', " in err and ", 0, 0): sending b'over IPv6'" in err,
               'IPv6 socket names are printed the way Python prints them')
@@ -309,7 +327,11 @@ def main():
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ap.add_argument('arg', nargs='?', default='')
     ARGS = ap.parse_args()
-    SCENARIOS[ARGS.scenario](ARGS.arg)
+    try:
+        SCENARIOS[ARGS.scenario](ARGS.arg)
+    except Skip as e:
+        print('SKIP: {}'.format(e), file=sys.stderr)
+        sys.exit(77)
     if FAILURES:
         print('{} check(s) FAILED'.format(len(FAILURES)), file=sys.stderr)
         sys.exit(1)

@@ -2,17 +2,18 @@
 # Stream layer and echod tests (issue 3).
 #   stream.<backend>  buffers and streams over socket pairs (white-box)
 #   net               address parsing and the socket helpers
-#   echod.<backend>   real echod processes driven by tests/echod_e2e.py
+#   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
+#                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES)
 iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
 iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
-  foreach(backend ${IOMUX_BACKENDS})
-    add_test(NAME echod.${backend}
+  foreach(mode ${IOMUX_ECHOD_MODES})
+    add_test(NAME echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
-                     $<TARGET_FILE:echod> ${backend})
-    set_tests_properties(echod.${backend} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+                     $<TARGET_FILE:echod> ${mode})
+    set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
   endforeach()
 else()
   message(STATUS "python3 not found: echod end-to-end tests are not registered")

@@ -32,7 +32,6 @@ import argparse
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -40,17 +39,21 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echod_proc import Echod, Skip, check, connect, fail, mode_args, udp_socket  # noqa: E402
+
 ARGS = None
 SANITIZED = False
 # Each adds allocations to start-up: the UDP service (its buffers and rate
-# buckets), the per-address table, the idle sweep timer.
-ECHOD_OPTS = ["--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--max-conns-per-ip", "4",
-              "--idle-timeout", "30", "--quiet"]
+# buckets), the per-address table, the idle sweep timer. (--listen
+# 127.0.0.1:0 and --quiet are Echod's.)
+ECHOD_OPTS = ["--udp", "127.0.0.1:0", "--max-conns-per-ip", "4", "--idle-timeout", "30"]
 ADDRESSES = 2  # port-0 lines on stdout: the TCP one, then the UDP one
 CLIENTS = 3
-START_TIMEOUT = 30  # seconds; an ASan build on a loaded machine is slow
+# Seconds for echod to print its addresses, and to exit: an ASan build on a
+# loaded machine is slow.
+ECHOD_TIMEOUT = 30
 IO_TIMEOUT = 10
-EXIT_TIMEOUT = 30
 MAX_PROBLEMS = 5  # runs that went wrong before the sweep gives up
 SANITIZER_REPORT = re.compile(r"Sanitizer|runtime error:|^SUMMARY:", re.M)
 # Make any sanitizer report end the process with a status echod never uses.
@@ -61,102 +64,23 @@ SAN_ENV = {
 }
 
 
-class Skip(Exception):
-    pass
-
-
-def fail(msg):
-    raise AssertionError(msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
 def log(msg):
     print(msg, flush=True)
 
 
-def mode_args(mode):
-    if mode.startswith("engine-"):
-        return ["--engine", mode[len("engine-"):]]
-    return ["--backend", mode]
-
-
-class Echod:
-    """One wrapped echod process; a context manager that always reaps it."""
-
-    def __init__(self, tmp, fail_at=0):
-        self.report = os.path.join(tmp, "report")
-        if os.path.exists(self.report):
-            os.unlink(self.report)
-        env = dict(os.environ)
-        for k, v in SAN_ENV.items():
-            env[k] = (env[k] + ":" + v) if env.get(k) else v  # ours win: last
-        env["IOMUX_ALLOC_REPORT"] = self.report
-        env.pop("IOMUX_FAIL_ALLOC_AT", None)
-        if fail_at:
-            env["IOMUX_FAIL_ALLOC_AT"] = str(fail_at)
-        self.err = tempfile.TemporaryFile(dir=tmp)
-        argv = [ARGS.echod] + mode_args(ARGS.mode) + ECHOD_OPTS
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.err, env=env)
-        self.status = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.err.close()
-
-    def addresses(self):
-        """The port-0 lines echod printed, up to ADDRESSES; fewer if its
-        stdout closed first (it exited)."""
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.monotonic() + START_TIMEOUT
-        while buf.count(b"\n") < ADDRESSES:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                fail("echod printed %d of %d addresses within %ss; stderr: %r"
-                     % (buf.count(b"\n"), ADDRESSES, START_TIMEOUT, self.stderr()))
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf.decode().splitlines()[:ADDRESSES]
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
-
-    def wait(self, timeout=EXIT_TIMEOUT):
-        try:
-            self.status = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            fail("echod did not exit within %ss; stderr: %r" % (timeout, self.stderr()))
-        return self.status
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait()
-
-    def read_report(self):
-        rep = read_report(self.report)
-        check(rep is not None, "echod wrote no allocation report (killed, or _exit?); status "
-              "%s, stderr %r" % (self.status, self.stderr()))
-        # The build without LeakSanitizer has this count as its leak check.
-        # Below zero is no leak: echod freed something the C library made.
-        check(rep["live"] <= 0, "%d blocks from malloc and friends not freed at exit; stderr %r"
-              % (rep["live"], self.stderr()))
-        return rep
+def start(tmp, fail_at=0):
+    """A wrapped echod (an echod_proc.Echod) failing allocation `fail_at`
+    (0: none) and writing its counters to tmp/report. d.addrs holds the
+    addresses it printed: fewer than ADDRESSES if it exited first."""
+    report = os.path.join(tmp, "report")
+    if os.path.exists(report):
+        os.unlink(report)
+    env = {k: (os.environ[k] + ":" + v) if os.environ.get(k) else v  # ours win: last
+           for k, v in SAN_ENV.items()}
+    env["IOMUX_ALLOC_REPORT"] = report
+    env["IOMUX_FAIL_ALLOC_AT"] = str(fail_at)  # 0 (or unset): no failure
+    return Echod(ARGS.echod, ARGS.mode, *ECHOD_OPTS, lines=ADDRESSES, may_exit=True,
+                 env=env, stdin=subprocess.DEVNULL, timeout=ECHOD_TIMEOUT)
 
 
 def read_report(path):
@@ -168,40 +92,48 @@ def read_report(path):
         return None
 
 
-def host_port(line):
-    host, _, port = line.rpartition(":")
-    return host.strip("[]"), int(port)
+def checked_report(tmp, d):
+    """The counters of the run of `d`, which has exited."""
+    rep = read_report(os.path.join(tmp, "report"))
+    check(rep is not None, "echod wrote no allocation report (killed, or _exit?); status "
+          "%s, stderr %r" % (d.proc.returncode, d.stderr()))
+    # The build without LeakSanitizer has this count as its leak check.
+    # Below zero is no leak: echod freed something the C library made.
+    check(rep["live"] <= 0, "%d blocks from malloc and friends not freed at exit; stderr %r"
+          % (rep["live"], d.stderr()))
+    return rep
 
 
 def tcp_roundtrip(addr, payload):
     """True if `payload` came back; False if echod closed or refused the
     connection first. A connection left hanging is a failure."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(IO_TIMEOUT)
     try:
-        try:
-            s.connect(addr)
-            s.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                chunk = s.recv(65536)
-                if not chunk:
-                    return False
-                got += chunk
-        except socket.timeout:
-            fail("TCP client: no echo and no close within %ss" % IO_TIMEOUT)
-        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError):
-            return False
-        check(got == payload, "TCP echo differs: sent %r, got %r" % (payload, got))
-        return True
+        s = connect(addr[1], addr[0], IO_TIMEOUT)
+    except ConnectionRefusedError:
+        return False
+    except socket.timeout:
+        fail("TCP client: connect timed out after %ss" % IO_TIMEOUT)
+    try:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(65536)
+            if not chunk:
+                return False
+            got += chunk
+    except socket.timeout:
+        fail("TCP client: no echo and no close within %ss" % IO_TIMEOUT)
+    except (ConnectionResetError, BrokenPipeError):
+        return False
     finally:
         s.close()
+    check(got == payload, "TCP echo differs: sent %r, got %r" % (payload, got))
+    return True
 
 
 def udp_roundtrip(addr, payload):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = udp_socket("127.0.0.1")
     try:
-        s.bind(("127.0.0.1", 0))
         for _ in range(3):  # a datagram may be dropped; three never are
             s.sendto(payload, addr)
             deadline = time.monotonic() + IO_TIMEOUT / 3
@@ -235,12 +167,11 @@ def failed_start(d, why):
 
 def run(tmp, fail_at=0, clients=CLIENTS):
     """One echod run; returns (outcome, stderr line or None, report)."""
-    with Echod(tmp, fail_at) as d:
-        lines = d.addresses()
-        if len(lines) < ADDRESSES:
-            outcome, line = failed_start(d, "exited after printing %r" % lines)
-            return outcome, line, d.read_report()
-        tcp, udp = host_port(lines[0]), host_port(lines[1])
+    with start(tmp, fail_at) as d:
+        if len(d.addrs) < ADDRESSES:
+            outcome, line = failed_start(d, "exited after printing %r" % d.addrs)
+            return outcome, line, checked_report(tmp, d)
+        tcp, udp = d.addrs
         served = lost = 0
         for k in range(clients):
             if tcp_roundtrip(tcp, b"allocation sweep, client %d, N=%d\n" % (k, fail_at)):
@@ -253,7 +184,7 @@ def run(tmp, fail_at=0, clients=CLIENTS):
             # Its addresses were printed, but start-up failed after that
             # (a TCP echo proves that echod_new() returned).
             outcome, line = failed_start(d, "served no client")
-            return outcome, line, d.read_report()
+            return outcome, line, checked_report(tmp, d)
         check(lost <= 1, "%d of %d TCP clients lost to one failed allocation; stderr %r"
               % (lost, lost + served, d.stderr()))
         udp_roundtrip(udp, b"allocation sweep, datagram, N=%d" % fail_at)
@@ -269,7 +200,8 @@ def run(tmp, fail_at=0, clients=CLIENTS):
         check(not bad, "stderr lines not from echod: %r" % bad)
         if lost:
             check(lines, "a TCP client was closed and echod said nothing on stderr")
-        return ("conn-lost" if lost else "served"), (lines[0] if lines else None), d.read_report()
+        return (("conn-lost" if lost else "served"), (lines[0] if lines else None),
+                checked_report(tmp, d))
 
 
 def clean_run(tmp, clients):
@@ -280,15 +212,15 @@ def clean_run(tmp, clients):
 
 
 def probe(tmp):
-    """Skips when the mode is not available here."""
-    with Echod(tmp) as d:
-        lines = d.addresses()
-        if len(lines) == ADDRESSES:
+    """Skips when the mode is not available here: Echod raises Skip for
+    one the kernel refuses; echod exits 2 for one not compiled in."""
+    with start(tmp) as d:
+        if len(d.addrs) == ADDRESSES:
             d.stop()
             return
         status = d.wait()
         err = d.stderr().strip()
-        if status == 2 or "not compiled in" in err or "not available" in err:
+        if status == 2 or "not compiled in" in err:
             raise Skip("echod %s: exit %d: %s" % (" ".join(mode_args(ARGS.mode)), status, err))
         fail("echod did not start without faults: exit %d: %r" % (status, err))
 

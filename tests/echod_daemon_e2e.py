@@ -395,7 +395,7 @@ def main():
         return 2
     ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return run_tests(TESTS, sys.argv[3:])
+    return run_tests(TESTS, sys.argv[3:], ECHOD, MODE)
 
 
 if __name__ == "__main__":

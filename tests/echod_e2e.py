@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (Echod, Skip, check, closed_by_peer, connect, fail, mode_args,  # noqa: E402
-                        mode_label, recv_exact, roundtrip, stat_field)
+                        mode_label, recv_exact, require_mode, roundtrip, stat_field)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -735,6 +735,11 @@ def main():
     if args[:1] == ["--measure-idle"]:
         measure_idle(int(args[1]))
         return 0
+    try:
+        require_mode(ECHOD, MODE)
+    except Skip as e:
+        print("skip all: %s" % e, flush=True)
+        return 77
     tests = [t for t in TESTS if not args or t.__name__ in args or t.__name__[5:] in args]
     # The seed's slow client takes 4 s of sleeping: run it alongside.
     slow_error = []

@@ -14,6 +14,12 @@ mode, mode_label() what echod calls it in its own lines. A test that only
 makes sense for one backend compares the mode with that backend's name, so
 an engine counts as "not that backend".
 
+A mode the kernel refuses at run time (io_uring disabled by a sysctl or a
+seccomp filter: echod exits 1 with `echod: --engine uring: not available
+on this system`) raises Skip when an Echod starts, which every script
+reports as exit 77; require_mode() asks once, before a script's tests, so
+that tests that do not go through an Echod's start-up are skipped too.
+
 Every wait has a deadline; DEFAULT_TIMEOUT (seconds) is the one default of
 the client helpers and of the waits on echod.
 """
@@ -32,6 +38,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Modes that select an engine rather than a backend: mode -> --engine NAME.
 ENGINES = {"engine-uring": "uring"}
+# What echod says, before exiting 1, when the kernel refuses the mode's
+# interface (ENOSYS, EPERM): the test cannot run here.
+UNAVAILABLE = re.compile(r"^echod: --(?:engine|backend) \S+: not available on this system.*$",
+                         re.M)
 
 
 class Skip(Exception):
@@ -67,6 +77,18 @@ def mode_label(mode):
     return "backend " + mode
 
 
+def require_mode(echod, mode, timeout=30):
+    """Raises Skip if this system refuses `mode` at run time: echod, started
+    in it on 127.0.0.1:0, exits saying it is not available. Any other
+    outcome (it serves, fails otherwise, or is slow under a wrapper) is left
+    for the tests to find."""
+    try:
+        with Echod(echod, mode, may_exit=True, timeout=timeout):
+            pass
+    except AssertionError:
+        pass
+
+
 def client_backend(mode):
     """The loop backend for a client (echo-bench, echo-client) in a test of
     `mode`: the same backend, or auto for an engine (clients have none)."""
@@ -91,7 +113,9 @@ class Echod:
              first (None if there is none). Default: 1 if `listen` ends in
              ":0", else 0.
     may_exit if echod exits before printing them, leave them out (self.port
-             None) rather than fail: for start-up failure tests
+             None) rather than fail: for start-up failure tests. Either
+             way, an exit because the mode is not available here raises
+             Skip
     nofile   RLIMIT_NOFILE (soft) in the child
     fill_fds (lo, hi): the child inherits /dev/null on descriptors lo..hi-1
     env      variables merged over os.environ
@@ -158,6 +182,7 @@ class Echod:
             for _ in range(lines):
                 line = self._read_line(timeout)
                 if line is None:
+                    self._skip_if_unavailable()
                     if may_exit:
                         break
                     fail("echod exited early (%s); stderr: %s" % (self.proc.poll(),
@@ -190,6 +215,17 @@ class Echod:
         line, _, self._pending = self._pending.partition(b"\n")
         return line.decode()
 
+    def _skip_if_unavailable(self):
+        """Raises Skip if echod exited (or is exiting: its stdout was closed)
+        saying the mode is not available on this system."""
+        try:
+            self.proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            return
+        m = UNAVAILABLE.search(self.stderr())
+        if m:
+            raise Skip(m.group(0))
+
     def stderr(self):
         """All echod has written to stderr so far. Read with pread: echod's
         stderr shares this file's offset, so a seek here while echod writes
@@ -216,6 +252,7 @@ class Echod:
             if m:
                 return m
             if exited is not None:
+                self._skip_if_unavailable()
                 fail("echod exited (%s) and its stderr never matched %r: %s"
                      % (exited, pattern, text[-3000:]))
             if time.monotonic() > deadline:
@@ -342,9 +379,16 @@ def closed_by_peer(s, timeout=DEFAULT_TIMEOUT):
 # running tests
 
 
-def run_tests(tests, args):
+def run_tests(tests, args, echod=None, mode=None):
     """Runs the named tests (all by default); returns the exit status
-    (0 pass, 1 fail, 77 all skipped)."""
+    (0 pass, 1 fail, 77 all skipped). Given echod and mode, none runs (77)
+    if the mode is not available here (require_mode())."""
+    if echod is not None:
+        try:
+            require_mode(echod, mode)
+        except Skip as e:
+            print("skip all: %s" % e, flush=True)
+            return 77
     chosen = [t for t in tests if not args or t.__name__ in args or t.__name__[5:] in args]
     failed = skipped = 0
     for t in chosen:

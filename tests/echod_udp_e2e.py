@@ -389,7 +389,7 @@ def main():
         BENCH = os.path.abspath(args[1])
         args = args[2:]
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return run_tests(TESTS, args)
+    return run_tests(TESTS, args, ECHOD, MODE)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (Echod, Skip, check, closed_by_peer, connect, fail,  # noqa: E402
-                        roundtrip, stat_field)
+                        require_mode, roundtrip, stat_field)
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -672,6 +672,7 @@ def main():
         SANITIZED = b"__asan_init" in f.read()
     start = time.monotonic()
     try:
+        require_mode(ARGS.echod, ARGS.mode)
         TESTS[ARGS.test]()
     except Skip as e:
         log("SKIP %s.%s: %s" % (ARGS.test, ARGS.mode, e))

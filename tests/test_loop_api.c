@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_loop_api.c - the backend-independent parts of the loop API: the list
- * of backends, choosing one by name (unknown names, NULL and "auto"), and
- * arguments that are refused before any backend is involved.
+ * of backends, choosing one by name (unknown names, NULL and "auto"),
+ * arguments that are refused before any backend is involved, and the
+ * embedding calls (backend fd, timeout).
  */
 #include "test_util.h"
+
+#include <poll.h>
 
 static bool has_name(const char *const *names, const char *want)
 {
@@ -102,6 +105,85 @@ static void t_misc(void)
         iomux_loop_free(loop);
 }
 
+static void on_byte(struct iomux_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    char c;
+    if (read(fd, &c, 1) == 1)
+        (*(int *)data)++;
+}
+
+static void on_timer(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    (*(int *)data)++;
+}
+
+static int readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0);
+}
+
+/* Embedding: the backend fd is readable exactly while run_once(0) has I/O
+   to dispatch, and the timeout says when the next timer is due. */
+static void t_embedding(void)
+{
+    const char *const *names = iomux_backend_names();
+    for (size_t i = 0; names[i]; i++) {
+        struct iomux_loop_options o = {.backend = names[i]};
+        struct iomux_loop *loop;
+        if (iomux_loop_new(&loop, &o) < 0)
+            continue; /* not available here: t_each_backend says so */
+        fprintf(stderr, "  %s\n", names[i]);
+        int bfd = iomux_loop_backend_fd(loop);
+        if (strcmp(names[i], "epoll") == 0)
+            CHECK_INT(bfd, >=, 0);
+        else
+            CHECK_EQ_INT(bfd, -ENOTSUP);
+
+        CHECK_EQ_INT(iomux_loop_timeout(loop), -1); /* no timer */
+        int fired = 0;
+        uint64_t id;
+        CHECK_OK(iomux_timer_add(loop, 5000, 0, on_timer, &fired, &id));
+        int t = iomux_loop_timeout(loop);
+        CHECK_INT(t, >, 4000);
+        CHECK_INT(t, <=, 5000);
+        CHECK_OK(iomux_timer_cancel(loop, id));
+        CHECK_OK(iomux_timer_add(loop, 0, 0, on_timer, &fired, &id));
+        CHECK_EQ_INT(iomux_loop_timeout(loop), 0); /* due now */
+        CHECK_EQ_INT(iomux_loop_run_once(loop, 0), 1);
+        CHECK_EQ_INT(fired, 1);
+
+        int p[2];
+        if (!CHECK_OK(pipe(p))) {
+            iomux_loop_free(loop);
+            continue;
+        }
+        int got = 0;
+        CHECK_OK(iomux_fd_watch(loop, p[0], IOMUX_READ, on_byte, &got));
+        if (bfd >= 0) {
+            iomux_loop_run_once(loop, 0); /* settle any start-up state */
+            CHECK_EQ_INT(readable(bfd), 0);
+            CHECK_EQ_INT(write(p[1], "ab", 2), 2);
+            CHECK_EQ_INT(readable(bfd), 1);
+            CHECK_EQ_INT(iomux_loop_run_once(loop, 0), 1);
+            CHECK_EQ_INT(got, 1);
+            CHECK_EQ_INT(readable(bfd), 1); /* level: one byte is left */
+            CHECK_EQ_INT(iomux_loop_run_once(loop, 0), 1);
+            CHECK_EQ_INT(readable(bfd), 0);
+            CHECK_EQ_INT(got, 2);
+        }
+        iomux_fd_unwatch(loop, p[0]);
+        close(p[0]);
+        close(p[1]);
+        iomux_loop_free(loop);
+    }
+    CHECK_EQ_INT(iomux_loop_backend_fd(NULL), -ENOTSUP);
+}
+
 int main(void)
 {
     alarm(30);
@@ -110,5 +192,6 @@ int main(void)
     check_run("default backend", t_default_backend);
     check_run("unknown backend names", t_unknown_backend);
     check_run("misc", t_misc);
+    check_run("embedding", t_embedding);
     return check_exit();
 }

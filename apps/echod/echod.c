@@ -522,6 +522,23 @@ static int check_address(const char *opt, const char *text)
     return parse_address(opt, text, &addr);
 }
 
+/* Keeps a bound port-0 address for the stdout line that says the server
+   is serving (print_announced()). */
+static void announce(struct echod *d, const char *addr)
+{
+    if (d->nannounced < sizeof(d->announced) / sizeof(d->announced[0]))
+        snprintf(d->announced[d->nannounced++], sizeof(d->announced[0]), "%s", addr);
+}
+
+/* Only once everything is set up: whoever reads an address may connect. */
+static void print_announced(struct echod *d)
+{
+    for (size_t i = 0; i < d->nannounced; i++)
+        printf("%s\n", d->announced[i]);
+    if (d->nannounced)
+        fflush(stdout);
+}
+
 /* What does the I/O, as start-up and statistics lines say it. */
 static const char *serving_label(const struct echod *d)
 {
@@ -590,12 +607,10 @@ static int setup_listener(struct echod *d, const char *text)
     unsigned port = iomux_addr_port(&l->addr);
     if (iomux_addr_port(&addr) == 0) {
         /* Port 0: say which port we got, on stdout, so that scripts and
-           tests can connect without guessing or sleeping. */
+           tests can connect without guessing or sleeping (once serving). */
         char bound[IOMUX_ADDR_STRLEN];
-        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) == 0) {
-            printf("%s\n", bound);
-            fflush(stdout);
-        }
+        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) == 0)
+            announce(d, bound);
     }
     if (d->opt->trace) {
         /* The seed prints the host as it was given ('localhost'). */
@@ -684,8 +699,7 @@ static int setup_udp(struct echod *d, const char *text)
         iomux_addr_format(&bound, shown, sizeof(shown));
     if (iomux_addr_port(&addr) == 0) {
         /* As for --listen: the port we got, on stdout, after the TCP ones. */
-        printf("%s\n", shown);
-        fflush(stdout);
+        announce(d, shown);
     }
     char label[IOMUX_ADDR_STRLEN + 8];
     snprintf(label, sizeof(label), "udp %s", shown);
@@ -886,6 +900,7 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     /* Not fatal without it: descriptor exhaustion then pauses accepting. */
     int fd = iomux_reserve_fd();
     d->reserve_fd = fd >= 0 ? fd : -1;
+    print_announced(d);
     *out = d;
     return 0;
 
@@ -900,7 +915,8 @@ int echod_run(struct echod *d)
     while (!d->done) {
         if (d->opt->trace)
             fputs("waiting for the next event\n", stderr);
-        int n = iomux_loop_run_once(d->loop, tick);
+        int n =
+            d->engine ? engine_uring_run_once(d->engine, tick) : iomux_loop_run_once(d->loop, tick);
         if (n < 0 && n != -EINTR) {
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
             return 1;

@@ -80,6 +80,9 @@ struct echod {
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
+    /* Bound port-0 addresses, printed on stdout once serving. */
+    char announced[2 * ECHOD_MAX_LISTEN][IOMUX_ADDR_STRLEN];
+    size_t nannounced;
 };
 
 /* True when connections keep their peer's address. */

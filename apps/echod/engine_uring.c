@@ -23,7 +23,9 @@
  *      Otherwise its bytes are copied behind the queued ones (the
  *      connection's iomux_buf, chunks from the server's pool) and the
  *      buffer is given back at once, so a client that does not read holds
- *      at most one ring buffer however much it sends.
+ *      at most one ring buffer however much it sends. And sends may hold
+ *      at most half of the buffers: beyond that they copy too, so clients
+ *      that never read cannot starve the receives of everyone else.
  *   4. Giving back (recycle()) writes the buffer into the ring's tail;
  *      the tail is published once per batch of completions.
  *   5. If every buffer is held when data arrives, the receive completes
@@ -68,6 +70,13 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
 void engine_uring_free(struct engine_uring *e)
 {
     (void)e;
+}
+
+int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
+{
+    (void)e;
+    (void)timeout_ms;
+    return -ENOSYS; /* never made, never run */
 }
 
 int engine_uring_listen(struct engine_uring *e, struct listener *l)
@@ -125,6 +134,7 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 #include <inttypes.h>
 #include <liburing.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/mman.h>
 
 #include "daemon.h"
@@ -152,6 +162,7 @@ enum op {
     OP_RECV = 2,
     OP_SEND = 3,
     OP_IGNORE = 4, /* cancellations: their own completion says nothing */
+    OP_LOOP = 5,   /* owner mode: the iomux loop's fd is readable */
 };
 #define OP_MASK        7u
 
@@ -189,9 +200,16 @@ struct engine_uring {
     size_t buf_size;
     unsigned buf_count;
     size_t br_bytes, bufs_bytes;
-    unsigned held;  /* buffers the kernel gave us, not yet returned */
-    int recycled;   /* returned since the tail was last published */
-    bool pumping;   /* inside pump(): it submits when done */
+    unsigned held;    /* buffers the kernel gave us, not yet returned */
+    unsigned sending; /* of those, how many are in sends (step 3) */
+    int recycled;     /* returned since the tail was last published */
+    bool pumping;     /* inside pump(): it submits when done */
+    /* Owner mode: the engine waits for the loop (in the ring, on its
+       backend fd). Guest mode: the loop waits for the ring (its fd). */
+    bool owner;
+    bool loop_armed; /* owner: the poll of loop_fd is in flight */
+    bool loop_ready; /* owner: the loop has something to dispatch */
+    int loop_fd;
     bool accepting; /* accepts should be armed */
     bool armed[ECHOD_MAX_LISTEN];
     uint64_t kick_timer;
@@ -251,8 +269,8 @@ static void on_kick(struct iomux_loop *loop, uint64_t id, void *data)
    the kernel once. */
 static void kick(struct engine_uring *e)
 {
-    if (e->pumping || e->kick_timer)
-        return;
+    if (e->owner || e->pumping || e->kick_timer)
+        return; /* the owner submits at its next wait anyway */
     if (iomux_timer_add(e->d->loop, 0, 0, on_kick, e, &e->kick_timer) < 0) {
         e->kick_timer = 0;
         e->enters++;
@@ -410,14 +428,18 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     d->bytes_in += len;
     if (d->opt->trace)
         echod_trace_echo(d, &c->link, p, len);
-    if (!(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0) {
+    bool idle = !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0;
+    if (idle && e->sending < e->buf_count / 2) {
         c->send_bid = (uint16_t)bid;
         c->send_off = 0;
         c->send_len = (uint32_t)len;
+        e->sending++;
         start_send(e, c, p, len);
         d->bytes_out += len;
         return;
     }
+    /* Behind a send in flight, or too many buffers are out already in
+       sends that may wait for slow readers: copy, give the buffer back. */
     int rc = iomux_buf_append(&c->out, p, len);
     recycle(e, bid);
     if (rc < 0) {
@@ -425,7 +447,9 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
         return;
     }
     d->bytes_out += len;
-    if (queued(c) > d->opt->high_water)
+    if (idle)
+        send_queued(e, c);
+    else if (queued(c) > d->opt->high_water)
         pause_recv(e, c);
 }
 
@@ -486,8 +510,10 @@ static void on_send(struct engine_uring *e, struct uconn *c, const struct io_uri
     c->flags &= (uint16_t)~U_SEND;
     bool from_ring = c->send_bid != NO_BID;
     if ((c->flags & U_CLOSED) || res < 0) {
-        if (from_ring)
+        if (from_ring) {
             recycle(e, c->send_bid);
+            e->sending--;
+        }
         c->send_bid = NO_BID;
         if (c->flags & U_CLOSED)
             uconn_maybe_free(c);
@@ -505,6 +531,7 @@ static void on_send(struct engine_uring *e, struct uconn *c, const struct io_uri
             return;
         }
         recycle(e, c->send_bid);
+        e->sending--;
         c->send_bid = NO_BID;
     } else {
         iomux_buf_consume(&c->out, (size_t)res);
@@ -640,6 +667,10 @@ static void handle(struct engine_uring *e, const struct io_uring_cqe *cqe)
     case OP_SEND:
         on_send(e, owner, cqe);
         break;
+    case OP_LOOP:
+        e->loop_armed = false;
+        e->loop_ready = true;
+        break;
     default:
         break;
     }
@@ -664,29 +695,43 @@ static void feed_starved(struct engine_uring *e)
     }
 }
 
-/* Handles every completion there is, submits what that queued, and again
-   while submitting made more (sends complete inline on loopback). */
+/* Handles every completion there is; returns how many. */
+static unsigned reap(struct engine_uring *e)
+{
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&e->ring, head, cqe)
+    {
+        handle(e, cqe);
+        seen++;
+    }
+    io_uring_cq_advance(&e->ring, seen);
+    publish(e);
+    feed_starved(e);
+    return seen;
+}
+
+static void say_enter_error(struct engine_uring *e, int rc)
+{
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
+        ratelog_say(&e->d->logs[LOG_IO], now_ms(e), "io_uring_enter: %s", strerror(-rc));
+}
+
+/* Guest mode: handles every completion there is, submits what that
+   queued, and again while submitting made more (sends complete inline on
+   loopback). */
 static void pump(struct engine_uring *e)
 {
     e->pumping = true;
     for (int round = 0; round < PUMP_ROUNDS; round++) {
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        io_uring_for_each_cqe(&e->ring, head, cqe)
-        {
-            handle(e, cqe);
-            seen++;
-        }
-        io_uring_cq_advance(&e->ring, seen);
-        publish(e);
-        feed_starved(e);
+        reap(e);
         bool overflow = io_uring_cq_has_overflow(&e->ring);
         if (!io_uring_sq_ready(&e->ring) && !overflow)
             break;
         e->enters++;
         int rc = overflow ? io_uring_submit_and_get_events(&e->ring) : io_uring_submit(&e->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            ratelog_say(&e->d->logs[LOG_IO], now_ms(e), "io_uring_enter: %s", strerror(-rc));
+        if (rc < 0) {
+            say_enter_error(e, rc);
             break;
         }
     }
@@ -701,6 +746,54 @@ static void on_ring(struct iomux_loop *loop, int fd, unsigned events, void *data
     (void)fd;
     (void)events;
     pump(data);
+}
+
+/* Owner mode: the loop's own wait happens in the ring, as a poll of its
+   epoll fd; one-shot, so that it is level-triggered (armed on a ready fd
+   it completes at once). */
+static void arm_loop_poll(struct engine_uring *e)
+{
+    struct io_uring_sqe *sqe = get_sqe(e);
+    if (!sqe)
+        return; /* run_once() then does not block */
+    io_uring_prep_poll_add(sqe, e->loop_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)e | OP_LOOP);
+    e->loop_armed = true;
+}
+
+int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
+{
+    struct iomux_loop *loop = e->d->loop;
+    if (!e->owner)
+        return iomux_loop_run_once(loop, timeout_ms);
+    if (!e->loop_armed)
+        arm_loop_poll(e);
+    int timeout = iomux_loop_timeout(loop);
+    if (timeout_ms >= 0 && (timeout < 0 || timeout_ms < timeout))
+        timeout = timeout_ms;
+    if (!e->loop_armed)
+        timeout = 0;
+    /* One system call per batch: submit the sends (and re-arms) of the
+       last one, run the receives the kernel deferred to us, and wait if
+       there is nothing yet. */
+    struct __kernel_timespec ts = {
+        .tv_sec = timeout / 1000,
+        .tv_nsec = (long long)(timeout % 1000) * 1000000,
+    };
+    struct io_uring_cqe *cqe;
+    e->enters++;
+    int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, timeout >= 0 ? &ts : NULL, NULL);
+    say_enter_error(e, rc);
+    e->loop_ready = false;
+    int n = (int)reap(e);
+    if (e->loop_ready || rc == -ETIME || timeout == 0) {
+        int ran = iomux_loop_run_once(loop, 0);
+        if (ran < 0 && ran != -EINTR)
+            return ran;
+        if (ran > 0)
+            n += ran;
+    }
+    return n;
 }
 
 /* --- the public side ------------------------------------------------------- */
@@ -763,15 +856,34 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
     e->buf_count = (unsigned)d->opt->uring_buffers;
     e->conn_size = sizeof(struct uconn) + (echod_keeps_peer(d) ? sizeof(union conn_peer_addr) : 0);
 
+    /*
+     * Owner mode when the loop has a backend fd (epoll): the kernel runs
+     * the receives only when we enter it (DEFER_TASKRUN), in batches, and
+     * never interrupts us for them. Otherwise (poll, select, or an older
+     * kernel) guest mode: the loop watches the ring's fd, and receives run
+     * at our next system call instead of interrupting us (COOP_TASKRUN).
+     */
+    e->loop_fd = iomux_loop_backend_fd(d->loop);
+    static const unsigned modes[] = {
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int rc = -EINVAL;
     struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = CQ_ENTRIES;
-    int rc = io_uring_queue_init_params(SQ_ENTRIES, &e->ring, &p);
+    for (size_t m = e->loop_fd >= 0 ? 0 : 1; m < sizeof(modes) / sizeof(modes[0]); m++) {
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL | modes[m];
+        p.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SQ_ENTRIES, &e->ring, &p);
+        if (rc != -EINVAL)
+            break; /* -EINVAL: a flag this kernel does not know */
+    }
     if (rc < 0) {
         free(e);
         return rc;
     }
+    e->owner = p.flags & IORING_SETUP_DEFER_TASKRUN;
     if (!(p.features & IORING_FEAT_NODROP)) {
         rc = -ENOSYS; /* a kernel this old lacks multishot receive too */
         goto fail_ring;
@@ -799,9 +911,11 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
         recycle(e, i);
     publish(e);
 
-    rc = iomux_fd_watch(d->loop, e->ring.ring_fd, IOMUX_READ, on_ring, e);
-    if (rc < 0)
-        goto fail_maps;
+    if (!e->owner) {
+        rc = iomux_fd_watch(d->loop, e->ring.ring_fd, IOMUX_READ, on_ring, e);
+        if (rc < 0)
+            goto fail_maps;
+    }
     *out = e;
     return 0;
 
@@ -822,7 +936,8 @@ void engine_uring_free(struct engine_uring *e)
         return;
     if (e->kick_timer)
         iomux_timer_cancel(e->d->loop, e->kick_timer);
-    iomux_fd_unwatch(e->d->loop, e->ring.ring_fd);
+    if (!e->owner)
+        iomux_fd_unwatch(e->d->loop, e->ring.ring_fd);
     /* Submits the cancellations queued by the cuts, then tears the ring
        down, which ends whatever is still in flight. Every connection is
        closed by now, so what is left are zombies. */

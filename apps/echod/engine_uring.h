@@ -26,6 +26,12 @@ int engine_uring_new(struct echod *d, struct engine_uring **out);
    Connections must have been cut first. */
 void engine_uring_free(struct engine_uring *e);
 
+/* One iteration of the server: the loop's (iomux_loop_run_once()), or, when
+   the engine owns the wait, one io_uring_enter() that submits, runs the
+   receives and waits for the ring and the loop at once, then the loop's
+   callbacks if it has some. Returns as iomux_loop_run_once(). */
+int engine_uring_run_once(struct engine_uring *e, int timeout_ms);
+
 /* Starts accepting on `l` (one multishot accept). 0 or a negative errno. */
 int engine_uring_listen(struct engine_uring *e, struct listener *l);
 

@@ -103,6 +103,7 @@ static void usage(FILE *f)
         "                         TCP I/O; uring: io_uring does it (multishot accept and\n"
         "                         receive, provided buffers), when built with liburing.\n"
         "                         Timers, signals and --udp stay on the --backend loop\n"
+        "                         (epoll, poll or select)\n"
         "  --uring-buffers N      --engine uring: receive buffers shared by all clients, a\n"
         "                         power of two from 1 to 32768 (default %u, 16 KiB each)\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
@@ -314,6 +315,13 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         default:
             break;
         }
+    }
+    if (!bad && strcmp(o->engine, "uring") == 0 && strcmp(o->backend, "uring") == 0) {
+        /* Wake-ups get lost when one ring waits on another's fd. */
+        snprintf(err, sizeof(err),
+                 "--engine uring: its loop must be --backend epoll, poll or "
+                 "select, not uring");
+        bad = 1;
     }
     if (!bad && o->tick_ms > (uint64_t)1 << 30) {
         snprintf(err, sizeof(err), "--tick: too long");

@@ -96,6 +96,24 @@ int iomux_loop_run(struct iomux_loop *loop);
  */
 int iomux_loop_run_once(struct iomux_loop *loop, int timeout_ms);
 
+/*
+ * Embedding the loop in another one (what libuv offers as uv_backend_fd()
+ * and uv_backend_timeout()): a caller that waits by other means (an
+ * io_uring, say) waits for iomux_loop_backend_fd() to become readable or
+ * for iomux_loop_timeout() milliseconds, whichever comes first, then calls
+ * iomux_loop_run_once(loop, 0).
+ *
+ * iomux_loop_backend_fd(): the descriptor the backend waits on, readable
+ * whenever run_once would dispatch I/O (watched fds and signals), or
+ * -ENOTSUP when the backend has none (poll, select) or keeps part of its
+ * readiness outside the kernel (uring). Owned by the loop.
+ * iomux_loop_timeout(): refreshes the loop's clock and returns the
+ * milliseconds until the next timer is due (0: one is due now), or -1
+ * when there is no timer.
+ */
+int iomux_loop_backend_fd(const struct iomux_loop *loop);
+int iomux_loop_timeout(struct iomux_loop *loop);
+
 /* Makes iomux_loop_run() return after the current iteration. */
 void iomux_loop_stop(struct iomux_loop *loop);
 
