@@ -21,7 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REF = "lean-epoll"
 OURS = "echod-epoll"
-ORDER = ["lean-epoll", "echod-epoll", "echod-poll", "echod-select", "libuv", "libev", "libevent",
+ENGINE = "echod-engine-uring"
+ORDER = ["lean-epoll", "echod-epoll", "echod-poll", "echod-select", "echod-uring", ENGINE, "libuv",
+         "libev", "libevent",
          "seed-select.py", "seed-poll.py"]
 TITLES = {
     "S1": "1 connection, 64 B, depth 1 (latency)",
@@ -300,6 +302,24 @@ def main():
                 target(f"{s} echod-epoll ≥ 3× {seed} messages/s", f"{r:.1f}× messages/s; "
                        f"{fmt(c, 1)}× fewer CPU µs per message", r >= 3)
     md.append("")
+
+    # The targets of issue 9: the io_uring completion engine, same run.
+    if any(ENGINE in all_stats.get(s, {}) for s in scens):
+        md += ["## Targets (issue 9: `echod --engine uring`), from this run", "",
+               "| target | measured | met |", "|---|---|---|"]
+        o, e = sys_by.get(("S3", OURS)), sys_by.get(("S3", ENGINE))
+        if o and e:
+            r = e["syscalls_per_msg"] / o["syscalls_per_msg"]
+            target("S3 syscalls/msg ≤ 1/3 of echod-epoll's",
+                   f"{e['syscalls_per_msg']:.3f} vs {o['syscalls_per_msg']:.3f} ({r:.3f}×)", r <= 1 / 3)
+        for s in scens:
+            r = ratio(st_med(s, ENGINE, "cpu"), st_med(s, REF, "cpu"))
+            target(f"{s} CPU µs/msg ≤ 0.85× lean epoll", f"{fmt(st_med(s, ENGINE, 'cpu'), 2)} µs = "
+                   f"{fmt(r, 2)}×", None if r is None else r <= 0.85)
+        for s in scens:
+            r = ratio(st_med(s, ENGINE, "mps"), st_med(s, OURS, "mps"))
+            target(f"{s} messages/s ≥ echod-epoll's", fmt(r, 2) + "×", None if r is None else r >= 1)
+        md.append("")
     md += ["## Notes", "",
            "- The seed's Python servers run S1–S4 only: select() cannot watch more than 1,024 "
            "descriptors and `listen(5)` cannot take a 10,000-connection burst, so S5 is not run for them.",
