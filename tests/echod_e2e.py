@@ -675,6 +675,33 @@ def test_ipv6():
         check(d.stop() == 0, "exit status")
 
 
+def test_uring_buffers_exhausted():
+    """--engine uring only: with 1 or 2 receive buffers for 50 clients
+    sending at once, receives run out of buffers (-ENOBUFS ends them) and
+    must be armed again when buffers come back; every byte still comes
+    back, in order. With 1 buffer no send may hold it (sends hold at most
+    half), so every echo goes through the copy path."""
+    if MODE != "engine-uring":
+        raise Skip("only for --engine uring")
+    for nbuf in ("1", "2"):
+        with echod("--uring-buffers", nbuf) as d:
+            payloads = [os.urandom(random.randint(1, 300000)) for _ in range(50)]
+            echo_clients(d.port, payloads, timeout=60)
+            line = d.stats()
+            waits = stat_field(line, "waits for buffers")
+            rearms = stat_field(line, "re-armed receives")
+            print("  --uring-buffers %s: %d waits for buffers, %d receives re-armed"
+                  % (nbuf, waits, rearms))
+            check(waits > 0, "the buffers never ran out: %s" % line)
+            check(rearms > 0, "no receive was armed again: %s" % line)
+            check(stat_field(line, "ring buffers") == 0, "buffers still held: %s" % line)
+            check(d.stop() == 0, "exit status")
+    p = subprocess.run([ECHOD] + mode_args(MODE) + ["--uring-buffers", "3"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode == 2 and "not a power of two" in p.stderr,
+          "--uring-buffers 3: exit %d, %r" % (p.returncode, p.stderr))
+
+
 TESTS = [
     test_usage,
     test_echo_one_client,
@@ -692,6 +719,7 @@ TESTS = [
     test_sigterm_drain,
     test_no_fd_leak,
     test_ipv6,
+    test_uring_buffers_exhausted,
 ]
 
 
