@@ -15,6 +15,14 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
                      $<TARGET_FILE:echod> ${mode})
     set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
   endforeach()
+  # The engine as the guest of a poll loop (the loop watches the ring's fd)
+  # rather than the owner of an epoll loop's wait: the other code path.
+  if(IOMUX_HAVE_URING)
+    add_test(NAME echod.engine-uring-poll
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
+                     $<TARGET_FILE:echod> engine-uring-poll)
+    set_tests_properties(echod.engine-uring-poll PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+  endif()
 else()
   message(STATUS "python3 not found: echod end-to-end tests are not registered")
 endif()

@@ -681,7 +681,7 @@ def test_uring_buffers_exhausted():
     must be armed again when buffers come back; every byte still comes
     back, in order. With 1 buffer no send may hold it (sends hold at most
     half), so every echo goes through the copy path."""
-    if MODE != "engine-uring":
+    if mode_label(MODE) != "engine uring":
         raise Skip("only for --engine uring")
     for nbuf in ("1", "2"):
         with echod("--uring-buffers", nbuf) as d:

@@ -37,7 +37,9 @@ DEFAULT_TIMEOUT = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Modes that select an engine rather than a backend: mode -> --engine NAME.
-ENGINES = {"engine-uring": "uring"}
+# engine-uring-poll runs the engine as the guest of a poll loop (the loop
+# watches the ring), instead of owning an epoll loop's wait.
+ENGINES = {"engine-uring": ("uring", None), "engine-uring-poll": ("uring", "poll")}
 # What echod says, before exiting 1, when the kernel refuses the mode's
 # interface (ENOSYS, EPERM): the test cannot run here.
 UNAVAILABLE = re.compile(r"^echod: --(?:engine|backend) \S+: not available on this system.*$",
@@ -62,10 +64,12 @@ def check(cond, msg):
 
 
 def mode_args(mode):
-    """echod's options for a mode: `--engine uring` for engine-uring,
-    `--backend MODE` for anything else."""
+    """echod's options for a mode: `--engine uring` for engine-uring (plus
+    `--backend poll` for engine-uring-poll), `--backend MODE` for anything
+    else."""
     if mode in ENGINES:
-        return ["--engine", ENGINES[mode]]
+        engine, backend = ENGINES[mode]
+        return ["--engine", engine] + (["--backend", backend] if backend else [])
     return ["--backend", mode]
 
 
@@ -73,7 +77,7 @@ def mode_label(mode):
     """What echod calls the mode in `listening on ... (LABEL)` and
     `echod: stats: LABEL; ...`: "backend epoll", "engine uring"."""
     if mode in ENGINES:
-        return "engine " + ENGINES[mode]
+        return "engine " + ENGINES[mode][0]
     return "backend " + mode
 
 
