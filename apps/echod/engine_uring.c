@@ -814,10 +814,17 @@ void engine_uring_end(struct engine_uring *e, struct conn *conn)
     if (c->flags & (U_ENDING | U_CLOSED))
         return;
     c->flags |= U_ENDING;
-    /* Input is dropped from now on: nothing holds the peer back. */
+    /* Input is dropped from now on: nothing holds the peer back. The
+       receive is armed again from the next reap (the starved list), not
+       here: a failure to arm closes, and the caller is walking the list. */
     if (c->flags & U_PAUSED) {
         c->flags &= (uint16_t)~U_PAUSED;
-        rearm_recv(e, c);
+        if (!(c->flags & (U_RECV | U_STARVED | U_EOF))) {
+            c->flags |= U_STARVED;
+            c->next_starved = e->starved;
+            e->starved = c;
+            kick(e); /* a guest's next reap may be far off otherwise */
+        }
     }
     if (!(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0) {
         c->flags |= U_WR_SHUT;
