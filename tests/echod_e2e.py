@@ -31,8 +31,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, closed_by_peer, connect, fail, mode_args,  # noqa: E402
-                        mode_label, recv_exact, require_mode, roundtrip, stat_field)
+from echod_proc import (Echod, Skip, check, closed_by_peer, connect, exit_status,  # noqa: E402
+                        fail, mode_args, mode_label, recv_exact, require_mode, roundtrip,
+                        run_each, select_tests, stat_field)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -768,7 +769,7 @@ def main():
     except Skip as e:
         print("skip all: %s" % e, flush=True)
         return 77
-    tests = [t for t in TESTS if not args or t.__name__ in args or t.__name__[5:] in args]
+    tests = select_tests(TESTS, args)
     # The seed's slow client takes 4 s of sleeping: run it alongside.
     slow_error = []
 
@@ -782,18 +783,7 @@ def main():
     if not args or "seed_slow_client" in args or "test_seed_slow_client" in args:
         slow_thread = threading.Thread(target=slow)
         slow_thread.start()
-    failed, skipped = 0, 0
-    for t in tests:
-        start = time.monotonic()
-        try:
-            t()
-            print("ok   %-28s %.2fs" % (t.__name__, time.monotonic() - start), flush=True)
-        except Skip as e:
-            skipped += 1
-            print("skip %-28s %s" % (t.__name__, e), flush=True)
-        except Exception as e:
-            failed += 1
-            print("FAIL %-28s %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
+    failed, skipped = run_each(tests)
     if slow_thread:
         slow_thread.join(60)
         if slow_error or slow_thread.is_alive():
@@ -801,11 +791,7 @@ def main():
             print("FAIL test_seed_slow_client %s" % (slow_error or "timeout"), flush=True)
         else:
             print("ok   test_seed_slow_client", flush=True)
-    if failed:
-        return 1
-    if skipped and skipped == len(tests):
-        return 77
-    return 0
+    return exit_status(failed, skipped, len(tests))
 
 
 if __name__ == "__main__":

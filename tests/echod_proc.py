@@ -393,9 +393,21 @@ def run_tests(tests, args, echod=None, mode=None):
         except Skip as e:
             print("skip all: %s" % e, flush=True)
             return 77
-    chosen = [t for t in tests if not args or t.__name__ in args or t.__name__[5:] in args]
+    chosen = select_tests(tests, args)
+    failed, skipped = run_each(chosen)
+    return exit_status(failed, skipped, len(chosen))
+
+
+def select_tests(tests, args):
+    """The tests named in args ("test_x" or "x"), or all when none is."""
+    return [t for t in tests if not args or t.__name__ in args or t.__name__[5:] in args]
+
+
+def run_each(tests):
+    """Runs each test, printing ok/skip/FAIL and its time; returns
+    (failed, skipped)."""
     failed = skipped = 0
-    for t in chosen:
+    for t in tests:
         start = time.monotonic()
         try:
             t()
@@ -406,9 +418,14 @@ def run_tests(tests, args, echod=None, mode=None):
         except Exception as e:
             failed += 1
             print("FAIL %-28s %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
+    return failed, skipped
+
+
+def exit_status(failed, skipped, total):
+    """1 if any failed, 77 if every one was skipped, else 0."""
     if failed:
         return 1
-    if skipped and skipped == len(chosen):
+    if skipped and skipped == total:
         return 77
     return 0
 

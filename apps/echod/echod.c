@@ -230,7 +230,9 @@ static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum 
     }
 }
 
-bool echod_admissible(struct echod *d, int fd, const struct iomux_addr *peer)
+/* --max-conns and --max-conns-per-ip: true if `fd` may be served (its
+   per-address slot is then taken); otherwise it is closed and refused. */
+static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 {
     if (d->opt->max_conns && d->open >= d->opt->max_conns) {
         d->refused_max++;
@@ -264,10 +266,9 @@ void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *st
     }
 }
 
-/* Turns an accepted socket into a served connection, or refuses it. */
-static void admit(struct echod *d, int fd, const struct iomux_addr *peer)
+void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
 {
-    if (!echod_admissible(d, fd, peer))
+    if (!admissible(d, fd, peer))
         return;
     if (d->engine) {
         engine_uring_admit(d->engine, fd, peer);
@@ -335,7 +336,7 @@ static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
  * descriptor (they learn at once that they were refused). If that cannot
  * be done, stop watching the listeners for a moment instead.
  */
-void echod_shed_load(struct echod *d, struct listener *l, int err)
+static void shed_load(struct echod *d, struct listener *l, int err)
 {
     ratelog_say(&d->logs[LOG_FDS], iomux_loop_now(d->loop),
                 "accept: %s; refusing new connections until some close", strerror(-err));
@@ -361,22 +362,22 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
         int cfd;
         int rc = iomux_tcp_accept(l->fd, &peer, &cfd);
         if (rc == 0) {
-            admit(d, cfd, &peer);
+            echod_admit(d, cfd, &peer);
             continue;
         }
         if (rc == -EAGAIN)
             break;
-        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
-            echod_shed_load(d, l, rc);
-            break;
-        }
-        if (!echod_accept_error_transient(d, rc))
+        if (!echod_accept_error(d, l, rc))
             break;
     }
 }
 
-bool echod_accept_error_transient(struct echod *d, int err)
+bool echod_accept_error(struct echod *d, struct listener *l, int err)
 {
+    if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM) {
+        shed_load(d, l, err);
+        return false;
+    }
     /* The client gave up before we took it (ECONNABORTED), or a protocol
        error on that one connection: the next may be fine. */
     if (err == -ECONNABORTED || err == -EPROTO || err == -EPERM || err == -EINTR)
@@ -430,21 +431,26 @@ static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
     d->done = true;
 }
 
+/* What does the I/O, as start-up and statistics lines say it. */
+static const char *serving_label(const struct echod *d)
+{
+    static char label[48];
+    if (strcmp(d->opt->engine, "uring") == 0)
+        return "engine uring";
+    snprintf(label, sizeof(label), "backend %s", iomux_loop_backend(d->loop));
+    return label;
+}
+
 static void print_stats(struct echod *d)
 {
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(d->pool, &ps);
-    char engine[64];
-    if (d->engine)
-        snprintf(engine, sizeof(engine), "engine uring");
-    else
-        snprintf(engine, sizeof(engine), "backend %s", iomux_loop_backend(d->loop));
     fprintf(stderr,
             "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
             " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
             ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
             "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
-            engine, d->open, d->total, d->bytes_in, d->bytes_out,
+            serving_label(d), d->open, d->total, d->bytes_in, d->bytes_out,
             d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch, d->refused_max,
             d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
             ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
@@ -537,16 +543,6 @@ static void print_announced(struct echod *d)
         printf("%s\n", d->announced[i]);
     if (d->nannounced)
         fflush(stdout);
-}
-
-/* What does the I/O, as start-up and statistics lines say it. */
-static const char *serving_label(const struct echod *d)
-{
-    static char label[48];
-    if (strcmp(d->opt->engine, "uring") == 0)
-        return "engine uring";
-    snprintf(label, sizeof(label), "backend %s", iomux_loop_backend(d->loop));
-    return label;
 }
 
 /* Serves a socket that is already listening (a Unix-domain one, or one
@@ -783,7 +779,7 @@ static int start_serving(struct echod *d)
     if (d->inetd_fd >= 0) {
         int fd = d->inetd_fd;
         d->inetd_fd = -1;
-        admit(d, fd, &d->inetd_peer);
+        echod_admit(d, fd, &d->inetd_peer);
         if (d->open == 0)
             return 1; /* admit() said why */
     }

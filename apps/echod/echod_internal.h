@@ -88,10 +88,10 @@ struct echod {
 /* True when connections keep their peer's address. */
 bool echod_keeps_peer(const struct echod *d);
 
-/* --max-conns and --max-conns-per-ip for a just-accepted `fd`: returns
-   true if it may be served (its per-address slot is then taken), or closes
-   it, says why, and returns false. */
-bool echod_admissible(struct echod *d, int fd, const struct iomux_addr *peer);
+/* Turns an accepted socket into a served connection (with the engine's
+   I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes
+   it, saying why. Takes `fd`. */
+void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
 
 /* A connection the engine set up: puts it on the list, counts it, traces
    it. `peer` goes into `stored` when the peer is kept (stored may be NULL
@@ -108,11 +108,9 @@ void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t
 /* --trace: "<peer> queue empty". */
 void echod_trace_queue_empty(struct echod *d, struct conn *c);
 
-/* Out of descriptors while accepting on `l`: shed or pause (see echod.c). */
-void echod_shed_load(struct echod *d, struct listener *l, int err);
-
-/* An accept error other than running out of descriptors: true if the next
-   accept may work (the client gave up, say); otherwise logs it. */
-bool echod_accept_error_transient(struct echod *d, int err);
+/* accept() on `l` failed with `err`: out of descriptors or memory sheds
+   the waiting clients or pauses accepting; other errors are logged unless
+   harmless. True if the next accept may work at once. */
+bool echod_accept_error(struct echod *d, struct listener *l, int err);
 
 #endif /* ECHOD_ECHOD_INTERNAL_H */

@@ -180,7 +180,6 @@ enum {
 
 struct uconn {
     struct conn link; /* first: on the server's list, then the zombies' */
-    struct engine_uring *e;
     struct uconn *next_starved;
     uint64_t last_io;
     int fd;
@@ -399,6 +398,30 @@ static size_t queued(const struct uconn *c)
     return n;
 }
 
+/* No send in flight and nothing waiting behind one. */
+static bool drained(const struct uconn *c)
+{
+    return !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0;
+}
+
+/* Puts `c` on the list whose receives are armed at the next reap (step 5). */
+static void starve(struct engine_uring *e, struct uconn *c)
+{
+    c->flags |= U_STARVED;
+    c->next_starved = e->starved;
+    e->starved = c;
+}
+
+/* The ring buffer a finished or failed send was sending goes back. */
+static void release_send_buf(struct engine_uring *e, struct uconn *c)
+{
+    if (c->send_bid != NO_BID) {
+        recycle(e, c->send_bid);
+        e->sending--;
+        c->send_bid = NO_BID;
+    }
+}
+
 static void pause_recv(struct engine_uring *e, struct uconn *c)
 {
     c->flags |= U_PAUSED;
@@ -428,7 +451,7 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     d->bytes_in += len;
     if (d->opt->trace)
         echod_trace_echo(d, &c->link, p, len);
-    bool idle = !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0;
+    bool idle = drained(c);
     if (idle && e->sending < e->buf_count / 2) {
         c->send_bid = (uint16_t)bid;
         c->send_off = 0;
@@ -482,18 +505,15 @@ static void on_recv(struct engine_uring *e, struct uconn *c, const struct io_uri
             recycle(e, bid);
         if (res == 0) {
             c->flags |= U_EOF;
-            if (!(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0) {
+            if (drained(c)) {
                 uconn_finish(e, c, 0);
                 return;
             }
         } else if (res == -ENOBUFS) {
             /* Step 5: every buffer is held. Wait for some to come back. */
             e->nobufs++;
-            if (!more && !(c->flags & U_STARVED)) {
-                c->flags |= U_STARVED;
-                c->next_starved = e->starved;
-                e->starved = c;
-            }
+            if (!more && !(c->flags & U_STARVED))
+                starve(e, c);
         } else if (res != -ECANCELED) {
             uconn_finish(e, c, res);
             return;
@@ -508,13 +528,8 @@ static void on_send(struct engine_uring *e, struct uconn *c, const struct io_uri
     struct echod *d = e->d;
     int res = cqe->res;
     c->flags &= (uint16_t)~U_SEND;
-    bool from_ring = c->send_bid != NO_BID;
     if ((c->flags & U_CLOSED) || res < 0) {
-        if (from_ring) {
-            recycle(e, c->send_bid);
-            e->sending--;
-        }
-        c->send_bid = NO_BID;
+        release_send_buf(e, c);
         if (c->flags & U_CLOSED)
             uconn_maybe_free(c);
         else
@@ -522,7 +537,7 @@ static void on_send(struct engine_uring *e, struct uconn *c, const struct io_uri
         return;
     }
     c->last_io = now_ms(e);
-    if (from_ring) {
+    if (c->send_bid != NO_BID) {
         c->send_off += (uint32_t)res;
         if (c->send_off < c->send_len) {
             /* A short send: the rest of the same buffer, before anything
@@ -530,9 +545,7 @@ static void on_send(struct engine_uring *e, struct uconn *c, const struct io_uri
             start_send(e, c, buf_addr(e, c->send_bid) + c->send_off, c->send_len - c->send_off);
             return;
         }
-        recycle(e, c->send_bid);
-        e->sending--;
-        c->send_bid = NO_BID;
+        release_send_buf(e, c);
     } else {
         iomux_buf_consume(&c->out, (size_t)res);
     }
@@ -582,7 +595,6 @@ void engine_uring_admit(struct engine_uring *e, int fd, const struct iomux_addr 
         close(fd);
         return;
     }
-    c->e = e;
     c->fd = fd;
     c->send_bid = NO_BID;
     c->last_io = now_ms(e);
@@ -614,12 +626,9 @@ static void on_accept(struct engine_uring *e, struct listener *l, const struct i
             peer.ss.ss_family = l->addr.ss.ss_family;
             peer.len = sizeof(peer.ss);
         }
-        if (echod_admissible(d, res, &peer))
-            engine_uring_admit(e, res, &peer);
-    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-        echod_shed_load(d, l, res);
+        echod_admit(d, res, &peer);
     } else if (res != -ECANCELED) {
-        (void)echod_accept_error_transient(d, res);
+        (void)echod_accept_error(d, l, res);
     }
     if (!e->armed[i] && !d->stopping && !d->accepting_paused)
         arm_accept(e, i);
@@ -820,13 +829,11 @@ void engine_uring_end(struct engine_uring *e, struct conn *conn)
     if (c->flags & U_PAUSED) {
         c->flags &= (uint16_t)~U_PAUSED;
         if (!(c->flags & (U_RECV | U_STARVED | U_EOF))) {
-            c->flags |= U_STARVED;
-            c->next_starved = e->starved;
-            e->starved = c;
+            starve(e, c);
             kick(e); /* a guest's next reap may be far off otherwise */
         }
     }
-    if (!(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0) {
+    if (drained(c)) {
         c->flags |= U_WR_SHUT;
         (void)shutdown(c->fd, SHUT_WR);
     }
@@ -927,10 +934,14 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
     return 0;
 
 fail_maps:
+    /* The ring first: it may still have the buffer ring registered. */
+    io_uring_queue_exit(&e->ring);
     if (e->br)
         munmap(e->br, e->br_bytes);
     if (e->bufs)
         munmap(e->bufs, e->bufs_bytes);
+    free(e);
+    return rc;
 fail_ring:
     io_uring_queue_exit(&e->ring);
     free(e);
