@@ -10,6 +10,7 @@
 # Exit 0 = pass, 1 = fail, 77 = skipped.
 import argparse
 import json
+import resource
 import os
 import select
 import socket
@@ -290,6 +291,18 @@ def scenario_bench_modes(_):
         r = json.loads(out) if rc is not None else {}
         took = r.get('never_read_bytes', {}).get('min', 0)
         check(rc == 0 and took > 0, 'never-read reports what the server took ({})'.format(took))
+        # A light load costs light CPU: the main thread naps while the workers
+        # run (it once spun on the clock when stderr was not a terminal, as
+        # here, halving what the load generator could drive). CPU time, not
+        # wall-clock: 20 messages/s for 2.5 s need a few milliseconds; a
+        # spinning thread takes most of the 2.5 s.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rc, out, _, _ = bench('--connect', a, '--rate', '20', '--duration', '2.5', '--warmup',
+                              '0', '--json')
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        check(rc == 0 and cpu < 0.5,
+              'a 2.5 s run at 20 messages/s takes little CPU ({:.2f} s)'.format(cpu))
 
 
 def scenario_usage(_):
