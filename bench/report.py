@@ -184,7 +184,7 @@ def main():
            f"- CPU: {facts.get('cpu', '?')}, {facts.get('cpus', '?')} CPUs; kernel {facts.get('kernel', '?')}; "
            f"load average at start {facts.get('loadavg', 0):.2f} (shared machine)",
            f"- Compiler: {facts.get('cc', '?')}; peers' libraries: {libs}; Python {facts.get('python', '?')}",
-           f"- {facts.get('rounds', '?')} rounds, servers interleaved within each round; "
+           f"- {facts.get('rounds', '?')} rounds, servers interleaved within each round, each round starting further along the list; "
            f"{facts.get('warmup_s', '?')} s warm-up + {facts.get('duration_s', '?')} s measured per trial; "
            f"a fresh server on a fresh port per trial; "
            + ("server pinned to CPU 0, echo-bench to CPU 1 (taskset)" if facts.get("pinned") else "NOT pinned"),
