@@ -175,9 +175,11 @@ def main():
           "# Benchmarks: echod against the servers users would pick instead", ""]
     md += ["How to read this: every figure is the median over the rounds with the min–max in "
            "brackets. Ratios compare a server with the lean epoll reference (`bench/peers/lean_epoll.c`) "
-           "measured in the same run. The machine is shared, and on two cores the load generator "
-           "saturates its core before fast servers do, so **messages/s cannot rank the fast servers**: "
-           "the server CPU time per message and the system calls per message are the figures that do.", ""]
+           "measured in the same run. The machine is shared, and on two cores the load generator and a "
+           "fast server each fill their core, so **messages/s alone cannot rank the fast servers**: "
+           "the server CPU time per message and the system calls per message rank them better, and "
+           "differences of a few per cent are below what one run resolves (see the analysis at the "
+           "end).", ""]
     md += ["## Machine and method", ""]
     libs = ", ".join(f"{k} {v}" for k, v in sorted(facts.get("libs", {}).items())) or "–"
     md += [f"- Date: {facts.get('date', '?')}; git {facts.get('git', '?')}",
