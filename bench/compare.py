@@ -489,7 +489,9 @@ def main():
         emit(facts)
         # Each round starts further along the list of servers, so no server
         # always runs first after a scenario change or right after the slow
-        # Python servers: whatever a position costs is spread over all.
+        # Python servers: whatever a position costs is spread over all. (A
+        # rotation keeps each server's neighbours; the analysis in
+        # docs/benchmarks.md pairs rounds rather than relying on order.)
         stride = max(1, len(srv) // max(1, args.rounds))
         for rnd in range(1, args.rounds + 1):
             k = (rnd - 1) * stride % max(1, len(srv))
