@@ -660,6 +660,42 @@ def test_no_fd_leak():
         check(d.stop() == 0, "exit status")
 
 
+def test_restart_same_port():
+    """Stopped with clients connected and an echo in flight, echod exits
+    holding nothing: an echod started at once on the same port binds it.
+    (The io_uring engine's requests held the listener open past the
+    process's exit until they were cancelled and waited for.)"""
+    with echod() as d:
+        port = d.port
+        check(d.stop() == 0, "exit status")
+    for i in range(6):
+        # --grace 0.2: the client that does not read is cut after 0.2 s.
+        with echod("--grace", "0.2", listen="127.0.0.1:%d" % port, may_exit=True) as d:
+            deadline = time.monotonic() + 10
+            while True:
+                check(d.proc.poll() is None, "restart %d: echod exited: %s"
+                      % (i, d.stderr().strip()[-300:]))
+                try:
+                    s = connect(port, timeout=1)
+                    break
+                except (ConnectionRefusedError, ConnectionResetError):
+                    # Refused before echod listens; reset by a listener
+                    # the last echod left behind (then this one exits).
+                    check(time.monotonic() < deadline, "restart %d: never listened" % i)
+                    time.sleep(0.01)
+            try:
+                roundtrip(s, os.urandom(1000))
+            except OSError as e:
+                d.wait()  # it exits if the port was not free
+                fail("restart %d: %s; echod: %s" % (i, e, d.stderr().strip()[-300:]))
+            busy = connect(port)
+            busy.sendall(os.urandom(100000))  # echoed while echod stops; never read
+            stats_wait_bytes_in(d, 1000 + 100000)
+            check(d.stop() == 0, "restart %d: exit status" % i)
+            s.close()
+            busy.close()
+
+
 def test_ipv6():
     """[::1]:0 works when the system has IPv6 loopback."""
     try:
@@ -719,6 +755,7 @@ TESTS = [
     test_tick_and_stats,
     test_sigterm_drain,
     test_no_fd_leak,
+    test_restart_same_port,
     test_ipv6,
     test_uring_buffers_exhausted,
 ]

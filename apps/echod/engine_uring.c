@@ -154,6 +154,9 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 /* Passes of reap-and-submit per wake-up: enough to finish the sends of a
    batch, bounded so timers and signals are never starved. */
 #define PUMP_ROUNDS    8
+/* Shutdown: how long to wait for cancelled requests to end (drain()). */
+#define DRAIN_WAIT_MS  100
+#define DRAIN_ROUNDS   20
 
 /* user_data: the address of a listener or connection (8-byte aligned)
    plus the operation in the low bits. */
@@ -217,6 +220,7 @@ struct engine_uring {
     struct conn zombies; /* closed, with operations still in flight */
     /* statistics */
     uint64_t enters, nobufs, rearms;
+    unsigned inflight; /* requests submitted whose last completion has not come */
 };
 
 static struct uconn *uconn_of(struct conn *c)
@@ -286,6 +290,8 @@ static struct io_uring_sqe *get_sqe(struct engine_uring *e)
         (void)io_uring_submit(&e->ring);
         sqe = io_uring_get_sqe(&e->ring);
     }
+    if (sqe)
+        e->inflight++; /* every caller prepares and submits it */
     return sqe;
 }
 
@@ -711,6 +717,8 @@ static unsigned reap(struct engine_uring *e)
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&e->ring, head, cqe)
     {
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            e->inflight--;
         handle(e, cqe);
         seen++;
     }
@@ -948,6 +956,36 @@ fail_ring:
     return rc;
 }
 
+/* Every connection and listener is closed by now, but a request in
+   flight holds its socket open, and tearing the ring down ends them in
+   the background, after we exit: a listener would outlive the process,
+   and an echod started again at once could not bind its port. So cancel
+   them all and wait, briefly, for their last completions. What comes in
+   now is not acted on. */
+static void drain(struct engine_uring *e)
+{
+    struct io_uring_sqe *sqe = get_sqe(e);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, OP_IGNORE);
+    }
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = DRAIN_WAIT_MS * 1000000L};
+    for (int i = 0; i < DRAIN_ROUNDS && e->inflight > 0; i++) {
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR)
+            break;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&e->ring, head, cqe)
+        {
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                e->inflight--;
+            seen++;
+        }
+        io_uring_cq_advance(&e->ring, seen);
+    }
+}
+
 void engine_uring_free(struct engine_uring *e)
 {
     if (!e)
@@ -956,10 +994,7 @@ void engine_uring_free(struct engine_uring *e)
         iomux_timer_cancel(e->d->loop, e->kick_timer);
     if (!e->owner)
         iomux_fd_unwatch(e->d->loop, e->ring.ring_fd);
-    /* Submits the cancellations queued by the cuts, then tears the ring
-       down, which ends whatever is still in flight. Every connection is
-       closed by now, so what is left are zombies. */
-    (void)io_uring_submit(&e->ring);
+    drain(e);
     io_uring_queue_exit(&e->ring);
     while (e->zombies.next != &e->zombies) {
         struct uconn *c = uconn_of(e->zombies.next);
