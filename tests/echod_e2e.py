@@ -733,6 +733,29 @@ def test_uring_buffers_exhausted():
             check(rearms > 0, "no receive was armed again: %s" % line)
             check(stat_field(line, "ring buffers") == 0, "buffers still held: %s" % line)
             check(d.stop() == 0, "exit status")
+    # The window of buffers in the kernel's ring (engine_uring.c, step 4):
+    # 16 at first, it grows when a burst runs the ring dry and shrinks
+    # back under a light load.
+    with echod() as d:
+        in_ring = stat_field(d.stats(), "held,")
+        check(in_ring == 16, "%d buffers in the ring at start, want 16" % in_ring)
+        echo_clients(d.port, [os.urandom(100000) for _ in range(100)], timeout=60)
+        line = d.stats()
+        grown = stat_field(line, "held,")
+        check(16 < grown <= 256, "window after a burst of 100 clients: %s" % line)
+        s = connect(d.port)
+        deadline = time.monotonic() + 15
+        while True:
+            for _ in range(100):
+                roundtrip(s, b"light load")
+            line = d.stats()
+            if stat_field(line, "held,") <= 32:
+                break
+            check(time.monotonic() < deadline, "window never shrank from %d: %s" % (grown, line))
+        print("  window: 16 at start, %d after a burst, %d under light load"
+              % (grown, stat_field(line, "held,")))
+        s.close()
+        check(d.stop() == 0, "exit status")
     p = subprocess.run([ECHOD] + mode_args(MODE) + ["--uring-buffers", "3"],
                        capture_output=True, text=True, timeout=10)
     check(p.returncode == 2 and "not a power of two" in p.stderr,
