@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import resource
 import select
 import shutil
@@ -454,6 +455,7 @@ def main():
     ap.add_argument("--servers", help="comma-separated subset of server names")
     ap.add_argument("--scenarios", help="comma-separated subset of S1..S5")
     ap.add_argument("--out", help="results file (default bench/results/<stamp>.jsonl)")
+    ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration, args.warmup, args.sys_duration = 1, 1.0, 0.3, 1.0
@@ -477,7 +479,9 @@ def main():
     args.tmp = os.path.join("/tmp", f"iomux-bench-{os.getpid()}")
     os.makedirs(args.tmp, exist_ok=True)
     facts = machine_facts(args.build)
-    facts.update({"rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    order_rng = random.Random(seed)
+    facts.update({"rounds": args.rounds, "order": "shuffled", "seed": seed, "duration_s": args.duration, "warmup_s": args.warmup,
                   "pinned": bool(pin0 and pin1), "command": " ".join(["make", "bench"] +
                                                                        (["BENCH_QUICK=1"] if args.quick else []))})
     t_start = time.monotonic()
@@ -487,16 +491,15 @@ def main():
             out.flush()
 
         emit(facts)
-        # Each round starts further along the list of servers, so no server
-        # always runs first after a scenario change or right after the slow
-        # Python servers: whatever a position costs is spread over all. (A
-        # rotation keeps each server's neighbours; the analysis in
-        # docs/benchmarks.md pairs rounds rather than relying on order.)
-        stride = max(1, len(srv) // max(1, args.rounds))
+        # The servers run in a new random order in every round and
+        # scenario, so that neither a position (first after a scenario
+        # change, right after the slow Python servers) nor a neighbour (two
+        # io_uring servers one after the other) always falls on the same
+        # server. The seed is recorded: `--seed` replays the order.
         for rnd in range(1, args.rounds + 1):
-            k = (rnd - 1) * stride % max(1, len(srv))
-            order = srv[k:] + srv[:k]
             for s in scen:
+                order = list(srv)
+                order_rng.shuffle(order)
                 for name, argv, scens in order:
                     if s not in scens:
                         continue
