@@ -965,6 +965,9 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
         rc = -ENOSYS; /* a kernel this old lacks multishot receive too */
         goto fail_ring;
     }
+    /* io_uring_enter() then names the ring by a registered index, not by
+       its fd: no file lookup per call (kernel 5.18; without it, the fd). */
+    (void)io_uring_register_ring_fd(&e->ring);
     /* Step 1: the buffers and the ring that hands them to the kernel. */
     e->br_bytes = e->buf_count * sizeof(struct io_uring_buf);
     e->bufs_bytes = (size_t)e->buf_count * e->buf_size;
