@@ -481,7 +481,8 @@ def main():
     facts = machine_facts(args.build)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     order_rng = random.Random(seed)
-    facts.update({"rounds": args.rounds, "order": "shuffled", "seed": seed, "duration_s": args.duration, "warmup_s": args.warmup,
+    facts.update({"rounds": args.rounds, "order": "shuffled", "seed": seed,
+                  "duration_s": args.duration, "warmup_s": args.warmup,
                   "pinned": bool(pin0 and pin1), "command": " ".join(["make", "bench"] +
                                                                        (["BENCH_QUICK=1"] if args.quick else []))})
     t_start = time.monotonic()

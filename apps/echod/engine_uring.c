@@ -164,8 +164,8 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 /* Passes of reap-and-submit per wake-up: enough to finish the sends of a
    batch, bounded so timers and signals are never starved. */
 #define PUMP_ROUNDS    8
-/* The smallest window of ring buffers (step 4): 16 of 16 KiB fill half
-   of a 1 MiB L2 cache. */
+/* The smallest window of ring buffers (step 4): 16 of 16 KiB fill a
+   quarter of a 1 MiB L2 cache. */
 #define WINDOW_MIN     16u
 /* Shutdown: how long to wait for cancelled requests to end (drain()). */
 #define DRAIN_WAIT_MS  100
@@ -238,9 +238,9 @@ struct engine_uring {
     size_t conn_size;
     struct uconn *starved;
     struct conn zombies; /* closed, with operations still in flight */
+    unsigned inflight;   /* requests submitted whose last completion has not come */
     /* statistics */
     uint64_t enters, nobufs, rearms;
-    unsigned inflight; /* requests submitted whose last completion has not come */
 };
 
 static struct uconn *uconn_of(struct conn *c)
@@ -266,7 +266,7 @@ static void recycle(struct engine_uring *e, unsigned bid)
 }
 
 /* Step 2: the kernel took a buffer from the ring. */
-static void taken(struct engine_uring *e)
+static void ring_took(struct engine_uring *e)
 {
     e->in_ring--;
     e->held++;
@@ -538,7 +538,7 @@ static void on_recv(struct engine_uring *e, struct uconn *c, const struct io_uri
     unsigned bid = NO_BID;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        taken(e);
+        ring_took(e);
     }
     if (!more)
         c->flags &= (uint16_t) ~(U_RECV | U_CANCELLED);
@@ -764,8 +764,9 @@ static void feed_starved(struct engine_uring *e)
     }
 }
 
-/* Handles every completion there is; returns how many. */
-static unsigned reap(struct engine_uring *e)
+/* Takes every completion there is, acting on each if `act`; returns how
+   many. A completion without IORING_CQE_F_MORE is its request's last. */
+static unsigned take_completions(struct engine_uring *e, bool act)
 {
     unsigned head, seen = 0;
     struct io_uring_cqe *cqe;
@@ -773,10 +774,18 @@ static unsigned reap(struct engine_uring *e)
     {
         if (!(cqe->flags & IORING_CQE_F_MORE))
             e->inflight--;
-        handle(e, cqe);
+        if (act)
+            handle(e, cqe);
         seen++;
     }
     io_uring_cq_advance(&e->ring, seen);
+    return seen;
+}
+
+/* Handles every completion there is; returns how many. */
+static unsigned reap(struct engine_uring *e)
+{
+    unsigned seen = take_completions(e, true);
     publish(e);
     feed_starved(e);
     return seen;
@@ -1037,14 +1046,7 @@ static void drain(struct engine_uring *e)
         int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
         if (rc < 0 && rc != -ETIME && rc != -EINTR)
             break;
-        unsigned head, seen = 0;
-        io_uring_for_each_cqe(&e->ring, head, cqe)
-        {
-            if (!(cqe->flags & IORING_CQE_F_MORE))
-                e->inflight--;
-            seen++;
-        }
-        io_uring_cq_advance(&e->ring, seen);
+        (void)take_completions(e, false);
     }
 }
 
