@@ -80,6 +80,9 @@ def servers(build):
         # backends it has to beat.
         ("echod-engine-uring", [echod, "--listen", "127.0.0.1:0", "--engine", "uring", "--quiet"],
          all_s),
+        # The same with --busy-poll: spins instead of sleeping, for CPU.
+        ("echod-engine-uring-busy", [echod, "--listen", "127.0.0.1:0", "--engine", "uring",
+                                     "--busy-poll", "50", "--quiet"], all_s),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),

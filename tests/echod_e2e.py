@@ -762,6 +762,46 @@ def test_uring_buffers_exhausted():
           "--uring-buffers 3: exit %d, %r" % (p.returncode, p.stderr))
 
 
+def test_busy_poll():
+    """--busy-poll USEC: with --engine uring, echod spins up to USEC before
+    it sleeps, and under a ping-pong load the spins find work; once idle it
+    sleeps again (the spin ends with its budget). The readiness loop
+    refuses the option rather than ignore it."""
+    if mode_label(MODE) != "engine uring":
+        p = subprocess.run([ECHOD] + mode_args(MODE) + ["--busy-poll", "50"],
+                           capture_output=True, text=True, timeout=10)
+        check(p.returncode == 2 and "--busy-poll: only with --engine uring" in p.stderr,
+              "--busy-poll without --engine uring: exit %d, %r" % (p.returncode, p.stderr))
+        return
+    # The longest spin: on a loaded machine the client may wait for a CPU
+    # (one of them is ours, spinning) before it sends the next ping.
+    with echod("--busy-poll", "10000") as d:
+        s = connect(d.port)
+        roundtrip(s, os.urandom(300000))
+        deadline = time.monotonic() + 20
+        while True:
+            for i in range(100):
+                roundtrip(s, b"ping %d" % i)
+            line = d.stats()
+            polls = stat_field(line, "busy polls")
+            found = stat_field(line, "found work")
+            check(found <= polls, "more spins found work than ran: %s" % line)
+            if found > 0:
+                break
+            check(time.monotonic() < deadline, "no spin found work: %s" % line)
+        print("  --busy-poll 10000: %d spins, %d found work" % (polls, found))
+        s.close()
+        before = d.cpu_seconds()
+        time.sleep(1.0)
+        idle_cpu = d.cpu_seconds() - before
+        check(idle_cpu < 0.5, "idle echod used %.2f s of CPU in 1 s: spinning on" % idle_cpu)
+        check(d.stop() == 0, "exit status")
+    p = subprocess.run([ECHOD] + mode_args(MODE) + ["--busy-poll", "10001"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode == 2 and "out of range" in p.stderr,
+          "--busy-poll 10001: exit %d, %r" % (p.returncode, p.stderr))
+
+
 TESTS = [
     test_usage,
     test_echo_one_client,
@@ -781,6 +821,7 @@ TESTS = [
     test_restart_same_port,
     test_ipv6,
     test_uring_buffers_exhausted,
+    test_busy_poll,
 ]
 
 

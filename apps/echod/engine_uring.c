@@ -146,6 +146,7 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "daemon.h"
 
@@ -241,6 +242,7 @@ struct engine_uring {
     unsigned inflight;   /* requests submitted whose last completion has not come */
     /* statistics */
     uint64_t enters, nobufs, rearms;
+    uint64_t busy_polls, busy_found; /* --busy-poll: spins, and those that found work */
 };
 
 static struct uconn *uconn_of(struct conn *c)
@@ -828,6 +830,64 @@ static void on_ring(struct iomux_loop *loop, int fd, unsigned events, void *data
     pump(data);
 }
 
+/* --- busy polling ----------------------------------------------------------- */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The kernel has queued a receive for us to run (IORING_SQ_TASKRUN) or
+   posted a completion. */
+static bool ring_has_work(struct engine_uring *e)
+{
+    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & IORING_SQ_TASKRUN) ||
+           io_uring_cq_ready(&e->ring);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * --busy-poll: spins, for at most the budget, until the ring has work. A
+ * task asleep in the ring's wait must be woken by whoever brings it data:
+ * on loopback that is the client, whose send then pays for waking us (an
+ * inter-processor interrupt; in a VM, a hypervisor exit), and we pay for
+ * sleeping and waking. While we spin the kernel only queues the work. The
+ * price is the CPU the spin burns; it ends when the budget does, so an
+ * idle server still sleeps.
+ */
+static void busy_poll(struct engine_uring *e)
+{
+    uint64_t budget = e->d->opt->busy_poll_us * 1000u;
+    uint64_t start = mono_ns();
+    e->busy_polls++;
+    for (unsigned i = 1;; i++) {
+        if (ring_has_work(e)) {
+            e->busy_found++;
+            return;
+        }
+        cpu_relax();
+        if (i % 64 == 0 && mono_ns() - start >= budget)
+            return;
+    }
+}
+
+/* Spin only where we would sleep: nothing to submit or handle yet. */
+static bool may_busy_poll(struct engine_uring *e, int timeout)
+{
+    return e->d->opt->busy_poll_us && timeout != 0 && !io_uring_sq_ready(&e->ring) &&
+           !io_uring_cq_ready(&e->ring) && !e->loop_ready;
+}
+
 /* Owner mode: the loop's own wait happens in the ring, as a poll of its
    epoll fd; one-shot, so that it is level-triggered (armed on a ready fd
    it completes at once). */
@@ -844,8 +904,11 @@ static void arm_loop_poll(struct engine_uring *e)
 int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
 {
     struct iomux_loop *loop = e->d->loop;
-    if (!e->owner)
+    if (!e->owner) {
+        if (may_busy_poll(e, timeout_ms))
+            busy_poll(e);
         return iomux_loop_run_once(loop, timeout_ms);
+    }
     if (!e->loop_armed)
         arm_loop_poll(e);
     int timeout = iomux_loop_timeout(loop);
@@ -860,6 +923,8 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
         .tv_sec = timeout / 1000,
         .tv_nsec = (long long)(timeout % 1000) * 1000000,
     };
+    if (may_busy_poll(e, timeout))
+        busy_poll(e);
     struct io_uring_cqe *cqe;
     e->enters++;
     int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, timeout >= 0 ? &ts : NULL, NULL);
@@ -920,8 +985,11 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
     fprintf(
         f,
         "ring buffers %u of %u held, %u in the ring (%zu bytes each); waits for buffers %" PRIu64
-        "; re-armed receives %" PRIu64 "; io_uring_enter %" PRIu64 "\n",
+        "; re-armed receives %" PRIu64 "; io_uring_enter %" PRIu64,
         e->held, e->buf_count, e->in_ring, e->buf_size, e->nobufs, e->rearms, e->enters);
+    if (e->d->opt->busy_poll_us)
+        fprintf(f, "; busy polls %" PRIu64 ", found work %" PRIu64, e->busy_polls, e->busy_found);
+    fputc('\n', f);
 }
 
 static void *map_zeroed(size_t bytes)
@@ -950,8 +1018,10 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
      * at our next system call instead of interrupting us (COOP_TASKRUN).
      */
     e->loop_fd = iomux_loop_backend_fd(d->loop);
-    static const unsigned modes[] = {
-        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER,
+    /* --busy-poll watches IORING_SQ_TASKRUN for deferred receives. */
+    const unsigned taskrun_flag = d->opt->busy_poll_us ? IORING_SETUP_TASKRUN_FLAG : 0;
+    const unsigned modes[] = {
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | taskrun_flag,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         0,
     };

@@ -39,6 +39,7 @@ enum {
     OPT_USER,
     OPT_ENGINE,
     OPT_URING_BUFFERS,
+    OPT_BUSY_POLL,
 };
 
 static const struct cli_option options[] = {
@@ -63,6 +64,7 @@ static const struct cli_option options[] = {
     {"user", 1, OPT_USER},
     {"engine", 1, OPT_ENGINE},
     {"uring-buffers", 1, OPT_URING_BUFFERS},
+    {"busy-poll", 1, OPT_BUSY_POLL},
     {NULL, 0, 0},
 };
 
@@ -106,6 +108,10 @@ static void usage(FILE *f)
         "                         (epoll, poll or select)\n"
         "  --uring-buffers N      --engine uring: receive buffers shared by all clients, a\n"
         "                         power of two from 1 to 32768 (default %u, 16 KiB each)\n"
+        "  --busy-poll USEC       --engine uring: before sleeping, spin up to USEC\n"
+        "                         microseconds (at most 10000) watching for work: lower\n"
+        "                         latency, and clients do not pay to wake echod, for\n"
+        "                         more CPU (default 0: sleep at once)\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
         "                         closed at once (default 0: no limit)\n"
         "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
@@ -248,6 +254,10 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
                 bad = 1;
             }
             break;
+        case OPT_BUSY_POLL:
+            bad = cli_parse_u64("--busy-poll", value, 0, ECHOD_BUSY_POLL_MAX_US, &o->busy_poll_us,
+                                err, sizeof(err)) < 0;
+            break;
         case OPT_MAX_CONNS:
             bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,
                                 sizeof(err)) < 0;
@@ -321,6 +331,11 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         snprintf(err, sizeof(err),
                  "--engine uring: its loop must be --backend epoll, poll or "
                  "select, not uring");
+        bad = 1;
+    }
+    if (!bad && o->busy_poll_us && strcmp(o->engine, "uring") != 0) {
+        /* The readiness loop would need a system call per look. */
+        snprintf(err, sizeof(err), "--busy-poll: only with --engine uring");
         bad = 1;
     }
     if (!bad && o->tick_ms > (uint64_t)1 << 30) {
