@@ -865,9 +865,11 @@ static uint64_t mono_ns(void)
  * price is the CPU the spin burns; it ends when the budget does, so an
  * idle server still sleeps.
  */
-static void busy_poll(struct engine_uring *e)
+static void busy_poll(struct engine_uring *e, int timeout_ms)
 {
     uint64_t budget = e->d->opt->busy_poll_us * 1000u;
+    if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000u < budget)
+        budget = (uint64_t)timeout_ms * 1000000u; /* not past the loop's next timer */
     uint64_t start = mono_ns();
     e->busy_polls++;
     for (unsigned i = 1;; i++) {
@@ -905,8 +907,11 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
 {
     struct iomux_loop *loop = e->d->loop;
     if (!e->owner) {
-        if (may_busy_poll(e, timeout_ms))
-            busy_poll(e);
+        int next = iomux_loop_timeout(loop);
+        if (timeout_ms >= 0 && (next < 0 || timeout_ms < next))
+            next = timeout_ms;
+        if (may_busy_poll(e, next))
+            busy_poll(e, next);
         return iomux_loop_run_once(loop, timeout_ms);
     }
     if (!e->loop_armed)
@@ -924,7 +929,7 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
         .tv_nsec = (long long)(timeout % 1000) * 1000000,
     };
     if (may_busy_poll(e, timeout))
-        busy_poll(e);
+        busy_poll(e, timeout);
     struct io_uring_cqe *cqe;
     e->enters++;
     int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, timeout >= 0 ? &ts : NULL, NULL);
