@@ -36,6 +36,7 @@ import resource
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -394,18 +395,27 @@ def syscall_trial(args, tool, name, argv, scen, pin0, pin1, bench):
         return None, 0, 0
 
     try:
-        full, w_full, m_full = counted(sargs, args.sys_duration)
+        # Several full runs: the count follows the batch size, which follows
+        # how busy the machine is during that one run.
+        fulls = [counted(sargs, args.sys_duration) for _ in range(args.sys_runs)]
         setup, w_setup, m_setup = counted(setup_args, 0.001)
     except (RuntimeError, OSError) as e:
         rec["status"] = f"failed: {e}"
         return rec
+    full, w_full, m_full = fulls[0]
     rec.update({"syscalls_full": full, "messages_full": m_full, "syscalls_setup": setup,
                 "messages_setup": m_setup})
-    if full is not None and setup is not None and m_full > m_setup:
-        rec["syscalls_per_msg"] = (full - setup) / (m_full - m_setup)
-        # Waits are amortised over however many messages one wake-up finds,
-        # which depends on the load; the rest is the per-message work.
-        rec["waits_per_msg"] = (w_full - w_setup) / (m_full - m_setup)
+    per_msg, waits = [], []
+    for full, w_full, m_full in fulls:
+        if full is not None and setup is not None and m_full > m_setup:
+            per_msg.append((full - setup) / (m_full - m_setup))
+            # Waits are amortised over however many messages one wake-up
+            # finds, which depends on the load; the rest is per-message work.
+            waits.append((w_full - w_setup) / (m_full - m_setup))
+    if per_msg:
+        rec["syscalls_per_msg"] = statistics.median(per_msg)
+        rec["waits_per_msg"] = statistics.median(waits)
+        rec["runs_per_msg"] = per_msg
         rec["status"] = "ok"
     else:
         rec["status"] = "no count"
@@ -455,13 +465,15 @@ def main():
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--warmup", type=float, default=0.5)
     ap.add_argument("--sys-duration", type=float, default=2.0)
+    ap.add_argument("--sys-runs", type=int, default=3,
+                    help="full runs per system-call count; the median is reported (default 3)")
     ap.add_argument("--servers", help="comma-separated subset of server names")
     ap.add_argument("--scenarios", help="comma-separated subset of S1..S5")
     ap.add_argument("--out", help="results file (default bench/results/<stamp>.jsonl)")
     ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.duration, args.warmup, args.sys_duration = 1, 1.0, 0.3, 1.0
+        args.rounds, args.duration, args.warmup, args.sys_duration, args.sys_runs = 1, 1.0, 0.3, 1.0, 1
 
     bench = os.path.join(args.build, "apps/echo-bench/echo-bench")
     if not os.path.exists(bench):
@@ -485,7 +497,7 @@ def main():
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     order_rng = random.Random(seed)
     facts.update({"rounds": args.rounds, "order": "shuffled", "seed": seed,
-                  "duration_s": args.duration, "warmup_s": args.warmup,
+                  "duration_s": args.duration, "warmup_s": args.warmup, "sys_runs": args.sys_runs,
                   "pinned": bool(pin0 and pin1), "command": " ".join(["make", "bench"] +
                                                                        (["BENCH_QUICK=1"] if args.quick else []))})
     t_start = time.monotonic()

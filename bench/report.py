@@ -210,7 +210,9 @@ def main():
            "connections. System calls: `perf stat -e raw_syscalls:sys_enter` attached to the server "
            "over a run, minus a run that only connects and disconnects, divided by the messages "
            "(the waits — epoll_wait/poll/select — are counted apart: how many messages one wake-up "
-           "finds depends on the load).",
+           "finds depends on the load); "
+           + (f"the median of {facts['sys_runs']} such runs." if facts.get("sys_runs", 1) > 1
+              else "one such run."),
            f"- Reproduce: `{facts.get('command', 'make bench')}` (raw results: `{os.path.relpath(path, ROOT)}`; "
            "quick mode: `make bench BENCH_QUICK=1`)", ""]
 

@@ -10,7 +10,7 @@
 #                  S1..S5 (issue 6); raw JSON lines under bench/results/,
 #                  then report.py writes docs/benchmarks.md and the charts.
 # BENCH_QUICK=1 (`make bench BENCH_QUICK=1`) runs one short round, for
-# iterating; a full run (7 rounds) takes about 24 minutes.
+# iterating; a full run (7 rounds) takes about 30 minutes.
 set -eu
 
 build=${1:?usage: bench/run.sh BUILD_DIR [loop_overhead options]}
