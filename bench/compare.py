@@ -406,12 +406,12 @@ def syscall_trial(args, tool, name, argv, scen, pin0, pin1, bench):
     rec.update({"syscalls_full": full, "messages_full": m_full, "syscalls_setup": setup,
                 "messages_setup": m_setup})
     per_msg, waits = [], []
-    for full, w_full, m_full in fulls:
-        if full is not None and setup is not None and m_full > m_setup:
-            per_msg.append((full - setup) / (m_full - m_setup))
+    for n, w, m in fulls:
+        if n is not None and setup is not None and m > m_setup:
+            per_msg.append((n - setup) / (m - m_setup))
             # Waits are amortised over however many messages one wake-up
             # finds, which depends on the load; the rest is per-message work.
-            waits.append((w_full - w_setup) / (m_full - m_setup))
+            waits.append((w - w_setup) / (m - m_setup))
     if per_msg:
         rec["syscalls_per_msg"] = statistics.median(per_msg)
         rec["waits_per_msg"] = statistics.median(waits)

@@ -883,11 +883,22 @@ static void busy_poll(struct engine_uring *e, int timeout_ms)
     }
 }
 
-/* Spin only where we would sleep: nothing to submit or handle yet. */
+/* Spin only where we would sleep: nothing to submit or handle yet (a
+   loop that had something re-arms its poll first: that is a submission). */
 static bool may_busy_poll(struct engine_uring *e, int timeout)
 {
     return e->d->opt->busy_poll_us && timeout != 0 && !io_uring_sq_ready(&e->ring) &&
-           !io_uring_cq_ready(&e->ring) && !e->loop_ready;
+           !io_uring_cq_ready(&e->ring);
+}
+
+/* How long the next wait may last: the caller's bound or the loop's next
+   timer, whichever comes first; -1 for no bound. */
+static int wait_ms(struct iomux_loop *loop, int timeout_ms)
+{
+    int next = iomux_loop_timeout(loop);
+    if (timeout_ms >= 0 && (next < 0 || timeout_ms < next))
+        next = timeout_ms;
+    return next;
 }
 
 /* Owner mode: the loop's own wait happens in the ring, as a poll of its
@@ -907,18 +918,14 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
 {
     struct iomux_loop *loop = e->d->loop;
     if (!e->owner) {
-        int next = iomux_loop_timeout(loop);
-        if (timeout_ms >= 0 && (next < 0 || timeout_ms < next))
-            next = timeout_ms;
+        int next = wait_ms(loop, timeout_ms);
         if (may_busy_poll(e, next))
             busy_poll(e, next);
         return iomux_loop_run_once(loop, timeout_ms);
     }
     if (!e->loop_armed)
         arm_loop_poll(e);
-    int timeout = iomux_loop_timeout(loop);
-    if (timeout_ms >= 0 && (timeout < 0 || timeout_ms < timeout))
-        timeout = timeout_ms;
+    int timeout = wait_ms(loop, timeout_ms);
     if (!e->loop_armed)
         timeout = 0;
     /* One system call per batch: submit the sends (and re-arms) of the
