@@ -81,6 +81,9 @@ def servers(build):
         # backends it has to beat.
         ("echod-engine-uring", [echod, "--listen", "127.0.0.1:0", "--engine", "uring", "--quiet"],
          all_s),
+        # Without batched waits (--batch-wait 0): a wake-up per receive.
+        ("echod-engine-uring-nobatch", [echod, "--listen", "127.0.0.1:0", "--engine", "uring",
+                                        "--batch-wait", "0", "--quiet"], all_s),
         # The same with --busy-poll: spins instead of sleeping, for CPU.
         ("echod-engine-uring-busy", [echod, "--listen", "127.0.0.1:0", "--engine", "uring",
                                      "--busy-poll", "50", "--quiet"], all_s),

@@ -23,7 +23,7 @@ REF = "lean-epoll"
 OURS = "echod-epoll"
 ENGINE = "echod-engine-uring"
 ORDER = ["lean-epoll", "echod-epoll", "echod-poll", "echod-select", "echod-uring", ENGINE,
-         ENGINE + "-busy", "libuv", "libev", "libevent",
+         ENGINE + "-nobatch", ENGINE + "-busy", "libuv", "libev", "libevent",
          "seed-select.py", "seed-poll.py"]
 TITLES = {
     "S1": "1 connection, 64 B, depth 1 (latency)",

@@ -762,16 +762,21 @@ def test_uring_buffers_exhausted():
           "--uring-buffers 3: exit %d, %r" % (p.returncode, p.stderr))
 
 
+def check_refused(args, message):
+    """echod in MODE with `args` exits 2 (usage) saying `message`."""
+    p = subprocess.run([ECHOD] + mode_args(MODE) + args, capture_output=True, text=True,
+                       timeout=10)
+    check(p.returncode == 2 and message in p.stderr,
+          "%s: exit %d, %r" % (" ".join(args), p.returncode, p.stderr))
+
+
 def test_busy_poll():
     """--busy-poll USEC: with --engine uring, echod spins up to USEC before
     it sleeps, and under a ping-pong load the spins find work; once idle it
     sleeps again (the spin ends with its budget). The readiness loop
     refuses the option rather than ignore it."""
     if mode_label(MODE) != "engine uring":
-        p = subprocess.run([ECHOD] + mode_args(MODE) + ["--busy-poll", "50"],
-                           capture_output=True, text=True, timeout=10)
-        check(p.returncode == 2 and "--busy-poll: only with --engine uring" in p.stderr,
-              "--busy-poll without --engine uring: exit %d, %r" % (p.returncode, p.stderr))
+        check_refused(["--busy-poll", "50"], "--busy-poll: only with --engine uring")
         return
     # The longest spin: on a loaded machine the client may wait for a CPU
     # (one of them is ours, spinning) before it sends the next ping.
@@ -796,10 +801,78 @@ def test_busy_poll():
         idle_cpu = d.cpu_seconds() - before
         check(idle_cpu < 0.5, "idle echod used %.2f s of CPU in 1 s: spinning on" % idle_cpu)
         check(d.stop() == 0, "exit status")
-    p = subprocess.run([ECHOD] + mode_args(MODE) + ["--busy-poll", "10001"],
-                       capture_output=True, text=True, timeout=10)
-    check(p.returncode == 2 and "out of range" in p.stderr,
-          "--busy-poll 10001: exit %d, %r" % (p.returncode, p.stderr))
+    check_refused(["--busy-poll", "10001"], "out of range")
+
+
+def kernel_has_min_wait():
+    """io_uring's minimum wait (IORING_FEAT_MIN_TIMEOUT) came in Linux 6.12."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (6, 12)
+
+
+def test_batch_wait():
+    """--batch-wait USEC (the engine's default is 50): with many clients
+    sending at once, the engine asks the kernel to wake it for a batch of
+    receives rather than one. Every byte must still come back; a lone client
+    must still be answered; an idle echod must sleep. The batched wait needs
+    the engine as the owner of an epoll loop and kernel 6.12; elsewhere the
+    statistics must say nothing of it. The readiness loop refuses the
+    option."""
+    if mode_label(MODE) != "engine uring":
+        check_refused(["--batch-wait", "50"], "--batch-wait: only with --engine uring")
+        return
+    expect = MODE == "engine-uring" and kernel_has_min_wait()
+    with echod() as d:
+        socks = [connect(d.port) for _ in range(64)]
+        deadline = time.monotonic() + 20
+        rounds = 0
+        while True:
+            # Every client sends before any reads: receives pile up in the
+            # ring while echod works, which is what makes batches.
+            msgs = [b"%d:%d:" % (rounds, i) + os.urandom(40) for i in range(len(socks))]
+            for s, m in zip(socks, msgs):
+                s.sendall(m)
+            for s, m in zip(socks, msgs):
+                check(recv_exact(s, len(m)) == m, "echo differs")
+            rounds += 1
+            if rounds % 50:
+                continue
+            line = d.stats()
+            if not expect:
+                check("batch waits" not in line,
+                      "batched waits without the kernel's minimum wait: %s" % line)
+                if rounds >= 200:
+                    print("  --batch-wait: off in this mode (%s, kernel %s)"
+                          % (MODE, os.uname().release))
+                    break
+                continue
+            waits = stat_field(line, "batch waits")
+            short = stat_field(line, "short")
+            check(short <= waits, "more short batches than batches: %s" % line)
+            if waits > 0:
+                print("  --batch-wait 50: %d batched waits, %d short, in %d rounds"
+                      % (waits, short, rounds))
+                break
+            check(time.monotonic() < deadline, "no batched wait in %d rounds: %s" % (rounds, line))
+        for s in socks[1:]:
+            s.close()
+        # A lone client after the crowd: answered, one message at a time.
+        for i in range(200):
+            roundtrip(socks[0], b"alone %d" % i)
+        socks[0].close()
+        before = d.cpu_seconds()
+        time.sleep(1.0)
+        idle_cpu = d.cpu_seconds() - before
+        check(idle_cpu < 0.2, "idle echod used %.2f s of CPU in 1 s" % idle_cpu)
+        check(d.stop() == 0, "exit status")
+    with echod("--batch-wait", "0") as d:
+        s = connect(d.port)
+        roundtrip(s, b"off")
+        line = d.stats()
+        check("batch waits" not in line, "--batch-wait 0 still batches: %s" % line)
+        s.close()
+        check(d.stop() == 0, "exit status")
+    check_refused(["--batch-wait", "1001"], "out of range")
 
 
 TESTS = [
@@ -822,6 +895,7 @@ TESTS = [
     test_ipv6,
     test_uring_buffers_exhausted,
     test_busy_poll,
+    test_batch_wait,
 ]
 
 

@@ -40,6 +40,7 @@ enum {
     OPT_ENGINE,
     OPT_URING_BUFFERS,
     OPT_BUSY_POLL,
+    OPT_BATCH_WAIT,
 };
 
 static const struct cli_option options[] = {
@@ -65,6 +66,7 @@ static const struct cli_option options[] = {
     {"engine", 1, OPT_ENGINE},
     {"uring-buffers", 1, OPT_URING_BUFFERS},
     {"busy-poll", 1, OPT_BUSY_POLL},
+    {"batch-wait", 1, OPT_BATCH_WAIT},
     {NULL, 0, 0},
 };
 
@@ -112,6 +114,10 @@ static void usage(FILE *f)
         "                         microseconds (at most 10000) watching for work: lower\n"
         "                         latency, and clients do not pay to wake echod, for\n"
         "                         more CPU (default 0: sleep at once)\n"
+        "  --batch-wait USEC      --engine uring: when completions have been coming in\n"
+        "                         batches, sleep until a batch is full or USEC\n"
+        "                         microseconds pass (at most 1000; default %u, 0: off;\n"
+        "                         kernel 6.12 or later): fewer wake-ups to pay for\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
         "                         closed at once (default 0: no limit)\n"
         "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
@@ -148,7 +154,8 @@ static void usage(FILE *f)
         "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
         "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
         ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text, ECHOD_URING_BUFFERS,
-        ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
+        ECHOD_BATCH_WAIT_US, ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER,
+        IOMUX_STREAM_LOW_WATER);
 }
 
 /* BYTES: digits with an optional K, M or G (powers of 1024). */
@@ -215,6 +222,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->backend = "auto";
     o->engine = "loop";
     o->uring_buffers = ECHOD_URING_BUFFERS;
+    o->batch_wait_us = ECHOD_BATCH_WAIT_US;
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
     o->udp_rate = ECHOD_UDP_RATE;
 
@@ -257,6 +265,11 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         case OPT_BUSY_POLL:
             bad = cli_parse_u64("--busy-poll", value, 0, ECHOD_BUSY_POLL_MAX_US, &o->busy_poll_us,
                                 err, sizeof(err)) < 0;
+            break;
+        case OPT_BATCH_WAIT:
+            bad = cli_parse_u64("--batch-wait", value, 0, ECHOD_BATCH_WAIT_MAX_US,
+                                &o->batch_wait_us, err, sizeof(err)) < 0;
+            o->batch_wait_given = true;
             break;
         case OPT_MAX_CONNS:
             bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,
@@ -336,6 +349,10 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     if (!bad && o->busy_poll_us && strcmp(o->engine, "uring") != 0) {
         /* The readiness loop would need a system call per look. */
         snprintf(err, sizeof(err), "--busy-poll: only with --engine uring");
+        bad = 1;
+    }
+    if (!bad && o->batch_wait_given && o->batch_wait_us && strcmp(o->engine, "uring") != 0) {
+        snprintf(err, sizeof(err), "--batch-wait: only with --engine uring");
         bad = 1;
     }
     if (!bad && o->tick_ms > (uint64_t)1 << 30) {

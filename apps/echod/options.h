@@ -9,11 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ECHOD_MAX_LISTEN       16
-#define ECHOD_DEFAULT_LISTEN   "localhost:10000"
-#define ECHOD_DEFAULT_GRACE_MS 2000u
-#define ECHOD_URING_BUFFERS    256u /* 16 KiB each */
-#define ECHOD_BUSY_POLL_MAX_US 10000u
+#define ECHOD_MAX_LISTEN        16
+#define ECHOD_DEFAULT_LISTEN    "localhost:10000"
+#define ECHOD_DEFAULT_GRACE_MS  2000u
+#define ECHOD_URING_BUFFERS     256u /* 16 KiB each */
+#define ECHOD_BUSY_POLL_MAX_US  10000u
+#define ECHOD_BATCH_WAIT_US     50u /* default */
+#define ECHOD_BATCH_WAIT_MAX_US 1000u
 
 struct echod_options {
     const char *listen[ECHOD_MAX_LISTEN]; /* borrowed from argv */
@@ -22,6 +24,8 @@ struct echod_options {
     const char *engine;       /* "loop" (readiness, the default) or "uring" */
     uint64_t uring_buffers;   /* --engine uring: provided receive buffers */
     uint64_t busy_poll_us;    /* --engine uring: spin before sleeping; 0 = never */
+    uint64_t batch_wait_us;   /* --engine uring: wait this long for a fuller batch */
+    bool batch_wait_given;    /* --batch-wait was on the command line */
     uint64_t max_conns;       /* 0 = no limit */
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */
