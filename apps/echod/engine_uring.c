@@ -975,8 +975,11 @@ static unsigned batch_target(struct engine_uring *e)
 
 /* io_uring_submit_and_wait_timeout() with the kernel's minimum wait, which
    liburing before 2.8 cannot pass: the same system call, by hand. */
-static int submit_and_wait_batch(struct engine_uring *e, unsigned want, int timeout)
+static int submit_and_wait_batch(struct engine_uring *e, unsigned want,
+                                 const struct __kernel_timespec *ts)
 {
+    /* Without a bound, the minimum wait's end would end the wait too. */
+    static const struct __kernel_timespec one_second = {.tv_sec = 1};
     struct io_uring_sq *sq = &e->ring.sq;
     unsigned tail = sq->sqe_tail;
     if (sq->sqe_head != tail) {
@@ -984,17 +987,10 @@ static int submit_and_wait_batch(struct engine_uring *e, unsigned want, int time
         io_uring_smp_store_release(sq->ktail, tail);
     }
     unsigned to_submit = tail - IO_URING_READ_ONCE(*sq->khead);
-    /* Without a bound, the minimum wait's end would end the wait too. */
-    if (timeout < 0)
-        timeout = 1000;
-    struct __kernel_timespec ts = {
-        .tv_sec = timeout / 1000,
-        .tv_nsec = (long long)(timeout % 1000) * 1000000,
-    };
     struct io_uring_getevents_arg arg;
     memset(&arg, 0, sizeof(arg));
     arg.pad = e->batch_wait_us; /* min_wait_usec since kernel 6.12 */
-    arg.ts = (uint64_t)(uintptr_t)&ts;
+    arg.ts = (uint64_t)(uintptr_t)(ts ? ts : &one_second);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
                      (e->ring_registered ? IORING_ENTER_REGISTERED_RING : 0);
     /* Sends complete during the submission on loopback and count towards
@@ -1032,7 +1028,7 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
     int rc;
     if (want > 1) {
         e->batch_waits++;
-        rc = submit_and_wait_batch(e, want, timeout);
+        rc = submit_and_wait_batch(e, want, timeout >= 0 ? &ts : NULL);
     } else {
         rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, timeout >= 0 ? &ts : NULL, NULL);
     }
