@@ -811,7 +811,7 @@ def kernel_has_min_wait():
 
 
 def test_batch_wait():
-    """--batch-wait USEC (the engine's default is 50): with many clients
+    """--batch-wait USEC (the engine's default is 200): with many clients
     sending at once, the engine asks the kernel to wake it for a batch of
     receives rather than one. Every byte must still come back; a lone client
     must still be answered; an idle echod must sleep. The batched wait needs
@@ -850,7 +850,7 @@ def test_batch_wait():
             short = stat_field(line, "short")
             check(short <= waits, "more short batches than batches: %s" % line)
             if waits > 0:
-                print("  --batch-wait 50: %d batched waits, %d short, in %d rounds"
+                print("  --batch-wait 200: %d batched waits, %d short, in %d rounds"
                       % (waits, short, rounds))
                 break
             check(time.monotonic() < deadline, "no batched wait in %d rounds: %s" % (rounds, line))

@@ -14,7 +14,7 @@
 #define ECHOD_DEFAULT_GRACE_MS  2000u
 #define ECHOD_URING_BUFFERS     256u /* 16 KiB each */
 #define ECHOD_BUSY_POLL_MAX_US  10000u
-#define ECHOD_BATCH_WAIT_US     50u /* default */
+#define ECHOD_BATCH_WAIT_US     200u /* default */
 #define ECHOD_BATCH_WAIT_MAX_US 1000u
 
 struct echod_options {
