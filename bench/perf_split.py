@@ -115,7 +115,11 @@ def record(args, name, argv, tmp):
         subprocess.run(["perf", "record", "-q", "-g", "-F", "2999", "-p", str(srv.pid), "-o", data,
                         "--", "sleep", str(args.seconds)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        report, _ = client.communicate(timeout=args.seconds + 60)
+        try:
+            report, _ = client.communicate(timeout=args.seconds + 60)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            report, _ = client.communicate()
     finally:
         srv.stop()
     try:
@@ -138,6 +142,11 @@ def main():
     if not args.report and (not args.build or args.scenario not in compare.SCENARIOS
                             or not args.servers):
         ap.error("give a build tree, a scenario and servers, or --report FILE...")
+    if not args.report:
+        known = {name: argv for name, argv, _ in compare.servers(args.build)}
+        for name in args.servers:
+            if name not in known:
+                sys.exit(f"perf_split.py: unknown or unbuilt server '{name}'")
     print("| server | samples | " + " | ".join(COLUMNS) + " | the last four |")
     print("|---" * (len(COLUMNS) + 3) + "|")
     if args.report:
@@ -145,14 +154,11 @@ def main():
             n, counts = split(path)
             print(row(path, n, counts))
         return
-    known = {name: argv for name, argv, _ in compare.servers(args.build)}
     tmp = os.path.join("/tmp", f"iomux-perf-split-{os.getpid()}")
     os.makedirs(tmp, exist_ok=True)
     compare.raise_nofile()
     try:
         for name in args.servers:
-            if name not in known:
-                sys.exit(f"perf_split.py: unknown or unbuilt server '{name}'")
             data, rate = record(args, name, known[name], tmp)
             n, counts = split(data)
             print(row(name, n, counts, f" ({rate:,.0f} msg/s)"), flush=True)

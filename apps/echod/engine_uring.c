@@ -233,7 +233,7 @@ struct engine_uring {
     unsigned taken_peak;
     uint64_t window_checked; /* ms */
     bool window_grew;        /* since the last check */
-    bool window_grew_batch;  /* in this batch */
+    bool ran_dry;            /* a receive found the ring empty in this batch */
     unsigned sending;        /* of those, how many are in sends (step 3) */
     bool pumping;            /* inside pump(): it submits when done */
     /* Owner mode: the engine waits for the loop (in the ring, on its
@@ -294,9 +294,15 @@ static void ring_took(struct engine_uring *e)
     e->taken++;
 }
 
-/* Step 5: the window follows what a batch takes. */
+/* Step 5: the window follows what a batch takes: it doubles once after a
+   batch that ran the ring dry, however many receives found it empty. */
 static void size_window(struct engine_uring *e)
 {
+    if (e->ran_dry && e->window < e->buf_count) {
+        e->window *= 2;
+        e->window_grew = true;
+    }
+    e->ran_dry = false;
     if (e->taken > e->taken_peak)
         e->taken_peak = e->taken;
     e->taken = 0;
@@ -313,7 +319,6 @@ static void size_window(struct engine_uring *e)
 static void publish(struct engine_uring *e)
 {
     size_window(e);
-    e->window_grew_batch = false;
     unsigned n = 0, mask = (unsigned)io_uring_buf_ring_mask(e->buf_count);
     while (e->in_ring + n < e->window && e->nfree > 0) {
         unsigned bid = e->free_bids[--e->nfree];
@@ -435,13 +440,14 @@ static void arm_recv(struct engine_uring *e, struct uconn *c)
     c->flags &= (uint16_t)~U_CANCELLED;
 }
 
-/* Arms the receive again if it ended and is still wanted. */
-static void rearm_recv(struct engine_uring *e, struct uconn *c)
+/* Arms the receive again if it ended and is still wanted; says if it did. */
+static bool rearm_recv(struct engine_uring *e, struct uconn *c)
 {
     if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED))
-        return;
+        return false;
     e->rearms++;
     arm_recv(e, c);
+    return true;
 }
 
 static void start_send(struct engine_uring *e, struct uconn *c, const void *p, size_t len)
@@ -602,10 +608,7 @@ static void on_recv(struct engine_uring *e, struct uconn *c, const struct io_uri
         } else if (res == -ENOBUFS) {
             /* Step 5: the ring ran dry. Wait for buffers to come back. */
             e->nobufs++;
-            if (e->window < e->buf_count && !e->window_grew_batch) {
-                e->window *= 2;
-                e->window_grew = e->window_grew_batch = true;
-            }
+            e->ran_dry = true;
             if (!more && !(c->flags & U_STARVED))
                 starve(e, c);
         } else if (res != -ECANCELED) {
@@ -792,12 +795,10 @@ static void feed_starved(struct engine_uring *e)
         e->starved = c->next_starved;
         c->flags &= (uint16_t)~U_STARVED;
         c->next_starved = NULL;
-        if (c->flags & U_CLOSED) {
+        if (c->flags & U_CLOSED)
             uconn_maybe_free(c);
-        } else if (!(c->flags & (U_RECV | U_EOF | U_PAUSED))) {
-            rearm_recv(e, c);
+        else if (rearm_recv(e, c))
             budget--;
-        }
     }
 }
 
@@ -1009,7 +1010,7 @@ static int submit_and_wait_batch(struct engine_uring *e, unsigned want,
     unsigned share = want < BATCH_FULL ? want : BATCH_FULL;
     arg.pad = e->batch_wait_us * share / BATCH_FULL; /* min_wait_usec since kernel 6.12 */
     if (!arg.pad)
-        arg.pad = 1;
+        arg.pad = 1; /* 0 is no minimum: the wait would last until the batch is full */
     arg.ts = (uint64_t)(uintptr_t)(ts ? ts : &one_second);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
                      (e->ring_registered ? IORING_ENTER_REGISTERED_RING : 0);
