@@ -26,3 +26,5 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
 else()
   message(STATUS "python3 not found: echod end-to-end tests are not registered")
 endif()
+# The engine's batched-wait policy (apps/echod/batch.h), on any kernel.
+iomux_test(test_batch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_batch.c LIBS echod_core TIMEOUT 60)

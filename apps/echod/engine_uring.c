@@ -149,6 +149,7 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 #include <sys/mman.h>
 #include <time.h>
 
+#include "batch.h"
 #include "daemon.h"
 
 /* Submission entries: one batch of sends, accepts and re-arms; when full
@@ -952,28 +953,9 @@ static void arm_loop_poll(struct engine_uring *e)
 
 /* --- batched waits ------------------------------------------------------------ */
 
-/*
- * --batch-wait. Each wake-up is paid for twice: by the client, whose send
- * wakes us (an inter-processor interrupt), and by us. Under load with many
- * clients, a plain wait wakes for every single receive; measured at 100
- * clients, 1.03 receives per wake-up. So we ask the kernel to wake us for
- * a batch (the wait's minimum count): with DEFER_TASKRUN, receives before
- * that only queue work, and nobody is woken. If the batch is not full after
- * the minimum wait (kernel 6.12), the kernel wakes us for what there is.
- *
- * How full: no more than the last batch had, so a lone client (or a lull)
- * waits for one as before; and no more than a quarter of the clients that
- * are active, so the clients we hold back are fewer than those still
- * sending us work (with 10 clients, waiting for all of them would make the
- * load generator wait for us).
- *
- * How long: the time a batch takes to arrive grows with its size, so a
- * batch of BATCH_FULL or more is waited for --batch-wait at most, and a
- * smaller one for its share of that. Every wake-up we avoid is a sleep
- * and a wake less (in a VM, about 20 us of our CPU and an interrupt the
- * client pays for), so under load large batches are worth a longer wait.
- */
-enum { BATCH_MAX = 64, BATCH_FULL = 16, EPOCH_MS = 100 };
+/* The policy is in batch.h; here, the clients active in the last two
+   epochs that it divides. */
+enum { EPOCH_MS = 100 };
 
 static unsigned batch_target(struct engine_uring *e)
 {
@@ -985,10 +967,7 @@ static unsigned batch_target(struct engine_uring *e)
         e->epoch_start = now;
     }
     unsigned active = e->active > e->active_prev ? e->active : e->active_prev;
-    unsigned want = e->last_recvs;
-    if (want > active / 4)
-        want = active / 4;
-    return want < BATCH_MAX ? want : BATCH_MAX;
+    return batch_want(e->last_recvs, active);
 }
 
 /* io_uring_submit_and_wait_timeout() with the kernel's minimum wait, which
@@ -1007,10 +986,7 @@ static int submit_and_wait_batch(struct engine_uring *e, unsigned want,
     unsigned to_submit = tail - IO_URING_READ_ONCE(*sq->khead);
     struct io_uring_getevents_arg arg;
     memset(&arg, 0, sizeof(arg));
-    unsigned share = want < BATCH_FULL ? want : BATCH_FULL;
-    arg.pad = e->batch_wait_us * share / BATCH_FULL; /* min_wait_usec since kernel 6.12 */
-    if (!arg.pad)
-        arg.pad = 1; /* 0 is no minimum: the wait would last until the batch is full */
+    arg.pad = batch_min_wait_us(e->batch_wait_us, want); /* min_wait_usec since kernel 6.12 */
     arg.ts = (uint64_t)(uintptr_t)(ts ? ts : &one_second);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
                      (e->ring_registered ? IORING_ENTER_REGISTERED_RING : 0);

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_batch.c - the io_uring engine's batched-wait policy (apps/echod/
+ * batch.h): how many receives it waits for and how long at least. The
+ * end-to-end test_batch_wait sees that batches happen and every byte comes
+ * back; only here can the minimum wait's length be checked, since the
+ * kernel does not say how long it waited.
+ */
+#include "check.h"
+
+#include "batch.h"
+
+static unsigned min_u(unsigned a, unsigned b)
+{
+    return a < b ? a : b;
+}
+
+static void test_want_examples(void)
+{
+    CHECK_EQ_U64(batch_want(0, 100), 0);   /* a lull: no batch */
+    CHECK_EQ_U64(batch_want(1, 1), 0);     /* a lone client */
+    CHECK_EQ_U64(batch_want(40, 3), 0);    /* fewer than 4 active */
+    CHECK_EQ_U64(batch_want(7, 100), 7);   /* no more than the last batch */
+    CHECK_EQ_U64(batch_want(50, 100), 25); /* a quarter of the active */
+    CHECK_EQ_U64(batch_want(10, 10), 2);   /* 10 clients (S4) */
+    CHECK_EQ_U64(batch_want(1000, 10000), BATCH_MAX);
+}
+
+/* Over a grid, the exact rule: the least of the last batch, a quarter of
+   the active clients and BATCH_MAX. */
+static void test_want_rule(void)
+{
+    unsigned bad = 0;
+    for (unsigned last = 0; last <= 300; last++)
+        for (unsigned active = 0; active <= 2000; active += 7) {
+            unsigned want = batch_want(last, active);
+            if (want != min_u(min_u(last, active / 4), BATCH_MAX) && bad++ < 5)
+                CHECK_EQ_U64(want, min_u(min_u(last, active / 4), BATCH_MAX));
+        }
+    CHECK_EQ_U64(bad, 0);
+}
+
+static void test_min_wait_examples(void)
+{
+    CHECK_EQ_U64(batch_min_wait_us(200, BATCH_FULL), 200); /* a full batch: all of it */
+    CHECK_EQ_U64(batch_min_wait_us(200, BATCH_MAX), 200);  /* never more */
+    CHECK_EQ_U64(batch_min_wait_us(200, 8), 100);          /* half a batch: half */
+    CHECK_EQ_U64(batch_min_wait_us(200, 2), 25);           /* 2 of 16 */
+    CHECK_EQ_U64(batch_min_wait_us(1000, 4), 250);
+    CHECK_EQ_U64(batch_min_wait_us(1, 2), 1); /* rounds to 0: 1, not "no minimum" */
+    CHECK_EQ_U64(batch_min_wait_us(7, 1), 1);
+}
+
+/* For every --batch-wait the option accepts (1..1000) and every batch:
+   at least 1 us, at most --batch-wait, growing with the batch, and the
+   batch's share of --batch-wait rounded down. */
+static void test_min_wait_rule(void)
+{
+    unsigned bad = 0;
+    for (unsigned wait = 1; wait <= 1000; wait++) {
+        unsigned prev = 0;
+        for (unsigned want = 2; want <= BATCH_MAX; want++) {
+            unsigned us = batch_min_wait_us(wait, want);
+            unsigned share = min_u(want, BATCH_FULL);
+            unsigned expect = wait * share / BATCH_FULL ? wait * share / BATCH_FULL : 1;
+            bool ok = us >= 1 && us <= wait && us >= prev && us == expect;
+            if (!ok && bad++ < 5) {
+                CHECK_U64(us, >=, 1);
+                CHECK_U64(us, <=, wait);
+                CHECK_U64(us, >=, prev);
+                CHECK_EQ_U64(us, expect);
+            }
+            prev = us;
+        }
+    }
+    CHECK_EQ_U64(bad, 0);
+}
+
+int main(void)
+{
+    test_want_examples();
+    test_want_rule();
+    test_min_wait_examples();
+    test_min_wait_rule();
+    return check_exit();
+}
