@@ -10,6 +10,7 @@
 # Exit 0 = pass, 1 = fail, 77 = skipped.
 import argparse
 import json
+import re
 import os
 import resource
 import select
@@ -187,6 +188,7 @@ def scenario_echod(mode):
         check(r['connect_failures'] == 0, 'echo-bench reports 0 connect failures')
         check(r['messages_per_s'] > 0, 'echo-bench reports a non-zero rate')
         check(r['latency_us']['p50'] > 0, 'echo-bench reports a latency')
+        cpu_figures_ok(r)
         if backend == 'auto':  # it reports the backend auto chose
             check(bool(r['backend']) and r['backend'] != 'auto',
                   'echo-bench names the backend it chose ({})'.format(r['backend']))
@@ -305,6 +307,67 @@ def scenario_bench_modes(_):
               'a 2.5 s run at 20 messages/s takes little CPU ({:.2f} s)'.format(cpu))
 
 
+def cpu_figures_ok(r):
+    """echo-bench's own CPU in its report: present, and consistent with its
+    messages and its window (cpu_s is printed to the millisecond)."""
+    cpu, msgs, win = r.get('cpu_s'), r.get('messages', 0), r.get('duration_s', 0)
+    if cpu is None or 'busy' not in r or 'cpu_us_per_msg' not in r:
+        check(False, 'echo-bench --json reports cpu_s, cpu_us_per_msg and busy')
+        return
+    check(0 < cpu <= win * r['threads'] * 1.05,
+          'its CPU time is within its threads\' time ({} s in {} s)'.format(cpu, win))
+    check(abs(r['busy'] - cpu / (win * r['threads'])) <= 0.002,
+          'busy ({}) is its CPU time over its threads\' time'.format(r['busy']))
+    if msgs:
+        per = cpu * 1e6 / msgs
+        check(abs(r['cpu_us_per_msg'] - per) <= 0.0006e6 / msgs + 0.001,
+              'cpu_us_per_msg ({}) is its CPU time per message ({:.3f})'.format(
+                  r['cpu_us_per_msg'], per))
+
+
+def scenario_bench_cpu(_):
+    """echo-bench says how busy it was, so that a run where the load
+    generator is the bottleneck can be told from one where the server is."""
+    with fixture('bad_echo_server.py', 'echo') as srv:
+        a = srv.address
+        rc, out, _, _ = bench('--connect', a, '--conns', '4', '--depth', '2', '--duration', '1',
+                              '--warmup', '0.2', '--json')
+        check(rc == 0, 'echo-bench exits 0 against the Python echo')
+        r = json.loads(out) if rc == 0 else {}
+        cpu_figures_ok(r)
+        # A reader that pauses 50 ms after each read sleeps nearly all the time.
+        rc, out, _, _ = bench('--connect', a, '--read-delay', '50', '--duration', '1',
+                              '--warmup', '0', '--json')
+        r = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and 0 <= r.get('busy', -1) < 0.3,
+              'a slow reader is reported mostly idle (busy {})'.format(r.get('busy')))
+        rc, out, _, _ = bench('--connect', a, '--read-delay', '50', '--duration', '1',
+                              '--warmup', '0')
+        check(rc == 0 and re.search(r'^echo-bench CPU [0-9.]+ s in [0-9.]+ s on 1 thread\(s\): '
+                                    r'[0-9]+% busy, [0-9.]+ us per message$', out, re.M),
+              'the text report has the CPU line: ' + out[-300:])
+        check('note: echo-bench was at its limit' not in out,
+              'no note that it was at its limit when it was not')
+    # Against echod, flat out: the note is printed exactly when it was at
+    # least 95% busy (whether it is depends on this machine).
+    if ARGS.echod:
+        with echod('poll') as d:
+            rc, out, _, _ = bench('--connect', host_port(d), '--conns', '10', '--size', '16384',
+                                  '--duration', '1', '--warmup', '0.2')
+            m = re.search(r'CPU ([0-9.]+) s in ([0-9.]+) s on 1 thread', out)
+            check(rc == 0 and m is not None, 'echo-bench reports its CPU against echod')
+            if m:
+                busy = float(m.group(1)) / float(m.group(2))
+                noted = 'note: echo-bench was at its limit' in out
+                if abs(busy - 0.95) < 0.006:
+                    print('(busy {:.3f}: too close to 95% for the printed figures to decide '
+                          'whether the note is due; not checked)'.format(busy), file=sys.stderr)
+                else:
+                    check(noted == (busy >= 0.95),
+                          'the at-its-limit note is there exactly when busy >= 95% '
+                          '(busy {:.3f}, note {})'.format(busy, noted))
+
+
 def scenario_usage(_):
     """Bad command lines: exit 2 with one line on stderr, for both tools."""
     for tool, args in ((client, ['--sockets', '0']), (client, ['--delay', 'soon']),
@@ -326,6 +389,7 @@ SCENARIOS = {
     'bench-corrupt': scenario_bench_corrupt,
     'bench-close': scenario_bench_close,
     'bench-modes': scenario_bench_modes,
+    'bench-cpu': scenario_bench_cpu,
     'usage': scenario_usage,
 }
 

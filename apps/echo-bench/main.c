@@ -113,7 +113,20 @@ struct totals {
     int fatal;
     const char *first_error;
     double window_s;
+    double cpu_s;      /* the workers' CPU time inside the window */
+    unsigned nthreads; /* workers that ran */
 };
+
+/* The share of its threads' time the load generator spent on the CPU. */
+static double busy_share(const struct totals *t)
+{
+    double room = t->window_s * t->nthreads;
+    return room > 0 ? t->cpu_s / room : 0.0;
+}
+
+/* Above this, the load generator is the bottleneck, and messages/s says
+   more about it than about the server. */
+#define BUSY_LIMIT 0.95
 
 static double us(uint64_t ns)
 {
@@ -169,6 +182,8 @@ static void report_json(const struct bench_options *o, const char *backend, unsi
         printf("\"never_read_bytes\":{\"min\":%llu,\"max\":%llu,\"mean\":%.0f},",
                (unsigned long long)(t->nr_conns ? t->nr_min : 0), (unsigned long long)t->nr_max,
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
+    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,", t->cpu_s,
+           t->messages ? t->cpu_s * 1e6 / (double)t->messages : 0.0, busy_share(t));
     printf("\"connect_failures\":%llu,\"errors\":%llu,\"idle_closed\":%llu,\"first_error\":",
            (unsigned long long)t->connect_failures, (unsigned long long)t->errors,
            (unsigned long long)t->idle_closed);
@@ -224,6 +239,16 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
     if (o->udp)
         printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
                (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
+    printf("echo-bench CPU %.2f s in %.2f s on %u thread(s): %.0f%% busy", t->cpu_s, t->window_s,
+           t->nthreads, busy_share(t) * 100);
+    if (t->messages)
+        printf(", %.2f us per message", t->cpu_s * 1e6 / (double)t->messages);
+    /* The open loop polls through the last millisecond before each due
+       time, so there being busy says nothing about being at the limit. */
+    printf(o->rate ? " (the open loop polls for its due times)\n" : "\n");
+    if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
+        printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
+               "server's (more --threads, or other CPUs, would tell)\n");
     printf("connect failures %llu, errors %llu", (unsigned long long)t->connect_failures,
            (unsigned long long)t->errors);
     if (idle)
@@ -408,6 +433,8 @@ int main(int argc, char **argv)
         t.errors += w->errors;
         t.connect_failures += w->connect_failures;
         t.idle_closed += w->idle_closed;
+        t.cpu_s += (double)w->cpu_window_ns / 1e9;
+        t.nthreads++;
         t.lost += w->lost;
         t.late += w->late;
         t.fatal |= w->fatal;

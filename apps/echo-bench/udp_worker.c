@@ -351,12 +351,14 @@ void *udp_worker_main(void *arg)
     }
     while (!atomic_load_explicit(&s->abort_run, memory_order_relaxed)) {
         uint64_t now = bench_now_ns();
+        worker_cpu_tick(w, now);
         if (now >= s->t_end_ns)
             break;
         uint64_t ms = (s->t_end_ns - now) / 1000000u;
         if (run_once(w, ms > 100 ? 100 : (int)ms) < 0)
             break;
     }
+    worker_cpu_close(w);
     /* The answers still on their way are waited for, for as long as a
        datagram is given before it counts as lost. */
     uint64_t drain_end = bench_now_ns() + UDP_LOSS_MS * 1000000ull;

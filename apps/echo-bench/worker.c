@@ -70,6 +70,34 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A load generator that is busy all the time measures itself, not the
+   server: the report says how busy it was. Two clock reads per run, since
+   a thread that was not running spent no CPU and needs no earlier mark. */
+void worker_cpu_tick(struct worker *w, uint64_t now)
+{
+    if (w->cpu_mark_ns == 0 && now >= w->shared->t_measure_ns && now < w->shared->t_end_ns) {
+        uint64_t cpu = thread_cpu_ns();
+        w->cpu_mark_ns = cpu ? cpu : 1;
+    }
+}
+
+void worker_cpu_close(struct worker *w)
+{
+    if (w->cpu_mark_ns != 0) {
+        uint64_t cpu = thread_cpu_ns();
+        w->cpu_window_ns = cpu > w->cpu_mark_ns ? cpu - w->cpu_mark_ns : 0;
+        w->cpu_mark_ns = 0;
+    }
+}
+
 void worker_verror(struct worker *w, const char *fmt, va_list ap)
 {
     w->errors++;
@@ -490,6 +518,7 @@ void *worker_main(void *arg)
             start_traffic(w, now);
         }
         if (w->started) {
+            worker_cpu_tick(w, now);
             if (now >= s->t_end_ns)
                 break;
             uint64_t deadline = s->t_end_ns;
@@ -509,6 +538,7 @@ void *worker_main(void *arg)
         }
         atomic_store_explicit(&w->progress_messages, w->messages, memory_order_relaxed);
     }
+    worker_cpu_close(w);
     for (unsigned i = 0; i < total; i++) {
         struct bench_conn *c = &w->conns[i];
         if (o->never_read && !c->idle && c->state == CONN_OPEN) {

@@ -61,6 +61,9 @@ struct worker {
     struct udp_flow *flows;
     uint64_t lost; /* datagrams never answered (UDP_LOSS_MS) */
     uint64_t late; /* answers that came after being counted lost */
+    /* This thread's CPU time inside the measurement window (worker_cpu_*) */
+    uint64_t cpu_window_ns;
+    uint64_t cpu_mark_ns; /* CPU time when the window opened; 0: not yet */
     char first_error[256];
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */
@@ -73,6 +76,12 @@ struct worker {
 /* Prepares a worker (allocates its connections); 0 or -errno. */
 int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, unsigned n_conns,
                 unsigned n_idle, unsigned first_id, unsigned id_stride);
+
+/* The thread's CPU time in the measurement window: call worker_cpu_tick()
+   at each turn of the loop (it marks the window's start the first time it
+   sees the window open) and worker_cpu_close() when the loop ends. */
+void worker_cpu_tick(struct worker *w, uint64_t now);
+void worker_cpu_close(struct worker *w);
 
 /* Counts an error and keeps the text of the first one for the report
    (shared by the TCP and UDP workers). */
