@@ -14,6 +14,7 @@ import re
 import os
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -314,9 +315,12 @@ def cpu_figures_ok(r):
     if cpu is None or 'busy' not in r or 'cpu_us_per_msg' not in r:
         check(False, 'echo-bench --json reports cpu_s, cpu_us_per_msg and busy')
         return
-    check(0 < cpu <= win * r['threads'] * 1.05,
+    lanes = min(r['threads'], r.get('cpus', 0))
+    check(lanes >= 1, 'echo-bench --json reports the CPUs it may use ({})'.format(r.get('cpus')))
+    lanes = max(lanes, 1)
+    check(0 < cpu <= win * lanes * 1.05,
           'its CPU time is within its threads\' time ({} s in {} s)'.format(cpu, win))
-    check(abs(r['busy'] - cpu / (win * r['threads'])) <= 0.002,
+    check(abs(r['busy'] - cpu / (win * lanes)) <= 0.002,
           'busy ({}) is its CPU time over its threads\' time'.format(r['busy']))
     if msgs:
         per = cpu * 1e6 / msgs
@@ -343,18 +347,31 @@ def scenario_bench_cpu(_):
               'a slow reader is reported mostly idle (busy {})'.format(r.get('busy')))
         rc, out, _, _ = bench('--connect', a, '--read-delay', '50', '--duration', '1',
                               '--warmup', '0')
-        check(rc == 0 and re.search(r'^echo-bench CPU [0-9.]+ s in [0-9.]+ s on 1 thread\(s\): '
-                                    r'[0-9]+% busy, [0-9.]+ us per message$', out, re.M),
+        check(rc == 0 and re.search(r'^echo-bench CPU [0-9.]+ s in [0-9.]+ s, 1 thread\(s\) on '
+                                    r'[0-9]+ CPU\(s\): [0-9]+% busy, [0-9.]+ us per message$',
+                                    out, re.M),
               'the text report has the CPU line: ' + out[-300:])
         check('note: echo-bench was at its limit' not in out,
               'no note that it was at its limit when it was not')
+        # Two threads held to one CPU share it: busy is over that one CPU.
+        one = sorted(os.sched_getaffinity(0))[0]
+        if shutil.which('taskset') is None:
+            check(False, 'taskset (util-linux) is needed to hold echo-bench to one CPU')
+            return
+        rc, out, _, _ = run(['taskset', '-c', str(one), ARGS.bench, '--connect', a, '--conns',
+                             '4', '--threads', '2', '--duration', '1', '--warmup', '0.2',
+                             '--json'])
+        r = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and r.get('cpus') == 1 and r.get('threads') == 2,
+              'two threads on one CPU report 1 usable CPU ({})'.format(r.get('cpus')))
+        cpu_figures_ok(r)
     # Against echod, flat out: the note is printed exactly when it was at
     # least 95% busy (whether it is depends on this machine).
     if ARGS.echod:
         with echod('poll') as d:
             rc, out, _, _ = bench('--connect', host_port(d), '--conns', '10', '--size', '16384',
                                   '--duration', '1', '--warmup', '0.2')
-            m = re.search(r'CPU ([0-9.]+) s in ([0-9.]+) s on 1 thread', out)
+            m = re.search(r'CPU ([0-9.]+) s in ([0-9.]+) s, 1 thread', out)
             check(rc == 0 and m is not None, 'echo-bench reports its CPU against echod')
             if m:
                 busy = float(m.group(1)) / float(m.group(2))

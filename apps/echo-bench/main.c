@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -115,12 +116,27 @@ struct totals {
     double window_s;
     double cpu_s;      /* the workers' CPU time inside the window */
     unsigned nthreads; /* workers that ran */
+    unsigned cpus;     /* CPUs this process may run on */
 };
 
-/* The share of its threads' time the load generator spent on the CPU. */
+/* CPUs the threads can use: with more threads than that, they share them. */
+static unsigned usable_cpus(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* The share of the CPU time its threads could have had that the load
+   generator used: one CPU per thread, up to the CPUs it may run on. */
 static double busy_share(const struct totals *t)
 {
-    double room = t->window_s * t->nthreads;
+    unsigned lanes = t->nthreads < t->cpus ? t->nthreads : t->cpus;
+    double room = t->window_s * lanes;
     return room > 0 ? t->cpu_s / room : 0.0;
 }
 
@@ -182,8 +198,8 @@ static void report_json(const struct bench_options *o, const char *backend, unsi
         printf("\"never_read_bytes\":{\"min\":%llu,\"max\":%llu,\"mean\":%.0f},",
                (unsigned long long)(t->nr_conns ? t->nr_min : 0), (unsigned long long)t->nr_max,
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
-    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,", t->cpu_s,
-           t->messages ? t->cpu_s * 1e6 / (double)t->messages : 0.0, busy_share(t));
+    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
+           t->messages ? t->cpu_s * 1e6 / (double)t->messages : 0.0, busy_share(t), t->cpus);
     printf("\"connect_failures\":%llu,\"errors\":%llu,\"idle_closed\":%llu,\"first_error\":",
            (unsigned long long)t->connect_failures, (unsigned long long)t->errors,
            (unsigned long long)t->idle_closed);
@@ -239,8 +255,8 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
     if (o->udp)
         printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
                (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
-    printf("echo-bench CPU %.2f s in %.2f s on %u thread(s): %.0f%% busy", t->cpu_s, t->window_s,
-           t->nthreads, busy_share(t) * 100);
+    printf("echo-bench CPU %.2f s in %.2f s, %u thread(s) on %u CPU(s): %.0f%% busy", t->cpu_s,
+           t->window_s, t->nthreads, t->cpus, busy_share(t) * 100);
     if (t->messages)
         printf(", %.2f us per message", t->cpu_s * 1e6 / (double)t->messages);
     /* The open loop polls through the last millisecond before each due
@@ -424,6 +440,7 @@ int main(int argc, char **argv)
     memset(&t, 0, sizeof t);
     histogram_init(&t.hist);
     t.nr_min = UINT64_MAX;
+    t.cpus = usable_cpus();
     t.window_s = end > shared.t_measure_ns ? (double)(end - shared.t_measure_ns) / 1e9 : 0.0;
     for (unsigned i = 0; i < started; i++) {
         struct worker *w = workers[i];
