@@ -526,6 +526,8 @@ def main():
                     emit(rec)
                     b = rec.get("bench", {})
                     extra = f" {rec['bytes_per_conn']:.0f} B/conn" if "bytes_per_conn" in rec else ""
+                    if "busy" in b:  # at 95 % or more the load generator is the limit
+                        extra += f"  echo-bench {100 * b['busy']:3.0f}% busy"
                     print(f"round {rnd} {s} {name:15s} {rec['status']:8.8s} "
                           f"{b.get('messages_per_s', 0):10.0f} msg/s  "
                           f"{rec.get('cpu_us_per_msg', 0):6.2f} us/msg{extra}", flush=True)
