@@ -365,7 +365,8 @@ def main():
            "- With depth 1 the client waits for each echo, so messages/s at S1 is a latency figure "
            "(and bounded by the loopback round trip), not a capacity one.",
            "- *echo-bench µs/msg (busy)* is the load generator's own CPU per message and the share "
-           "of the measured time it was on the CPU. At 95 % busy or more the run is bound by the "
+           "of the CPU time its threads could have had (one CPU per thread, up to the CPUs it may "
+           "use) that it used. At 95 % busy or more the run is bound by the "
            "load generator: its messages/s then rank servers by what they cost echo-bench (on "
            "loopback it runs the receive path of the server's socket, wake-up included), not by "
            "what they can echo.", ""]

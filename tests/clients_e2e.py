@@ -10,8 +10,8 @@
 # Exit 0 = pass, 1 = fail, 77 = skipped.
 import argparse
 import json
-import re
 import os
+import re
 import resource
 import select
 import shutil

@@ -140,6 +140,11 @@ static double busy_share(const struct totals *t)
     return room > 0 ? t->cpu_s / room : 0.0;
 }
 
+static double cpu_us_per_msg(const struct totals *t)
+{
+    return t->messages ? t->cpu_s * 1e6 / (double)t->messages : 0.0;
+}
+
 /* Above this, the load generator is the bottleneck, and messages/s says
    more about it than about the server. */
 #define BUSY_LIMIT 0.95
@@ -199,7 +204,7 @@ static void report_json(const struct bench_options *o, const char *backend, unsi
                (unsigned long long)(t->nr_conns ? t->nr_min : 0), (unsigned long long)t->nr_max,
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
     printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
-           t->messages ? t->cpu_s * 1e6 / (double)t->messages : 0.0, busy_share(t), t->cpus);
+           cpu_us_per_msg(t), busy_share(t), t->cpus);
     printf("\"connect_failures\":%llu,\"errors\":%llu,\"idle_closed\":%llu,\"first_error\":",
            (unsigned long long)t->connect_failures, (unsigned long long)t->errors,
            (unsigned long long)t->idle_closed);
@@ -258,7 +263,7 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
     printf("echo-bench CPU %.2f s in %.2f s, %u thread(s) on %u CPU(s): %.0f%% busy", t->cpu_s,
            t->window_s, t->nthreads, t->cpus, busy_share(t) * 100);
     if (t->messages)
-        printf(", %.2f us per message", t->cpu_s * 1e6 / (double)t->messages);
+        printf(", %.2f us per message", cpu_us_per_msg(t));
     /* The open loop polls through the last millisecond before each due
        time, so there being busy says nothing about being at the limit. */
     printf(o->rate ? " (the open loop polls for its due times)\n" : "\n");

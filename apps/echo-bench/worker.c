@@ -63,19 +63,18 @@ struct bench_conn {
     uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
 };
 
-uint64_t bench_now_ns(void)
+/* 0 when the clock cannot be read. */
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (clock_gettime(id, &ts) != 0)
+        return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t thread_cpu_ns(void)
+uint64_t bench_now_ns(void)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 /* A load generator that is busy all the time measures itself, not the
@@ -84,7 +83,7 @@ static uint64_t thread_cpu_ns(void)
 void worker_cpu_tick(struct worker *w, uint64_t now)
 {
     if (w->cpu_mark_ns == 0 && now >= w->shared->t_measure_ns && now < w->shared->t_end_ns) {
-        uint64_t cpu = thread_cpu_ns();
+        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         w->cpu_mark_ns = cpu ? cpu : 1;
     }
 }
@@ -92,7 +91,7 @@ void worker_cpu_tick(struct worker *w, uint64_t now)
 void worker_cpu_close(struct worker *w)
 {
     if (w->cpu_mark_ns != 0) {
-        uint64_t cpu = thread_cpu_ns();
+        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         w->cpu_window_ns = cpu > w->cpu_mark_ns ? cpu - w->cpu_mark_ns : 0;
         w->cpu_mark_ns = 0;
     }
