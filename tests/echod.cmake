@@ -3,7 +3,8 @@
 #   stream.<backend>  buffers and streams over socket pairs (white-box)
 #   net               address parsing and the socket helpers
 #   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
-#                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES)
+#                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES),
+#                     and engine-uring-poll and engine-uring-spin
 iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
 iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
 
@@ -22,6 +23,12 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
                      $<TARGET_FILE:echod> engine-uring-poll)
     set_tests_properties(echod.engine-uring-poll PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+    # Receiving by spinning (--spin-receive on): the path the engine takes
+    # when saturated, from the start.
+    add_test(NAME echod.engine-uring-spin
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
+                     $<TARGET_FILE:echod> engine-uring-spin)
+    set_tests_properties(echod.engine-uring-spin PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
   endif()
 else()
   message(STATUS "python3 not found: echod end-to-end tests are not registered")

@@ -875,6 +875,45 @@ def test_batch_wait():
     check_refused(["--batch-wait", "1001"], "out of range")
 
 
+def test_spin_receive():
+    """--spin-receive auto|on|off (--engine uring). `on`: the engine
+    receives by trying each client's socket in turn and never sleeps; every
+    byte still comes back, in order, from many clients at once, half-closed
+    ones included, and through a ring of one buffer (receives that find it
+    empty). `off`: it never spins and says nothing of it. `auto` (the
+    default) says in its statistics whether it spins. The readiness loop
+    refuses the option; `on` with --trace is refused."""
+    if mode_label(MODE) != "engine uring":
+        check_refused(["--spin-receive", "on"], "--spin-receive: only with --engine uring")
+        return
+    check_refused(["--spin-receive", "sometimes"], "expected auto, on or off")
+    check_refused(["--spin-receive", "on", "--trace"], "--spin-receive on: not with --trace")
+    rng = random.Random(862)
+    for spin in ("on", "off", "auto"):
+        with echod("--spin-receive", spin) as d:
+            payloads = [rng.randbytes(rng.randint(1, 300000)) for _ in range(24)]
+            echo_clients(d.port, payloads)
+            echo_clients(d.port, payloads[:8], shut_after_send=True)
+            line = d.stats()
+            if spin == "on":
+                check("spinning now" in line, "--spin-receive on, not spinning: %s" % line)
+                check(stat_field(line, "started") == 1, "started more than once: %s" % line)
+                empty = stat_field(line, "receives that found nothing")
+                check(empty > 0, "a spinning engine that never found a socket empty: %s" % line)
+                print("  --spin-receive on: %d receives found nothing" % empty)
+            elif spin == "off":
+                check("spinning" not in line, "--spin-receive off spins: %s" % line)
+            else:
+                started = stat_field(line, "started")
+                print("  --spin-receive auto: started %d times under this load" % started)
+            check(d.stop() == 0, "exit status")
+    with echod("--spin-receive", "on", "--uring-buffers", "1") as d:
+        echo_clients(d.port, [rng.randbytes(100000) for _ in range(8)])
+        line = d.stats()
+        check(stat_field(line, "waits for buffers") > 0, "one buffer, never short: %s" % line)
+        check(d.stop() == 0, "exit status")
+
+
 TESTS = [
     test_usage,
     test_echo_one_client,
@@ -896,7 +935,16 @@ TESTS = [
     test_uring_buffers_exhausted,
     test_busy_poll,
     test_batch_wait,
+    test_spin_receive,
 ]
+
+# engine-uring-spin spins from the start, by design: the tests that check an
+# idle or refusing echod uses no CPU (emfile, busy_poll, batch_wait) do not
+# apply, nor do those with --trace (trace_multiclient, tick_and_stats:
+# refused with spinning, as test_spin_receive checks). engine-uring runs
+# them on the same engine.
+SPIN_EXCLUDED = {"test_emfile", "test_busy_poll", "test_batch_wait", "test_trace_multiclient",
+                 "test_tick_and_stats"}
 
 
 def measure_idle(n):
@@ -945,6 +993,11 @@ def main():
         print("skip all: %s" % e, flush=True)
         return 77
     tests = select_tests(TESTS, args)
+    if MODE == "engine-uring-spin":
+        left_out = [t.__name__ for t in tests if t.__name__ in SPIN_EXCLUDED]
+        tests = [t for t in tests if t.__name__ not in SPIN_EXCLUDED]
+        if left_out:
+            print("not in this mode (it spins by design): %s" % ", ".join(left_out), flush=True)
     # The seed's slow client takes 4 s of sleeping: run it alongside.
     slow_error = []
 

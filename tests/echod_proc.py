@@ -36,10 +36,16 @@ import time
 DEFAULT_TIMEOUT = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Modes that select an engine rather than a backend: mode -> --engine NAME.
-# engine-uring-poll runs the engine as the guest of a poll loop (the loop
-# watches the ring), instead of owning an epoll loop's wait.
-ENGINES = {"engine-uring": ("uring", None), "engine-uring-poll": ("uring", "poll")}
+# Modes that select an engine rather than a backend: mode -> (--engine NAME,
+# --backend NAME or None, more options). engine-uring-poll runs the engine as
+# the guest of a poll loop (the loop watches the ring), instead of owning an
+# epoll loop's wait; engine-uring-spin receives by spinning from the start
+# (--spin-receive on), the path it otherwise takes only when saturated.
+ENGINES = {
+    "engine-uring": ("uring", None, []),
+    "engine-uring-poll": ("uring", "poll", []),
+    "engine-uring-spin": ("uring", None, ["--spin-receive", "on"]),
+}
 # What echod says, before exiting 1, when the kernel refuses the mode's
 # interface (ENOSYS, EPERM): the test cannot run here.
 UNAVAILABLE = re.compile(r"^echod: --(?:engine|backend) \S+: not available on this system.*$",
@@ -68,8 +74,8 @@ def mode_args(mode):
     `--backend poll` for engine-uring-poll), `--backend MODE` for anything
     else."""
     if mode in ENGINES:
-        engine, backend = ENGINES[mode]
-        return ["--engine", engine] + (["--backend", backend] if backend else [])
+        engine, backend, more = ENGINES[mode]
+        return ["--engine", engine] + (["--backend", backend] if backend else []) + more
     return ["--backend", mode]
 
 

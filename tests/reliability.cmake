@@ -68,6 +68,17 @@ foreach(mode ${IOMUX_ECHOD_MODES})
     set_tests_properties(reliability.${t}.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
   endforeach()
 endforeach()
+# The engine receiving by spinning (--spin-receive on), the path it takes
+# when saturated: the same checked bytes, and idle clients cut by the
+# loop's timers while the engine never sleeps.
+if(IOMUX_HAVE_URING)
+  add_test(NAME reliability.echo.engine-uring-spin
+           COMMAND ${reliability_e2e} --bytes ${IOMUX_FAULT_BYTES} echo engine-uring-spin)
+  add_test(NAME reliability.trickle.engine-uring-spin
+           COMMAND ${reliability_e2e} trickle engine-uring-spin)
+  set_tests_properties(reliability.echo.engine-uring-spin reliability.trickle.engine-uring-spin
+                       PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()
 list(GET IOMUX_BACKENDS 0 first_backend)
 add_test(NAME reliability.selftest COMMAND ${reliability_e2e} selftest ${first_backend})
 set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)

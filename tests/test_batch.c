@@ -5,10 +5,16 @@
  * end-to-end test_batch_wait sees that batches happen and every byte comes
  * back; only here can the minimum wait's length be checked, since the
  * kernel does not say how long it waited.
+ *
+ * Also the policy of --spin-receive auto (apps/echod/spin.h): when the
+ * engine starts and stops spinning. The end-to-end test_spin_receive runs
+ * the spinning engine itself (--spin-receive on); whether a given load
+ * saturates echod depends on the machine, so the decision is checked here.
  */
 #include "check.h"
 
 #include "batch.h"
+#include "spin.h"
 
 static void test_want_examples(void)
 {
@@ -65,11 +71,46 @@ static void test_min_wait_rule(void)
     }
 }
 
+static void test_spin_examples(void)
+{
+    CHECK(!spin_next(false, 899, 10));                 /* not yet saturated */
+    CHECK(spin_next(false, 900, 10));                  /* saturated: start */
+    CHECK(spin_next(true, 750, 10));                   /* still busy enough: go on */
+    CHECK(!spin_next(true, 749, 10));                  /* mostly finding nothing: stop */
+    CHECK(!spin_next(false, 1000, 0));                 /* nobody to receive from */
+    CHECK(!spin_next(true, 1000, SPIN_MAX_CONNS + 1)); /* a crowd: every turn too long */
+    CHECK(spin_next(false, 1000, SPIN_MAX_CONNS));
+}
+
+/* Over a grid: it spins only with 1..SPIN_MAX_CONNS clients; starting
+   needs more than going on (the gap that stops it switching every epoch);
+   and more busy never means less spinning. */
+static void test_spin_rule(void)
+{
+    for (unsigned conns = 0; conns <= 2 * SPIN_MAX_CONNS; conns++)
+        for (unsigned busy = 0; busy <= 1000; busy++) {
+            bool start = spin_next(false, busy, conns), keep = spin_next(true, busy, conns);
+            bool ok = (conns >= 1 && conns <= SPIN_MAX_CONNS) || (!start && !keep);
+            ok = ok && (!start || keep);
+            ok = ok && (busy == 0 || !spin_next(false, busy - 1, conns) || start);
+            ok = ok && (busy == 0 || !spin_next(true, busy - 1, conns) || keep);
+            if (!CHECK(ok)) {
+                fprintf(stderr, "  at busy %u, conns %u: start %d, keep %d\n", busy, conns, start,
+                        keep);
+                return;
+            }
+        }
+    /* The gap is there: some load keeps spinning that would not start it. */
+    CHECK(spin_next(true, SPIN_STOP_PERMILLE, 1) && !spin_next(false, SPIN_STOP_PERMILLE, 1));
+}
+
 int main(void)
 {
     test_want_examples();
     test_want_rule();
     test_min_wait_examples();
     test_min_wait_rule();
+    test_spin_examples();
+    test_spin_rule();
     return check_exit();
 }

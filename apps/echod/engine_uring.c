@@ -57,6 +57,13 @@
  *   - Backpressure: above --high-water queued bytes the receive is
  *     cancelled, and re-armed below --low-water.
  *
+ * Spinning (--spin-receive; spin.h says when and why): the multishot
+ * receives are cancelled, and each ends as usual, re-armed as a one-shot
+ * non-blocking receive from the same buffer group. Such a receive
+ * completes in the io_uring_enter() that submits it, with data or
+ * -EAGAIN, and is re-armed for the next turn; the engine does not sleep.
+ * Stopping is just arming multishot receives again at those re-arms.
+ *
  * System calls: the ring's fd is watched by the server's iomux loop
  * (epoll by default), so one batch costs that wait plus one
  * io_uring_enter(); accept, receive and send themselves cost none.
@@ -151,6 +158,7 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 
 #include "batch.h"
 #include "daemon.h"
+#include "spin.h"
 
 /* Submission entries: one batch of sends, accepts and re-arms; when full
    it is submitted early. Completions: many more, since every armed
@@ -262,6 +270,14 @@ struct engine_uring {
     uint32_t epoch;
     uint64_t epoch_start; /* ms */
     bool ring_registered;
+    /* --spin-receive */
+    bool spinning;
+    bool spin_auto;
+    uint64_t spin_epoch_ns;           /* when the current epoch started (CLOCK_MONOTONIC) */
+    uint64_t spin_cpu_ns;             /* our CPU time then */
+    uint64_t spin_idle_ns;            /* this epoch: turns that found nothing */
+    uint64_t spin_starts, spin_empty; /* statistics: times spinning started, -EAGAIN receives */
+    uint64_t data_recvs;              /* receives that brought data, ever */
     uint64_t batch_waits, batch_short;
 };
 
@@ -432,7 +448,10 @@ static void arm_recv(struct engine_uring *e, struct uconn *c)
         uconn_finish(e, c, -ENOMEM);
         return;
     }
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    if (e->spinning)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
+    else
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
@@ -446,7 +465,8 @@ static bool rearm_recv(struct engine_uring *e, struct uconn *c)
 {
     if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED))
         return false;
-    e->rearms++;
+    if (!e->spinning)
+        e->rearms++;
     arm_recv(e, c);
     return true;
 }
@@ -590,6 +610,7 @@ static void on_recv(struct engine_uring *e, struct uconn *c, const struct io_uri
     if (res > 0) {
         c->last_io = now_ms(e);
         e->batch_recvs++;
+        e->data_recvs++;
         if (c->seen_epoch != e->epoch) {
             c->seen_epoch = e->epoch;
             e->active++;
@@ -612,6 +633,8 @@ static void on_recv(struct engine_uring *e, struct uconn *c, const struct io_uri
             e->ran_dry = true;
             if (!more && !(c->flags & U_STARVED))
                 starve(e, c);
+        } else if (res == -EAGAIN) {
+            e->spin_empty++; /* spinning: nothing yet; again next turn */
         } else if (res != -ECANCELED) {
             uconn_finish(e, c, res);
             return;
@@ -798,8 +821,11 @@ static void feed_starved(struct engine_uring *e)
         c->next_starved = NULL;
         if (c->flags & U_CLOSED)
             uconn_maybe_free(c);
-        else if (rearm_recv(e, c))
+        else if (rearm_recv(e, c)) {
             budget--;
+            if (e->spinning)
+                e->rearms++; /* rearm_recv() counts only multishot ends */
+        }
     }
 }
 
@@ -996,7 +1022,77 @@ static int submit_and_wait_batch(struct engine_uring *e, unsigned want,
                            (sigset_t *)&arg, sizeof(arg));
 }
 
+/* --- spinning (spin.h) ---------------------------------------------------- */
+
+enum { SPIN_EPOCH_NS = 100 * 1000 * 1000 };
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Each armed multishot receive is cancelled; its last completion re-arms
+   it as a one-shot non-blocking receive (arm_recv()). */
+static void spin_start(struct engine_uring *e)
+{
+    e->spinning = true;
+    e->spin_starts++;
+    for (struct conn *l = e->d->conns.next; l != &e->d->conns; l = l->next) {
+        struct uconn *c = uconn_of(l);
+        if ((c->flags & U_RECV) && !(c->flags & U_CANCELLED)) {
+            c->flags |= U_CANCELLED;
+            cancel(e, c, OP_RECV);
+        }
+    }
+}
+
+/* --spin-receive auto: once an epoch, how busy were we, and spin or not?
+   Stopping needs nothing else: a one-shot receive never outlives the
+   system call that submits it, so the next re-arms are multishot again. */
+static void spin_check(struct engine_uring *e, uint64_t now)
+{
+    if (e->spinning && e->d->open > SPIN_MAX_CONNS) {
+        e->spinning = false; /* a crowd arrived: not for another epoch */
+        return;
+    }
+    uint64_t wall = now - e->spin_epoch_ns;
+    if (wall < SPIN_EPOCH_NS)
+        return;
+    uint64_t cpu = thread_cpu_ns();
+    uint64_t used = cpu - e->spin_cpu_ns;
+    uint64_t work = used > e->spin_idle_ns ? used - e->spin_idle_ns : 0;
+    uint64_t permille = work * 1000u / wall;
+    bool spin = spin_next(e->spinning, permille > 1000 ? 1000u : (unsigned)permille, e->d->open);
+    e->spin_epoch_ns = now;
+    e->spin_cpu_ns = cpu;
+    e->spin_idle_ns = 0;
+    if (spin && !e->spinning)
+        spin_start(e);
+    else if (!spin)
+        e->spinning = false;
+}
+
+static int run_turn(struct engine_uring *e, int timeout_ms);
+
 int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
+{
+    uint64_t start = e->spin_auto || e->spinning ? mono_ns() : 0;
+    if (e->spin_auto)
+        spin_check(e, start);
+    if (!e->spinning)
+        return run_turn(e, timeout_ms);
+    uint64_t recvs = e->data_recvs;
+    int n = run_turn(e, 0);
+    if (e->data_recvs == recvs)
+        e->spin_idle_ns += mono_ns() - start; /* a turn that found nothing */
+    return n;
+}
+
+/* One turn of the engine: wait (not when spinning), submit, handle. */
+static int run_turn(struct engine_uring *e, int timeout_ms)
 {
     struct iomux_loop *loop = e->d->loop;
     if (!e->owner) {
@@ -1023,7 +1119,9 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
     e->enters++;
     unsigned want = e->batch_wait_us && timeout != 0 ? batch_target(e) : 0;
     int rc;
-    if (want > 1) {
+    if (e->spinning) {
+        rc = io_uring_submit_and_get_events(&e->ring); /* runs the receives; never sleeps */
+    } else if (want > 1) {
         e->batch_waits++;
         rc = submit_and_wait_batch(e, want, timeout >= 0 ? &ts : NULL);
     } else {
@@ -1037,7 +1135,11 @@ int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
     e->last_recvs = e->batch_recvs;
     if (want > 1 && e->batch_recvs < want)
         e->batch_short++;
-    if (e->loop_ready || rc == -ETIME || timeout == 0) {
+    /* Spinning, the loop runs only when it has something: the poll of its
+       fd completed, or a timer is due. */
+    bool run_loop = e->spinning ? e->loop_ready || iomux_loop_timeout(loop) == 0
+                                : e->loop_ready || rc == -ETIME || timeout == 0;
+    if (run_loop) {
         int ran = iomux_loop_run_once(loop, 0);
         if (ran < 0 && ran != -EINTR)
             return ran;
@@ -1097,6 +1199,9 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
         fprintf(f, "; batch waits %" PRIu64 ", short %" PRIu64, e->batch_waits, e->batch_short);
     if (e->d->opt->busy_poll_us)
         fprintf(f, "; busy polls %" PRIu64 ", found work %" PRIu64, e->busy_polls, e->busy_found);
+    if (e->spin_auto || e->spin_starts)
+        fprintf(f, "; spinning %s, started %" PRIu64 " times, receives that found nothing %" PRIu64,
+                e->spinning ? "now" : "not now", e->spin_starts, e->spin_empty);
     fputc('\n', f);
 }
 
@@ -1157,6 +1262,15 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
     e->ring_registered = io_uring_register_ring_fd(&e->ring) == 1;
     if (e->owner && (p.features & FEAT_MIN_TIMEOUT))
         e->batch_wait_us = (unsigned)d->opt->batch_wait_us;
+    /* --spin-receive: "on" spins from the start and never stops. */
+    const char *spin = d->opt->spin_receive ? d->opt->spin_receive : "auto";
+    e->spin_auto = strcmp(spin, "auto") == 0 && !d->opt->trace;
+    if (strcmp(spin, "on") == 0) {
+        e->spinning = true;
+        e->spin_starts = 1;
+    }
+    e->spin_epoch_ns = mono_ns();
+    e->spin_cpu_ns = thread_cpu_ns();
     e->epoch = 1; /* a new connection's seen_epoch is 0 */
     /* Step 1: the buffers and the ring that hands them to the kernel. */
     e->br_bytes = e->buf_count * sizeof(struct io_uring_buf);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "spin.h"
 #include "udp.h"
 #include <iomux/stream.h>
 
@@ -41,6 +42,7 @@ enum {
     OPT_URING_BUFFERS,
     OPT_BUSY_POLL,
     OPT_BATCH_WAIT,
+    OPT_SPIN_RECEIVE,
 };
 
 static const struct cli_option options[] = {
@@ -67,6 +69,7 @@ static const struct cli_option options[] = {
     {"uring-buffers", 1, OPT_URING_BUFFERS},
     {"busy-poll", 1, OPT_BUSY_POLL},
     {"batch-wait", 1, OPT_BATCH_WAIT},
+    {"spin-receive", 1, OPT_SPIN_RECEIVE},
     {NULL, 0, 0},
 };
 
@@ -119,6 +122,12 @@ static void usage(FILE *f)
         "                         microseconds pass (a batch of under 16, its share of\n"
         "                         USEC; at most 1000; default %u, 0: off; kernel 6.12\n"
         "                         or later): fewer wake-ups to pay for\n"
+        "  --spin-receive MODE    --engine uring: auto (default): while echod's CPU is\n"
+        "                         saturated and it has at most %u clients, receive by\n"
+        "                         trying each client's socket in turn instead of being\n"
+        "                         woken for data, which costs the senders less; on:\n"
+        "                         always (spins, 100%% CPU; not with --trace); off:\n"
+        "                         never. --trace turns auto off\n"
         "  --max-conns N          serve at most N clients at once; more are accepted and\n"
         "                         closed at once (default 0: no limit)\n"
         "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
@@ -155,8 +164,8 @@ static void usage(FILE *f)
         "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
         "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
         ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text, ECHOD_URING_BUFFERS,
-        ECHOD_BATCH_WAIT_US, ECHOD_DEFAULT_GRACE_MS / 1000.0, IOMUX_STREAM_HIGH_WATER,
-        IOMUX_STREAM_LOW_WATER);
+        ECHOD_BATCH_WAIT_US, (unsigned)SPIN_MAX_CONNS, ECHOD_DEFAULT_GRACE_MS / 1000.0,
+        IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
 }
 
 /* BYTES: digits with an optional K, M or G (powers of 1024). */
@@ -224,6 +233,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->engine = "loop";
     o->uring_buffers = ECHOD_URING_BUFFERS;
     o->batch_wait_us = ECHOD_BATCH_WAIT_US;
+    o->spin_receive = "auto";
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
     o->udp_rate = ECHOD_UDP_RATE;
 
@@ -271,6 +281,15 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
             bad = cli_parse_u64("--batch-wait", value, 0, ECHOD_BATCH_WAIT_MAX_US,
                                 &o->batch_wait_us, err, sizeof(err)) < 0;
             o->batch_wait_given = true;
+            break;
+        case OPT_SPIN_RECEIVE:
+            if (strcmp(value, "auto") != 0 && strcmp(value, "on") != 0 &&
+                strcmp(value, "off") != 0) {
+                snprintf(err, sizeof(err), "--spin-receive: '%s': expected auto, on or off", value);
+                bad = 1;
+            }
+            o->spin_receive = value;
+            o->spin_receive_given = true;
             break;
         case OPT_MAX_CONNS:
             bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,
@@ -350,6 +369,16 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     if (!bad && o->busy_poll_us && strcmp(o->engine, "uring") != 0) {
         /* The readiness loop would need a system call per look. */
         snprintf(err, sizeof(err), "--busy-poll: only with --engine uring");
+        bad = 1;
+    }
+    if (!bad && o->spin_receive_given && strcmp(o->engine, "uring") != 0) {
+        snprintf(err, sizeof(err), "--spin-receive: only with --engine uring");
+        bad = 1;
+    }
+    if (!bad && o->trace && strcmp(o->spin_receive, "on") == 0) {
+        /* The trace prints every turn of the loop, and a spinning one
+           turns all the time. */
+        snprintf(err, sizeof(err), "--spin-receive on: not with --trace");
         bad = 1;
     }
     if (!bad && o->batch_wait_given && o->batch_wait_us && strcmp(o->engine, "uring") != 0) {

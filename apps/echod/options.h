@@ -26,6 +26,8 @@ struct echod_options {
     uint64_t busy_poll_us;    /* --engine uring: spin before sleeping; 0 = never */
     uint64_t batch_wait_us;   /* --engine uring: wait this long for a fuller batch */
     bool batch_wait_given;    /* --batch-wait was on the command line */
+    const char *spin_receive; /* --engine uring: "auto" (default), "on" or "off" */
+    bool spin_receive_given;
     uint64_t max_conns;       /* 0 = no limit */
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */
