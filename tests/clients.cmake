@@ -40,4 +40,8 @@ if(TARGET echod)
   foreach(mode ${IOMUX_ECHOD_MODES})
     clients_e2e_test(clients.echod.${mode} echod ${mode})
   endforeach()
+  # The io_uring engine's --spin-receive auto, under echo-bench flat out.
+  if("engine-uring" IN_LIST IOMUX_ECHOD_MODES)
+    clients_e2e_test(clients.spin_auto spin-auto)
+  endif()
 endif()

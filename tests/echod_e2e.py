@@ -795,6 +795,14 @@ def test_busy_poll():
                 break
             check(time.monotonic() < deadline, "no spin found work: %s" % line)
         print("  --busy-poll 10000: %d spins, %d found work" % (polls, found))
+        # Its waits are not load: over several 100 ms epochs of this light
+        # ping-pong, --spin-receive auto must not take them for saturation.
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            roundtrip(s, b"light")
+        line = d.stats()
+        check(stat_field(line, "started") == 0,
+              "--busy-poll's waits taken for load by --spin-receive auto: %s" % line)
         s.close()
         before = d.cpu_seconds()
         time.sleep(1.0)
@@ -882,9 +890,16 @@ def test_spin_receive():
     ones included, and through a ring of one buffer (receives that find it
     empty). `off`: it never spins and says nothing of it. `auto` (the
     default) says in its statistics whether it spins. The readiness loop
-    refuses the option; `on` with --trace is refused."""
+    refuses `on` and `auto` and accepts `off`; `on` with --trace is
+    refused."""
     if mode_label(MODE) != "engine uring":
         check_refused(["--spin-receive", "on"], "--spin-receive: only with --engine uring")
+        check_refused(["--spin-receive", "auto"], "--spin-receive: only with --engine uring")
+        with echod("--spin-receive", "off") as d:  # true of the loop: accepted
+            s = connect(d.port)
+            roundtrip(s, b"off")
+            s.close()
+            check(d.stop() == 0, "exit status")
         return
     check_refused(["--spin-receive", "sometimes"], "expected auto, on or off")
     check_refused(["--spin-receive", "on", "--trace"], "--spin-receive on: not with --trace")

@@ -275,7 +275,7 @@ struct engine_uring {
     bool spin_auto;
     uint64_t spin_epoch_ns;           /* when the current epoch started (CLOCK_MONOTONIC) */
     uint64_t spin_cpu_ns;             /* our CPU time then */
-    uint64_t spin_idle_ns;            /* this epoch: turns that found nothing */
+    uint64_t spin_idle_ns;            /* this epoch: empty turns, --busy-poll's waits */
     uint64_t spin_starts, spin_empty; /* statistics: times spinning started, -EAGAIN receives */
     uint64_t data_recvs;              /* receives that brought data, ever */
     uint64_t batch_waits, batch_short;
@@ -938,12 +938,14 @@ static void busy_poll(struct engine_uring *e, int timeout_ms)
     for (unsigned i = 1;; i++) {
         if (ring_has_work(e)) {
             e->busy_found++;
-            return;
+            break;
         }
         cpu_relax();
         if (i % 64 == 0 && mono_ns() - start >= budget)
-            return;
+            break;
     }
+    /* Waiting, not working: --spin-receive auto must not take it for load. */
+    e->spin_idle_ns += mono_ns() - start;
 }
 
 /* Spin only where we would sleep: nothing to submit or handle yet (a

@@ -371,7 +371,8 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         snprintf(err, sizeof(err), "--busy-poll: only with --engine uring");
         bad = 1;
     }
-    if (!bad && o->spin_receive_given && strcmp(o->engine, "uring") != 0) {
+    if (!bad && o->spin_receive_given && strcmp(o->spin_receive, "off") != 0 &&
+        strcmp(o->engine, "uring") != 0) {
         snprintf(err, sizeof(err), "--spin-receive: only with --engine uring");
         bad = 1;
     }

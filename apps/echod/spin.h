@@ -28,8 +28,8 @@ enum {
 
 /*
  * Whether to spin in the next epoch. `busy_permille` is the share of the
- * last epoch echod's CPU did work: all of its CPU time while it sleeps when
- * idle, and its CPU time less the turns that found nothing while it spins.
+ * last epoch echod's CPU did work: its CPU time, less the turns that found
+ * nothing while it spins and the waits of --busy-poll (waiting, not work).
  * The gap between the two thresholds keeps it from switching every epoch.
  */
 static inline bool spin_next(bool spinning, unsigned busy_permille, uint64_t conns)
