@@ -52,6 +52,17 @@ set(IOMUX_FAULT_BYTES 1073741824 CACHE STRING "Bytes pushed through echod under 
 # pushes the same --bytes through the same SHA-256 checked streams, without
 # faults. (malloc_sweep still applies: the shim's failing malloc is the C
 # library's, which the engine calls like any other code.)
+# reliability.<t>.<mode>: the faults and echo tests push --bytes.
+function(reliability_test t mode)
+  string(REPLACE "_" "-" arg ${t})
+  set(extra "")
+  if(t STREQUAL "faults" OR t STREQUAL "echo")
+    set(extra --bytes ${IOMUX_FAULT_BYTES})
+  endif()
+  add_test(NAME reliability.${t}.${mode} COMMAND ${reliability_e2e} ${extra} ${arg} ${mode})
+  set_tests_properties(reliability.${t}.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endfunction()
+
 foreach(mode ${IOMUX_ECHOD_MODES})
   if(mode STREQUAL "engine-uring")
     set(tests echo malloc_sweep fdleak slow trickle scale)
@@ -59,25 +70,15 @@ foreach(mode ${IOMUX_ECHOD_MODES})
     set(tests faults malloc_sweep fdleak slow trickle scale)
   endif()
   foreach(t ${tests})
-    string(REPLACE "_" "-" arg ${t})
-    set(extra "")
-    if(t STREQUAL "faults" OR t STREQUAL "echo")
-      set(extra --bytes ${IOMUX_FAULT_BYTES})
-    endif()
-    add_test(NAME reliability.${t}.${mode} COMMAND ${reliability_e2e} ${extra} ${arg} ${mode})
-    set_tests_properties(reliability.${t}.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+    reliability_test(${t} ${mode})
   endforeach()
 endforeach()
 # The engine receiving by spinning (--spin-receive on), the path it takes
 # when saturated: the same checked bytes, and idle clients cut by the
 # loop's timers while the engine never sleeps.
 if(IOMUX_HAVE_URING)
-  add_test(NAME reliability.echo.engine-uring-spin
-           COMMAND ${reliability_e2e} --bytes ${IOMUX_FAULT_BYTES} echo engine-uring-spin)
-  add_test(NAME reliability.trickle.engine-uring-spin
-           COMMAND ${reliability_e2e} trickle engine-uring-spin)
-  set_tests_properties(reliability.echo.engine-uring-spin reliability.trickle.engine-uring-spin
-                       PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+  reliability_test(echo engine-uring-spin)
+  reliability_test(trickle engine-uring-spin)
 endif()
 list(GET IOMUX_BACKENDS 0 first_backend)
 add_test(NAME reliability.selftest COMMAND ${reliability_e2e} selftest ${first_backend})

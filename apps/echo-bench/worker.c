@@ -37,6 +37,8 @@
 
 #include <iomux/loop.h>
 
+#include "clock.h"
+
 enum conn_state {
     CONN_NEW, /* connect not started yet (pacing) */
     CONN_CONNECTING,
@@ -62,15 +64,6 @@ struct bench_conn {
                            message, indexed by message number % depth */
     uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
 };
-
-/* 0 when the clock cannot be read. */
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    if (clock_gettime(id, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t bench_now_ns(void)
 {

@@ -157,6 +157,7 @@ void engine_uring_print_stats(struct engine_uring *e, FILE *f)
 #include <time.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "daemon.h"
 #include "spin.h"
 
@@ -912,13 +913,6 @@ static bool ring_has_work(struct engine_uring *e)
            io_uring_cq_ready(&e->ring);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * --busy-poll: spins, for at most the budget, until the ring has work. A
  * task asleep in the ring's wait must be woken by whoever brings it data:
@@ -933,7 +927,7 @@ static void busy_poll(struct engine_uring *e, int timeout_ms)
     uint64_t budget = e->d->opt->busy_poll_us * 1000u;
     if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000u < budget)
         budget = (uint64_t)timeout_ms * 1000000u; /* not past the loop's next timer */
-    uint64_t start = mono_ns();
+    uint64_t start = clock_ns(CLOCK_MONOTONIC);
     e->busy_polls++;
     for (unsigned i = 1;; i++) {
         if (ring_has_work(e)) {
@@ -941,11 +935,11 @@ static void busy_poll(struct engine_uring *e, int timeout_ms)
             break;
         }
         cpu_relax();
-        if (i % 64 == 0 && mono_ns() - start >= budget)
+        if (i % 64 == 0 && clock_ns(CLOCK_MONOTONIC) - start >= budget)
             break;
     }
     /* Waiting, not working: --spin-receive auto must not take it for load. */
-    e->spin_idle_ns += mono_ns() - start;
+    e->spin_idle_ns += clock_ns(CLOCK_MONOTONIC) - start;
 }
 
 /* Spin only where we would sleep: nothing to submit or handle yet (a
@@ -1028,14 +1022,6 @@ static int submit_and_wait_batch(struct engine_uring *e, unsigned want,
 
 enum { SPIN_EPOCH_NS = 100 * 1000 * 1000 };
 
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Each armed multishot receive is cancelled; its last completion re-arms
    it as a one-shot non-blocking receive (arm_recv()). */
 static void spin_start(struct engine_uring *e)
@@ -1063,7 +1049,7 @@ static void spin_check(struct engine_uring *e, uint64_t now)
     uint64_t wall = now - e->spin_epoch_ns;
     if (wall < SPIN_EPOCH_NS)
         return;
-    uint64_t cpu = thread_cpu_ns();
+    uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     uint64_t used = cpu - e->spin_cpu_ns;
     uint64_t work = used > e->spin_idle_ns ? used - e->spin_idle_ns : 0;
     uint64_t permille = work * 1000u / wall;
@@ -1075,22 +1061,6 @@ static void spin_check(struct engine_uring *e, uint64_t now)
         spin_start(e);
     else if (!spin)
         e->spinning = false;
-}
-
-static int run_turn(struct engine_uring *e, int timeout_ms);
-
-int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
-{
-    uint64_t start = e->spin_auto || e->spinning ? mono_ns() : 0;
-    if (e->spin_auto)
-        spin_check(e, start);
-    if (!e->spinning)
-        return run_turn(e, timeout_ms);
-    uint64_t recvs = e->data_recvs;
-    int n = run_turn(e, 0);
-    if (e->data_recvs == recvs)
-        e->spin_idle_ns += mono_ns() - start; /* a turn that found nothing */
-    return n;
 }
 
 /* One turn of the engine: wait (not when spinning), submit, handle. */
@@ -1148,6 +1118,20 @@ static int run_turn(struct engine_uring *e, int timeout_ms)
         if (ran > 0)
             n += ran;
     }
+    return n;
+}
+
+int engine_uring_run_once(struct engine_uring *e, int timeout_ms)
+{
+    uint64_t start = e->spin_auto || e->spinning ? clock_ns(CLOCK_MONOTONIC) : 0;
+    if (e->spin_auto)
+        spin_check(e, start);
+    if (!e->spinning)
+        return run_turn(e, timeout_ms);
+    uint64_t recvs = e->data_recvs;
+    int n = run_turn(e, 0);
+    if (e->data_recvs == recvs)
+        e->spin_idle_ns += clock_ns(CLOCK_MONOTONIC) - start; /* a turn that found nothing */
     return n;
 }
 
@@ -1265,14 +1249,14 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
     if (e->owner && (p.features & FEAT_MIN_TIMEOUT))
         e->batch_wait_us = (unsigned)d->opt->batch_wait_us;
     /* --spin-receive: "on" spins from the start and never stops. */
-    const char *spin = d->opt->spin_receive ? d->opt->spin_receive : "auto";
+    const char *spin = d->opt->spin_receive;
     e->spin_auto = strcmp(spin, "auto") == 0 && !d->opt->trace;
     if (strcmp(spin, "on") == 0) {
         e->spinning = true;
         e->spin_starts = 1;
     }
-    e->spin_epoch_ns = mono_ns();
-    e->spin_cpu_ns = thread_cpu_ns();
+    e->spin_epoch_ns = clock_ns(CLOCK_MONOTONIC);
+    e->spin_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     e->epoch = 1; /* a new connection's seen_epoch is 0 */
     /* Step 1: the buffers and the ring that hands them to the kernel. */
     e->br_bytes = e->buf_count * sizeof(struct io_uring_buf);
