@@ -3,7 +3,9 @@
 #   make run    build (release) and start echod on localhost:10000
 #   make test   build and run every test, normal build then ASan+UBSan build
 #   make bench  build (release) and run the benchmarks (not part of test);
-#               BENCH_QUICK=1 for one short round
+#               BENCH_QUICK=1 for one short round; results go to
+#               bench/results/new/ unless BENCH_RECORD=1 (then bench/results/
+#               and docs/benchmarks.md)
 #   make format reformat all C sources with clang-format
 #   make package  build the .deb packages (release) into build/release/packages
 #   make test-fortify  gcc -O2 -D_FORTIFY_SOURCE=2 build and its tests

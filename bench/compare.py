@@ -472,7 +472,7 @@ def main():
                     help="full runs per system-call count; the median is reported (default 3)")
     ap.add_argument("--servers", help="comma-separated subset of server names")
     ap.add_argument("--scenarios", help="comma-separated subset of S1..S5")
-    ap.add_argument("--out", help="results file (default bench/results/<stamp>.jsonl)")
+    ap.add_argument("--out", help="results file (default bench/results/new/<stamp>.jsonl, not recorded)")
     ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")
     args = ap.parse_args()
     if args.quick:
@@ -491,9 +491,9 @@ def main():
         srv = [s for s in srv if s[0] in want]
     scen = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
 
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = args.out or os.path.join(HERE, "results", f"{stamp}.jsonl")
+    path = args.out or os.path.join(HERE, "results", "new", f"{stamp}.jsonl")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     args.tmp = os.path.join("/tmp", f"iomux-bench-{os.getpid()}")
     os.makedirs(args.tmp, exist_ok=True)
     facts = machine_facts(args.build)

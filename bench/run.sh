@@ -7,10 +7,12 @@
 #                  extra arguments are passed to it (e.g. --json)
 #   compare.py     echod (every backend) against the reference servers in
 #                  bench/peers/ and the seed's Python servers, scenarios
-#                  S1..S5 (issue 6); raw JSON lines under bench/results/,
-#                  then report.py writes docs/benchmarks.md and the charts.
+#                  S1..S5; raw JSON lines and report.py's page and charts
+#                  go to bench/results/new/ (ignored by git).
 # BENCH_QUICK=1 (`make bench BENCH_QUICK=1`) runs one short round, for
 # iterating; a full run (7 rounds) takes about 30 minutes.
+# BENCH_RECORD=1 records the run instead: its results go to bench/results/
+# (to be committed) and report.py rewrites docs/benchmarks.md and its charts.
 set -eu
 
 build=${1:?usage: bench/run.sh BUILD_DIR [loop_overhead options]}
@@ -56,6 +58,15 @@ fi
 # The results file is named here rather than read back from compare.py's
 # output, so its progress goes straight to the terminal (a `tee /dev/stderr`
 # would truncate a log file that stderr points to).
-results="$here/results/$(date +%Y%m%d-%H%M%S).jsonl"
-python3 "$here/compare.py" "$build" $quick --out "$results"
-python3 "$here/report.py" "$results"
+stamp=$(date +%Y%m%d-%H%M%S)
+if [ -n "${BENCH_RECORD:-}" ] && [ "${BENCH_RECORD}" != 0 ]; then
+    results="$here/results/$stamp.jsonl"
+    python3 "$here/compare.py" "$build" $quick --out "$results"
+    python3 "$here/report.py" "$results"
+else
+    mkdir -p "$here/results/new"
+    results="$here/results/new/$stamp.jsonl"
+    python3 "$here/compare.py" "$build" $quick --out "$results"
+    python3 "$here/report.py" "$results" --out-dir "$here/results/new/$stamp"
+    echo "(not recorded: make bench BENCH_RECORD=1 writes bench/results/ and docs/benchmarks.md)"
+fi
