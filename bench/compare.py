@@ -22,7 +22,7 @@ S5 also gives the user-space memory per idle connection: the server's RSS
 while the 10,100 connections are open, minus its RSS after a short warm-up
 with one connection, divided by the connections.
 
-Every trial is one JSON line in bench/results/<stamp>.jsonl; report.py
+Every trial is one JSON line in bench/results/new/<stamp>.jsonl; report.py
 turns a results file into docs/benchmarks.md and the SVG charts.
 
 Only processes started here are ever signalled, by their PID.
