@@ -323,10 +323,17 @@ int iomux_tcp_connect(const struct iomux_addr *addr, int *fd_out)
     if (!addr || !fd_out)
         return -EINVAL;
     int fd;
-    int rc = ip_socket(addr, SOCK_STREAM, &fd);
+    int rc;
+    if (addr->ss.ss_family == AF_UNIX) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        rc = fd < 0 ? -errno : 0;
+    } else {
+        rc = ip_socket(addr, SOCK_STREAM, &fd);
+        if (rc == 0)
+            set_nodelay(fd);
+    }
     if (rc < 0)
         return rc;
-    set_nodelay(fd);
     if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0) {
         *fd_out = fd;
         return 0;

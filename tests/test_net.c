@@ -10,6 +10,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <iomux/net.h>
@@ -189,6 +192,45 @@ out:
         close(lfd);
 }
 
+/* iomux_tcp_connect() also reaches a Unix-domain stream socket, and a path
+   nobody serves is refused at once. */
+static void test_unix_connect(void)
+{
+    char dir[] = "/tmp/iomux-net-XXXXXX";
+    if (!CHECK(mkdtemp(dir) != NULL))
+        return;
+    char text[64];
+    snprintf(text, sizeof text, "unix:%s/s", dir);
+    struct iomux_addr a;
+    int lfd = -1, cfd = -1;
+    if (!CHECK_OK(iomux_addr_unix(text, &a)))
+        goto out;
+    CHECK_ERRNO(iomux_tcp_connect(&a, &cfd), -ENOENT);
+    if (!CHECK_OK(iomux_unix_listen(&a, SOCK_STREAM, &lfd)))
+        goto out;
+    int rc = iomux_tcp_connect(&a, &cfd);
+    CHECK(rc == 0 || rc == -EINPROGRESS);
+    if (cfd >= 0) {
+        CHECK(has_flag(cfd, F_GETFL, O_NONBLOCK));
+        CHECK(has_flag(cfd, F_GETFD, FD_CLOEXEC));
+        CHECK_EQ_INT(write(cfd, "x", 1), 1);
+        int afd = accept(lfd, NULL, NULL);
+        char c = 0;
+        CHECK(afd >= 0);
+        if (afd >= 0) {
+            CHECK_EQ_INT(read(afd, &c, 1), 1);
+            close(afd);
+        }
+        CHECK_EQ_INT(c, 'x');
+        close(cfd);
+    }
+    close(lfd);
+    snprintf(text, sizeof text, "%s/s", dir);
+    unlink(text);
+out:
+    rmdir(dir);
+}
+
 /* iomux_tcp_shed(): waiting clients are accepted and closed, the reserve
    is taken back. (The EMFILE case itself is tested end to end in echod.) */
 static void test_shed(void)
@@ -248,6 +290,7 @@ int main(void)
     check_run("parse_rejects", test_parse_rejects);
     check_run("format", test_format);
     check_run("listen_accept_connect", test_listen_accept_connect);
+    check_run("unix_connect", test_unix_connect);
     check_run("shed", test_shed);
     check_run("listen_errors", test_listen_errors);
     return check_exit();

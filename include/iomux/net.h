@@ -60,10 +60,12 @@ int iomux_tcp_listen(const struct iomux_addr *addr, int backlog, int *fd_out);
 int iomux_tcp_accept(int listen_fd, struct iomux_addr *peer, int *fd_out);
 
 /*
- * Starts a non-blocking connect to `addr` with TCP_NODELAY set. Returns 0
- * when connected at once, -EINPROGRESS when the caller must wait for
+ * Starts a non-blocking connect to `addr` with TCP_NODELAY set, or to a
+ * Unix-domain stream socket when `addr` came from iomux_addr_unix(). Returns
+ * 0 when connected at once, -EINPROGRESS when the caller must wait for
  * IOMUX_WRITE and then check iomux_socket_error(); *fd_out is set in both
- * cases and owned by the caller. Other negative errnos: no fd was made.
+ * cases and owned by the caller. Other negative errnos: no fd was made
+ * (for a Unix socket, -EAGAIN means its listen backlog is full).
  */
 int iomux_tcp_connect(const struct iomux_addr *addr, int *fd_out);
 
