@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Reference echo servers for the comparison in `make bench` (issue 6): a
+# Reference echo servers for the comparison in `make bench`: a
 # lean hand-written epoll server, and idiomatic servers on libuv, libev and
 # libevent 2.1. A peer whose library is missing is skipped with a message,
 # so the build (and CI) stays green without the -dev packages.

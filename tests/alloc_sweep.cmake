@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Allocation-failure sweep of echod that works in the sanitizer build too
-# (issue 7), tests/echod_alloc_sweep.py:
+# Allocation-failure sweep of echod that works in the sanitizer build too,
+# tests/echod_alloc_sweep.py:
 #   reliability.alloc_sweep.<mode>  fail echod's allocation N for N = 1, 2,
 #       ... through start-up, serving and shutdown: a clean exit 1 with one
 #       line, or serve and exit 0; never a crash, hang or (under ASan) leak.

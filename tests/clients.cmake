@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Tests of echo-client and echo-bench (issue 4): unit tests of their
+# echo-client and echo-bench: unit tests of their
 # histogram, content checker and option parsing, then end-to-end runs
 # against echod in every mode (each backend, and engine-uring), the seed's Python servers and a
 # misbehaving server (tests/clients_e2e.py, tests/fixtures/).

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Packaging: install into a temporary prefix and build the examples out of
-# tree against it, with pkg-config and with find_package (issue 8).
+# tree against it, with pkg-config and with find_package.
 set(consumer_flags "")
 if(IOMUX_SANITIZE)
   # The installed library is instrumented: its users must link the runtime.

@@ -1,12 +1,8 @@
 # SPDX-License-Identifier: MIT
-# Stream layer and echod tests (issue 3).
-#   stream.<backend>  buffers and streams over socket pairs (white-box)
-#   net               address parsing and the socket helpers
+# echod over TCP: end-to-end runs and its engine's pure policies.
 #   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
 #                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES),
 #                     and engine-uring-poll and engine-uring-spin
-iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
-iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Man pages agree with --help (issue 8): man.<tool> renders man/<tool>.1.in
+# Man pages agree with --help: man.<tool> renders man/<tool>.1.in
 # (configured into the build tree) and compares the options it shows with
 # those the tool's --help prints.
 find_package(Python3 COMPONENTS Interpreter)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Reliability suite (issue 7), see docs/reliability.md.
+# Reliability: faults injected under echod and the stream layer, see docs/reliability.md.
 #   stream_faults.<backend>        allocation-failure sweep of pools and streams,
 #                                  short reads and writes through the stream
 #   reliability.<test>.<mode>      real echod processes, tests/reliability_e2e.py,

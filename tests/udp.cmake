@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# echod's datagram echo and daemon integration (issue 5), and echo-bench's
-# --udp mode (issue 4).
+# echod's datagram echo and daemon integration (socket activation, --inetd,
+# --user), and echo-bench's --udp mode.
 #   udp.<backend>         apps/echod/udp.c and daemon.c driven directly (white-box)
 #   echod_udp.<mode>      real echod processes: UDP and Unix datagram echo
 #   echod_daemon.<mode>   socket activation, --inetd, --user, --max-conns-per-ip,
