@@ -25,6 +25,13 @@ install(FILES ${PROJECT_BINARY_DIR}/iomuxConfig.cmake ${PROJECT_BINARY_DIR}/iomu
         DESTINATION ${IOMUX_CMAKE_DIR} COMPONENT dev)
 # Relocatable: the prefix is found from where the .pc file lies, so a copy
 # installed with `cmake --install --prefix DIR` works as well as /usr.
+# liburing by name in Libs.private, not Requires.private: liburing-dev does
+# ship liburing.pc, but pkg-config resolves Requires.private even for
+# --cflags, so every user would need it, while only a static link does.
+set(IOMUX_PC_LIBS_PRIVATE "")
+if(IOMUX_HAVE_URING)
+  set(IOMUX_PC_LIBS_PRIVATE "-luring")
+endif()
 file(RELATIVE_PATH IOMUX_PC_TO_PREFIX
      "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/iomux.pc.in ${PROJECT_BINARY_DIR}/iomux.pc @ONLY)
@@ -70,6 +77,9 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME libiomux-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
     "libiomux${PROJECT_VERSION_MAJOR} (= ${PROJECT_VERSION})")
+if(IOMUX_HAVE_URING) # libiomux.a needs liburing at link time (-luring)
+  string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", liburing-dev")
+endif()
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME iomux-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
 set(CPACK_COMPONENT_LIB_DESCRIPTION "iomux event loop library (shared library)")

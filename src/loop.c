@@ -17,33 +17,30 @@
 
 #include "loop_internal.h"
 
-/* Preference order for "auto", as Python's DefaultSelector picks. */
-static const struct iomux__backend *const backends[] = {
+/* The compiled-in backends, listed once: backends[] and the names that
+   iomux_backend_names() returns both come from this list, so they cannot
+   disagree. Preference order for "auto", as Python's DefaultSelector picks;
+   uring last: a readiness backend that does epoll's work with more system
+   calls, so "auto" never prefers it (see docs/design.md). X(n) stands for
+   iomux__backend_n, whose .name is "n" (test_loop_api checks each name). */
 #ifdef IOMUX_HAVE_EPOLL
-    &iomux__backend_epoll,
+#define EPOLL_BACKEND(X) X(epoll)
+#else
+#define EPOLL_BACKEND(X)
 #endif
-    &iomux__backend_poll,
-    &iomux__backend_select,
 #ifdef IOMUX_HAVE_URING
-    /* Last: a readiness backend that does epoll's work with more system
-       calls, so "auto" never prefers it (see docs/design.md). */
-    &iomux__backend_uring,
+#define URING_BACKEND(X) X(uring)
+#else
+#define URING_BACKEND(X)
 #endif
-};
+#define BACKENDS(X) EPOLL_BACKEND(X) X(poll) X(select) URING_BACKEND(X)
+
+#define BACKEND_ENTRY(n) &iomux__backend_##n,
+static const struct iomux__backend *const backends[] = {BACKENDS(BACKEND_ENTRY)};
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
-static const char *const backend_names[] = {
-#ifdef IOMUX_HAVE_EPOLL
-    "epoll",
-#endif
-    "poll",
-    "select",
-#ifdef IOMUX_HAVE_URING
-    /* Last, as in backends[]. */
-    "uring",
-#endif
-    NULL,
-};
+#define NAME_ENTRY(n) #n,
+static const char *const backend_names[] = {BACKENDS(NAME_ENTRY) NULL};
 
 /* Start small: most loops watch a handful of fds, and the table grows by
    doubling up to max_fds. */

@@ -15,6 +15,8 @@ as written is mapped, and every mapping is printed:
 - the `cmake --preset release && cmake --build --preset release` line checks
   that both presets exist, and `build/release` then means this build tree;
 - the port 10000 becomes a free one, and `cc` becomes CC CFLAGS;
+- `export NAME=VALUE` (each line runs in a shell of its own) sets NAME, as
+  bash expands VALUE, for every later command;
 - a line ending in `&` is a server: it is started, waited for (its port
   accepts, or it prints its address on stdout when the port is 0), sent one
   message that must come back, and ended by its PID when the block ends.
@@ -174,7 +176,14 @@ def main():
                         ran += 1
                         continue
                     print(f"$ {raw}" + (f"\n  as: {cmd}" if cmd != raw else ""))
-                    if cmd.endswith("&"):
+                    export = re.fullmatch(r"export ([A-Za-z_][A-Za-z0-9_]*)=(.*)", cmd)
+                    if export:
+                        name = export.group(1)
+                        env[name] = subprocess.run(
+                            ["bash", "-c", f'{cmd} && printf %s "${name}"'], env=env,
+                            cwd=work, capture_output=True, text=True, check=True).stdout
+                        print(f"  {name}={env[name]} for what follows")
+                    elif cmd.endswith("&"):
                         servers.append((start_server(cmd[:-1].strip(), env, work), raw))
                     else:
                         r = subprocess.run(["bash", "-c", cmd], env=env, cwd=work,
