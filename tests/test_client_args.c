@@ -216,6 +216,16 @@ static void test_bench_values(void)
     CHECK_EQ_U64(o.rate, 10000);
     const char *w4[] = {"--never-read", "--help", NULL};
     CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w4), BENCH_ARGS_HELP);
+    const char *w5[] = {"-h", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w5), BENCH_ARGS_HELP);
+    const char *w6[] = {"--version", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w6), BENCH_ARGS_VERSION);
+    /* Sizes take K and M; unix:PATH is an address like HOST:PORT. */
+    const char *w7[] = {"--size", "4K", "--connect", "unix:/tmp/e.sock", "--udp", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w7), BENCH_ARGS_OK);
+    CHECK_EQ_U64(o.size, 4096);
+    CHECK_STR(o.connect, "unix:/tmp/e.sock");
+    CHECK_EQ_INT(o.udp, 1);
 }
 
 static void test_bench_bad(void)
@@ -227,7 +237,7 @@ static void test_bench_bad(void)
         {{"--conns", "0", NULL}, "--conns"},
         {{"--conns", "abc", NULL}, "not a whole number"},
         {{"--size", "0", NULL}, "--size"},
-        {{"--size", "99999999999", NULL}, "out of range"},
+        {{"--size", "99999999999", NULL}, "from 1 to 67108864"},
         {{"--depth", "0", NULL}, "--depth"},
         {{"--duration", "0", NULL}, "--duration"},
         {{"--duration", "-3", NULL}, "--duration"},
@@ -243,6 +253,11 @@ static void test_bench_bad(void)
         {{"--never-read", "--rate", "5", NULL}, "--never-read"},
         {{"--json=yes", NULL}, "takes no value"},
         {{"stray", NULL}, "stray"},
+        {{"--bogus", NULL}, "unknown option"},
+        {{"--conns", NULL}, "needs a value"},
+        {{"--size", "2X", NULL}, "--size"},
+        {{"--size", "65M", NULL}, "--size"},
+        {{"--connect", "unix:", NULL}, "unix:PATH"},
         {{"--udp", "--rate", "10", NULL}, "--udp"},
         {{"--udp", "--never-read", NULL}, "--udp"},
         {{"--udp", "--size", "15", NULL}, "--udp"},

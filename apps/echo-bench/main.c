@@ -277,13 +277,41 @@ static void report_text(const struct bench_options *o, const char *backend, unsi
     printf("\n");
 }
 
+/* Turns --connect into an address: 0, 2 for a usage error or 1 for a
+   name that does not resolve, with the reason in err. */
+static int resolve(const struct bench_options *o, struct iomux_addr *addr, char *err,
+                   size_t errsize)
+{
+    int unix_path = strncmp(o->connect, "unix:", 5) == 0;
+    if (unix_path && o->udp) {
+        snprintf(err, errsize, "--udp: needs HOST:PORT, not unix:PATH");
+        return 2;
+    }
+    int rc = unix_path ? iomux_addr_unix(o->connect, addr) : iomux_addr_parse(o->connect, addr);
+    if (rc == -EINVAL || rc == -ENAMETOOLONG) {
+        snprintf(err, errsize, "--connect: '%s' is not HOST:PORT or unix:PATH%s", o->connect,
+                 rc == -ENAMETOOLONG ? " (the path is too long)" : "");
+        return 2;
+    }
+    if (rc < 0) {
+        snprintf(err, errsize, "resolving '%s': %s", o->connect,
+                 rc == -ENOENT ? "no such host" : strerror(-rc));
+        return 1;
+    }
+    if (o->udp && addr->ss.ss_family == AF_INET && o->size > 65507) {
+        snprintf(err, errsize, "--size: at most 65507 bytes in an IPv4 datagram");
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[256];
     struct bench_options o;
     int rc = bench_args_parse(argc, argv, &o, err, sizeof err);
     if (rc == BENCH_ARGS_HELP) {
-        fputs(bench_usage, stdout);
+        bench_usage(stdout);
         return 0;
     }
     if (rc == BENCH_ARGS_VERSION) {
@@ -291,7 +319,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rc != BENCH_ARGS_OK) {
-        fprintf(stderr, "%s: %s (try --help)\n", progname, err);
+        bench_usage_error(err);
         return 2;
     }
 
@@ -299,20 +327,13 @@ int main(int argc, char **argv)
     shared.opt = &o;
     shared.pattern = &pattern;
     shared.total_conns = o.conns;
-    rc = iomux_addr_parse(o.connect, &shared.addr);
-    if (rc == -EINVAL) {
-        fprintf(stderr, "%s: --connect: '%s' is not HOST:PORT (try --help)\n", progname, o.connect);
-        return 2;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "%s: resolving '%s': %s\n", progname, o.connect,
-                rc == -ENOENT ? "no such host" : strerror(-rc));
-        return 1;
-    }
-    if (o.udp && shared.addr.ss.ss_family == AF_INET && o.size > 65507) {
-        fprintf(stderr, "%s: --size: at most 65507 bytes in an IPv4 datagram (try --help)\n",
-                progname);
-        return 2;
+    rc = resolve(&o, &shared.addr, err, sizeof err);
+    if (rc != 0) {
+        if (rc == 2)
+            bench_usage_error(err);
+        else
+            fprintf(stderr, "%s: %s\n", progname, err);
+        return rc;
     }
     unsigned idle = o.idle;
     if (fit_nofile(&o, &idle) != 0)
