@@ -60,6 +60,10 @@ static const struct cli_spec specs[] = {
      "open loop: N messages/s over all connections, latency\n"
      "measured from the scheduled send time",
      NULL},
+    {"timeout", 0, "SECS", CLI_SECONDS_US, F(timeout_us), 0, 0, MAX_SECONDS, NULL, NULL,
+     "a message not echoed within SECS (still outstanding at the\n"
+     "end included) fails the run",
+     "5"},
     {"idle", 0, "N", CLI_UNSIGNED, F(idle), 0, 0, MAX_CONNS, NULL, NULL,
      "extra connections held open without traffic", "0"},
     {"threads", 0, "T", CLI_UNSIGNED, F(threads), 0, 1, MAX_THREADS, NULL, NULL,
@@ -92,7 +96,9 @@ void bench_usage(FILE *out)
           "Load generator for echo servers; checks every echoed byte.\n",
           out);
     cli_usage(out, specs);
-    fputs("Exit status: 0 when every byte came back right, 1 on any error, 2 on bad usage.\n", out);
+    fputs("Exit status: 0 when every byte came back right, 1 on any error (including a\n"
+          "message unanswered for --timeout), 2 on bad usage.\n",
+          out);
 }
 
 void bench_usage_error(const char *reason)
@@ -108,6 +114,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, c
     const char *why = NULL;
     if (o->duration_us < 1000)
         why = "--duration: shorter than 1 ms";
+    else if (o->timeout_us == 0)
+        why = "--timeout: must be more than 0";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
@@ -138,6 +146,7 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         .duration_us = 10000000,
         .warmup_us = 1000000,
         .threads = 1,
+        .timeout_us = 5000000,
     };
     bool given[sizeof specs / sizeof specs[0]] = {false};
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, errsize);

@@ -24,6 +24,7 @@ struct bench_options {
     unsigned threads;       /* loops, one per thread */
     uint64_t connect_rate;  /* connects per second; 0 = all at once */
     uint64_t read_delay_ms; /* pause after every read (slow reader) */
+    uint64_t timeout_us;    /* a message unanswered this long fails the run */
     bool never_read;        /* send without ever reading */
     bool json;              /* one JSON object on stdout */
     bool udp;               /* datagrams instead of a byte stream */

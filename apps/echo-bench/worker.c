@@ -197,6 +197,25 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
     conn_set_mask(c, conn_wanted_mask(c));
 }
 
+/* When message k of a connection was sent: its release time in the closed
+   loop, its scheduled time in the open loop. */
+static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
+{
+    const struct bench_shared *s = c->w->shared;
+    if (s->opt->rate != 0)
+        return s->t_start_ns + c->phase_ns + k * s->interval_ns;
+    return c->send_ns[k % s->opt->depth];
+}
+
+/* Every wait, answered or not, is held against --timeout. */
+static void note_wait(struct worker *w, uint64_t wait_ns)
+{
+    if (wait_ns > w->max_wait_ns)
+        w->max_wait_ns = wait_ns;
+    if (wait_ns > w->shared->opt->timeout_us * 1000u)
+        w->timed_out++;
+}
+
 /* Counts the messages that `c->received` completes and acts on each. */
 static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
 {
@@ -204,20 +223,36 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
     const struct bench_shared *s = w->shared;
     const struct bench_options *o = s->opt;
     while (c->received >= (c->completed + 1) * o->size) {
-        uint64_t due;
-        if (o->rate != 0) {
-            uint64_t interval = (uint64_t)s->total_conns * 1000000000u / o->rate;
-            due = s->t_start_ns + c->phase_ns + c->completed * interval;
-        } else {
-            due = c->send_ns[c->completed % o->depth];
-        }
+        uint64_t due = msg_due(c, c->completed);
+        uint64_t wait = now > due ? now - due : 0;
         c->completed++;
+        note_wait(w, wait);
         if (in_window) {
-            histogram_record(&w->hist, now > due ? now - due : 0);
+            histogram_record(&w->hist, wait);
             w->messages++;
         }
         if (o->rate == 0 && now < s->t_end_ns)
             release_closed(c, now);
+    }
+}
+
+/* Messages still unanswered when the run ends waited at least until then:
+   their latency is charged up to the end, so that a server that stopped
+   answering shows in the maximum and the high percentiles. */
+static void count_outstanding(struct worker *w)
+{
+    const struct bench_shared *s = w->shared;
+    for (unsigned i = 0; i < w->n_conns; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (c->state != CONN_OPEN)
+            continue;
+        for (uint64_t k = c->completed; k < c->released; k++) {
+            uint64_t due = msg_due(c, k);
+            uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
+            note_wait(w, wait);
+            histogram_record(&w->hist, wait);
+            w->outstanding++;
+        }
     }
 }
 
@@ -391,7 +426,7 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         w->conns = NULL;
         return -ENOMEM;
     }
-    uint64_t interval = o->rate ? (uint64_t)shared->total_conns * 1000000000u / o->rate : 0;
+    uint64_t interval = shared->interval_ns;
     for (unsigned i = 0; i < total; i++) {
         struct bench_conn *c = &w->conns[i];
         c->w = w;
@@ -447,7 +482,7 @@ static void start_traffic(struct worker *w, uint64_t now)
 static uint64_t release_due(struct worker *w, uint64_t now)
 {
     const struct bench_shared *s = w->shared;
-    uint64_t interval = (uint64_t)s->total_conns * 1000000000u / s->opt->rate;
+    uint64_t interval = s->interval_ns;
     uint64_t next = UINT64_MAX;
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct bench_conn *c = &w->conns[i];
@@ -531,6 +566,8 @@ void *worker_main(void *arg)
         atomic_store_explicit(&w->progress_messages, w->messages, memory_order_relaxed);
     }
     worker_cpu_close(w);
+    if (w->started && !o->never_read)
+        count_outstanding(w);
     for (unsigned i = 0; i < total; i++) {
         struct bench_conn *c = &w->conns[i];
         if (o->never_read && !c->idle && c->state == CONN_OPEN) {

@@ -24,6 +24,7 @@ struct bench_shared {
     const struct pattern *pattern;
     struct iomux_addr addr;
     unsigned total_conns;      /* traffic connections over all workers */
+    uint64_t interval_ns;      /* open loop: between one connection's messages */
     atomic_uint connects_done; /* connects finished, well or badly */
     atomic_int go;             /* 1: traffic may start (timeline is set) */
     atomic_int abort_run;      /* 1: stop now (a fatal error elsewhere) */
@@ -56,6 +57,9 @@ struct worker {
     uint64_t errors;
     uint64_t connect_failures;
     uint64_t idle_closed; /* idle connections the server closed */
+    uint64_t outstanding; /* messages sent and still unanswered at the end */
+    uint64_t timed_out;   /* messages that waited longer than --timeout */
+    uint64_t max_wait_ns; /* the longest wait, answered or not, whole run */
     uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
     /* --udp (udp_worker.c) */
     struct udp_flow *flows;
