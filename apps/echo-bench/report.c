@@ -67,6 +67,71 @@ static const char *mode_name(const struct bench_options *o)
     return o->rate ? "open" : "closed";
 }
 
+/* Latency for people: microseconds below 10 ms, milliseconds above. */
+static void print_latency(const char *label, uint64_t ns)
+{
+    if (ns < 10000000u)
+        printf("  %s %.1f us", label, us(ns));
+    else
+        printf("  %s %.2f ms", label, (double)ns / 1e6);
+}
+
+/* The open loop fell behind its schedule when the sockets had not taken
+   what was due by the end (more than the one message per connection that
+   may be half sent at that instant), or when sends left late: median lag
+   over BEHIND_LAG_NS. */
+#define BEHIND_LAG_NS 1000000u
+
+static int fell_behind(const struct bench_options *o, const struct totals *t)
+{
+    return o->rate != 0 &&
+           (t->unsent > o->conns || histogram_percentile(&t->lag, 50) > BEHIND_LAG_NS);
+}
+
+static double achieved_rate(const struct totals *t)
+{
+    return t->window_s > 0 ? (double)t->messages / t->window_s : 0.0;
+}
+
+/* Open loop: the rate asked for and the one achieved, how late the sends
+   were against their schedule, and whether echo-bench fell behind. */
+static void json_schedule(const struct bench_options *o, const struct totals *t)
+{
+    printf("\"target_rate\":%llu,\"achieved_rate\":%.1f,\"schedule_lag_us\":{\"p50\":%.1f,"
+           "\"max\":%.1f},\"unsent\":%llu,\"behind\":",
+           (unsigned long long)o->rate, achieved_rate(t), us(histogram_percentile(&t->lag, 50)),
+           us(t->lag.max), (unsigned long long)t->unsent);
+    if (fell_behind(o, t))
+        printf("{\"unsent_share\":%.3f,\"cpu_limited\":%s},",
+               t->scheduled ? (double)t->unsent / (double)t->scheduled : 0.0,
+               busy_share(t) >= BUSY_LIMIT ? "true" : "false");
+    else
+        printf("null,");
+}
+
+static void text_schedule(const struct bench_options *o, const struct totals *t)
+{
+    uint64_t p50 = histogram_percentile(&t->lag, 50);
+    printf("rate           target %llu msg/s, achieved %.0f msg/s; sends late by",
+           (unsigned long long)o->rate, achieved_rate(t));
+    print_latency("p50", p50);
+    print_latency("max", t->lag.max);
+    printf("\n");
+    if (!fell_behind(o, t))
+        return;
+    printf("warning: echo-bench fell behind its schedule: %llu of %llu due message(s) not sent "
+           "by the end (%.0f%%), sends late by %.1f us at the median; ",
+           (unsigned long long)t->unsent, (unsigned long long)t->scheduled,
+           t->scheduled ? 100.0 * (double)t->unsent / (double)t->scheduled : 0.0, us(p50));
+    if (busy_share(t) >= BUSY_LIMIT)
+        printf("its own CPU was the limit (%.0f%% busy; more --threads or CPUs would tell)\n",
+               busy_share(t) * 100);
+    else
+        printf("not its own CPU (%.0f%% busy): the sockets took the messages slower than "
+               "--rate (the server or the network)\n",
+               busy_share(t) * 100);
+}
+
 void report_json(const struct bench_options *o, const char *backend, unsigned idle,
                  const struct totals *t)
 {
@@ -94,6 +159,8 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
         printf("\"never_read_bytes\":{\"min\":%llu,\"max\":%llu,\"mean\":%.0f},",
                (unsigned long long)(t->nr_conns ? t->nr_min : 0), (unsigned long long)t->nr_max,
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
+    if (o->rate)
+        json_schedule(o, t);
     printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
            cpu_us_per_msg(t), busy_share(t), t->cpus);
     printf("\"outstanding\":%llu,\"timed_out\":%llu,\"timeout_s\":%.3f,",
@@ -107,15 +174,6 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
     else
         printf("null");
     printf("}\n");
-}
-
-/* Latency for people: microseconds below 10 ms, milliseconds above. */
-static void print_latency(const char *label, uint64_t ns)
-{
-    if (ns < 10000000u)
-        printf("  %s %.1f us", label, us(ns));
-    else
-        printf("  %s %.2f ms", label, (double)ns / 1e6);
 }
 
 void report_text(const struct bench_options *o, const char *backend, unsigned idle,
@@ -151,6 +209,8 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
         print_latency("max", h->max);
         printf("\n");
     }
+    if (o->rate)
+        text_schedule(o, t);
     if (o->udp)
         printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
                (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
@@ -158,9 +218,7 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
            t->window_s, t->nthreads, t->cpus, busy_share(t) * 100);
     if (t->messages)
         printf(", %.2f us per message", cpu_us_per_msg(t));
-    /* The open loop polls through the last millisecond before each due
-       time, so there being busy says nothing about being at the limit. */
-    printf(o->rate ? " (the open loop polls for its due times)\n" : "\n");
+    printf("\n");
     if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
         printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
                "server's (more --threads, or other CPUs, would tell)\n");
@@ -178,12 +236,16 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
 {
     memset(t, 0, sizeof *t);
     histogram_init(&t->hist);
+    histogram_init(&t->lag);
     t->nr_min = UINT64_MAX;
     t->cpus = usable_cpus();
     t->window_s = window_s;
     for (unsigned i = 0; i < n; i++) {
         const struct worker *w = workers[i];
         histogram_merge(&t->hist, &w->hist);
+        histogram_merge(&t->lag, &w->lag);
+        t->scheduled += w->scheduled;
+        t->unsent += w->unsent;
         t->messages += w->messages;
         t->bytes += w->bytes;
         t->errors += w->errors;

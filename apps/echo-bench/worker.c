@@ -14,9 +14,8 @@
  *       start + phase + k * interval, whatever happened before. Latency is
  *       measured from that due time, so when the server stalls, the
  *       messages that queue up behind the stall are charged for it
- *       (no coordinated omission). The loop wakes at each due time; the
- *       last millisecond before it is spent polling with a zero timeout,
- *       since the loop's timeouts are whole milliseconds.
+ *       (no coordinated omission). A timerfd (wake.h) wakes the loop at
+ *       each due time; how late that was is the schedule lag, reported.
  *   --never-read: sends until the server stops taking bytes, never reads.
  *
  * Sending never copies: send() is given a pointer into the pattern table.
@@ -246,6 +245,10 @@ static void count_outstanding(struct worker *w)
         struct bench_conn *c = &w->conns[i];
         if (c->state != CONN_OPEN)
             continue;
+        if (s->opt->rate != 0) {
+            w->scheduled += c->released;
+            w->unsent += c->released - c->sent / s->opt->size;
+        }
         for (uint64_t k = c->completed; k < c->released; k++) {
             uint64_t due = msg_due(c, k);
             uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
@@ -417,6 +420,8 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     w->id_stride = id_stride;
     w->never_read_min = UINT64_MAX;
     histogram_init(&w->hist);
+    histogram_init(&w->lag);
+    w->wake.fd = -1;
     unsigned total = n_conns + n_idle;
     w->conns = calloc(total ? total : 1, sizeof *w->conns);
     uint64_t *slots = calloc((size_t)(n_conns ? n_conns : 1) * o->depth, sizeof *slots);
@@ -491,6 +496,8 @@ static uint64_t release_due(struct worker *w, uint64_t now)
         uint64_t due = s->t_start_ns + c->phase_ns + c->released * interval;
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
+            if (due >= s->t_measure_ns)
+                histogram_record(&w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
             due += interval;
@@ -505,7 +512,8 @@ static uint64_t release_due(struct worker *w, uint64_t now)
 }
 
 /* Milliseconds the loop may sleep before `deadline`: rounded down, so the
-   loop wakes early and then polls (timeout 0) for the last fraction. */
+   loop wakes early and then polls (timeout 0) for the last fraction; the
+   open loop's due times have a timer of their own (wake.h) instead. */
 static int wait_ms(uint64_t now, uint64_t deadline, int cap)
 {
     if (deadline <= now)
@@ -542,6 +550,8 @@ void *worker_main(void *arg)
             start_connect(&w->conns[w->n_started++]);
         }
         if (!w->started && atomic_load_explicit(&s->go, memory_order_acquire)) {
+            if (o->rate != 0)
+                (void)wake_open(&w->wake, w->loop); /* else: poll, as wake.h says */
             start_traffic(w, now);
         }
         if (w->started) {
@@ -551,7 +561,9 @@ void *worker_main(void *arg)
             uint64_t deadline = s->t_end_ns;
             if (o->rate != 0) {
                 uint64_t next = release_due(w, now);
-                if (next < deadline)
+                /* Without the timer, wait_ms() rounds down and the last
+                   millisecond before `next` is polled. */
+                if (next < deadline && wake_arm(&w->wake, next) < 0)
                     deadline = next;
             }
             timeout = wait_ms(now, deadline, 100);
@@ -579,6 +591,7 @@ void *worker_main(void *arg)
         }
         conn_close(c);
     }
+    wake_close(&w->wake);
     iomux_loop_free(w->loop);
     w->loop = NULL;
     return NULL;

@@ -16,6 +16,7 @@
 #include "bench_args.h"
 #include "histogram.h"
 #include "pattern.h"
+#include "wake.h"
 
 /* What main() tells the workers. The timeline is written once, before
    `go` is set (release); workers read it after seeing `go` (acquire). */
@@ -47,8 +48,9 @@ struct worker {
     unsigned id_stride;       /* global ids are first_id + i * id_stride */
     unsigned n_started;       /* connects started (pacing) */
     uint64_t connect_t0_ns;
-    int started; /* traffic started on this worker */
-    int fatal;   /* the worker could not run at all */
+    int started;      /* traffic started on this worker */
+    struct wake wake; /* open loop: wakes the loop at the next due time */
+    int fatal;        /* the worker could not run at all */
 
     /* Results, owned by the worker; main() reads them after the join. */
     struct histogram hist;
@@ -60,6 +62,11 @@ struct worker {
     uint64_t outstanding; /* messages sent and still unanswered at the end */
     uint64_t timed_out;   /* messages that waited longer than --timeout */
     uint64_t max_wait_ns; /* the longest wait, answered or not, whole run */
+    /* Open loop: how late each message due in the window was released for
+       sending, and the messages due that the sockets had not taken. */
+    struct histogram lag;
+    uint64_t scheduled; /* messages released over the whole run */
+    uint64_t unsent;
     uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
     /* --udp (udp_worker.c) */
     struct udp_flow *flows;
