@@ -108,10 +108,30 @@ def scenario_open_cpu(_):
               'below 10% busy with a median schedule lag under 100 us: {}'.format(seen))
 
 
+def scenario_connect_timeout(_):
+    """A listener that never accepts (its accept queue full, so SYNs are
+    dropped): the run ends after --connect-timeout with exit 1 and a line
+    that names the limit (it took 10 s plus the run before)."""
+    with fixture('no_accept_server.py') as srv:
+        rc, _, err, took = bench('--connect', srv.address, '--duration', '1',
+                                 '--connect-timeout', '1')
+        check(rc == 1, '--connect-timeout 1 against a listener that never accepts: exit 1, '
+              'got {}'.format(rc))
+        check(took < 3.5, 'the run ends about 1 s after it started, not {:.1f} s later'.format(took))
+        check(re.search(r'^echo-bench: .*connect failure.*not connected within '
+                        r'--connect-timeout 1 s$', err, re.M) is not None,
+              'a line names the connect timeout: ' + err)
+        rc, r, _, took = bench_json('--connect', srv.address, '--conns', '3', '--duration', '5',
+                                    '--connect-timeout', '0.5')
+        check(rc == 1 and r is not None and r['connect_failures'] == 3 and took < 3,
+              'three connects fail after 0.5 s, the run does not go on for --duration')
+
+
 SCENARIOS = {
     'stall': scenario_stall,
     'rate': scenario_rate,
     'open-cpu': scenario_open_cpu,
+    'connect-timeout': scenario_connect_timeout,
 }
 
 

@@ -165,6 +165,8 @@ static void test_bench_defaults(void)
     CHECK_EQ_INT(o.threads, 1);
     CHECK_EQ_INT(o.json, 0);
     CHECK_EQ_INT(o.never_read, 0);
+    CHECK_EQ_U64(o.timeout_us, 5000000);
+    CHECK_EQ_U64(o.connect_timeout_us, 10000000);
 }
 
 static void test_bench_values(void)
@@ -226,6 +228,10 @@ static void test_bench_values(void)
     CHECK_EQ_U64(o.size, 4096);
     CHECK_STR(o.connect, "unix:/tmp/e.sock");
     CHECK_EQ_INT(o.udp, 1);
+    const char *w8[] = {"--timeout", "0.25", "--connect-timeout=2.5", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w8), BENCH_ARGS_OK);
+    CHECK_EQ_U64(o.timeout_us, 250000);
+    CHECK_EQ_U64(o.connect_timeout_us, 2500000);
 }
 
 static void test_bench_bad(void)
@@ -258,6 +264,9 @@ static void test_bench_bad(void)
         {{"--size", "2X", NULL}, "--size"},
         {{"--size", "65M", NULL}, "--size"},
         {{"--connect", "unix:", NULL}, "unix:PATH"},
+        {{"--timeout", "0", NULL}, "--timeout"},
+        {{"--connect-timeout", "0", NULL}, "--connect-timeout"},
+        {{"--connect-timeout", "soon", NULL}, "--connect-timeout"},
         {{"--udp", "--rate", "10", NULL}, "--udp"},
         {{"--udp", "--never-read", NULL}, "--udp"},
         {{"--udp", "--size", "15", NULL}, "--udp"},

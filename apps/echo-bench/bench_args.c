@@ -70,6 +70,8 @@ static const struct cli_spec specs[] = {
      "T loops in T threads sharing the connections", "1"},
     {"connect-rate", 0, "N", CLI_U64, F(connect_rate), 0, 1, 10000000, NULL, NULL,
      "open at most N connections per second", "all at once"},
+    {"connect-timeout", 0, "SECS", CLI_SECONDS_US, F(connect_timeout_us), 0, 0, MAX_SECONDS, NULL,
+     NULL, "connects not done within SECS (after the --connect-rate\npacing) have failed", "10"},
     {"read-delay", 0, "MS", CLI_U64, F(read_delay_ms), 0, 1, 3600000, NULL, NULL,
      "pause MS milliseconds after every read (slow reader)", NULL},
     {"never-read", 0, NULL, CLI_FLAG, F(never_read), 0, 0, 0, NULL, NULL,
@@ -114,8 +116,9 @@ static int check_combinations(const struct bench_options *o, bool depth_given, c
     const char *why = NULL;
     if (o->duration_us < 1000)
         why = "--duration: shorter than 1 ms";
-    else if (o->timeout_us == 0)
-        why = "--timeout: must be more than 0";
+    else if (o->timeout_us == 0 || o->connect_timeout_us == 0)
+        why = o->timeout_us == 0 ? "--timeout: must be more than 0"
+                                 : "--connect-timeout: must be more than 0";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
@@ -147,6 +150,7 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         .warmup_us = 1000000,
         .threads = 1,
         .timeout_us = 5000000,
+        .connect_timeout_us = 10000000,
     };
     bool given[sizeof specs / sizeof specs[0]] = {false};
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, errsize);

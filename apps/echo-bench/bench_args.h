@@ -12,23 +12,24 @@
 #include <stdio.h>
 
 struct bench_options {
-    const char *connect;    /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
-    unsigned conns;         /* connections carrying traffic */
-    uint64_t size;          /* bytes per message */
-    unsigned depth;         /* closed loop: messages in flight per connection */
-    uint64_t duration_us;   /* measured time */
-    uint64_t warmup_us;     /* traffic before the measurement starts */
-    uint64_t rate;          /* open loop: messages per second, all connections
-                               together; 0 = closed loop */
-    unsigned idle;          /* extra connections held open without traffic */
-    unsigned threads;       /* loops, one per thread */
-    uint64_t connect_rate;  /* connects per second; 0 = all at once */
-    uint64_t read_delay_ms; /* pause after every read (slow reader) */
-    uint64_t timeout_us;    /* a message unanswered this long fails the run */
-    bool never_read;        /* send without ever reading */
-    bool json;              /* one JSON object on stdout */
-    bool udp;               /* datagrams instead of a byte stream */
-    const char *backend;    /* NULL = the loop's default */
+    const char *connect;         /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
+    unsigned conns;              /* connections carrying traffic */
+    uint64_t size;               /* bytes per message */
+    unsigned depth;              /* closed loop: messages in flight per connection */
+    uint64_t duration_us;        /* measured time */
+    uint64_t warmup_us;          /* traffic before the measurement starts */
+    uint64_t rate;               /* open loop: messages per second, all connections
+                                    together; 0 = closed loop */
+    unsigned idle;               /* extra connections held open without traffic */
+    unsigned threads;            /* loops, one per thread */
+    uint64_t connect_rate;       /* connects per second; 0 = all at once */
+    uint64_t read_delay_ms;      /* pause after every read (slow reader) */
+    uint64_t timeout_us;         /* a message unanswered this long fails the run */
+    uint64_t connect_timeout_us; /* connects not done by then have failed */
+    bool never_read;             /* send without ever reading */
+    bool json;                   /* one JSON object on stdout */
+    bool udp;                    /* datagrams instead of a byte stream */
+    const char *backend;         /* NULL = the loop's default */
 };
 
 enum {

@@ -185,6 +185,7 @@ int main(int argc, char **argv)
 
     pattern_init(&pattern, 0x6563686f62656e63ULL); /* "echobenc" */
     atomic_init(&shared.connects_done, 0);
+    atomic_init(&shared.connects_ok, 0);
     atomic_init(&shared.go, 0);
     atomic_init(&shared.abort_run, 0);
 
@@ -239,10 +240,10 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 
-    /* Wait for every connect to finish, well or badly; bounded, and a
-       paced connect phase gets the time its pace needs. */
+    /* Wait for every connect to finish, well or badly: at most
+       --connect-timeout, plus the time a paced connect phase needs. */
     unsigned total = o.conns + idle;
-    uint64_t limit_ns = 10000000000u;
+    uint64_t limit_ns = o.connect_timeout_us * 1000u;
     if (o.connect_rate)
         limit_ns += (uint64_t)total * 1000000000u / o.connect_rate;
     uint64_t t0 = bench_now_ns();
@@ -254,6 +255,10 @@ int main(int argc, char **argv)
     shared.t_start_ns = now;
     shared.t_measure_ns = now + o.warmup_us * 1000u;
     shared.t_end_ns = shared.t_measure_ns + o.duration_us * 1000u;
+    /* Nothing connected: nothing to measure, so the run ends now rather
+       than after --warmup and --duration of nothing. */
+    if (atomic_load(&shared.connects_ok) == 0)
+        shared.t_measure_ns = shared.t_end_ns = now;
     atomic_store_explicit(&shared.go, 1, memory_order_release);
 
     int tty = isatty(STDERR_FILENO);

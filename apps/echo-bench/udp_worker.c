@@ -321,6 +321,8 @@ void *udp_worker_main(void *arg)
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct udp_flow *f = &w->flows[i];
         rc = flow_open(f);
+        if (rc == 0)
+            atomic_fetch_add_explicit(&s->connects_ok, 1, memory_order_relaxed);
         if (rc < 0) {
             w->connect_failures++;
             if (w->first_error[0] == '\0')

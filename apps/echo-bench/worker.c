@@ -344,7 +344,11 @@ static void connect_failed(struct bench_conn *c, int err)
 {
     struct worker *w = c->w;
     w->connect_failures++;
-    if (w->first_error[0] == '\0')
+    if (w->first_error[0] == '\0' && err == ETIMEDOUT)
+        snprintf(w->first_error, sizeof w->first_error,
+                 "conn %u: connect: not connected within --connect-timeout %.3g s", c->id,
+                 (double)w->shared->opt->connect_timeout_us / 1e6);
+    else if (w->first_error[0] == '\0')
         snprintf(w->first_error, sizeof w->first_error, "conn %u: connect: %s", c->id,
                  strerror(err));
     conn_close(c);
@@ -365,6 +369,7 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
             return;
         }
         c->state = CONN_OPEN;
+        atomic_fetch_add_explicit(&c->w->shared->connects_ok, 1, memory_order_relaxed);
         connect_done(c);
         /* Reading from the start catches a server that closes at once. */
         conn_set_mask(c, c->w->shared->opt->never_read && !c->idle ? 0 : IOMUX_READ);

@@ -27,6 +27,7 @@ struct bench_shared {
     unsigned total_conns;      /* traffic connections over all workers */
     uint64_t interval_ns;      /* open loop: between one connection's messages */
     atomic_uint connects_done; /* connects finished, well or badly */
+    atomic_uint connects_ok;   /* connects that succeeded */
     atomic_int go;             /* 1: traffic may start (timeline is set) */
     atomic_int abort_run;      /* 1: stop now (a fatal error elsewhere) */
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
