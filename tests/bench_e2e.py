@@ -127,11 +127,37 @@ def scenario_connect_timeout(_):
               'three connects fail after 0.5 s, the run does not go on for --duration')
 
 
+def scenario_unix(_):
+    """echo-bench --connect unix:PATH against echod on a Unix-domain stream
+    socket, closed and open loop; a path nobody serves is a connect
+    failure (exit 1), not a usage error."""
+    tmp = tempfile.mkdtemp(prefix='bench-unix-')
+    path = os.path.join(tmp, 'echo.sock')
+    try:
+        with ce.Echod(ce.ARGS.echod, 'epoll', listen='unix:' + path, quiet=False) as d:
+            d.wait_stderr(r'listening on unix:')
+            for extra in (['--conns', '4', '--depth', '2'], ['--conns', '2', '--rate', '500']):
+                rc, r, _, _ = bench_json('--connect', 'unix:' + path, '--duration', '1',
+                                         '--warmup', '0.2', '--size', '1000', *extra)
+                check(rc == 0 and r is not None and r['errors'] == 0 and r['messages'] > 0 and
+                      r['connect'] == 'unix:' + path,
+                      'echo-bench {} against echod on unix:PATH: every byte back'.format(extra))
+        rc, _, err, _ = bench('--connect', 'unix:' + path, '--duration', '0.5',
+                              '--connect-timeout', '1')
+        check(rc == 1 and 'connect' in err, 'nobody serves the path: exit 1, a connect failure: '
+              + err)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(tmp)
+
+
 SCENARIOS = {
     'stall': scenario_stall,
     'rate': scenario_rate,
     'open-cpu': scenario_open_cpu,
     'connect-timeout': scenario_connect_timeout,
+    'unix': scenario_unix,
 }
 
 
