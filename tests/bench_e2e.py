@@ -9,8 +9,11 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clients_e2e as ce  # noqa: E402
@@ -152,12 +155,60 @@ def scenario_unix(_):
         os.rmdir(tmp)
 
 
+def ss_lines(dst):
+    """`ss` lines (TOS and socket memory) of the TCP sockets connected to
+    dst (HOST:PORT): echo-bench's side of its connections."""
+    p = subprocess.run(['ss', '-tnHO', '--tos', '-m', 'state', 'established', 'dst', dst],
+                       capture_output=True, text=True, timeout=10)
+    return p.stdout.splitlines() if p.returncode == 0 else []
+
+
+def scenario_sockopts(_):
+    """--sndbuf, --rcvbuf and --tos reach every connection (read back with
+    ss(8) during the run: the kernel doubles the buffer sizes); --nodelay
+    off with small messages still gets every byte back; the TCP
+    retransmissions are reported, 0 on loopback."""
+    with ce.echod('epoll') as d:
+        a = ce.host_port(d)
+        rc, r, _, _ = bench_json('--connect', a, '--nodelay', 'off', '--size', '10', '--depth',
+                                 '4', '--conns', '2', '--duration', '1', '--warmup', '0')
+        check(rc == 0 and r is not None and r['errors'] == 0 and r['messages'] > 0,
+              '--nodelay off: every byte comes back')
+        check(r is not None and r.get('retransmits') == 0, 'retransmits 0 on loopback: {}'.format(
+            r and r.get('retransmits')))
+        if shutil.which('ss') is None:
+            print('(ss(8) not installed: the socket options are not read back)', file=sys.stderr)
+            return
+        argv = [ce.ARGS.bench, '--connect', a, '--conns', '2', '--sndbuf', '100000', '--rcvbuf',
+                '150000', '--tos', '32', '--duration', '3', '--warmup', '0', '--rate', '100']
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            lines, deadline = [], time.monotonic() + 5
+            while len(lines) < 2 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)  # ss has nothing to wait on; bounded by the deadline
+                lines = ss_lines(a)
+            check(len(lines) == 2, 'ss shows the 2 connections: {}'.format(lines))
+            for line in lines:
+                check('tos:0x20' in line, '--tos 32 on the connection: ' + line)
+                check('tb200000' in line and 'rb300000' in line,
+                      '--sndbuf 100000 and --rcvbuf 150000 on the connection (doubled): ' + line)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        check(proc.returncode == 0, 'the tuned run exits 0: ' + err.decode())
+        check(re.search(r'TCP retransmits 0$', out.decode(), re.M) is not None,
+              'the text report has the TCP retransmits')
+
+
 SCENARIOS = {
     'stall': scenario_stall,
     'rate': scenario_rate,
     'open-cpu': scenario_open_cpu,
     'connect-timeout': scenario_connect_timeout,
     'unix': scenario_unix,
+    'sockopts': scenario_sockopts,
 }
 
 

@@ -167,6 +167,10 @@ static void test_bench_defaults(void)
     CHECK_EQ_INT(o.never_read, 0);
     CHECK_EQ_U64(o.timeout_us, 5000000);
     CHECK_EQ_U64(o.connect_timeout_us, 10000000);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_ON);
+    CHECK_EQ_U64(o.tuning.sndbuf, 0);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 0);
+    CHECK_EQ_INT(o.tuning.tos, 0);
 }
 
 static void test_bench_values(void)
@@ -232,6 +236,12 @@ static void test_bench_values(void)
     CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w8), BENCH_ARGS_OK);
     CHECK_EQ_U64(o.timeout_us, 250000);
     CHECK_EQ_U64(o.connect_timeout_us, 2500000);
+    const char *w9[] = {"--nodelay", "off", "--sndbuf", "64K", "--rcvbuf=1M", "--tos", "32", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w9), BENCH_ARGS_OK);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_OFF);
+    CHECK_EQ_U64(o.tuning.sndbuf, 65536);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 1048576);
+    CHECK_EQ_INT(o.tuning.tos, 32);
 }
 
 static void test_bench_bad(void)
@@ -267,6 +277,10 @@ static void test_bench_bad(void)
         {{"--timeout", "0", NULL}, "--timeout"},
         {{"--connect-timeout", "0", NULL}, "--connect-timeout"},
         {{"--connect-timeout", "soon", NULL}, "--connect-timeout"},
+        {{"--nodelay", "yes", NULL}, "not one of: off, on"},
+        {{"--sndbuf", "0", NULL}, "--sndbuf"},
+        {{"--rcvbuf", "2G", NULL}, "--rcvbuf"},
+        {{"--tos", "256", NULL}, "--tos"},
         {{"--udp", "--rate", "10", NULL}, "--udp"},
         {{"--udp", "--never-read", NULL}, "--udp"},
         {{"--udp", "--size", "15", NULL}, "--udp"},

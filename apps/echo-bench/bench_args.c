@@ -83,6 +83,14 @@ static const struct cli_spec specs[] = {
      "(no answer within 1 s) is counted and reported, corrupt or\n"
      "unknown datagrams are errors. Closed loop only",
      NULL},
+    {"nodelay", 0, "on|off", CLI_CHOICE, F(tuning.nodelay), 0, 0, 0, sock_nodelay_choices, NULL,
+     "TCP_NODELAY on every connection", "on"},
+    {"sndbuf", 0, "BYTES", CLI_BYTES, F(tuning.sndbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
+     "SO_SNDBUF of every connection", "the kernel's"},
+    {"rcvbuf", 0, "BYTES", CLI_BYTES, F(tuning.rcvbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
+     "SO_RCVBUF of every connection", "the kernel's"},
+    {"tos", 0, "N", CLI_UNSIGNED, F(tuning.tos), 0, 0, 255, NULL, NULL,
+     "IP_TOS (IPV6_TCLASS) of every TCP or UDP connection", "0"},
     {"json", 0, NULL, CLI_FLAG, F(json), 0, 0, 0, NULL, NULL,
      "print one JSON object instead of the text report", NULL},
     {"backend", 0, "NAME", CLI_CALL, 0, 0, 0, 0, NULL, parse_backend,
@@ -151,6 +159,7 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         .threads = 1,
         .timeout_us = 5000000,
         .connect_timeout_us = 10000000,
+        .tuning = {.nodelay = SOCK_NODELAY_ON},
     };
     bool given[sizeof specs / sizeof specs[0]] = {false};
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, errsize);

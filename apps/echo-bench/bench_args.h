@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sockopt.h"
+
 struct bench_options {
     const char *connect;         /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
     unsigned conns;              /* connections carrying traffic */
@@ -29,6 +31,7 @@ struct bench_options {
     bool never_read;             /* send without ever reading */
     bool json;                   /* one JSON object on stdout */
     bool udp;                    /* datagrams instead of a byte stream */
+    struct sock_tuning tuning;   /* --nodelay, --sndbuf, --rcvbuf, --tos */
     const char *backend;         /* NULL = the loop's default */
 };
 

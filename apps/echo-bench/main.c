@@ -157,6 +157,7 @@ int main(int argc, char **argv)
     shared.pattern = &pattern;
     shared.total_conns = o.conns;
     shared.interval_ns = o.rate ? (uint64_t)o.conns * 1000000000u / o.rate : 0;
+    bench_tuning(&shared);
     rc = resolve(&o, &shared.addr, err, sizeof err);
     if (rc != 0) {
         if (rc == 2)

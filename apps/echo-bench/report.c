@@ -163,6 +163,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
         json_schedule(o, t);
     printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
            cpu_us_per_msg(t), busy_share(t), t->cpus);
+    if (t->retrans_known)
+        printf("\"retransmits\":%llu,", (unsigned long long)t->retransmits);
+    else
+        printf("\"retransmits\":null,");
     printf("\"outstanding\":%llu,\"timed_out\":%llu,\"timeout_s\":%.3f,",
            (unsigned long long)t->outstanding, (unsigned long long)t->timed_out,
            (double)o->timeout_us / 1e6);
@@ -226,6 +230,8 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
            (unsigned long long)t->errors);
     if (!o->never_read && !o->udp)
         printf(", outstanding at the end %llu", (unsigned long long)t->outstanding);
+    if (t->retrans_known)
+        printf(", TCP retransmits %llu", (unsigned long long)t->retransmits);
     if (idle)
         printf(", idle connections closed by the server %llu", (unsigned long long)t->idle_closed);
     printf("\n");
@@ -246,6 +252,8 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
         histogram_merge(&t->lag, &w->lag);
         t->scheduled += w->scheduled;
         t->unsent += w->unsent;
+        t->retransmits += w->retransmits;
+        t->retrans_known += w->retrans_known;
         t->messages += w->messages;
         t->bytes += w->bytes;
         t->errors += w->errors;

@@ -18,9 +18,11 @@ struct totals {
     uint64_t messages, bytes, errors, connect_failures, idle_closed;
     uint64_t outstanding, timed_out; /* see struct worker */
     uint64_t max_wait_ns;
-    struct histogram lag;            /* open loop: schedule lag */
-    uint64_t scheduled, unsent;      /* open loop: messages due, not sent */
-    uint64_t lost, late;             /* --udp */
+    struct histogram lag; /* open loop: schedule lag */
+    uint64_t scheduled, unsent;
+    uint64_t retransmits;                                    /* TCP, summed over connections */
+    unsigned retrans_known; /* connections that told them */ /* open loop: messages due, not sent */
+    uint64_t lost, late;                                     /* --udp */
     uint64_t nr_min, nr_max, nr_sum; /* --never-read: bytes taken per conn */
     unsigned nr_conns;
     int fatal;

@@ -239,7 +239,9 @@ static int flow_open(struct udp_flow *f)
     if (f->fd < 0)
         return -errno;
     int rc = 0;
-    if (connect(f->fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+    if (f->w->shared->tune)
+        rc = sock_tuning_apply(f->fd, &f->w->shared->tuning, NULL);
+    if (rc == 0 && connect(f->fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         rc = -errno;
     if (rc == 0)
         rc = iomux_fd_watch(f->w->loop, f->fd, IOMUX_READ, on_flow_event, f);

@@ -30,13 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <iomux/loop.h>
-
-#include "clock.h"
 
 enum conn_state {
     CONN_NEW, /* connect not started yet (pacing) */
@@ -63,60 +62,6 @@ struct bench_conn {
                            message, indexed by message number % depth */
     uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
 };
-
-uint64_t bench_now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-/* A load generator that is busy all the time measures itself, not the
-   server: the report says how busy it was. Two clock reads per run, since
-   a thread that was not running spent no CPU and needs no earlier mark. */
-void worker_cpu_tick(struct worker *w, uint64_t now)
-{
-    if (w->cpu_mark_ns == 0 && now >= w->shared->t_measure_ns && now < w->shared->t_end_ns) {
-        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        w->cpu_mark_ns = cpu ? cpu : 1;
-    }
-}
-
-void worker_cpu_close(struct worker *w)
-{
-    if (w->cpu_mark_ns != 0) {
-        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        w->cpu_window_ns = cpu > w->cpu_mark_ns ? cpu - w->cpu_mark_ns : 0;
-        w->cpu_mark_ns = 0;
-    }
-}
-
-void worker_verror(struct worker *w, const char *fmt, va_list ap)
-{
-    w->errors++;
-    atomic_store_explicit(&w->progress_errors, w->errors, memory_order_relaxed);
-    if (w->first_error[0] == '\0')
-        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
-}
-
-void worker_error(struct worker *w, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    worker_verror(w, fmt, ap);
-    va_end(ap);
-}
-
-int worker_open_loop(struct worker *w)
-{
-    struct iomux_loop_options lo = {.backend = w->shared->opt->backend};
-    int rc = iomux_loop_new(&w->loop, &lo);
-    if (rc < 0) {
-        worker_error(w, "creating the event loop: %s", strerror(-rc));
-        w->fatal = 1;
-        atomic_store(&w->shared->abort_run, 1);
-        return -1;
-    }
-    return 0;
-}
 
 static void conn_close(struct bench_conn *c)
 {
@@ -233,6 +178,19 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
         if (o->rate == 0 && now < s->t_end_ns)
             release_closed(c, now);
     }
+}
+
+/* TCP retransmissions of a connection over its life, read before it is
+   closed; Unix sockets have none to tell. */
+static void count_retransmits(struct worker *w, const struct bench_conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (w->shared->addr.ss.ss_family == AF_UNIX ||
+        getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return;
+    w->retransmits += ti.tcpi_total_retrans;
+    w->retrans_known++;
 }
 
 /* Messages still unanswered when the run ends waited at least until then:
@@ -385,8 +343,21 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
 
 static void start_connect(struct bench_conn *c)
 {
-    int rc = iomux_tcp_connect(&c->w->shared->addr, &c->fd);
+    const struct bench_shared *s = c->w->shared;
+    int rc = iomux_tcp_connect(&s->addr, &c->fd);
+    const char *what = NULL;
+    if ((rc == 0 || rc == -EINPROGRESS) && s->tune) {
+        int trc = sock_tuning_apply(c->fd, &s->tuning, &what);
+        if (trc < 0) {
+            close(c->fd);
+            rc = trc;
+        }
+    }
     if (rc < 0 && rc != -EINPROGRESS) {
+        struct worker *w = c->w;
+        if (what != NULL && w->first_error[0] == '\0')
+            snprintf(w->first_error, sizeof w->first_error, "conn %u: %s: %s", c->id, what,
+                     strerror(-rc));
         c->fd = -1;
         connect_failed(c, -rc);
         return;
@@ -594,6 +565,8 @@ void *worker_main(void *arg)
                 w->never_read_max = c->sent;
             w->never_read_sum += c->sent;
         }
+        if (!c->idle && c->state == CONN_OPEN)
+            count_retransmits(w, c);
         conn_close(c);
     }
     wake_close(&w->wake);

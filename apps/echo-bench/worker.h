@@ -16,6 +16,7 @@
 #include "bench_args.h"
 #include "histogram.h"
 #include "pattern.h"
+#include "sockopt.h"
 #include "wake.h"
 
 /* What main() tells the workers. The timeline is written once, before
@@ -26,6 +27,8 @@ struct bench_shared {
     struct iomux_addr addr;
     unsigned total_conns;      /* traffic connections over all workers */
     uint64_t interval_ns;      /* open loop: between one connection's messages */
+    struct sock_tuning tuning; /* what to set on each socket (bench_tuning()) */
+    int tune;                  /* 0: nothing to set, no system call */
     atomic_uint connects_done; /* connects finished, well or badly */
     atomic_uint connects_ok;   /* connects that succeeded */
     atomic_int go;             /* 1: traffic may start (timeline is set) */
@@ -68,6 +71,8 @@ struct worker {
     struct histogram lag;
     uint64_t scheduled; /* messages released over the whole run */
     uint64_t unsent;
+    uint64_t retransmits;   /* TCP_INFO tcpi_total_retrans, summed at the end */
+    unsigned retrans_known; /* connections whose TCP_INFO was read */
     uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
     /* --udp (udp_worker.c) */
     struct udp_flow *flows;
@@ -103,6 +108,10 @@ void worker_verror(struct worker *w, const char *fmt, va_list ap);
 /* Creates w->loop with the --backend option. On failure it records a fatal
    error, stops the whole run and returns -1. */
 int worker_open_loop(struct worker *w);
+
+/* Fills shared->tuning and ->tune from the options: TCP_NODELAY "on" is
+   what iomux_tcp_connect() sets already, so it costs no call here. */
+void bench_tuning(struct bench_shared *shared);
 
 /* Thread body: connects, waits for `go`, runs until t_end, closes all. */
 void *worker_main(void *arg);
