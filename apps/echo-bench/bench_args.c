@@ -51,7 +51,7 @@ static const struct cli_spec specs[] = {
     {"size", 0, "BYTES", CLI_BYTES, F(size), 0, 1, MAX_SIZE, NULL, NULL,
      "message size; K and M suffixes allowed", "64"},
     {"depth", 0, "K", CLI_UNSIGNED, F(depth), 0, 1, MAX_DEPTH, NULL, NULL,
-     "closed loop: messages in flight per connection", "1"},
+     "closed loop: in flight per connection", "1"},
     {"duration", 0, "SECS", CLI_SECONDS_US, F(duration_us), 0, 0, MAX_SECONDS, NULL, NULL,
      "measured seconds (at least 0.001)", "10"},
     {"warmup", 0, "SECS", CLI_SECONDS_US, F(warmup_us), 0, 0, MAX_SECONDS, NULL, NULL,
@@ -61,27 +61,28 @@ static const struct cli_spec specs[] = {
      "measured from the scheduled send time",
      NULL},
     {"timeout", 0, "SECS", CLI_SECONDS_US, F(timeout_us), 0, 0, MAX_SECONDS, NULL, NULL,
-     "a message not echoed within SECS (still outstanding at the\n"
-     "end included) fails the run",
+     "a message not echoed within SECS fails the run\n"
+     "(outstanding at the end included)",
      "5"},
     {"idle", 0, "N", CLI_UNSIGNED, F(idle), 0, 0, MAX_CONNS, NULL, NULL,
-     "extra connections held open without traffic", "0"},
+     "extra connections held open, no traffic", "0"},
     {"threads", 0, "T", CLI_UNSIGNED, F(threads), 0, 1, MAX_THREADS, NULL, NULL,
-     "T loops in T threads sharing the connections", "1"},
+     "T threads, each with its own loop", "1"},
     {"connect-rate", 0, "N", CLI_U64, F(connect_rate), 0, 1, 10000000, NULL, NULL,
-     "open at most N connections per second", "all at once"},
+     "at most N connects per second", "all at once"},
     {"connect-timeout", 0, "SECS", CLI_SECONDS_US, F(connect_timeout_us), 0, 0, MAX_SECONDS, NULL,
-     NULL, "connects not done within SECS (after the --connect-rate\npacing) have failed", "10"},
+     NULL, "connects not done within SECS (after the\n--connect-rate pacing) have failed", "10"},
     {"read-delay", 0, "MS", CLI_U64, F(read_delay_ms), 0, 1, 3600000, NULL, NULL,
      "pause MS milliseconds after every read (slow reader)", NULL},
     {"never-read", 0, NULL, CLI_FLAG, F(never_read), 0, 0, 0, NULL, NULL,
      "send without reading; report how much the server took", NULL},
     {"udp", 0, NULL, CLI_FLAG, F(udp), 0, 0, 0, NULL, NULL,
-     "UDP datagram echo: each message is one datagram of --size\n"
-     "bytes (16 to 65507, 65527 over IPv6) and its echo; each\n"
-     "connection is a UDP socket with --depth in flight; loss\n"
-     "(no answer within 1 s) is counted and reported, corrupt or\n"
-     "unknown datagrams are errors. Closed loop only",
+     "UDP datagram echo: each message is one datagram\n"
+     "of --size bytes (16 to 65507, 65527 over IPv6)\n"
+     "and its echo; each connection is a UDP socket\n"
+     "with --depth in flight; loss (no answer within\n"
+     "1 s) is counted and reported, corrupt or unknown\n"
+     "datagrams are errors. Closed loop only",
      NULL},
     {"nodelay", 0, "on|off", CLI_CHOICE, F(tuning.nodelay), 0, 0, 0, sock_nodelay_choices, NULL,
      "TCP_NODELAY on every connection", "on"},
@@ -90,11 +91,11 @@ static const struct cli_spec specs[] = {
     {"rcvbuf", 0, "BYTES", CLI_BYTES, F(tuning.rcvbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
      "SO_RCVBUF of every connection", "the kernel's"},
     {"tos", 0, "N", CLI_UNSIGNED, F(tuning.tos), 0, 0, 255, NULL, NULL,
-     "IP_TOS (IPV6_TCLASS) of every TCP or UDP connection", "0"},
+     "IP_TOS / IPV6_TCLASS of every connection", "0"},
     {"json", 0, NULL, CLI_FLAG, F(json), 0, 0, 0, NULL, NULL,
      "print one JSON object instead of the text report", NULL},
     {"backend", 0, "NAME", CLI_CALL, 0, 0, 0, 0, NULL, parse_backend,
-     "loop backend: auto, epoll, poll, select, uring (if built)", NULL},
+     "loop backend: auto, epoll, poll, select, or\nuring (if built)", NULL},
     {"help", 'h', NULL, CLI_HELP, 0, 0, 0, 0, NULL, NULL, "print this help and exit", NULL},
     {"version", 0, NULL, CLI_VERSION, 0, 0, 0, 0, NULL, NULL, "print the version and exit", NULL},
     {NULL, 0, NULL, CLI_FLAG, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
