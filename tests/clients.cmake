@@ -45,3 +45,24 @@ if(TARGET echod)
     clients_e2e_test(clients.spin_auto spin-auto)
   endif()
 endif()
+
+# echo-bench's report against servers that stall or never accept, and echod
+# on a Unix socket (tests/bench_e2e.py).
+set(bench_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/bench_e2e.py
+    --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
+    --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+if(TARGET echod)
+  list(APPEND bench_e2e --echod $<TARGET_FILE:echod>)
+endif()
+function(bench_e2e_test name)
+  add_test(NAME ${name} COMMAND ${bench_e2e} ${ARGN})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 90)
+endfunction()
+bench_e2e_test(bench.stall stall)
+bench_e2e_test(bench.connect_timeout connect-timeout)
+if(TARGET echod)
+  bench_e2e_test(bench.rate rate)
+  bench_e2e_test(bench.open_cpu open-cpu)
+  bench_e2e_test(bench.unix unix)
+  bench_e2e_test(bench.sockopts sockopts)
+endif()

@@ -420,15 +420,28 @@ def scenario_spin_auto(_):
 def scenario_usage(_):
     """Bad command lines: exit 2 with one line on stderr, for both tools."""
     for tool, args in ((client, ['--sockets', '0']), (client, ['--delay', 'soon']),
-                       (client, ['--bogus']), (client, ['--connect', 'nocolon']),
-                       (bench, ['--conns', 'many']), (bench, ['--size', '0']),
-                       (bench, ['--udp', '--rate', '10']), (bench, ['--connect', '1.2.3.4:99999'])):
+                       (client, ['--bogus']), (client, ['--connect', 'nocolon'])):
         rc, _, err, _ = tool(*args)
         check(rc == 2, '{} exits 2'.format(args))
         check(len(err.strip().splitlines()) == 1, '{}: one line on stderr'.format(args))
+    bench_usage_errors()
     for tool in (client, bench):
         rc, out, _, _ = tool('--help')
         check(rc == 0 and out.startswith('usage:'), '--help prints the usage and exits 0')
+
+
+def bench_usage_errors():
+    """echo-bench's usage errors: exit 2, the reason in one line
+    "echo-bench: ...", then the line that points at --help."""
+    for args in (['--conns', 'many'], ['--size', '0'], ['--udp', '--rate', '10'],
+                 ['--connect', '1.2.3.4:99999'], ['--bogus'], ['--depth'],
+                 ['--connect', 'unix:/tmp/x.sock', '--udp']):
+        rc, _, err, _ = bench(*args)
+        lines = err.strip().splitlines()
+        check(rc == 2, '{} exits 2'.format(args))
+        check(len(lines) == 2 and lines[0].startswith('echo-bench: ') and
+              lines[1] == "Try 'echo-bench --help' for more information.",
+              '{}: "echo-bench: reason" then the --help line, got {!r}'.format(args, err))
 
 
 SCENARIOS = {

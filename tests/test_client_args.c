@@ -165,6 +165,12 @@ static void test_bench_defaults(void)
     CHECK_EQ_INT(o.threads, 1);
     CHECK_EQ_INT(o.json, 0);
     CHECK_EQ_INT(o.never_read, 0);
+    CHECK_EQ_U64(o.timeout_us, 5000000);
+    CHECK_EQ_U64(o.connect_timeout_us, 10000000);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_ON);
+    CHECK_EQ_U64(o.tuning.sndbuf, 0);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 0);
+    CHECK_EQ_INT(o.tuning.tos, 0);
 }
 
 static void test_bench_values(void)
@@ -216,6 +222,26 @@ static void test_bench_values(void)
     CHECK_EQ_U64(o.rate, 10000);
     const char *w4[] = {"--never-read", "--help", NULL};
     CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w4), BENCH_ARGS_HELP);
+    const char *w5[] = {"-h", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w5), BENCH_ARGS_HELP);
+    const char *w6[] = {"--version", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w6), BENCH_ARGS_VERSION);
+    /* Sizes take K and M; unix:PATH is an address like HOST:PORT. */
+    const char *w7[] = {"--size", "4K", "--connect", "unix:/tmp/e.sock", "--udp", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w7), BENCH_ARGS_OK);
+    CHECK_EQ_U64(o.size, 4096);
+    CHECK_STR(o.connect, "unix:/tmp/e.sock");
+    CHECK_EQ_INT(o.udp, 1);
+    const char *w8[] = {"--timeout", "0.25", "--connect-timeout=2.5", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w8), BENCH_ARGS_OK);
+    CHECK_EQ_U64(o.timeout_us, 250000);
+    CHECK_EQ_U64(o.connect_timeout_us, 2500000);
+    const char *w9[] = {"--nodelay", "off", "--sndbuf", "64K", "--rcvbuf=1M", "--tos", "32", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w9), BENCH_ARGS_OK);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_OFF);
+    CHECK_EQ_U64(o.tuning.sndbuf, 65536);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 1048576);
+    CHECK_EQ_INT(o.tuning.tos, 32);
 }
 
 static void test_bench_bad(void)
@@ -227,7 +253,7 @@ static void test_bench_bad(void)
         {{"--conns", "0", NULL}, "--conns"},
         {{"--conns", "abc", NULL}, "not a whole number"},
         {{"--size", "0", NULL}, "--size"},
-        {{"--size", "99999999999", NULL}, "out of range"},
+        {{"--size", "99999999999", NULL}, "from 1 to 67108864"},
         {{"--depth", "0", NULL}, "--depth"},
         {{"--duration", "0", NULL}, "--duration"},
         {{"--duration", "-3", NULL}, "--duration"},
@@ -243,6 +269,18 @@ static void test_bench_bad(void)
         {{"--never-read", "--rate", "5", NULL}, "--never-read"},
         {{"--json=yes", NULL}, "takes no value"},
         {{"stray", NULL}, "stray"},
+        {{"--bogus", NULL}, "unknown option"},
+        {{"--conns", NULL}, "needs a value"},
+        {{"--size", "2X", NULL}, "--size"},
+        {{"--size", "65M", NULL}, "--size"},
+        {{"--connect", "unix:", NULL}, "unix:PATH"},
+        {{"--timeout", "0", NULL}, "--timeout"},
+        {{"--connect-timeout", "0", NULL}, "--connect-timeout"},
+        {{"--connect-timeout", "soon", NULL}, "--connect-timeout"},
+        {{"--nodelay", "yes", NULL}, "not one of: off, on"},
+        {{"--sndbuf", "0", NULL}, "--sndbuf"},
+        {{"--rcvbuf", "2G", NULL}, "--rcvbuf"},
+        {{"--tos", "256", NULL}, "--tos"},
         {{"--udp", "--rate", "10", NULL}, "--udp"},
         {{"--udp", "--never-read", NULL}, "--udp"},
         {{"--udp", "--size", "15", NULL}, "--udp"},

@@ -6,26 +6,33 @@
 #ifndef ECHO_BENCH_ARGS_H
 #define ECHO_BENCH_ARGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "sockopt.h"
 
 struct bench_options {
-    const char *connect;    /* "HOST:PORT" (borrowed from argv) */
-    unsigned conns;         /* connections carrying traffic */
-    uint64_t size;          /* bytes per message */
-    unsigned depth;         /* closed loop: messages in flight per connection */
-    uint64_t duration_us;   /* measured time */
-    uint64_t warmup_us;     /* traffic before the measurement starts */
-    uint64_t rate;          /* open loop: messages per second, all connections
-                               together; 0 = closed loop */
-    unsigned idle;          /* extra connections held open without traffic */
-    unsigned threads;       /* loops, one per thread */
-    uint64_t connect_rate;  /* connects per second; 0 = all at once */
-    uint64_t read_delay_ms; /* pause after every read (slow reader) */
-    int never_read;         /* send without ever reading */
-    int json;               /* one JSON object on stdout */
-    int udp;                /* datagrams instead of a byte stream */
-    const char *backend;    /* NULL = the loop's default */
+    const char *connect;         /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
+    unsigned conns;              /* connections carrying traffic */
+    uint64_t size;               /* bytes per message */
+    unsigned depth;              /* closed loop: messages in flight per connection */
+    uint64_t duration_us;        /* measured time */
+    uint64_t warmup_us;          /* traffic before the measurement starts */
+    uint64_t rate;               /* open loop: messages per second, all connections
+                                    together; 0 = closed loop */
+    unsigned idle;               /* extra connections held open without traffic */
+    unsigned threads;            /* loops, one per thread */
+    uint64_t connect_rate;       /* connects per second; 0 = all at once */
+    uint64_t read_delay_ms;      /* pause after every read (slow reader) */
+    uint64_t timeout_us;         /* a message unanswered this long fails the run */
+    uint64_t connect_timeout_us; /* connects not done by then have failed */
+    bool never_read;             /* send without ever reading */
+    bool json;                   /* one JSON object on stdout */
+    bool udp;                    /* datagrams instead of a byte stream */
+    struct sock_tuning tuning;   /* --nodelay, --sndbuf, --rcvbuf, --tos */
+    const char *backend;         /* NULL = the loop's default */
 };
 
 enum {
@@ -38,7 +45,12 @@ enum {
 /* Parses argv into *o (defaults first). Returns a BENCH_ARGS_ value. */
 int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, size_t errsize);
 
-/* The usage text. */
-extern const char bench_usage[];
+/* Writes --help: the usage line, what echo-bench does, every option (from
+   the same table the parser uses) and the exit status. */
+void bench_usage(FILE *out);
+
+/* Writes a usage error the way all the tools do: "echo-bench: REASON" and
+   a line pointing at --help. */
+void bench_usage_error(const char *reason);
 
 #endif /* ECHO_BENCH_ARGS_H */

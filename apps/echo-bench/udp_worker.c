@@ -239,7 +239,9 @@ static int flow_open(struct udp_flow *f)
     if (f->fd < 0)
         return -errno;
     int rc = 0;
-    if (connect(f->fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+    if (f->w->shared->tune)
+        rc = sock_tuning_apply(f->fd, &f->w->shared->tuning, NULL);
+    if (rc == 0 && connect(f->fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         rc = -errno;
     if (rc == 0)
         rc = iomux_fd_watch(f->w->loop, f->fd, IOMUX_READ, on_flow_event, f);
@@ -321,6 +323,8 @@ void *udp_worker_main(void *arg)
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct udp_flow *f = &w->flows[i];
         rc = flow_open(f);
+        if (rc == 0)
+            atomic_fetch_add_explicit(&s->connects_ok, 1, memory_order_relaxed);
         if (rc < 0) {
             w->connect_failures++;
             if (w->first_error[0] == '\0')

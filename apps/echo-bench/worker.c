@@ -14,9 +14,8 @@
  *       start + phase + k * interval, whatever happened before. Latency is
  *       measured from that due time, so when the server stalls, the
  *       messages that queue up behind the stall are charged for it
- *       (no coordinated omission). The loop wakes at each due time; the
- *       last millisecond before it is spent polling with a zero timeout,
- *       since the loop's timeouts are whole milliseconds.
+ *       (no coordinated omission). A timerfd (wake.h) wakes the loop at
+ *       each due time; how late that was is the schedule lag, reported.
  *   --never-read: sends until the server stops taking bytes, never reads.
  *
  * Sending never copies: send() is given a pointer into the pattern table.
@@ -31,13 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <iomux/loop.h>
-
-#include "clock.h"
 
 enum conn_state {
     CONN_NEW, /* connect not started yet (pacing) */
@@ -64,60 +62,6 @@ struct bench_conn {
                            message, indexed by message number % depth */
     uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
 };
-
-uint64_t bench_now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-/* A load generator that is busy all the time measures itself, not the
-   server: the report says how busy it was. Two clock reads per run, since
-   a thread that was not running spent no CPU and needs no earlier mark. */
-void worker_cpu_tick(struct worker *w, uint64_t now)
-{
-    if (w->cpu_mark_ns == 0 && now >= w->shared->t_measure_ns && now < w->shared->t_end_ns) {
-        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        w->cpu_mark_ns = cpu ? cpu : 1;
-    }
-}
-
-void worker_cpu_close(struct worker *w)
-{
-    if (w->cpu_mark_ns != 0) {
-        uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        w->cpu_window_ns = cpu > w->cpu_mark_ns ? cpu - w->cpu_mark_ns : 0;
-        w->cpu_mark_ns = 0;
-    }
-}
-
-void worker_verror(struct worker *w, const char *fmt, va_list ap)
-{
-    w->errors++;
-    atomic_store_explicit(&w->progress_errors, w->errors, memory_order_relaxed);
-    if (w->first_error[0] == '\0')
-        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
-}
-
-void worker_error(struct worker *w, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    worker_verror(w, fmt, ap);
-    va_end(ap);
-}
-
-int worker_open_loop(struct worker *w)
-{
-    struct iomux_loop_options lo = {.backend = w->shared->opt->backend};
-    int rc = iomux_loop_new(&w->loop, &lo);
-    if (rc < 0) {
-        worker_error(w, "creating the event loop: %s", strerror(-rc));
-        w->fatal = 1;
-        atomic_store(&w->shared->abort_run, 1);
-        return -1;
-    }
-    return 0;
-}
 
 static void conn_close(struct bench_conn *c)
 {
@@ -197,6 +141,25 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
     conn_set_mask(c, conn_wanted_mask(c));
 }
 
+/* When message k of a connection was sent: its release time in the closed
+   loop, its scheduled time in the open loop. */
+static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
+{
+    const struct bench_shared *s = c->w->shared;
+    if (s->opt->rate != 0)
+        return s->t_start_ns + c->phase_ns + k * s->interval_ns;
+    return c->send_ns[k % s->opt->depth];
+}
+
+/* Every wait, answered or not, is held against --timeout. */
+static void note_wait(struct worker *w, uint64_t wait_ns)
+{
+    if (wait_ns > w->max_wait_ns)
+        w->max_wait_ns = wait_ns;
+    if (wait_ns > w->shared->opt->timeout_us * 1000u)
+        w->timed_out++;
+}
+
 /* Counts the messages that `c->received` completes and acts on each. */
 static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
 {
@@ -204,20 +167,53 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
     const struct bench_shared *s = w->shared;
     const struct bench_options *o = s->opt;
     while (c->received >= (c->completed + 1) * o->size) {
-        uint64_t due;
-        if (o->rate != 0) {
-            uint64_t interval = (uint64_t)s->total_conns * 1000000000u / o->rate;
-            due = s->t_start_ns + c->phase_ns + c->completed * interval;
-        } else {
-            due = c->send_ns[c->completed % o->depth];
-        }
+        uint64_t due = msg_due(c, c->completed);
+        uint64_t wait = now > due ? now - due : 0;
         c->completed++;
+        note_wait(w, wait);
         if (in_window) {
-            histogram_record(&w->hist, now > due ? now - due : 0);
+            histogram_record(&w->hist, wait);
             w->messages++;
         }
         if (o->rate == 0 && now < s->t_end_ns)
             release_closed(c, now);
+    }
+}
+
+/* TCP retransmissions of a connection over its life, read before it is
+   closed; Unix sockets have none to tell. */
+static void count_retransmits(struct worker *w, const struct bench_conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (w->shared->addr.ss.ss_family == AF_UNIX ||
+        getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return;
+    w->retransmits += ti.tcpi_total_retrans;
+    w->retrans_known++;
+}
+
+/* Messages still unanswered when the run ends waited at least until then:
+   their latency is charged up to the end, so that a server that stopped
+   answering shows in the maximum and the high percentiles. */
+static void count_outstanding(struct worker *w)
+{
+    const struct bench_shared *s = w->shared;
+    for (unsigned i = 0; i < w->n_conns; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (c->state != CONN_OPEN)
+            continue;
+        if (s->opt->rate != 0) {
+            w->scheduled += c->released;
+            w->unsent += c->released - c->sent / s->opt->size;
+        }
+        for (uint64_t k = c->completed; k < c->released; k++) {
+            uint64_t due = msg_due(c, k);
+            uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
+            note_wait(w, wait);
+            histogram_record(&w->hist, wait);
+            w->outstanding++;
+        }
     }
 }
 
@@ -306,7 +302,11 @@ static void connect_failed(struct bench_conn *c, int err)
 {
     struct worker *w = c->w;
     w->connect_failures++;
-    if (w->first_error[0] == '\0')
+    if (w->first_error[0] == '\0' && err == ETIMEDOUT)
+        snprintf(w->first_error, sizeof w->first_error,
+                 "conn %u: connect: not connected within --connect-timeout %.3g s", c->id,
+                 (double)w->shared->opt->connect_timeout_us / 1e6);
+    else if (w->first_error[0] == '\0')
         snprintf(w->first_error, sizeof w->first_error, "conn %u: connect: %s", c->id,
                  strerror(err));
     conn_close(c);
@@ -327,6 +327,7 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
             return;
         }
         c->state = CONN_OPEN;
+        atomic_fetch_add_explicit(&c->w->shared->connects_ok, 1, memory_order_relaxed);
         connect_done(c);
         /* Reading from the start catches a server that closes at once. */
         conn_set_mask(c, c->w->shared->opt->never_read && !c->idle ? 0 : IOMUX_READ);
@@ -342,8 +343,21 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
 
 static void start_connect(struct bench_conn *c)
 {
-    int rc = iomux_tcp_connect(&c->w->shared->addr, &c->fd);
+    const struct bench_shared *s = c->w->shared;
+    int rc = iomux_tcp_connect(&s->addr, &c->fd);
+    const char *what = NULL;
+    if ((rc == 0 || rc == -EINPROGRESS) && s->tune) {
+        int trc = sock_tuning_apply(c->fd, &s->tuning, &what);
+        if (trc < 0) {
+            close(c->fd);
+            rc = trc;
+        }
+    }
     if (rc < 0 && rc != -EINPROGRESS) {
+        struct worker *w = c->w;
+        if (what != NULL && w->first_error[0] == '\0')
+            snprintf(w->first_error, sizeof w->first_error, "conn %u: %s: %s", c->id, what,
+                     strerror(-rc));
         c->fd = -1;
         connect_failed(c, -rc);
         return;
@@ -382,6 +396,8 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     w->id_stride = id_stride;
     w->never_read_min = UINT64_MAX;
     histogram_init(&w->hist);
+    histogram_init(&w->lag);
+    w->wake.fd = -1;
     unsigned total = n_conns + n_idle;
     w->conns = calloc(total ? total : 1, sizeof *w->conns);
     uint64_t *slots = calloc((size_t)(n_conns ? n_conns : 1) * o->depth, sizeof *slots);
@@ -391,7 +407,7 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         w->conns = NULL;
         return -ENOMEM;
     }
-    uint64_t interval = o->rate ? (uint64_t)shared->total_conns * 1000000000u / o->rate : 0;
+    uint64_t interval = shared->interval_ns;
     for (unsigned i = 0; i < total; i++) {
         struct bench_conn *c = &w->conns[i];
         c->w = w;
@@ -447,7 +463,7 @@ static void start_traffic(struct worker *w, uint64_t now)
 static uint64_t release_due(struct worker *w, uint64_t now)
 {
     const struct bench_shared *s = w->shared;
-    uint64_t interval = (uint64_t)s->total_conns * 1000000000u / s->opt->rate;
+    uint64_t interval = s->interval_ns;
     uint64_t next = UINT64_MAX;
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct bench_conn *c = &w->conns[i];
@@ -456,6 +472,8 @@ static uint64_t release_due(struct worker *w, uint64_t now)
         uint64_t due = s->t_start_ns + c->phase_ns + c->released * interval;
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
+            if (due >= s->t_measure_ns)
+                histogram_record(&w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
             due += interval;
@@ -470,7 +488,8 @@ static uint64_t release_due(struct worker *w, uint64_t now)
 }
 
 /* Milliseconds the loop may sleep before `deadline`: rounded down, so the
-   loop wakes early and then polls (timeout 0) for the last fraction. */
+   loop wakes early and then polls (timeout 0) for the last fraction; the
+   open loop's due times have a timer of their own (wake.h) instead. */
 static int wait_ms(uint64_t now, uint64_t deadline, int cap)
 {
     if (deadline <= now)
@@ -507,6 +526,8 @@ void *worker_main(void *arg)
             start_connect(&w->conns[w->n_started++]);
         }
         if (!w->started && atomic_load_explicit(&s->go, memory_order_acquire)) {
+            if (o->rate != 0)
+                (void)wake_open(&w->wake, w->loop); /* else: poll, as wake.h says */
             start_traffic(w, now);
         }
         if (w->started) {
@@ -516,7 +537,9 @@ void *worker_main(void *arg)
             uint64_t deadline = s->t_end_ns;
             if (o->rate != 0) {
                 uint64_t next = release_due(w, now);
-                if (next < deadline)
+                /* Without the timer, wait_ms() rounds down and the last
+                   millisecond before `next` is polled. */
+                if (next < deadline && wake_arm(&w->wake, next) < 0)
                     deadline = next;
             }
             timeout = wait_ms(now, deadline, 100);
@@ -531,6 +554,8 @@ void *worker_main(void *arg)
         atomic_store_explicit(&w->progress_messages, w->messages, memory_order_relaxed);
     }
     worker_cpu_close(w);
+    if (w->started && !o->never_read)
+        count_outstanding(w);
     for (unsigned i = 0; i < total; i++) {
         struct bench_conn *c = &w->conns[i];
         if (o->never_read && !c->idle && c->state == CONN_OPEN) {
@@ -540,8 +565,11 @@ void *worker_main(void *arg)
                 w->never_read_max = c->sent;
             w->never_read_sum += c->sent;
         }
+        if (!c->idle && c->state == CONN_OPEN)
+            count_retransmits(w, c);
         conn_close(c);
     }
+    wake_close(&w->wake);
     iomux_loop_free(w->loop);
     w->loop = NULL;
     return NULL;

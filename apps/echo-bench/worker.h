@@ -16,6 +16,8 @@
 #include "bench_args.h"
 #include "histogram.h"
 #include "pattern.h"
+#include "sockopt.h"
+#include "wake.h"
 
 /* What main() tells the workers. The timeline is written once, before
    `go` is set (release); workers read it after seeing `go` (acquire). */
@@ -24,7 +26,11 @@ struct bench_shared {
     const struct pattern *pattern;
     struct iomux_addr addr;
     unsigned total_conns;      /* traffic connections over all workers */
+    uint64_t interval_ns;      /* open loop: between one connection's messages */
+    struct sock_tuning tuning; /* what to set on each socket (bench_tuning()) */
+    int tune;                  /* 0: nothing to set, no system call */
     atomic_uint connects_done; /* connects finished, well or badly */
+    atomic_uint connects_ok;   /* connects that succeeded */
     atomic_int go;             /* 1: traffic may start (timeline is set) */
     atomic_int abort_run;      /* 1: stop now (a fatal error elsewhere) */
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
@@ -46,8 +52,9 @@ struct worker {
     unsigned id_stride;       /* global ids are first_id + i * id_stride */
     unsigned n_started;       /* connects started (pacing) */
     uint64_t connect_t0_ns;
-    int started; /* traffic started on this worker */
-    int fatal;   /* the worker could not run at all */
+    int started;      /* traffic started on this worker */
+    struct wake wake; /* open loop: wakes the loop at the next due time */
+    int fatal;        /* the worker could not run at all */
 
     /* Results, owned by the worker; main() reads them after the join. */
     struct histogram hist;
@@ -56,6 +63,16 @@ struct worker {
     uint64_t errors;
     uint64_t connect_failures;
     uint64_t idle_closed; /* idle connections the server closed */
+    uint64_t outstanding; /* messages sent and still unanswered at the end */
+    uint64_t timed_out;   /* messages that waited longer than --timeout */
+    uint64_t max_wait_ns; /* the longest wait, answered or not, whole run */
+    /* Open loop: how late each message due in the window was released for
+       sending, and the messages due that the sockets had not taken. */
+    struct histogram lag;
+    uint64_t scheduled; /* messages released over the whole run */
+    uint64_t unsent;
+    uint64_t retransmits;   /* TCP_INFO tcpi_total_retrans, summed at the end */
+    unsigned retrans_known; /* connections whose TCP_INFO was read */
     uint64_t never_read_min, never_read_max, never_read_sum; /* bytes taken */
     /* --udp (udp_worker.c) */
     struct udp_flow *flows;
@@ -91,6 +108,10 @@ void worker_verror(struct worker *w, const char *fmt, va_list ap);
 /* Creates w->loop with the --backend option. On failure it records a fatal
    error, stops the whole run and returns -1. */
 int worker_open_loop(struct worker *w);
+
+/* Fills shared->tuning and ->tune from the options: TCP_NODELAY "on" is
+   what iomux_tcp_connect() sets already, so it costs no call here. */
+void bench_tuning(struct bench_shared *shared);
 
 /* Thread body: connects, waits for `go`, runs until t_end, closes all. */
 void *worker_main(void *arg);
