@@ -54,7 +54,8 @@ static void test_client_defaults(void)
     CHECK_EQ_INT(o.sockets, 2);
     CHECK_EQ_U64(o.delay_us, 0);
     CHECK_EQ_U64(o.timeout_us, 10000000);
-    CHECK(o.backend == NULL);
+    CHECK_EQ_INT(o.backend, CLIENT_BACKEND_AUTO);
+    CHECK(client_backend_name(&o) == NULL);
     CHECK_EQ_INT(o.quiet, 0);
     if (CHECK_EQ_U64(o.n_parts, 3)) {
         CHECK_STR(o.parts[0], "This is the message. ");
@@ -92,7 +93,8 @@ static void test_client_forms(void)
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w1), CLIENT_ARGS_OK);
     CHECK_STR(o.connect, "[::1]:7");
     CHECK_EQ_U64(o.timeout_us, 250000);
-    CHECK_STR(o.backend, "poll");
+    CHECK_EQ_INT(o.backend, CLIENT_BACKEND_POLL);
+    CHECK_STR(client_backend_name(&o), "poll");
     CHECK_EQ_INT(o.quiet, 1);
     if (CHECK_EQ_U64(o.n_parts, 1))
         CHECK_STR(o.parts[0], "--not-an-option");

@@ -400,11 +400,11 @@ int client_run(const struct client_options *o, const struct iomux_addr *addr,
         .err = err,
         .errsize = errsize,
     };
-    struct iomux_loop_options lo = {.backend = o->backend};
+    struct iomux_loop_options lo = {.backend = client_backend_name(o)};
     int rc = iomux_loop_new(&c.loop, &lo);
     if (rc < 0) {
         snprintf(err, errsize, "creating the event loop (backend %s): %s",
-                 o->backend != NULL ? o->backend : "auto", strerror(-rc));
+                 lo.backend != NULL ? lo.backend : "auto", strerror(-rc));
         return 1;
     }
     c.conns = calloc(o->sockets, sizeof *c.conns);
