@@ -99,6 +99,10 @@ static void test_client_forms(void)
     if (CHECK_EQ_U64(o.n_parts, 1))
         CHECK_STR(o.parts[0], "--not-an-option");
 
+    const char *w_unix[] = {"--connect", "unix:/run/echo.sock", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_unix), CLIENT_ARGS_OK);
+    CHECK_STR(o.connect, "unix:/run/echo.sock");
+
     const char *w2[] = {"-", NULL};
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w2), CLIENT_ARGS_OK);
     CHECK_EQ_INT(o.parts_from_stdin, 1);
@@ -130,6 +134,7 @@ static void test_client_bad(void)
         {{"--connect-delay", "x", NULL}, "--connect-delay"},
         {{"--timeout", "1s", NULL}, "--timeout"},
         {{"--connect", "nocolon", NULL}, "HOST:PORT"},
+        {{"--connect", "unix:", NULL}, "unix:PATH"},
         {{"--backend", "kqueue", NULL}, "kqueue"},
         {{"--quiet=1", NULL}, "takes no value"},
         {{"--frobnicate", NULL}, "unknown option"},

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -95,15 +96,14 @@ static uint64_t us_to_ms_ceil(uint64_t us)
     return (us + 999) / 1000;
 }
 
-/* Python's repr of a socket address tuple. */
+/* Python's repr of a socket address tuple. A Unix socket's has no name
+   (Python prints ''), so it keeps the "(socket N)" it was given. */
 static void format_sockname(int fd, char *buf, size_t size)
 {
     struct iomux_addr local;
     char host[IOMUX_ADDR_STRLEN];
-    if (iomux_socket_local(fd, &local) != 0 || iomux_addr_host(&local, host, sizeof host) != 0) {
-        snprintf(buf, size, "(fd %d)", fd);
+    if (iomux_socket_local(fd, &local) != 0 || iomux_addr_host(&local, host, sizeof host) != 0)
         return;
-    }
     unsigned port = iomux_addr_port(&local);
     if (local.ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&local.ss;
@@ -390,6 +390,22 @@ static void on_timeout_check(struct iomux_loop *loop, uint64_t id, void *data)
         fail(c, "adding a timer: %s", strerror(-rc));
 }
 
+/* Says why socket k could not be watched; beyond select's FD_SETSIZE,
+   in echod's words, with what to use instead. */
+static void watch_error(struct client *c, const struct conn *k, int rc)
+{
+    unsigned n = (unsigned)(k - c->conns) + 1;
+    if (rc == -ERANGE && strcmp(iomux_loop_backend(c->loop), "select") == 0)
+        fail(c,
+             "watching socket %u: fd %d is beyond what select can watch (FD_SETSIZE %d): "
+             "use --backend poll or epoll",
+             n, k->fd, FD_SETSIZE);
+    else if (rc == -ERANGE)
+        fail(c, "watching socket %u: fd %d is beyond the loop's limit", n, k->fd);
+    else
+        fail(c, "watching socket %u: %s", n, strerror(-rc));
+}
+
 int client_run(const struct client_options *o, const struct iomux_addr *addr,
                const struct client_parts *parts, char *err, size_t errsize)
 {
@@ -431,7 +447,7 @@ int client_run(const struct client_options *o, const struct iomux_addr *addr,
         /* Writability tells that the connect finished, either way. */
         int wrc = iomux_fd_watch(c.loop, k->fd, IOMUX_WRITE, on_event, k);
         if (wrc < 0) {
-            fail(&c, "watching socket %u: %s", i + 1, strerror(-wrc));
+            watch_error(&c, k, wrc);
             close(k->fd);
             k->fd = -1;
         }

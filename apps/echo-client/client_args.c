@@ -24,11 +24,12 @@ static const char *const backend_names[] = {"auto", "epoll", "poll", "select", "
    arithmetic far from overflow. */
 #define MAX_SECONDS 86400
 
-/* HOST:PORT or [IPV6]:PORT; resolving is main()'s job. */
+/* HOST:PORT, [IPV6]:PORT or unix:PATH; resolving is main()'s job. */
 static int parse_connect(void *opts, const char *opt, const char *v, char *err, size_t errsize)
 {
-    if (v[0] == '\0' || strrchr(v, ':') == NULL) {
-        snprintf(err, errsize, "%s: '%s' is not HOST:PORT", opt, v);
+    int is_unix = strncmp(v, "unix:", 5) == 0;
+    if (is_unix ? v[5] == '\0' : v[0] == '\0' || strrchr(v, ':') == NULL) {
+        snprintf(err, errsize, "%s: '%s' is not HOST:PORT or unix:PATH", opt, v);
         return -1;
     }
     ((struct client_options *)opts)->connect = v;
@@ -41,7 +42,7 @@ static const struct cli_spec specs[] = {
      .arg = "HOST:PORT",
      .kind = CLI_CALL,
      .call = parse_connect,
-     .help = "server: HOST:PORT or [IPV6]:PORT",
+     .help = "server: HOST:PORT, [IPV6]:PORT or unix:PATH",
      .def = "localhost:10000"},
     {.name = "sockets",
      .arg = "N",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 
 #include <iomux/loop.h>
 #include <iomux/net.h>
@@ -106,9 +107,15 @@ static int usage_error(const char *reason)
 static int resolve(const struct client_options *o, struct iomux_addr *addr)
 {
     char why[512];
-    int rc = iomux_addr_parse(o->connect, addr);
+    int is_unix = strncmp(o->connect, "unix:", 5) == 0;
+    int rc = is_unix ? iomux_addr_unix(o->connect, addr) : iomux_addr_parse(o->connect, addr);
     if (rc == -EINVAL) {
         snprintf(why, sizeof why, "--connect: '%s' is not HOST:PORT", o->connect);
+        return usage_error(why);
+    }
+    if (rc == -ENAMETOOLONG) {
+        snprintf(why, sizeof why, "--connect: '%s': path too long (at most %zu bytes)", o->connect,
+                 sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
         return usage_error(why);
     }
     if (rc < 0) {
@@ -168,7 +175,9 @@ static int run(const struct client_options *o)
     int rc = resolve(o, &addr);
     if (rc != 0 || (rc = load_parts(o, &parts)) != 0)
         return rc;
-    if (!o->quiet) {
+    if (!o->quiet && strncmp(o->connect, "unix:", 5) == 0) {
+        fprintf(stderr, "connecting to %s\n", o->connect);
+    } else if (!o->quiet) {
         char host[256];
         const char *port;
         split_host_port(o->connect, host, sizeof host, &port);
