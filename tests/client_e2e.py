@@ -11,10 +11,12 @@ import argparse
 import os
 import re
 import resource
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +75,10 @@ def scenario_usage():
                          (['--bogus'], "'--bogus'"), (['--connect', 'nocolon'], 'HOST:PORT'),
                          (['--backend', 'kqueue'], 'kqueue'), (['--quiet=1'], '--quiet'),
                          (['a', '-'], 'only part'), (['--connect', 'unix:'], 'unix:PATH'),
-                         (['--connect', 'unix:/' + 'x' * 200], 'path too long')):
+                         (['--connect', 'unix:/' + 'x' * 200], 'path too long'),
+                         (['--file', '-', 'part'], 'PART'),
+                         (['--file', '-', '--sockets', '2'], '--sockets'),
+                         (['--file', '-', '--delay', '1'], '--delay'), (['--file', ''], '--file')):
         usage_error_ok(args, needle)
     rc, out, err = client('--help')
     check(rc == 0 and out.startswith(b'usage: echo-client') and err == '',
@@ -140,10 +145,172 @@ def scenario_unix():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def scenario_output():
+    """stdout holds what was echoed (the first socket's echo, once), stderr
+    the seed's trace; so the tool composes in a pipeline."""
+    need_echod()
+    with Echod(ARGS.echod, 'poll') as d:
+        address = '127.0.0.1:{}'.format(d.port)
+        for sockets in ('1', '3'):
+            rc, out, err = client('--connect', address, '--sockets', sockets, 'one ', 'two')
+            check(rc == 0, 'exit 0 with {} socket(s)'.format(sockets))
+            check(out == b'one two', 'stdout is exactly the echo, once: {!r}'.format(out))
+            check(err.startswith('connecting to 127.0.0.1 port ') and
+                  err.count("sending b'one '") == int(sockets) and
+                  err.count('closing socket (') == int(sockets), 'stderr has the trace')
+        rc, out, err = client('--connect', address, '--quiet')
+        check(rc == 0 and out == b'This is the message. It will be sent in parts.' and err == '',
+              '--quiet: the echo of the seed\'s parts on stdout, nothing on stderr')
+    with fixture('bad_echo_server.py', 'corrupt', '7') as srv:
+        rc, out, err = client('--connect', srv.address, '--sockets', '1', '--quiet')
+        check(rc == 1 and 'mismatch' in last_line(err), 'a corrupted echo exits 1')
+        check(out == b'This is', 'stdout stops before the wrong byte: {!r}'.format(out))
+
+
+def scenario_file():
+    """--file FILE and --file -: one stream, echoed byte-exact to stdout,
+    with memory that does not grow with the file."""
+    need_echod()
+    tmp = tempfile.mkdtemp(prefix='echo-client-file-')
+    try:
+        data = os.urandom(5 * 1024 * 1024)
+        path = os.path.join(tmp, 'random')
+        with open(path, 'wb') as f:
+            f.write(data)
+        empty = os.path.join(tmp, 'empty')
+        open(empty, 'wb').close()
+        with Echod(ARGS.echod, 'poll') as d:
+            address = '127.0.0.1:{}'.format(d.port)
+            rc, out, err = client('--connect', address, '--file', path)
+            check(rc == 0, '--file of 5 MiB exits 0')
+            check(out == data, '5 MiB echoed byte-exact on stdout ({} bytes)'.format(len(out)))
+            check(re.search(r"^\('127\.0\.0\.1', \d+\): sending {} as one stream\n"
+                            r"\('127\.0\.0\.1', \d+\): 5242880 bytes sent, echoed identically\n"
+                            .format(re.escape(path)), err, re.M) is not None,
+                  'the trace says what was sent and that it came back')
+            rc, out, err = client('--connect', address, '--file', '-', '--quiet',
+                                  stdin_data=data)
+            check(rc == 0 and out == data and err == '', '--file - echoes stdin byte-exact')
+            rc, out, err = client('--connect', address, '--file', empty)
+            check(rc == 0 and out == b'' and '0 bytes sent, echoed identically' in err,
+                  'an empty file: exit 0, nothing on stdout')
+            file_memory(address)
+            file_interactive(address)
+        rc, out, err = client('--connect', address, '--file', os.path.join(tmp, 'none'))
+        check(rc == 1 and last_line(err) == 'echo-client: opening {}: {}'.format(
+            os.path.join(tmp, 'none'), os.strerror(2)), 'a missing file: one clear line')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def vm_hwm_kib(pid):
+    with open('/proc/{}/status'.format(pid)) as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1])
+    return 0
+
+
+def file_memory(address):
+    """16 MiB through --file - with memory that does not grow with it: the
+    peak RSS after 15 MiB is within 4 MiB of the peak after 1 MiB. Read
+    while the client is alive: it cannot finish while its stdout (ours,
+    read slowly here) still holds back the rest."""
+    size = 16 * 1024 * 1024
+    p = subprocess.Popen([ARGS.client, '--connect', address, '--file', '-', '--quiet'],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def feed():
+        try:
+            chunk = bytes(range(256)) * 4096
+            for _ in range(size // len(chunk)):
+                p.stdin.write(chunk)
+            p.stdin.close()
+        except OSError:
+            pass
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    got, peaks = 0, {}
+    try:
+        while got < size:
+            chunk = p.stdout.read1(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+            for mib in (1, 15):
+                if mib not in peaks and got >= mib * 1024 * 1024:
+                    peaks[mib] = vm_hwm_kib(p.pid)
+        rc = p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    writer.join(5)
+    check(rc == 0 and got == size, '16 MiB through stdin exit 0 ({}, {} bytes)'.format(rc, got))
+    print('peak RSS: {} KiB after 1 MiB, {} KiB after 15 MiB'.format(peaks.get(1), peaks.get(15)),
+          file=sys.stderr)
+    check(len(peaks) == 2 and peaks[15] - peaks[1] < 4096,
+          'memory does not grow with the stream ({})'.format(peaks))
+
+
+def file_interactive(address):
+    """--file - from a pipe is streamed: the first line comes back before
+    the second is written, and waiting on our own input is not a timeout."""
+    p = subprocess.Popen([ARGS.client, '--connect', address, '--file', '-', '--timeout', '0.5',
+                          '--quiet'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b'hello\n')
+        p.stdin.flush()
+        got = b''
+        deadline = time.monotonic() + 10
+        while got != b'hello\n' and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], deadline - time.monotonic())[0]:
+                chunk = os.read(p.stdout.fileno(), 100)
+                if not chunk:
+                    break
+                got += chunk
+        check(got == b'hello\n', 'the first line is echoed before the input ends: {!r}'.format(got))
+        time.sleep(0.8)  # longer than --timeout: the wait is on our input, not the server
+        out, err = p.communicate(b'world\n', timeout=20)
+        check(p.returncode == 0 and out == b'world\n',
+              'the rest follows, exit 0 ({}, {!r}, {!r})'.format(p.returncode, out, err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def scenario_file_bad():
+    """--file against servers that corrupt or cut the echo: exit 1 with the
+    byte offset, and stdout holds only what came back right."""
+    data = os.urandom(5 * 1024 * 1024)
+    with fixture('bad_echo_server.py', 'corrupt', '1000000') as srv:
+        rc, out, err = client('--connect', srv.address, '--file', '-', '--quiet',
+                              stdin_data=data)
+        check(rc == 1, 'a corrupted byte exits 1')
+        check(re.fullmatch(r"echo-client: \('127\.0\.0\.1', \d+\): echo differs at byte 1000000 "
+                           r"of the stream: sent 0x{:02x}, received 0x{:02x}".format(
+                               data[1000000], data[1000000] ^ 0xff), last_line(err)) is not None,
+              'the line names the offset and both bytes: ' + last_line(err))
+        check(out == data[:1000000], 'stdout holds the 1,000,000 right bytes ({})'.format(len(out)))
+    with fixture('bad_echo_server.py', 'close', '300000') as srv:
+        rc, out, err = client('--connect', srv.address, '--file', '-', '--quiet',
+                              stdin_data=data)
+        m = re.search(r'short echo, it ends at byte (\d+) of the stream', last_line(err))
+        check(rc == 1 and m is not None, 'an early close exits 1, a short echo: ' + last_line(err))
+        check(m is not None and len(out) == int(m.group(1)) and out == data[:len(out)]
+              and len(out) <= 300000,
+              'stdout holds the bytes echoed before the close ({} bytes)'.format(len(out)))
+
+
 SCENARIOS = {
     'usage': scenario_usage,
     'select-limit': scenario_select_limit,
     'unix': scenario_unix,
+    'output': scenario_output,
+    'file': scenario_file,
+    'file-bad': scenario_file_bad,
 }
 
 

@@ -103,6 +103,15 @@ static void test_client_forms(void)
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_unix), CLIENT_ARGS_OK);
     CHECK_STR(o.connect, "unix:/run/echo.sock");
 
+    const char *w_file[] = {"--file", "data.bin", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_file), CLIENT_ARGS_OK);
+    CHECK_STR(o.file, "data.bin");
+    CHECK_EQ_INT(o.sockets, 1);
+    const char *w_stdin[] = {"--file", "-", "--sockets", "1", "--connect-delay", "0.5", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_stdin), CLIENT_ARGS_OK);
+    CHECK_STR(o.file, "-");
+    CHECK_EQ_U64(o.connect_delay_us, 500000);
+
     const char *w2[] = {"-", NULL};
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w2), CLIENT_ARGS_OK);
     CHECK_EQ_INT(o.parts_from_stdin, 1);
@@ -117,7 +126,7 @@ static void test_client_forms(void)
 static void test_client_bad(void)
 {
     static const struct {
-        const char *words[4];
+        const char *words[6];
         const char *needle; /* must appear in the one-line reason */
     } cases[] = {
         {{"--sockets", "0", NULL}, "--sockets"},
@@ -141,6 +150,11 @@ static void test_client_bad(void)
         {{"-x", NULL}, "unknown option"},
         {{"", NULL}, "empty"},
         {{"a", "-", NULL}, "only part"},
+        {{"--file", "f", "part", NULL}, "PART does not apply"},
+        {{"--file", "f", "--sockets", "2", NULL}, "--sockets does not apply"},
+        {{"--file", "f", "--delay", "1", NULL}, "--delay does not apply"},
+        {{"--file", "", NULL}, "--file"},
+        {{"--file", NULL}, "needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct client_options o;

@@ -2,8 +2,8 @@
 /*
  * client_args.c - echo-client's options, declared once in `specs`: the
  * table drives both the parser and --help (opts.h). What a table cannot
- * say (an available backend, '-' as the only part) is checked after
- * parsing.
+ * say (an available backend, --file against parts and --sockets, '-' as
+ * the only part) is checked after parsing.
  */
 #include "client_args.h"
 
@@ -42,7 +42,7 @@ static const struct cli_spec specs[] = {
      .arg = "HOST:PORT",
      .kind = CLI_CALL,
      .call = parse_connect,
-     .help = "server: HOST:PORT, [IPV6]:PORT or unix:PATH",
+     .help = "server: HOST:PORT, [IPV6]:PORT or\nunix:PATH",
      .def = "localhost:10000"},
     {.name = "sockets",
      .arg = "N",
@@ -50,7 +50,7 @@ static const struct cli_spec specs[] = {
      .field = F(sockets),
      .min = 1,
      .max = 10000,
-     .help = "connections, 1..10000",
+     .help = "connections, 1..10000; --file uses 1",
      .def = "2"},
     {.name = "delay",
      .arg = "SECONDS",
@@ -73,6 +73,12 @@ static const struct cli_spec specs[] = {
      .max = MAX_SECONDS,
      .help = "give up after this long without progress;\n0: never",
      .def = "10"},
+    {.name = "file",
+     .arg = "FILE",
+     .kind = CLI_STRING,
+     .field = F(file),
+     .help = "send FILE ('-': standard input) as one stream\non one socket instead of parts, "
+             "half-close,\nand check the whole echo"},
     {.name = "backend",
      .arg = "NAME",
      .kind = CLI_CHOICE,
@@ -93,20 +99,42 @@ static const struct cli_spec specs[] = {
 void client_usage(FILE *out)
 {
     fputs("usage: echo-client [OPTION]... [PART...]\n"
+          "       echo-client [OPTION]... --file FILE\n"
           "Sends each PART over every socket and reads its whole echo back before the\n"
-          "next part; exits 0 when every byte came back identical, 1 otherwise (one line\n"
-          "says why), 2 on a bad command line.\n",
+          "next part, or with --file one stream on one socket, as nc does; exits 0 when\n"
+          "every byte came back identical, 1 otherwise (one line says why), 2 on a bad\n"
+          "command line.\n",
           out);
     cli_usage(out, specs);
     fputs("  PART                     default: the seed's three parts; '-' alone\n"
           "                           reads parts from stdin, one per line\n"
-          "The trace goes to standard error, in the seed's words.\n",
+          "Output: standard output gets exactly the bytes echoed (on the first socket;\n"
+          "with --file, the stream), so the tool composes in a pipeline; the trace in\n"
+          "the seed's words (connecting, sending, received, closing) and errors go to\n"
+          "standard error.\n",
           out);
 }
 
 const char *client_backend_name(const struct client_options *o)
 {
     return o->backend == CLIENT_BACKEND_AUTO ? NULL : backend_names[o->backend];
+}
+
+/* --file sends one stream on one socket: parts, --delay and more sockets
+   have no meaning there. */
+static int check_file(struct client_options *o, const bool *given, size_t n_operands, char *err,
+                      size_t errsize)
+{
+    const char *clash = n_operands > 0                                         ? "PART"
+                        : cli_given(specs, given, "delay")                     ? "--delay"
+                        : o->sockets > 1 && cli_given(specs, given, "sockets") ? "--sockets"
+                                                                               : NULL;
+    if (clash != NULL) {
+        snprintf(err, errsize, "--file sends one stream on one socket: %s does not apply", clash);
+        return CLIENT_ARGS_ERROR;
+    }
+    o->sockets = 1;
+    return CLIENT_ARGS_OK;
 }
 
 static int set_parts(struct client_options *o, const char **store, size_t n, char *err,
@@ -145,5 +173,7 @@ int client_args_parse(int argc, char **argv, struct client_options *o, const cha
     if (o->backend != CLIENT_BACKEND_AUTO &&
         cli_check_backend(client_backend_name(o), err, errsize) < 0)
         return CLIENT_ARGS_ERROR;
+    if (o->file != NULL)
+        return check_file(o, given, operands.count, err, errsize);
     return set_parts(o, parts_store, operands.count, err, errsize);
 }

@@ -23,13 +23,14 @@ enum client_backend {
 };
 
 struct client_options {
-    const char *connect;       /* "HOST:PORT" as given (borrowed from argv) */
+    const char *connect;       /* "HOST:PORT" or "unix:PATH" as given (borrowed from argv) */
     unsigned sockets;          /* connections, each sends every part */
     uint64_t delay_us;         /* pause between parts */
     uint64_t connect_delay_us; /* pause after connecting, before part 1 */
     uint64_t timeout_us;       /* give up after this long without progress */
     int backend;               /* enum client_backend */
     bool quiet;                /* no trace on stderr, only errors */
+    const char *file;          /* --file: a path, or "-" for stdin; NULL: parts */
     bool parts_from_stdin;     /* "-" was the only part */
     const char *const *parts;  /* the parts to send; borrowed from argv, or
                                   the built-in defaults; NULL from stdin */

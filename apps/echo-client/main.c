@@ -6,11 +6,13 @@
  * the options, reads parts from stdin when asked, and runs client.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <iomux/loop.h>
 #include <iomux/net.h>
@@ -168,12 +170,25 @@ static int load_parts(const struct client_options *o, struct loaded_parts *p)
     return 0;
 }
 
+/* --file: standard input, or the file opened; 0, or the exit status. */
+static int open_input(const struct client_options *o, int *fd)
+{
+    *fd = strcmp(o->file, "-") == 0 ? STDIN_FILENO : open(o->file, O_RDONLY | O_CLOEXEC);
+    if (*fd >= 0)
+        return 0;
+    fprintf(stderr, "%s: opening %s: %s\n", progname, o->file, strerror(errno));
+    return 1;
+}
+
 static int run(const struct client_options *o)
 {
     struct iomux_addr addr;
-    struct loaded_parts parts;
+    struct loaded_parts parts = {0};
+    int input = -1;
     int rc = resolve(o, &addr);
-    if (rc != 0 || (rc = load_parts(o, &parts)) != 0)
+    if (rc == 0)
+        rc = o->file != NULL ? open_input(o, &input) : load_parts(o, &parts);
+    if (rc != 0)
         return rc;
     if (!o->quiet && strncmp(o->connect, "unix:", 5) == 0) {
         fprintf(stderr, "connecting to %s\n", o->connect);
@@ -185,9 +200,11 @@ static int run(const struct client_options *o)
     }
     fit_nofile(o->sockets);
     char err[512];
-    rc = client_run(o, &addr, &parts.view, err, sizeof err);
+    rc = client_run(o, &addr, o->file != NULL ? NULL : &parts.view, input, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "%s: %s\n", progname, err);
+    if (input > STDIN_FILENO)
+        close(input);
     unload_parts(&parts);
     return rc == 0 ? 0 : 1;
 }
