@@ -8,11 +8,14 @@
 # directory); every wait is bounded; only processes started here are
 # stopped, by their PID. Exit 0 = pass, 1 = fail, 77 = skipped.
 import argparse
+import ctypes
+import errno
 import os
 import re
 import resource
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -78,7 +81,9 @@ def scenario_usage():
                          (['--connect', 'unix:/' + 'x' * 200], 'path too long'),
                          (['--file', '-', 'part'], 'PART'),
                          (['--file', '-', '--sockets', '2'], '--sockets'),
-                         (['--file', '-', '--delay', '1'], '--delay'), (['--file', ''], '--file')):
+                         (['--file', '-', '--delay', '1'], '--delay'), (['--file', ''], '--file'),
+                         (['--nodelay', 'maybe'], 'off, on'), (['--tos', '256'], '--tos'),
+                         (['--sndbuf', '0'], '--sndbuf'), (['--rcvbuf', '2G'], '--rcvbuf')):
         usage_error_ok(args, needle)
     rc, out, err = client('--help')
     check(rc == 0 and out.startswith(b'usage: echo-client') and err == '',
@@ -304,6 +309,103 @@ def scenario_file_bad():
               'stdout holds the bytes echoed before the close ({} bytes)'.format(len(out)))
 
 
+def client_sockets(pid, port, libc):
+    """echo-client's TCP sockets to `port`, duplicated into this process
+    with pidfd_getfd(2) so their options can be read back."""
+    socks = []
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir('/proc/{}/fd'.format(pid)):
+            try:
+                if not os.readlink('/proc/{}/fd/{}'.format(pid, name)).startswith('socket:'):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)  # SYS_pidfd_getfd
+            if fd < 0:
+                e = ctypes.get_errno()
+                if e in (errno.EPERM, errno.ENOSYS, errno.EACCES):
+                    raise Skip('pidfd_getfd: {}'.format(os.strerror(e)))
+                continue
+            s = socket.socket(fileno=fd)
+            try:
+                if s.family == socket.AF_INET and s.getpeername()[1] == port:
+                    socks.append(s)
+                    continue
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    return socks
+
+
+def read_back(address, port, extra, sockets=2):
+    """Runs echo-client with `extra` options, pausing after it connects, and
+    returns each socket's (TCP_NODELAY, SO_SNDBUF, SO_RCVBUF, IP_TOS)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    p = subprocess.Popen([ARGS.client, '--connect', address, '--sockets', str(sockets),
+                          '--connect-delay', '3', '--quiet'] + extra,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    got = []
+    try:
+        deadline = time.monotonic() + 10
+        while p.poll() is None and time.monotonic() < deadline:
+            socks = client_sockets(p.pid, port, libc)
+            if len(socks) == sockets:
+                got = [(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                        s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                        s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+                        s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)) for s in socks]
+            for s in socks:
+                s.close()
+            if got:
+                break
+            time.sleep(0.02)
+        _, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0 and err == b'', '{}: exit 0 ({}, {!r})'.format(extra, p.returncode,
+                                                                           err))
+    check(len(got) == sockets, '{}: {} sockets read back ({})'.format(extra, sockets, len(got)))
+    print('{}: {}'.format(extra, got), file=sys.stderr)
+    return got
+
+
+def scenario_sockopts():
+    """--nodelay, --sndbuf, --rcvbuf and --tos, read back from every socket
+    of a running echo-client."""
+    need_echod()
+    with open('/proc/sys/net/core/wmem_max') as f:
+        wmem_max = int(f.read())
+    with open('/proc/sys/net/core/rmem_max') as f:
+        rmem_max = int(f.read())
+    with Echod(ARGS.echod, 'poll') as d:
+        address = '127.0.0.1:{}'.format(d.port)
+        for nodelay, _, _, tos in read_back(address, d.port, []):
+            check(nodelay == 1 and tos == 0, 'by default TCP_NODELAY is on, TOS 0')
+        # Linux doubles the size asked for, after capping it at *mem_max.
+        want = (0, 2 * min(32768, wmem_max), 2 * min(49152, rmem_max), 40)
+        for opts in read_back(address, d.port, ['--nodelay', 'off', '--sndbuf', '32K',
+                                                '--rcvbuf', '49152', '--tos', '40'], sockets=3):
+            check(opts == want, 'every socket has {} (read {})'.format(want, opts))
+        for nodelay, _, _, tos in read_back(address, d.port, ['--nodelay', 'on', '--tos', '0']):
+            check(nodelay == 1 and tos == 0, '--nodelay on --tos 0')
+    # On a Unix socket the TCP and IP options do not apply: not an error.
+    tmp = tempfile.mkdtemp(prefix='echo-client-sockopt-')
+    try:
+        path = os.path.join(tmp, 'echo.sock')
+        with Echod(ARGS.echod, 'poll', listen='unix:' + path, quiet=False) as d:
+            d.wait_stderr(r'listening on unix:')
+            rc, out, err = client('--connect', 'unix:' + path, '--nodelay', 'off', '--tos', '40',
+                                  '--sndbuf', '64K', '--quiet', 'x')
+            check(rc == 0 and out == b'x', 'TCP and IP options are skipped on a Unix socket')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 SCENARIOS = {
     'usage': scenario_usage,
     'select-limit': scenario_select_limit,
@@ -311,6 +413,7 @@ SCENARIOS = {
     'output': scenario_output,
     'file': scenario_file,
     'file-bad': scenario_file_bad,
+    'sockopts': scenario_sockopts,
 }
 
 

@@ -53,7 +53,7 @@ set(client_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/client_e2e.py
 if(TARGET echod)
   list(APPEND client_e2e --echod $<TARGET_FILE:echod>)
 endif()
-foreach(scenario usage select-limit unix output file file-bad)
+foreach(scenario usage select-limit unix output file file-bad sockopts)
   add_test(NAME client.${scenario} COMMAND ${client_e2e} ${scenario})
   set_tests_properties(client.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
 endforeach()

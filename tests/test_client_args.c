@@ -57,6 +57,10 @@ static void test_client_defaults(void)
     CHECK_EQ_INT(o.backend, CLIENT_BACKEND_AUTO);
     CHECK(client_backend_name(&o) == NULL);
     CHECK_EQ_INT(o.quiet, 0);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_ON);
+    CHECK_EQ_U64(o.tuning.sndbuf, 0);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 0);
+    CHECK_EQ_INT(o.tuning.tos, 0);
     if (CHECK_EQ_U64(o.n_parts, 3)) {
         CHECK_STR(o.parts[0], "This is the message. ");
         CHECK_STR(o.parts[1], "It will be sent ");
@@ -112,6 +116,14 @@ static void test_client_forms(void)
     CHECK_STR(o.file, "-");
     CHECK_EQ_U64(o.connect_delay_us, 500000);
 
+    const char *w_sock[] = {"--nodelay", "off",   "--sndbuf", "1M", "--rcvbuf",
+                            "65536",     "--tos", "184",      NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_sock), CLIENT_ARGS_OK);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_OFF);
+    CHECK_EQ_U64(o.tuning.sndbuf, 1048576);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 65536);
+    CHECK_EQ_INT(o.tuning.tos, 184);
+
     const char *w2[] = {"-", NULL};
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w2), CLIENT_ARGS_OK);
     CHECK_EQ_INT(o.parts_from_stdin, 1);
@@ -155,6 +167,11 @@ static void test_client_bad(void)
         {{"--file", "f", "--delay", "1", NULL}, "--delay does not apply"},
         {{"--file", "", NULL}, "--file"},
         {{"--file", NULL}, "needs a value"},
+        {{"--nodelay", "yes", NULL}, "not one of: off, on"},
+        {{"--tos", "256", NULL}, "--tos"},
+        {{"--tos", "0x10", NULL}, "--tos"},
+        {{"--sndbuf", "0", NULL}, "--sndbuf"},
+        {{"--rcvbuf", "2G", NULL}, "--rcvbuf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct client_options o;

@@ -423,9 +423,15 @@ int client_output(struct client *c, const void *buf, size_t n)
     return 0;
 }
 
-/* Starts every connect at once; the loop tells when each is done. */
+/* Starts every connect at once; the loop tells when each is done. Socket
+   options are set only when asked for: no system call otherwise. */
 static void connect_all(struct client *c)
 {
+    c->tuning = c->opt->tuning;
+    if (c->tuning.nodelay == SOCK_NODELAY_ON)
+        c->tuning.nodelay = SOCK_NODELAY_KEEP; /* iomux_tcp_connect() set it */
+    c->tune = c->tuning.nodelay != SOCK_NODELAY_KEEP || c->tuning.sndbuf || c->tuning.rcvbuf ||
+              c->tuning.tos;
     for (unsigned i = 0; i < c->opt->sockets && !c->failed; i++) {
         struct conn *k = &c->conns[i];
         int rc = iomux_tcp_connect(c->addr, &k->fd);
@@ -435,6 +441,13 @@ static void connect_all(struct client *c)
             return;
         }
         snprintf(k->name, sizeof k->name, "(socket %u)", i + 1);
+        const char *what = "";
+        if (c->tune && (rc = sock_tuning_apply(k->fd, &c->tuning, &what)) < 0) {
+            client_fail(c, "socket %u: setting %s: %s", i + 1, what, strerror(-rc));
+            close(k->fd);
+            k->fd = -1;
+            return;
+        }
         /* Writability tells that the connect finished, either way. */
         rc = iomux_fd_watch(c->loop, k->fd, IOMUX_WRITE, on_event, k);
         if (rc < 0) {

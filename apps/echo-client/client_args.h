@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "opts.h"
+#include "sockopt.h"
 
 /* --backend; the index into client_backend_names. */
 enum client_backend {
@@ -31,6 +32,7 @@ struct client_options {
     int backend;               /* enum client_backend */
     bool quiet;                /* no trace on stderr, only errors */
     const char *file;          /* --file: a path, or "-" for stdin; NULL: parts */
+    struct sock_tuning tuning; /* --nodelay, --sndbuf, --rcvbuf, --tos */
     bool parts_from_stdin;     /* "-" was the only part */
     const char *const *parts;  /* the parts to send; borrowed from argv, or
                                   the built-in defaults; NULL from stdin */

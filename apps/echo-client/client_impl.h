@@ -13,6 +13,7 @@
 #include <iomux/loop.h>
 
 #include "client.h"
+#include "sockopt.h"
 
 struct conn {
     struct client *client;
@@ -60,6 +61,8 @@ struct client {
     int failed;
     uint64_t last_progress_ms;
     struct stream stream;
+    struct sock_tuning tuning; /* what to set on each socket, beyond iomux_tcp_connect's */
+    int tune;                  /* whether there is anything in it */
     char *err;
     size_t errsize;
 };
