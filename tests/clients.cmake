@@ -66,3 +66,15 @@ if(TARGET echod)
   bench_e2e_test(bench.unix unix)
   bench_e2e_test(bench.sockopts sockopts)
 endif()
+
+# echo-client on its own: its usage errors, output, limits, --file streams
+# and socket options (tests/client_e2e.py).
+set(client_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/client_e2e.py
+    --client $<TARGET_FILE:echo-client> --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+if(TARGET echod)
+  list(APPEND client_e2e --echod $<TARGET_FILE:echod>)
+endif()
+foreach(scenario usage select-limit unix output file file-bad sockopts)
+  add_test(NAME client.${scenario} COMMAND ${client_e2e} ${scenario})
+  set_tests_properties(client.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
+endforeach()

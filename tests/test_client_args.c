@@ -54,8 +54,13 @@ static void test_client_defaults(void)
     CHECK_EQ_INT(o.sockets, 2);
     CHECK_EQ_U64(o.delay_us, 0);
     CHECK_EQ_U64(o.timeout_us, 10000000);
-    CHECK(o.backend == NULL);
+    CHECK_EQ_INT(o.backend, CLIENT_BACKEND_AUTO);
+    CHECK(client_backend_name(&o) == NULL);
     CHECK_EQ_INT(o.quiet, 0);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_ON);
+    CHECK_EQ_U64(o.tuning.sndbuf, 0);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 0);
+    CHECK_EQ_INT(o.tuning.tos, 0);
     if (CHECK_EQ_U64(o.n_parts, 3)) {
         CHECK_STR(o.parts[0], "This is the message. ");
         CHECK_STR(o.parts[1], "It will be sent ");
@@ -92,10 +97,32 @@ static void test_client_forms(void)
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w1), CLIENT_ARGS_OK);
     CHECK_STR(o.connect, "[::1]:7");
     CHECK_EQ_U64(o.timeout_us, 250000);
-    CHECK_STR(o.backend, "poll");
+    CHECK_EQ_INT(o.backend, CLIENT_BACKEND_POLL);
+    CHECK_STR(client_backend_name(&o), "poll");
     CHECK_EQ_INT(o.quiet, 1);
     if (CHECK_EQ_U64(o.n_parts, 1))
         CHECK_STR(o.parts[0], "--not-an-option");
+
+    const char *w_unix[] = {"--connect", "unix:/run/echo.sock", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_unix), CLIENT_ARGS_OK);
+    CHECK_STR(o.connect, "unix:/run/echo.sock");
+
+    const char *w_file[] = {"--file", "data.bin", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_file), CLIENT_ARGS_OK);
+    CHECK_STR(o.file, "data.bin");
+    CHECK_EQ_INT(o.sockets, 1);
+    const char *w_stdin[] = {"--file", "-", "--sockets", "1", "--connect-delay", "0.5", NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_stdin), CLIENT_ARGS_OK);
+    CHECK_STR(o.file, "-");
+    CHECK_EQ_U64(o.connect_delay_us, 500000);
+
+    const char *w_sock[] = {"--nodelay", "off",   "--sndbuf", "1M", "--rcvbuf",
+                            "65536",     "--tos", "184",      NULL};
+    CHECK_EQ_INT(parse_client(&o, err, sizeof err, w_sock), CLIENT_ARGS_OK);
+    CHECK_EQ_INT(o.tuning.nodelay, SOCK_NODELAY_OFF);
+    CHECK_EQ_U64(o.tuning.sndbuf, 1048576);
+    CHECK_EQ_U64(o.tuning.rcvbuf, 65536);
+    CHECK_EQ_INT(o.tuning.tos, 184);
 
     const char *w2[] = {"-", NULL};
     CHECK_EQ_INT(parse_client(&o, err, sizeof err, w2), CLIENT_ARGS_OK);
@@ -111,7 +138,7 @@ static void test_client_forms(void)
 static void test_client_bad(void)
 {
     static const struct {
-        const char *words[4];
+        const char *words[6];
         const char *needle; /* must appear in the one-line reason */
     } cases[] = {
         {{"--sockets", "0", NULL}, "--sockets"},
@@ -128,12 +155,23 @@ static void test_client_bad(void)
         {{"--connect-delay", "x", NULL}, "--connect-delay"},
         {{"--timeout", "1s", NULL}, "--timeout"},
         {{"--connect", "nocolon", NULL}, "HOST:PORT"},
+        {{"--connect", "unix:", NULL}, "unix:PATH"},
         {{"--backend", "kqueue", NULL}, "kqueue"},
         {{"--quiet=1", NULL}, "takes no value"},
         {{"--frobnicate", NULL}, "unknown option"},
         {{"-x", NULL}, "unknown option"},
         {{"", NULL}, "empty"},
         {{"a", "-", NULL}, "only part"},
+        {{"--file", "f", "part", NULL}, "PART does not apply"},
+        {{"--file", "f", "--sockets", "2", NULL}, "--sockets does not apply"},
+        {{"--file", "f", "--delay", "1", NULL}, "--delay does not apply"},
+        {{"--file", "", NULL}, "--file"},
+        {{"--file", NULL}, "needs a value"},
+        {{"--nodelay", "yes", NULL}, "not one of: off, on"},
+        {{"--tos", "256", NULL}, "--tos"},
+        {{"--tos", "0x10", NULL}, "--tos"},
+        {{"--sndbuf", "0", NULL}, "--sndbuf"},
+        {{"--rcvbuf", "2G", NULL}, "--rcvbuf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct client_options o;

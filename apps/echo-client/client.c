@@ -23,56 +23,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <iomux/loop.h>
 
+#include "client_impl.h"
 #include "repr.h"
 
-struct conn {
-    struct client *client;
-    int fd; /* -1 once closed */
-    int connected;
-    size_t sent;     /* bytes of the current part sent so far */
-    size_t received; /* bytes of its echo received and checked so far */
-    /* "('127.0.0.1', 54321)", as Python prints getsockname() */
-    char name[IOMUX_ADDR_STRLEN + 32];
-};
-
-enum phase {
-    PHASE_CONNECTING,
-    PHASE_CONNECT_DELAY,
-    PHASE_EXCHANGE, /* a part is being sent and echoed */
-    PHASE_DELAY,    /* between two parts */
-    PHASE_DONE,
-};
-
-struct client {
-    struct iomux_loop *loop;
-    const struct client_options *opt;
-    const struct client_parts *parts;
-    const struct iomux_addr *addr;
-    struct conn *conns;
-    unsigned n_connected;
-    unsigned n_echoed; /* sockets holding the whole echo of the current part */
-    size_t part;
-    enum phase phase;
-    int failed;
-    uint64_t last_progress_ms;
-    char *err;
-    size_t errsize;
-};
-
-/* Every read lands here: one buffer for the whole run, no allocation per
-   message. 1024 as in the seed's recv(1024) would do; more is fewer calls. */
-static unsigned char read_buf[16384];
-
 static void start_part(struct client *c);
-static void fail(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Records the first failure and stops the loop; later ones are consequences. */
-static void fail(struct client *c, const char *fmt, ...)
+unsigned char client_read_buf[16384];
+
+void client_fail(struct client *c, const char *fmt, ...)
 {
     if (c->failed)
         return;
@@ -84,7 +49,7 @@ static void fail(struct client *c, const char *fmt, ...)
     iomux_loop_stop(c->loop);
 }
 
-static void progress(struct client *c)
+void client_progress(struct client *c)
 {
     iomux_loop_update_time(c->loop);
     c->last_progress_ms = iomux_loop_now(c->loop);
@@ -95,15 +60,14 @@ static uint64_t us_to_ms_ceil(uint64_t us)
     return (us + 999) / 1000;
 }
 
-/* Python's repr of a socket address tuple. */
+/* Python's repr of a socket address tuple. A Unix socket's has no name
+   (Python prints ''), so it keeps the "(socket N)" it was given. */
 static void format_sockname(int fd, char *buf, size_t size)
 {
     struct iomux_addr local;
     char host[IOMUX_ADDR_STRLEN];
-    if (iomux_socket_local(fd, &local) != 0 || iomux_addr_host(&local, host, sizeof host) != 0) {
-        snprintf(buf, size, "(fd %d)", fd);
+    if (iomux_socket_local(fd, &local) != 0 || iomux_addr_host(&local, host, sizeof host) != 0)
         return;
-    }
     unsigned port = iomux_addr_port(&local);
     if (local.ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&local.ss;
@@ -123,7 +87,7 @@ static void close_conn(struct conn *k)
     k->fd = -1;
 }
 
-static void finish(struct client *c)
+void client_finish(struct client *c)
 {
     c->phase = PHASE_DONE;
     for (unsigned i = 0; i < c->opt->sockets; i++) {
@@ -149,16 +113,16 @@ static void flush(struct conn *k)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            fail(c, "%s: sending part %zu: %s", k->name, c->part + 1, strerror(errno));
+            client_fail(c, "%s: sending part %zu: %s", k->name, c->part + 1, strerror(errno));
             return;
         }
         k->sent += (size_t)n;
-        progress(c);
+        client_progress(c);
     }
     unsigned mask = IOMUX_READ | (k->sent < len ? IOMUX_WRITE : 0u);
     int rc = iomux_fd_modify(c->loop, k->fd, mask);
     if (rc < 0)
-        fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
+        client_fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
 }
 
 static void on_delay_done(struct iomux_loop *loop, uint64_t id, void *data);
@@ -168,7 +132,7 @@ static void schedule_delay(struct client *c)
     uint64_t id;
     int rc = iomux_timer_add(c->loop, us_to_ms_ceil(c->opt->delay_us), 0, on_delay_done, c, &id);
     if (rc < 0)
-        fail(c, "adding a timer: %s", strerror(-rc));
+        client_fail(c, "adding a timer: %s", strerror(-rc));
 }
 
 /* Checks `n` received bytes against the current part, from k->received on. */
@@ -180,23 +144,26 @@ static void check_echo(struct conn *k, const unsigned char *buf, size_t n)
     if (c->phase != PHASE_EXCHANGE || k->received + n > k->sent) {
         /* More than was sent: the server invented or repeated bytes. */
         size_t extra = c->phase != PHASE_EXCHANGE ? n : k->received + n - k->sent;
-        fail(c, "%s: received %zu byte(s) more than were sent (part %zu of %zu)", k->name, extra,
-             c->part + 1, c->parts->n);
+        client_fail(c, "%s: received %zu byte(s) more than were sent (part %zu of %zu)", k->name,
+                    extra, c->part + 1, c->parts->n);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (buf[i] != want[k->received + i]) {
-            fail(c, "%s: echo mismatch in part %zu at byte %zu: sent 0x%02x, received 0x%02x",
-                 k->name, c->part + 1, k->received + i, want[k->received + i], buf[i]);
-            return;
-        }
+    size_t same = client_same_prefix(want + k->received, buf, n);
+    /* Standard output gets the echo once: the first socket's. */
+    if (k == &c->conns[0] && client_output(c, buf, same) < 0)
+        return;
+    if (same < n) {
+        size_t at = k->received + same;
+        client_fail(c, "%s: echo mismatch in part %zu at byte %zu: sent 0x%02x, received 0x%02x",
+                    k->name, c->part + 1, at, want[at], buf[same]);
+        return;
     }
     k->received += n;
     if (k->received == len && k->sent == len) {
         c->n_echoed++;
         if (c->n_echoed == c->opt->sockets) {
             if (c->part + 1 == c->parts->n) {
-                finish(c);
+                client_finish(c);
             } else if (c->opt->delay_us > 0) {
                 c->phase = PHASE_DELAY;
                 schedule_delay(c);
@@ -212,38 +179,40 @@ static void on_readable(struct conn *k)
 {
     struct client *c = k->client;
     for (;;) {
-        ssize_t n = recv(k->fd, read_buf, sizeof read_buf, 0);
+        ssize_t n = recv(k->fd, client_read_buf, sizeof client_read_buf, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
             if (errno == ECONNRESET)
-                fail(c, "%s: connection reset by the server (part %zu, %zu of %zu bytes echoed)",
-                     k->name, c->part + 1, k->received, c->parts->len[c->part]);
+                client_fail(
+                    c, "%s: connection reset by the server (part %zu, %zu of %zu bytes echoed)",
+                    k->name, c->part + 1, k->received, c->parts->len[c->part]);
             else
-                fail(c, "%s: receiving: %s", k->name, strerror(errno));
+                client_fail(c, "%s: receiving: %s", k->name, strerror(errno));
             return;
         }
         if (n == 0) {
-            fail(c, "%s: server closed the connection early (part %zu, %zu of %zu bytes echoed)",
-                 k->name, c->part + 1, k->received, c->parts->len[c->part]);
+            client_fail(
+                c, "%s: server closed the connection early (part %zu, %zu of %zu bytes echoed)",
+                k->name, c->part + 1, k->received, c->parts->len[c->part]);
             return;
         }
-        progress(c);
+        client_progress(c);
         if (!c->opt->quiet) {
             fprintf(stderr, "%s: received ", k->name);
-            bytes_repr_write(stderr, read_buf, (size_t)n);
+            bytes_repr_write(stderr, client_read_buf, (size_t)n);
             fputc('\n', stderr);
         }
         size_t part = c->part;
-        check_echo(k, read_buf, (size_t)n);
+        check_echo(k, client_read_buf, (size_t)n);
         /* When the exchange ended or moved to the next part inside
            check_echo(), stop here: level-triggered readiness reports any
            bytes left, and they are then checked against the right state. */
         if (c->failed || c->phase != PHASE_EXCHANGE || c->part != part)
             return;
-        if ((size_t)n < sizeof read_buf)
+        if ((size_t)n < sizeof client_read_buf)
             return;
     }
 }
@@ -253,10 +222,10 @@ static void on_connected(struct conn *k)
     struct client *c = k->client;
     k->connected = 1;
     format_sockname(k->fd, k->name, sizeof k->name);
-    progress(c);
+    client_progress(c);
     int rc = iomux_fd_modify(c->loop, k->fd, IOMUX_READ);
     if (rc < 0) {
-        fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
+        client_fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
         return;
     }
     if (++c->n_connected < c->opt->sockets)
@@ -267,7 +236,7 @@ static void on_connected(struct conn *k)
         rc = iomux_timer_add(c->loop, us_to_ms_ceil(c->opt->connect_delay_us), 0, on_delay_done, c,
                              &id);
         if (rc < 0)
-            fail(c, "adding a timer: %s", strerror(-rc));
+            client_fail(c, "adding a timer: %s", strerror(-rc));
         return;
     }
     start_part(c);
@@ -278,7 +247,7 @@ static void connect_error(struct conn *k, int err)
     char where[IOMUX_ADDR_STRLEN];
     if (iomux_addr_format(k->client->addr, where, sizeof where) != 0)
         snprintf(where, sizeof where, "%s", k->client->opt->connect);
-    fail(k->client, "connecting to %s: %s", where, strerror(err));
+    client_fail(k->client, "connecting to %s: %s", where, strerror(err));
 }
 
 static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
@@ -287,6 +256,10 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
     (void)fd;
     struct conn *k = data;
     struct client *c = k->client;
+    /* The loop stops after this round: what else is ready in it would only
+       add output after the error. */
+    if (c->failed)
+        return;
     if (!k->connected) {
         int err = iomux_socket_error(k->fd);
         if (err < 0) {
@@ -298,6 +271,10 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
             return;
         }
         on_connected(k);
+        return;
+    }
+    if (c->parts == NULL) {
+        stream_on_event(k, events);
         return;
     }
     /* Hang-up and error are read too: recv() tells which (0 or an errno),
@@ -312,6 +289,10 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
 
 static void start_part(struct client *c)
 {
+    if (c->parts == NULL) {
+        stream_start(c);
+        return;
+    }
     c->phase = PHASE_EXCHANGE;
     c->n_echoed = 0;
     const char *data = c->parts->data[c->part];
@@ -338,7 +319,7 @@ static void on_delay_done(struct iomux_loop *loop, uint64_t id, void *data)
         return;
     /* Waiting on our own timer is not the server's fault: the clock of the
        no-progress timeout starts again now. */
-    progress(c);
+    client_progress(c);
     if (c->phase == PHASE_DELAY)
         c->part++;
     start_part(c);
@@ -349,6 +330,10 @@ static const char *phase_text(const struct client *c, char *buf, size_t size)
     if (c->phase == PHASE_CONNECTING) {
         snprintf(buf, size, "while connecting (%u of %u sockets connected)", c->n_connected,
                  c->opt->sockets);
+        return buf;
+    }
+    if (c->parts == NULL) {
+        stream_describe(c, buf, size);
         return buf;
     }
     /* The first socket still waiting says how far it got. */
@@ -374,11 +359,12 @@ static void on_timeout_check(struct iomux_loop *loop, uint64_t id, void *data)
     uint64_t timeout_ms = us_to_ms_ceil(c->opt->timeout_us);
     uint64_t now = iomux_loop_now(loop);
     uint64_t idle = now - c->last_progress_ms;
-    int waiting_on_us = c->phase == PHASE_CONNECT_DELAY || c->phase == PHASE_DELAY;
+    int waiting_on_us = c->phase == PHASE_CONNECT_DELAY || c->phase == PHASE_DELAY ||
+                        (c->parts == NULL && stream_waits_for_input(c));
     if (!waiting_on_us && idle >= timeout_ms) {
         char what[256];
-        fail(c, "timed out: no progress for %.1f s %s", (double)idle / 1000.0,
-             phase_text(c, what, sizeof what));
+        client_fail(c, "timed out: no progress for %.1f s %s", (double)idle / 1000.0,
+                    phase_text(c, what, sizeof what));
         return;
     }
     /* Check again when the timeout would expire if nothing happens; a
@@ -387,24 +373,107 @@ static void on_timeout_check(struct iomux_loop *loop, uint64_t id, void *data)
     uint64_t tid;
     int rc = iomux_timer_add(loop, next, 0, on_timeout_check, c, &tid);
     if (rc < 0)
-        fail(c, "adding a timer: %s", strerror(-rc));
+        client_fail(c, "adding a timer: %s", strerror(-rc));
+}
+
+/* Says why socket k could not be watched; beyond select's FD_SETSIZE,
+   in echod's words, with what to use instead. */
+static void watch_error(struct client *c, const struct conn *k, int rc)
+{
+    unsigned n = (unsigned)(k - c->conns) + 1;
+    if (rc == -ERANGE && strcmp(iomux_loop_backend(c->loop), "select") == 0)
+        client_fail(c,
+                    "watching socket %u: fd %d is beyond what select can watch (FD_SETSIZE %d): "
+                    "use --backend poll or epoll",
+                    n, k->fd, FD_SETSIZE);
+    else if (rc == -ERANGE)
+        client_fail(c, "watching socket %u: fd %d is beyond the loop's limit", n, k->fd);
+    else
+        client_fail(c, "watching socket %u: %s", n, strerror(-rc));
+}
+
+size_t client_same_prefix(const unsigned char *want, const unsigned char *got, size_t n)
+{
+    size_t i = 0;
+    while (i < n && want[i] == got[i])
+        i++;
+    return i;
+}
+
+int client_output(struct client *c, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A non-blocking stdout we inherited: wait for room. */
+            struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            poll(&pfd, 1, -1);
+            continue;
+        }
+        if (w < 0) {
+            client_fail(c, "writing the echo to standard output: %s", strerror(errno));
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Starts every connect at once; the loop tells when each is done. Socket
+   options are set only when asked for: no system call otherwise. */
+static void connect_all(struct client *c)
+{
+    c->tuning = c->opt->tuning;
+    if (c->tuning.nodelay == SOCK_NODELAY_ON)
+        c->tuning.nodelay = SOCK_NODELAY_KEEP; /* iomux_tcp_connect() set it */
+    c->tune = c->tuning.nodelay != SOCK_NODELAY_KEEP || c->tuning.sndbuf || c->tuning.rcvbuf ||
+              c->tuning.tos;
+    for (unsigned i = 0; i < c->opt->sockets && !c->failed; i++) {
+        struct conn *k = &c->conns[i];
+        int rc = iomux_tcp_connect(c->addr, &k->fd);
+        if (rc < 0 && rc != -EINPROGRESS) {
+            k->fd = -1;
+            connect_error(k, -rc);
+            return;
+        }
+        snprintf(k->name, sizeof k->name, "(socket %u)", i + 1);
+        const char *what = "";
+        if (c->tune && (rc = sock_tuning_apply(k->fd, &c->tuning, &what)) < 0) {
+            client_fail(c, "socket %u: setting %s: %s", i + 1, what, strerror(-rc));
+            close(k->fd);
+            k->fd = -1;
+            return;
+        }
+        /* Writability tells that the connect finished, either way. */
+        rc = iomux_fd_watch(c->loop, k->fd, IOMUX_WRITE, on_event, k);
+        if (rc < 0) {
+            watch_error(c, k, rc);
+            close(k->fd);
+            k->fd = -1;
+        }
+    }
 }
 
 int client_run(const struct client_options *o, const struct iomux_addr *addr,
-               const struct client_parts *parts, char *err, size_t errsize)
+               const struct client_parts *parts, int input_fd, char *err, size_t errsize)
 {
     struct client c = {
         .opt = o,
         .parts = parts,
         .addr = addr,
+        .stream = {.fd = -1},
         .err = err,
         .errsize = errsize,
     };
-    struct iomux_loop_options lo = {.backend = o->backend};
+    struct iomux_loop_options lo = {.backend = client_backend_name(o)};
     int rc = iomux_loop_new(&c.loop, &lo);
     if (rc < 0) {
         snprintf(err, errsize, "creating the event loop (backend %s): %s",
-                 o->backend != NULL ? o->backend : "auto", strerror(-rc));
+                 lo.backend != NULL ? lo.backend : "auto", strerror(-rc));
         return 1;
     }
     c.conns = calloc(o->sockets, sizeof *c.conns);
@@ -417,41 +486,27 @@ int client_run(const struct client_options *o, const struct iomux_addr *addr,
         c.conns[i].fd = -1;
         c.conns[i].client = &c;
     }
-    progress(&c);
-
-    for (unsigned i = 0; i < o->sockets && !c.failed; i++) {
-        struct conn *k = &c.conns[i];
-        rc = iomux_tcp_connect(addr, &k->fd);
-        if (rc < 0 && rc != -EINPROGRESS) {
-            k->fd = -1;
-            connect_error(k, -rc);
-            break;
-        }
-        snprintf(k->name, sizeof k->name, "(socket %u)", i + 1);
-        /* Writability tells that the connect finished, either way. */
-        int wrc = iomux_fd_watch(c.loop, k->fd, IOMUX_WRITE, on_event, k);
-        if (wrc < 0) {
-            fail(&c, "watching socket %u: %s", i + 1, strerror(-wrc));
-            close(k->fd);
-            k->fd = -1;
-        }
-    }
+    client_progress(&c);
+    if (parts == NULL)
+        stream_init(&c, input_fd); /* a failure is in c.failed */
+    connect_all(&c);
     if (!c.failed && o->timeout_us > 0) {
         uint64_t tid;
         rc = iomux_timer_add(c.loop, us_to_ms_ceil(o->timeout_us), 0, on_timeout_check, &c, &tid);
         if (rc < 0)
-            fail(&c, "adding a timer: %s", strerror(-rc));
+            client_fail(&c, "adding a timer: %s", strerror(-rc));
     }
     if (!c.failed) {
         rc = iomux_loop_run(c.loop);
         if (rc < 0)
-            fail(&c, "event loop: %s", strerror(-rc));
+            client_fail(&c, "event loop: %s", strerror(-rc));
     }
     if (!c.failed && c.phase != PHASE_DONE)
-        fail(&c, "internal error: the loop ran dry");
+        client_fail(&c, "internal error: the loop ran dry");
 
     for (unsigned i = 0; i < o->sockets; i++)
         close_conn(&c.conns[i]);
+    stream_free(&c);
     free(c.conns);
     iomux_loop_free(c.loop);
     return c.failed ? 1 : 0;

@@ -20,11 +20,14 @@ struct client_parts {
 };
 
 /*
- * Runs the whole exchange with the server at `addr` (`host`/`port` are the
- * text for the story). Returns 0 when every byte of every echo came back
- * identical on every socket; otherwise 1, with a one-line reason in err.
+ * Runs the whole exchange with the server at `addr`: the parts on every
+ * socket, or with parts NULL (--file) what input_fd holds, as one stream
+ * on one socket (input_fd stays the caller's). The echo goes to standard
+ * output (the first socket's), the trace to stderr. Returns 0 when every
+ * byte of every echo came back identical on every socket; otherwise 1,
+ * with a one-line reason in err.
  */
 int client_run(const struct client_options *o, const struct iomux_addr *addr,
-               const struct client_parts *parts, char *err, size_t errsize);
+               const struct client_parts *parts, int input_fd, char *err, size_t errsize);
 
 #endif /* ECHO_CLIENT_CLIENT_H */

@@ -6,10 +6,13 @@
  * the options, reads parts from stdin when asked, and runs client.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <iomux/loop.h>
 #include <iomux/net.h>
@@ -95,6 +98,117 @@ static void split_host_port(const char *text, char *host, size_t size, const cha
     *port = colon + 1;
 }
 
+/* A bad command line: the reason, then where to look; exit status 2. */
+static int usage_error(const char *reason)
+{
+    fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", progname, reason, progname);
+    return 2;
+}
+
+/* Resolves --connect; 0, or the exit status after saying why. */
+static int resolve(const struct client_options *o, struct iomux_addr *addr)
+{
+    char why[512];
+    int is_unix = strncmp(o->connect, "unix:", 5) == 0;
+    int rc = is_unix ? iomux_addr_unix(o->connect, addr) : iomux_addr_parse(o->connect, addr);
+    if (rc == -EINVAL) {
+        snprintf(why, sizeof why, "--connect: '%s' is not HOST:PORT", o->connect);
+        return usage_error(why);
+    }
+    if (rc == -ENAMETOOLONG) {
+        snprintf(why, sizeof why, "--connect: '%s': path too long (at most %zu bytes)", o->connect,
+                 sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
+        return usage_error(why);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: resolving '%s': %s\n", progname, o->connect,
+                rc == -ENOENT ? "no such host" : strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* The parts and their lengths; `owned` holds them when they came from stdin. */
+struct loaded_parts {
+    struct client_parts view;
+    char **owned;
+    size_t *lens;
+};
+
+static void unload_parts(struct loaded_parts *p)
+{
+    if (p->owned != NULL)
+        for (size_t i = 0; i < p->view.n; i++)
+            free(p->owned[i]);
+    free(p->owned);
+    free(p->lens);
+}
+
+/* 0, or the exit status after saying why. */
+static int load_parts(const struct client_options *o, struct loaded_parts *p)
+{
+    *p = (struct loaded_parts){.view = {.data = o->parts, .n = o->n_parts}};
+    if (o->parts_from_stdin) {
+        int rc = read_stdin_parts(&p->owned, &p->lens, &p->view.n);
+        if (rc < 0 || p->view.n == 0) {
+            fprintf(stderr, "%s: reading parts from stdin: %s\n", progname,
+                    rc < 0 ? strerror(-rc) : "no non-empty line");
+            unload_parts(p);
+            return 1;
+        }
+        p->view.data = (const char *const *)p->owned;
+    } else {
+        p->lens = calloc(p->view.n, sizeof *p->lens);
+        if (p->lens == NULL) {
+            fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
+            return 1;
+        }
+        for (size_t i = 0; i < p->view.n; i++)
+            p->lens[i] = strlen(o->parts[i]);
+    }
+    p->view.len = p->lens;
+    return 0;
+}
+
+/* --file: standard input, or the file opened; 0, or the exit status. */
+static int open_input(const struct client_options *o, int *fd)
+{
+    *fd = strcmp(o->file, "-") == 0 ? STDIN_FILENO : open(o->file, O_RDONLY | O_CLOEXEC);
+    if (*fd >= 0)
+        return 0;
+    fprintf(stderr, "%s: opening %s: %s\n", progname, o->file, strerror(errno));
+    return 1;
+}
+
+static int run(const struct client_options *o)
+{
+    struct iomux_addr addr;
+    struct loaded_parts parts = {0};
+    int input = -1;
+    int rc = resolve(o, &addr);
+    if (rc == 0)
+        rc = o->file != NULL ? open_input(o, &input) : load_parts(o, &parts);
+    if (rc != 0)
+        return rc;
+    if (!o->quiet && strncmp(o->connect, "unix:", 5) == 0) {
+        fprintf(stderr, "connecting to %s\n", o->connect);
+    } else if (!o->quiet) {
+        char host[256];
+        const char *port;
+        split_host_port(o->connect, host, sizeof host, &port);
+        fprintf(stderr, "connecting to %s port %s\n", host, port);
+    }
+    fit_nofile(o->sockets);
+    char err[512];
+    rc = client_run(o, &addr, o->file != NULL ? NULL : &parts.view, input, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "%s: %s\n", progname, err);
+    if (input > STDIN_FILENO)
+        close(input);
+    unload_parts(&parts);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
@@ -105,81 +219,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = client_args_parse(argc, argv, &o, parts_store, err, sizeof err);
-    if (rc == CLIENT_ARGS_HELP || rc == CLIENT_ARGS_VERSION) {
-        if (rc == CLIENT_ARGS_HELP)
-            fputs(client_usage, stdout);
-        else
-            printf("%s (iomux) %s\n", progname, iomux_version());
-        free(parts_store);
-        return 0;
-    }
-    if (rc != CLIENT_ARGS_OK) {
-        fprintf(stderr, "%s: %s (try --help)\n", progname, err);
-        free(parts_store);
-        return 2;
-    }
-
-    struct iomux_addr addr;
-    rc = iomux_addr_parse(o.connect, &addr);
-    if (rc == -EINVAL) {
-        fprintf(stderr, "%s: --connect: '%s' is not HOST:PORT (try --help)\n", progname, o.connect);
-        free(parts_store);
-        return 2;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "%s: resolving '%s': %s\n", progname, o.connect,
-                rc == -ENOENT ? "no such host" : strerror(-rc));
-        free(parts_store);
-        return 1;
-    }
-
-    size_t *lens = NULL;
-    char **stdin_parts = NULL;
-    size_t n_parts = o.n_parts;
-    if (o.parts_from_stdin) {
-        rc = read_stdin_parts(&stdin_parts, &lens, &n_parts);
-        if (rc < 0) {
-            fprintf(stderr, "%s: reading parts from stdin: %s\n", progname, strerror(-rc));
-            free(parts_store);
-            return 1;
-        }
-        if (n_parts == 0) {
-            fprintf(stderr, "%s: reading parts from stdin: no non-empty line\n", progname);
-            free(parts_store);
-            return 1;
-        }
-    } else {
-        lens = calloc(n_parts, sizeof *lens);
-        if (lens == NULL) {
-            fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
-            free(parts_store);
-            return 1;
-        }
-        for (size_t i = 0; i < n_parts; i++)
-            lens[i] = strlen(o.parts[i]);
-    }
-    struct client_parts parts = {
-        .data = o.parts_from_stdin ? (const char *const *)stdin_parts : o.parts,
-        .len = lens,
-        .n = n_parts,
-    };
-
-    if (!o.quiet) {
-        char host[256];
-        const char *port;
-        split_host_port(o.connect, host, sizeof host, &port);
-        fprintf(stderr, "connecting to %s port %s\n", host, port);
-    }
-    fit_nofile(o.sockets);
-    rc = client_run(&o, &addr, &parts, err, sizeof err);
-    if (rc != 0)
-        fprintf(stderr, "%s: %s\n", progname, err);
-
-    if (stdin_parts != NULL)
-        for (size_t i = 0; i < n_parts; i++)
-            free(stdin_parts[i]);
-    free(stdin_parts);
-    free(lens);
+    if (rc == CLIENT_ARGS_HELP)
+        client_usage(stdout);
+    else if (rc == CLIENT_ARGS_VERSION)
+        printf("%s (iomux) %s\n", progname, iomux_version());
+    int status = rc == CLIENT_ARGS_OK ? run(&o) : rc == CLIENT_ARGS_ERROR ? usage_error(err) : 0;
     free(parts_store);
-    return rc == 0 ? 0 : 1;
+    return status;
 }
