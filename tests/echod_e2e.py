@@ -901,7 +901,7 @@ def test_spin_receive():
             s.close()
             check(d.stop() == 0, "exit status")
         return
-    check_refused(["--spin-receive", "sometimes"], "expected auto, on or off")
+    check_refused(["--spin-receive", "sometimes"], "is not one of: auto, on, off")
     check_refused(["--spin-receive", "on", "--trace"], "--spin-receive on: not with --trace")
     rng = random.Random(862)
     for spin in ("on", "off", "auto"):

@@ -280,8 +280,8 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
         .on_close = on_close,
         .data = d,
         .extra_size = echod_keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
-        .high_water = d->opt->high_water,
-        .low_water = d->opt->low_water,
+        .high_water = (size_t)d->opt->high_water,
+        .low_water = (size_t)d->opt->low_water,
         .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
     };
     struct iomux_stream *s;
@@ -435,7 +435,7 @@ static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
 static const char *serving_label(const struct echod *d)
 {
     static char label[48];
-    if (strcmp(d->opt->engine, "uring") == 0)
+    if (d->opt->engine == ECHOD_ENGINE_URING)
         return "engine uring";
     snprintf(label, sizeof(label), "backend %s", iomux_loop_backend(d->loop));
     return label;
@@ -754,7 +754,7 @@ static int setup_inetd(struct echod *d)
    exit status. */
 static int start_serving(struct echod *d)
 {
-    if (strcmp(d->opt->engine, "uring") == 0) {
+    if (d->opt->engine == ECHOD_ENGINE_URING) {
         int rc = engine_uring_new(d, &d->engine);
         if (rc < 0) {
             if (rc == -ENOENT)
