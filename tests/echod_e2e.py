@@ -147,8 +147,11 @@ def test_usage():
                  ["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:x"]):
         rc, out, err = run(*args)
         check(rc == 2, "%s: exit %d, want 2 (%s)" % (args, rc, err))
-        lines = err.strip().split("\n")
-        check(lines[0].startswith("echod: "), "%s: error line %r" % (args, err))
+        # Every tool says a usage error in the same two lines.
+        lines = err.split("\n")
+        check(len(lines) == 3 and lines[0].startswith("echod: ") and
+              lines[1] == "Try 'echod --help' for more information." and lines[2] == "",
+              "%s: not one error line and the hint: %r" % (args, err))
         check(out == "", "%s: printed %r on stdout before failing" % (args, out))
     # Port in use is a runtime failure: exit 1 with the reason.
     with echod() as d:
@@ -156,6 +159,56 @@ def test_usage():
         check(rc == 1, "port in use: exit %d (%s)" % (rc, err))
         check("Address already in use" in err and err.startswith("echod: "),
               "port in use: %r" % err)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free on 127.0.0.1 just now (for a test that needs a fixed one)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_startup_lines():
+    """Set-up that can fail is done, or checked, before echod says it is
+    listening: a failed start prints one line saying why, nothing else,
+    and binds nothing. An address given twice is a usage error, a --user
+    that does not exist is found before binding, a name that does not
+    resolve is a runtime failure (exit 1), like an address in use."""
+    def run(*args):
+        p = subprocess.run([ECHOD] + mode_args(MODE) + list(args), capture_output=True,
+                           text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    port = free_port()
+    rc, out, err = run("--listen", "127.0.0.1:%d" % port, "--listen", "127.0.0.1:%d" % port)
+    check(rc == 2 and out == "" and err == (
+        "echod: --listen 127.0.0.1:%d: the same address as --listen 127.0.0.1:%d\n"
+        "Try 'echod --help' for more information.\n" % (port, port)),
+        "address twice: %d %r %r" % (rc, out, err))
+    port = free_port(socket.SOCK_DGRAM)
+    rc, out, err = run("--udp", "127.0.0.1:%d" % port, "--udp", "127.0.0.1:%d" % port)
+    check(rc == 2 and "the same address" in err, "udp address twice: %d %r" % (rc, err))
+    # Port 0 twice is two ports.
+    with echod("--listen", "127.0.0.1:0", lines=2) as d:
+        check(len(set(d.addrs)) == 2, "port 0 twice: %s" % d.addrs)
+    rc, out, err = run("--listen", "127.0.0.1:0", "--user", "no-such-user-x")
+    check(rc == 1 and out == "" and err == "echod: --user no-such-user-x: no such user\n",
+          "unknown user: %d %r %r" % (rc, out, err))
+    rc, out, err = run("--listen", "no-such-host.invalid:7")
+    check(rc == 1 and out == "" and len(err.splitlines()) == 1 and
+          err.startswith("echod: --listen 'no-such-host.invalid:7': "),
+          "host not found: %d %r %r" % (rc, out, err))
+    # The second address is taken: the first is not announced, on stdout
+    # or stderr.
+    for opt, kind in (("--listen", socket.SOCK_STREAM), ("--udp", socket.SOCK_DGRAM)):
+        with socket.socket(socket.AF_INET, kind) as held:
+            held.bind(("127.0.0.1", 0))
+            if kind == socket.SOCK_STREAM:
+                held.listen()
+            taken = "127.0.0.1:%d" % held.getsockname()[1]
+            rc, out, err = run("--listen", "127.0.0.1:0", opt, taken)
+        check(rc == 1 and out == "" and len(err.splitlines()) == 1 and
+              "Address already in use" in err, "%s in use: %d %r %r" % (opt, rc, out, err))
 
 
 def test_echo_one_client():
@@ -931,6 +984,7 @@ def test_spin_receive():
 
 TESTS = [
     test_usage,
+    test_startup_lines,
     test_echo_one_client,
     test_echo_200_clients,
     test_burst_1000,

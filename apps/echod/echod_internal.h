@@ -21,6 +21,7 @@
 #include <iomux/loop.h>
 #include <iomux/net.h>
 
+#include "daemon.h"
 #include "echod.h"
 #include "ratelog.h"
 
@@ -80,6 +81,10 @@ struct echod {
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
+    struct echod_user user; /* --user: looked up before binding */
+    /* Start-up lines for stderr, printed once serving (say_later()). */
+    char startup[4096];
+    size_t startup_len;
     /* Bound port-0 addresses, printed on stdout once serving. */
     char announced[2 * ECHOD_MAX_LISTEN][IOMUX_ADDR_STRLEN];
     size_t nannounced;
