@@ -364,6 +364,42 @@ def test_unix_stream():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_sighup_sigquit():
+    """SIGHUP is logged and ignored: echod keeps serving (the connection it
+    had and new ones), then SIGTERM drains and exits 0 and the socket file
+    is gone. SIGQUIT exits at once, 0, and removes the file too."""
+    tmp = tempfile.mkdtemp(prefix="echod-hup-")
+    path = os.path.join(tmp, "echo.sock")
+    try:
+        with echod("--listen", "unix:" + path, quiet=False) as d:
+            d.wait_stderr(r"listening on unix:")
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                roundtrip(c, b"before")
+                d.signal(signal.SIGHUP)
+                d.wait_stderr(r"^echod: SIGHUP: nothing to reload$")
+                check(d.alive(), "echod died of SIGHUP")
+                roundtrip(c, b"after, same connection")
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                roundtrip(c, b"after, new connection")
+            check(d.stop() == 0, "exit status after SIGHUP then SIGTERM")
+            check(d.stderr().count("SIGHUP") == 1, "SIGHUP said more than once")
+        check(not os.path.exists(path), "socket file left after SIGHUP then SIGTERM")
+        with echod("--listen", "unix:" + path, quiet=False) as d:
+            d.wait_stderr(r"listening on unix:")
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(path)
+            roundtrip(c, b"open when SIGQUIT comes")
+            d.signal(signal.SIGQUIT)
+            check(d.wait() == 0, "exit status after SIGQUIT")
+            d.wait_stderr(r"^echod: SIGQUIT, exiting now$")
+            c.close()
+        check(not os.path.exists(path), "socket file left after SIGQUIT")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_help():
     r = subprocess.run([ECHOD, "--help"], capture_output=True, timeout=10)
     out = r.stdout.decode()
@@ -384,6 +420,7 @@ TESTS = [
     test_user,
     test_max_conns_per_ip,
     test_unix_stream,
+    test_sighup_sigquit,
     test_help,
 ]
 

@@ -470,11 +470,21 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
         print_stats(d);
         return;
     }
-    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
-    if (d->stopping) {
+    if (signo == SIGHUP) {
+        /* Nothing is read from files, so nothing to read again; the
+           default action (exit 129, no drain, socket files left) would be
+           worse than nothing. */
+        if (!d->opt->quiet)
+            fprintf(stderr, "echod: SIGHUP: nothing to reload\n");
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGQUIT";
+    /* SIGQUIT, like a second SIGINT or SIGTERM, means "now": connections
+       are cut, socket files removed, exit 0 (no core dump). */
+    if (d->stopping || signo == SIGQUIT) {
         /* A second request means "now". */
         if (!d->opt->quiet)
-            fprintf(stderr, "echod: %s again, exiting now\n", name);
+            fprintf(stderr, "echod: %s%s, exiting now\n", name, d->stopping ? " again" : "");
         cut_all(d, "shutting down");
         d->done = true;
         return;
@@ -890,7 +900,7 @@ static int make_loop(struct echod *d)
         fprintf(stderr, "echod: buffers: %s\n", strerror(-rc));
         return rc;
     }
-    static const int signals[] = {SIGINT, SIGTERM, SIGUSR1};
+    static const int signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
         rc = iomux_signal_watch(d->loop, signals[i], on_signal, d);
         if (rc < 0) {
