@@ -245,8 +245,22 @@ const char *echod_bind_hint(int err, unsigned port)
  * Unix-domain socket files.
  */
 
+/*
+ * A socket file echod made, and how to remove it at exit. The directory is
+ * opened (O_PATH) when the socket is bound, while echod may still be root:
+ * after --user, unlinkat() on that descriptor needs only write and search
+ * permission on the directory itself, not search permission on every
+ * directory of the path (a /run/echod/ under a root-only parent, a
+ * temporary directory). The name is removed only if it is still the inode
+ * bound (fstatat with AT_SYMLINK_NOFOLLOW, in the same directory): a file
+ * that replaced ours (a newer echod that took ours for stale) is left alone.
+ * The check and the unlink are two steps; what could swap the file in
+ * between can write to the directory anyway.
+ */
 struct unix_file {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *name; /* in path: after its last '/' */
+    int dirfd;
     dev_t dev;
     ino_t ino;
 };
@@ -261,15 +275,34 @@ int echod_is_unix(const char *text)
     return strncmp(text, "unix:", 5) == 0;
 }
 
+/* Remembers the socket file at `path` for echod_unix_cleanup(). */
 static void unix_remember(const char *path)
 {
-    struct stat st;
-    if (n_unix_files < sizeof(unix_files) / sizeof(unix_files[0]) && stat(path, &st) == 0) {
-        struct unix_file *f = &unix_files[n_unix_files++];
-        snprintf(f->path, sizeof(f->path), "%s", path);
-        f->dev = st.st_dev;
-        f->ino = st.st_ino;
+    if (n_unix_files == sizeof(unix_files) / sizeof(unix_files[0]))
+        return;
+    struct unix_file *f = &unix_files[n_unix_files];
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    char *slash = strrchr(f->path, '/');
+    f->name = slash ? slash + 1 : f->path;
+    if (slash == f->path) {
+        f->dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } else if (slash) {
+        *slash = '\0';
+        f->dirfd = open(f->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+    } else {
+        f->dirfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
+    struct stat st;
+    if (f->dirfd < 0)
+        return;
+    if (fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        close(f->dirfd);
+        return;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    n_unix_files++;
 }
 
 int echod_unix_bind(const char *opt, const char *text, int type, int *fd)
@@ -304,10 +337,16 @@ void echod_unix_cleanup(void)
     for (size_t i = 0; i < n_unix_files; i++) {
         struct stat st;
         const struct unix_file *f = &unix_files[i];
-        /* Failing to remove it (no longer permitted after --user) only
-           leaves a stale file, which the next echod replaces. */
-        if (lstat(f->path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino)
-            (void)unlink(f->path);
+        int rc = fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW);
+        bool ours = rc == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
+        if (ours)
+            rc = unlinkat(f->dirfd, f->name, 0);
+        /* After --user: a directory the user may not search or write to.
+           The stale file is replaced by the next echod. Gone already, or
+           replaced, is not a failure. */
+        if (rc < 0 && errno != ENOENT)
+            fprintf(stderr, "echod: unix:%s: not removed: %s\n", f->path, strerror(errno));
+        close(f->dirfd);
     }
     n_unix_files = 0;
 }

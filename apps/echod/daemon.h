@@ -73,13 +73,15 @@ int echod_user_switch(const struct echod_user *u);
 /*
  * Binds a Unix-domain socket for "unix:PATH" (`opt` names the option in
  * messages): a stale socket file is replaced, a live one is an error.
- * The path is remembered and removed by echod_unix_cleanup(). Stores the fd in *fd. Returns 0 or
- * -errno.
+ * The path is remembered (with a descriptor of its directory) and removed
+ * by echod_unix_cleanup(). Stores the fd in *fd. Returns 0 or -errno.
  */
 int echod_unix_bind(const char *opt, const char *text, int type, int *fd);
 
 /* Removes the socket files echod made, if they are still the ones it
-   made (a newer echod may have replaced a file it thought stale). */
+   made (a newer echod may have replaced a file it thought stale); says so
+   in one line for each it could not remove (after --user, a directory
+   that user may not write to). */
 void echod_unix_cleanup(void);
 
 /* 1 if `text` names a Unix-domain socket ("unix:..."). */
