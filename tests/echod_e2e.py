@@ -347,6 +347,39 @@ def test_reset_mid_stream():
         check(d.stop() == 0, "exit status")
 
 
+def test_reset_counted_apart():
+    """A client that resets (SO_LINGER 0 close) counts in `resets`, not in
+    `errors`; a clean close counts in neither."""
+    def settled(d, want_total):
+        """The stats line once every connection so far has been closed."""
+        deadline = time.monotonic() + 10
+        while True:
+            line = d.stats()
+            m = re.search(r"connections (\d+) open, (\d+) total", line)
+            if m and m.group(1) == "0" and int(m.group(2)) == want_total:
+                return line
+            check(time.monotonic() < deadline, "connections never all closed: %s" % line)
+            time.sleep(0.02)
+
+    with echod() as d:
+        for _ in range(3):
+            s = connect(d.port)
+            roundtrip(s, b"clean")
+            s.close()
+        line = settled(d, 3)
+        check(stat_field(line, "resets") == 0 and stat_field(line, "errors") == 0,
+              "after clean closes: %s" % line)
+        for _ in range(4):
+            s = connect(d.port)
+            roundtrip(s, b"reset")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        line = settled(d, 7)
+        check(stat_field(line, "resets") == 4 and stat_field(line, "errors") == 0,
+              "after 4 resets: %s" % line)
+        check(d.stop() == 0, "exit status")
+
+
 def test_idle_timeout():
     """--idle-timeout closes the idle client, not the busy one."""
     with echod("--idle-timeout", "0.8") as d:
@@ -991,6 +1024,7 @@ TESTS = [
     test_half_close,
     test_backpressure_rss,
     test_reset_mid_stream,
+    test_reset_counted_apart,
     test_idle_timeout,
     test_max_conns,
     test_emfile,

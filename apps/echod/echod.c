@@ -165,7 +165,11 @@ static void on_drain(struct iomux_stream *s, void *data)
 
 void echod_conn_closed(struct echod *d, struct conn *c, int error)
 {
-    if (error)
+    /* A reset (or a write that met one) is the peer's doing: echo-bench
+       and many clients end that way. errors is for the rest. */
+    if (error == -ECONNRESET || error == -EPIPE)
+        d->resets++;
+    else if (error)
         d->errors++;
     /* A peer's reset or a broken pipe is the client's business; running
        out of memory is the server's, and must not pass unsaid. */
@@ -452,11 +456,11 @@ static void print_stats(struct echod *d)
             "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
             " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
             ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
+            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
             serving_label(d, label, sizeof(label)), d->open, d->total, d->bytes_in, d->bytes_out,
             d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch, d->refused_max,
-            d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
-            ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
+            d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->resets,
+            d->errors, ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
     if (d->engine)
         engine_uring_print_stats(d->engine, stderr);
     if (d->udp)

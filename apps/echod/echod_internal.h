@@ -74,7 +74,9 @@ struct echod {
     bool stopping;
     bool done;
     /* statistics */
-    uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
+    uint64_t open, total, bytes_in, bytes_out, idle_closed;
+    uint64_t resets; /* connections the peer reset (ECONNRESET, EPIPE) */
+    uint64_t errors; /* connections ended by any other error (ENOMEM, ...) */
     uint64_t refused_max, refused_fds, refused_watch;
     struct ratelog logs[LOG_KINDS];
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
