@@ -402,6 +402,10 @@ def test_unix_stream():
             err = r.stderr.decode()
             check(r.returncode == 1 and err == "echod: --listen unix:%s: another process is "
                   "serving this socket\n" % path, "second echod: %d %r" % (r.returncode, err))
+            # The second echod's look at the file is not a client of the first.
+            line = d.stats()
+            check(", 1 total;" in line,
+                  "the probe was counted as a connection: %s" % line)
             check(d.stop() == 0, "exit status")
         check(not os.path.exists(path), "socket file left after a clean exit")
         # Anything but a socket is never replaced.
