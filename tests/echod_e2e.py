@@ -21,6 +21,7 @@ import random
 import re
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -378,6 +379,44 @@ def test_reset_counted_apart():
         check(stat_field(line, "resets") == 4 and stat_field(line, "errors") == 0,
               "after 4 resets: %s" % line)
         check(d.stop() == 0, "exit status")
+
+
+def server_side(port):
+    """ss's view of echod's side of the connections on 127.0.0.1:port."""
+    p = subprocess.run(["ss", "-tnom", "state", "established", "(", "sport", "=", ":%d" % port,
+                        ")"], capture_output=True, text=True, timeout=10)
+    check(p.returncode == 0, "ss: %s" % p.stderr)
+    return p.stdout
+
+
+def test_socket_options():
+    """--keepalive, --sndbuf and --rcvbuf are set once, on the listener, and
+    every accepted socket has them (Linux copies them): ss shows echod's
+    side of a connection with a keepalive timer and the buffer sizes
+    (doubled by the kernel); without the options, neither."""
+    if shutil.which("ss") is None:
+        raise Skip("ss (iproute2) is not installed")
+    check_refused(["--keepalive", "0"], "--keepalive")
+    check_refused(["--keepalive", "5:1"], "expected IDLE or IDLE:INTERVAL:COUNT")
+    check_refused(["--sndbuf", "0"], "--sndbuf")
+    check_refused(["--rcvbuf", "2G"], "--rcvbuf")
+    for args in ([], ["--keepalive", "7:3:4", "--sndbuf", "64K", "--rcvbuf", "96K"]):
+        with echod(*args) as d:
+            clients = [connect(d.port) for _ in range(3)]
+            for c in clients:
+                roundtrip(c, b"tuned?")
+            out = server_side(d.port)
+            lines = [ln for ln in out.splitlines() if "127.0.0.1:%d " % d.port in ln]
+            check(len(lines) == 3, "ss shows %d of echod's connections: %s" % (len(lines), out))
+            if args:
+                check(out.count("timer:(keepalive,") == 3, "no keepalive timer: %s" % out)
+                check(out.count("rb196608,") == 3 and out.count("tb131072,") == 3,
+                      "buffer sizes not inherited: %s" % out)
+            else:
+                check("keepalive" not in out and "rb196608," not in out, "untuned: %s" % out)
+            for c in clients:
+                c.close()
+            check(d.stop() == 0, "exit status")
 
 
 def test_idle_timeout():
@@ -1025,6 +1064,7 @@ TESTS = [
     test_backpressure_rss,
     test_reset_mid_stream,
     test_reset_counted_apart,
+    test_socket_options,
     test_idle_timeout,
     test_max_conns,
     test_emfile,

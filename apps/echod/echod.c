@@ -614,8 +614,10 @@ static void print_startup(struct echod *d)
 }
 
 /* Makes `fd` (listening) a listener and sets --keepalive, --sndbuf and
-   --rcvbuf on it: Linux copies them to every socket accept() returns, so
-   clients cost no system call for them. Takes fd; 0 or -errno. */
+   --rcvbuf on it if it is TCP: Linux copies them to every socket accept()
+   returns (keepalive's timer included), so clients cost no system call
+   for them. A Unix socket's clients are new sockets, not copies: they are
+   not set there. Takes fd; 0 or -errno. */
 static int add_listener(struct echod *d, int fd, const char *shown)
 {
     const char *what = "listen";
@@ -623,7 +625,7 @@ static int add_listener(struct echod *d, int fd, const char *shown)
     struct listener *l = &d->listeners[d->nlisteners];
     if (rc == 0)
         rc = iomux_socket_local(fd, &l->addr);
-    if (rc == 0)
+    if (rc == 0 && l->addr.ss.ss_family != AF_UNIX)
         rc = sock_tuning_apply(fd, &d->opt->tuning, &what);
     if (rc < 0) {
         fprintf(stderr, "echod: %s on %s: %s\n", what, shown,

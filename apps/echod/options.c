@@ -45,6 +45,13 @@ static int parse_backend(void *opts, const char *opt, const char *value, char *e
     return 0;
 }
 
+static int parse_keepalive(void *opts, const char *opt, const char *value, char *err,
+                           size_t errsize)
+{
+    return sock_tuning_parse_keepalive(opt, value, &((struct echod_options *)opts)->tuning, err,
+                                       errsize);
+}
+
 #define F(field)  offsetof(struct echod_options, field)
 #define BYTES_MAX ((uint64_t)1 << 40)
 #define SECS_MAX  1000000
@@ -220,6 +227,33 @@ static const struct cli_spec specs[] = {
      .max = BYTES_MAX,
      .help = "read from it again once that is down to BYTES\n"
              "(default 64K, or high-water / 4 if that is smaller)"},
+    {.name = "keepalive",
+     .arg = "IDLE[:INTVL:CNT]",
+     .kind = CLI_CALL,
+     .call = parse_keepalive,
+     .help = "TCP keepalive on every client: probe after IDLE\n"
+             "seconds without traffic, then every INTVL seconds,\n"
+             "and give up after CNT probes (the kernel's interval\n"
+             "and count if not given); a dead peer is then\n"
+             "closed",
+     .def = "off"},
+    {.name = "sndbuf",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(tuning.sndbuf),
+     .min = 1,
+     .max = SOCK_BUF_MAX,
+     .help = "SO_SNDBUF of every TCP client, K, M, G suffixes\n"
+             "allowed (the kernel doubles it, up to\n"
+             "net.core.wmem_max; default: its own, self-tuned)"},
+    {.name = "rcvbuf",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(tuning.rcvbuf),
+     .min = 1,
+     .max = SOCK_BUF_MAX,
+     .help = "SO_RCVBUF of every TCP client, likewise (up to\n"
+             "net.core.rmem_max)"},
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
