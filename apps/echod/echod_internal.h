@@ -120,4 +120,12 @@ void echod_trace_queue_empty(struct echod *d, struct conn *c);
    harmless. True if the next accept may work at once. */
 bool echod_accept_error(struct echod *d, struct listener *l, int err);
 
+/* What echod.c gives the start (setup.c): what does the I/O, as start-up
+   and statistics lines say it, written in the caller's buf; and the
+   callbacks of the listeners, the signals and the idle sweep. */
+const char *echod_serving_label(const struct echod *d, char *buf, size_t size);
+void echod_on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data);
+void echod_on_signal(struct iomux_loop *loop, int signo, void *data);
+void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data);
+
 #endif /* ECHOD_ECHOD_INTERNAL_H */
