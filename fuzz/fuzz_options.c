@@ -36,9 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct echod_options o;
     int rc = echod_options_parse(argc, args, &o);
     if (rc == ECHOD_RUN) {
-        if (o.nlisten > ECHOD_MAX_LISTEN || !o.backend)
+        if (o.nlisten > ECHOD_MAX_LISTEN || o.nudp > ECHOD_MAX_LISTEN || !o.backend)
             abort();
-        if (o.high_water && o.low_water > o.high_water)
+        if (!o.high_water || !o.low_water || o.low_water > o.high_water)
+            abort();
+        if ((o.engine != ECHOD_ENGINE_LOOP && o.engine != ECHOD_ENGINE_URING) ||
+            (o.spin_receive != ECHOD_SPIN_AUTO && o.spin_receive != ECHOD_SPIN_ON &&
+             o.spin_receive != ECHOD_SPIN_OFF))
             abort();
     } else if (rc != ECHOD_DONE && rc != ECHOD_USAGE) {
         abort();

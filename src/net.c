@@ -561,15 +561,18 @@ int iomux_addr_unix(const char *text, struct iomux_addr *out)
 }
 
 /*
- * Is somebody serving the socket file at `addr`? A connect() from a
- * non-blocking socket of the same type answers without waiting: refused
- * means the file is a leftover (its owner died without removing it);
- * success, EAGAIN (a full backlog) or EPROTOTYPE (a live socket of the
- * other type) all mean it is in use.
+ * Is somebody serving the socket file at `addr`? Asked with a datagram
+ * socket's connect(), which reaches no listener's backlog: the live owner
+ * never sees a connection to accept (a stream probe would be accepted and
+ * counted as a client by the very server it asks about). The kernel
+ * answers at once: refused means the file is a leftover (its owner died
+ * without removing it); EPROTOTYPE (a live stream or seqpacket socket) or
+ * success (a live datagram socket: connect() only records the peer) mean
+ * it is in use, as does anything else but ENOENT.
  */
-static int unix_probe(const struct iomux_addr *addr, int type)
+static int unix_probe(const struct iomux_addr *addr)
 {
-    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int rc = connect(fd, (const struct sockaddr *)&addr->ss, addr->len);
@@ -594,7 +597,7 @@ int iomux_unix_listen(const struct iomux_addr *addr, int type, int *fd_out)
            file. */
         if (!S_ISSOCK(st.st_mode))
             return -EEXIST;
-        int rc = unix_probe(addr, type);
+        int rc = unix_probe(addr);
         if (rc < 0)
             return rc;
         if (rc == 0 && unlink(path) < 0 && errno != ENOENT)

@@ -31,3 +31,6 @@ else()
 endif()
 # The engine's batched-wait policy (apps/echod/batch.h), on any kernel.
 iomux_test(test_batch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_batch.c LIBS echod_core TIMEOUT 60)
+# echod's command line (apps/echod/options.c), without starting a server.
+iomux_test(test_echod_options SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_echod_options.c
+           LIBS echod_core TIMEOUT 60)

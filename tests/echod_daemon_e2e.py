@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (Echod, Skip, check, closed_by_peer, mode_args,  # noqa: E402
@@ -245,13 +246,18 @@ def as_nobody():
     os.setuid(nobody.pw_uid)
 
 
-def test_user():
+def root_and_nobody():
+    """The user nobody, for a test that runs as root (or Skip)."""
     if os.geteuid() != 0:
         raise Skip("needs root")
     try:
-        nobody = pwd.getpwnam("nobody")
+        return pwd.getpwnam("nobody")
     except KeyError:
         raise Skip("no user 'nobody'")
+
+
+def test_user():
+    nobody = root_and_nobody()
     with echod("--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--user", "nobody",
                quiet=False, lines=2) as d:
         d.wait_stderr(r"^echod: running as nobody \(uid %d, gid %d\)$"
@@ -288,6 +294,54 @@ def test_user():
             check(r.returncode == 1 and len(err.splitlines()) == 1 and
                   "Permission denied (ports below 1024 need root" in err,
                   "%s port 7 as nobody: %d %r" % (opt, r.returncode, err))
+
+
+def unix_connect(d, path, timeout=10):
+    """A client of the echod `d` serving `path`, once it is there (with
+    --quiet nothing says so)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = socket.socket(socket.AF_UNIX)
+        try:
+            c.connect(path)
+            return c
+        except (FileNotFoundError, ConnectionRefusedError):
+            c.close()
+            check(d.alive() and time.monotonic() < deadline,
+                  "%s not served; stderr: %r" % (path, d.stderr()))
+            time.sleep(0.01)
+
+
+def test_user_unix_cleanup():
+    """--user with a Unix socket: the file is removed at exit although the
+    user cannot reach it by its path (the parent directory is root's
+    only), because the directory was opened before the switch. Where the
+    user may not write to the directory, one line says it was left."""
+    nobody = root_and_nobody()
+    tmp = tempfile.mkdtemp(prefix="echod-user-")  # 0700, root's
+    try:
+        mine = os.path.join(tmp, "nobody")
+        os.mkdir(mine, 0o755)
+        os.chown(mine, nobody.pw_uid, nobody.pw_gid)
+        path = os.path.join(mine, "echo.sock")
+        with echod("--listen", "unix:" + path, "--user", "nobody") as d:
+            with unix_connect(d, path) as c:
+                roundtrip(c, b"as nobody, over a Unix socket")
+            check(proc_ids(d.proc.pid)["Uid"] == [nobody.pw_uid] * 4, "not running as nobody")
+            check(d.stop() == 0, "exit status")
+            check(d.stderr() == "", "stderr: %r" % d.stderr())
+        check(not os.path.exists(path), "socket file left after --user nobody and SIGTERM")
+        # A directory only root may write to: the file stays, and echod says so.
+        path = os.path.join(tmp, "echo.sock")
+        with echod("--listen", "unix:" + path, "--user", "nobody") as d:
+            with unix_connect(d, path) as c:
+                roundtrip(c, b"x")
+            check(d.stop() == 0, "exit status")
+            check(d.stderr() == "echod: unix:%s: not removed: Permission denied\n" % path,
+                  "stderr: %r" % d.stderr())
+        check(os.path.exists(path), "the file went away nevertheless")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -348,6 +402,10 @@ def test_unix_stream():
             err = r.stderr.decode()
             check(r.returncode == 1 and err == "echod: --listen unix:%s: another process is "
                   "serving this socket\n" % path, "second echod: %d %r" % (r.returncode, err))
+            # The second echod's look at the file is not a client of the first.
+            line = d.stats()
+            check(", 1 total;" in line,
+                  "the probe was counted as a connection: %s" % line)
             check(d.stop() == 0, "exit status")
         check(not os.path.exists(path), "socket file left after a clean exit")
         # Anything but a socket is never replaced.
@@ -360,6 +418,42 @@ def test_unix_stream():
         r = subprocess.run([ECHOD, "--listen", "unix:" + "x" * 200], capture_output=True,
                            timeout=10)
         check(r.returncode == 2 and b"too long" in r.stderr, "%r" % r.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_sighup_sigquit():
+    """SIGHUP is logged and ignored: echod keeps serving (the connection it
+    had and new ones), then SIGTERM drains and exits 0 and the socket file
+    is gone. SIGQUIT exits at once, 0, and removes the file too."""
+    tmp = tempfile.mkdtemp(prefix="echod-hup-")
+    path = os.path.join(tmp, "echo.sock")
+    try:
+        with echod("--listen", "unix:" + path, quiet=False) as d:
+            d.wait_stderr(r"listening on unix:")
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                roundtrip(c, b"before")
+                d.signal(signal.SIGHUP)
+                d.wait_stderr(r"^echod: SIGHUP: nothing to reload$")
+                check(d.alive(), "echod died of SIGHUP")
+                roundtrip(c, b"after, same connection")
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                roundtrip(c, b"after, new connection")
+            check(d.stop() == 0, "exit status after SIGHUP then SIGTERM")
+            check(d.stderr().count("SIGHUP") == 1, "SIGHUP said more than once")
+        check(not os.path.exists(path), "socket file left after SIGHUP then SIGTERM")
+        with echod("--listen", "unix:" + path, quiet=False) as d:
+            d.wait_stderr(r"listening on unix:")
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(path)
+            roundtrip(c, b"open when SIGQUIT comes")
+            d.signal(signal.SIGQUIT)
+            check(d.wait() == 0, "exit status after SIGQUIT")
+            d.wait_stderr(r"^echod: SIGQUIT, exiting now$")
+            c.close()
+        check(not os.path.exists(path), "socket file left after SIGQUIT")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -382,8 +476,10 @@ TESTS = [
     test_inetd_tcp,
     test_inetd_errors,
     test_user,
+    test_user_unix_cleanup,
     test_max_conns_per_ip,
     test_unix_stream,
+    test_sighup_sigquit,
     test_help,
 ]
 

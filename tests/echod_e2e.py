@@ -21,6 +21,7 @@ import random
 import re
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -147,8 +148,11 @@ def test_usage():
                  ["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:x"]):
         rc, out, err = run(*args)
         check(rc == 2, "%s: exit %d, want 2 (%s)" % (args, rc, err))
-        lines = err.strip().split("\n")
-        check(lines[0].startswith("echod: "), "%s: error line %r" % (args, err))
+        # Every tool says a usage error in the same two lines.
+        lines = err.split("\n")
+        check(len(lines) == 3 and lines[0].startswith("echod: ") and
+              lines[1] == "Try 'echod --help' for more information." and lines[2] == "",
+              "%s: not one error line and the hint: %r" % (args, err))
         check(out == "", "%s: printed %r on stdout before failing" % (args, out))
     # Port in use is a runtime failure: exit 1 with the reason.
     with echod() as d:
@@ -156,6 +160,56 @@ def test_usage():
         check(rc == 1, "port in use: exit %d (%s)" % (rc, err))
         check("Address already in use" in err and err.startswith("echod: "),
               "port in use: %r" % err)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free on 127.0.0.1 just now (for a test that needs a fixed one)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_startup_lines():
+    """Set-up that can fail is done, or checked, before echod says it is
+    listening: a failed start prints one line saying why, nothing else,
+    and binds nothing. An address given twice is a usage error, a --user
+    that does not exist is found before binding, a name that does not
+    resolve is a runtime failure (exit 1), like an address in use."""
+    def run(*args):
+        p = subprocess.run([ECHOD] + mode_args(MODE) + list(args), capture_output=True,
+                           text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    port = free_port()
+    rc, out, err = run("--listen", "127.0.0.1:%d" % port, "--listen", "127.0.0.1:%d" % port)
+    check(rc == 2 and out == "" and err == (
+        "echod: --listen 127.0.0.1:%d: the same address as --listen 127.0.0.1:%d\n"
+        "Try 'echod --help' for more information.\n" % (port, port)),
+        "address twice: %d %r %r" % (rc, out, err))
+    port = free_port(socket.SOCK_DGRAM)
+    rc, out, err = run("--udp", "127.0.0.1:%d" % port, "--udp", "127.0.0.1:%d" % port)
+    check(rc == 2 and "the same address" in err, "udp address twice: %d %r" % (rc, err))
+    # Port 0 twice is two ports.
+    with echod("--listen", "127.0.0.1:0", lines=2) as d:
+        check(len(set(d.addrs)) == 2, "port 0 twice: %s" % d.addrs)
+    rc, out, err = run("--listen", "127.0.0.1:0", "--user", "no-such-user-x")
+    check(rc == 1 and out == "" and err == "echod: --user no-such-user-x: no such user\n",
+          "unknown user: %d %r %r" % (rc, out, err))
+    rc, out, err = run("--listen", "no-such-host.invalid:7")
+    check(rc == 1 and out == "" and len(err.splitlines()) == 1 and
+          err.startswith("echod: --listen 'no-such-host.invalid:7': "),
+          "host not found: %d %r %r" % (rc, out, err))
+    # The second address is taken: the first is not announced, on stdout
+    # or stderr.
+    for opt, kind in (("--listen", socket.SOCK_STREAM), ("--udp", socket.SOCK_DGRAM)):
+        with socket.socket(socket.AF_INET, kind) as held:
+            held.bind(("127.0.0.1", 0))
+            if kind == socket.SOCK_STREAM:
+                held.listen()
+            taken = "127.0.0.1:%d" % held.getsockname()[1]
+            rc, out, err = run("--listen", "127.0.0.1:0", opt, taken)
+        check(rc == 1 and out == "" and len(err.splitlines()) == 1 and
+              "Address already in use" in err, "%s in use: %d %r %r" % (opt, rc, out, err))
 
 
 def test_echo_one_client():
@@ -292,6 +346,77 @@ def test_reset_mid_stream():
         good.close()
         check(d.alive(), "echod died")
         check(d.stop() == 0, "exit status")
+
+
+def test_reset_counted_apart():
+    """A client that resets (SO_LINGER 0 close) counts in `resets`, not in
+    `errors`; a clean close counts in neither."""
+    def settled(d, want_total):
+        """The stats line once every connection so far has been closed."""
+        deadline = time.monotonic() + 10
+        while True:
+            line = d.stats()
+            m = re.search(r"connections (\d+) open, (\d+) total", line)
+            if m and m.group(1) == "0" and int(m.group(2)) == want_total:
+                return line
+            check(time.monotonic() < deadline, "connections never all closed: %s" % line)
+            time.sleep(0.02)
+
+    with echod() as d:
+        for _ in range(3):
+            s = connect(d.port)
+            roundtrip(s, b"clean")
+            s.close()
+        line = settled(d, 3)
+        check(stat_field(line, "resets") == 0 and stat_field(line, "errors") == 0,
+              "after clean closes: %s" % line)
+        for _ in range(4):
+            s = connect(d.port)
+            roundtrip(s, b"reset")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        line = settled(d, 7)
+        check(stat_field(line, "resets") == 4 and stat_field(line, "errors") == 0,
+              "after 4 resets: %s" % line)
+        check(d.stop() == 0, "exit status")
+
+
+def server_side(port):
+    """ss's view of echod's side of the connections on 127.0.0.1:port."""
+    p = subprocess.run(["ss", "-tnom", "state", "established", "(", "sport", "=", ":%d" % port,
+                        ")"], capture_output=True, text=True, timeout=10)
+    check(p.returncode == 0, "ss: %s" % p.stderr)
+    return p.stdout
+
+
+def test_socket_options():
+    """--keepalive, --sndbuf and --rcvbuf are set once, on the listener, and
+    every accepted socket has them (Linux copies them): ss shows echod's
+    side of a connection with a keepalive timer and the buffer sizes
+    (doubled by the kernel); without the options, neither."""
+    if shutil.which("ss") is None:
+        raise Skip("ss (iproute2) is not installed")
+    check_refused(["--keepalive", "0"], "--keepalive")
+    check_refused(["--keepalive", "5:1"], "expected IDLE or IDLE:INTERVAL:COUNT")
+    check_refused(["--sndbuf", "0"], "--sndbuf")
+    check_refused(["--rcvbuf", "2G"], "--rcvbuf")
+    for args in ([], ["--keepalive", "7:3:4", "--sndbuf", "64K", "--rcvbuf", "96K"]):
+        with echod(*args) as d:
+            clients = [connect(d.port) for _ in range(3)]
+            for c in clients:
+                roundtrip(c, b"tuned?")
+            out = server_side(d.port)
+            lines = [ln for ln in out.splitlines() if "127.0.0.1:%d " % d.port in ln]
+            check(len(lines) == 3, "ss shows %d of echod's connections: %s" % (len(lines), out))
+            if args:
+                check(out.count("timer:(keepalive,") == 3, "no keepalive timer: %s" % out)
+                check(out.count("rb196608,") == 3 and out.count("tb131072,") == 3,
+                      "buffer sizes not inherited: %s" % out)
+            else:
+                check("keepalive" not in out and "rb196608," not in out, "untuned: %s" % out)
+            for c in clients:
+                c.close()
+            check(d.stop() == 0, "exit status")
 
 
 def test_idle_timeout():
@@ -901,7 +1026,7 @@ def test_spin_receive():
             s.close()
             check(d.stop() == 0, "exit status")
         return
-    check_refused(["--spin-receive", "sometimes"], "expected auto, on or off")
+    check_refused(["--spin-receive", "sometimes"], "is not one of: auto, on, off")
     check_refused(["--spin-receive", "on", "--trace"], "--spin-receive on: not with --trace")
     rng = random.Random(862)
     for spin in ("on", "off", "auto"):
@@ -931,12 +1056,15 @@ def test_spin_receive():
 
 TESTS = [
     test_usage,
+    test_startup_lines,
     test_echo_one_client,
     test_echo_200_clients,
     test_burst_1000,
     test_half_close,
     test_backpressure_rss,
     test_reset_mid_stream,
+    test_reset_counted_apart,
+    test_socket_options,
     test_idle_timeout,
     test_max_conns,
     test_emfile,

@@ -22,6 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "options.h"
+
 /* ------------------------------------------------------------------------
  * Socket activation.
  */
@@ -60,12 +62,12 @@ int echod_activation(struct echod_passed *out, size_t *n)
     if (parse_env_number(fds_text, &count) < 0) {
         fprintf(stderr, "echod: socket activation: LISTEN_FDS '%s' is not a number\n",
                 fds_text ? fds_text : "");
-        return 1;
+        return -EBADMSG;
     }
     if (count > ECHOD_MAX_PASSED) {
         fprintf(stderr, "echod: socket activation: %lu sockets passed, at most %d are served\n",
                 count, ECHOD_MAX_PASSED);
-        return 1;
+        return -E2BIG;
     }
     /* LISTEN_FDNAMES: names separated by ':' (FileDescriptorName=). */
     const char *names = getenv("LISTEN_FDNAMES");
@@ -91,14 +93,14 @@ int echod_activation(struct echod_passed *out, size_t *n)
             getsockopt(p->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
             getsockname(p->fd, (struct sockaddr *)&ss, &sslen) < 0) {
             fprintf(stderr, "echod: socket activation: fd %d is not a socket\n", p->fd);
-            return 1;
+            return -ENOTSOCK;
         }
         p->type = type;
         p->family = ss.ss_family;
         if (type != SOCK_STREAM && type != SOCK_DGRAM) {
             fprintf(stderr, "echod: socket activation: fd %d: socket type %d is not served\n",
                     p->fd, type);
-            return 1;
+            return -ESOCKTNOSUPPORT;
         }
         len = sizeof(listening);
         if (type == SOCK_STREAM &&
@@ -109,18 +111,19 @@ int echod_activation(struct echod_passed *out, size_t *n)
                     "echod: socket activation: fd %d is a stream socket that is not listening "
                     "(use Accept=no, or --inetd with StandardInput=socket)\n",
                     p->fd);
-            return 1;
+            return -ENOTCONN;
         }
         if (p->family != AF_INET && p->family != AF_INET6 && p->family != AF_UNIX) {
             fprintf(stderr, "echod: socket activation: fd %d: address family %d is not served\n",
                     p->fd, p->family);
-            return 1;
+            return -EAFNOSUPPORT;
         }
         int flags = fcntl(p->fd, F_GETFL);
         if (flags < 0 || fcntl(p->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
             fcntl(p->fd, F_SETFD, FD_CLOEXEC) < 0) {
-            fprintf(stderr, "echod: socket activation: fd %d: %s\n", p->fd, strerror(errno));
-            return 1;
+            int err = errno;
+            fprintf(stderr, "echod: socket activation: fd %d: %s\n", p->fd, strerror(err));
+            return -err;
         }
     }
     unset_activation_env();
@@ -157,7 +160,7 @@ int echod_inetd_setup(int *fd, struct iomux_addr *peer)
     if (fstat(0, &st) < 0 || !S_ISSOCK(st.st_mode) ||
         getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
         fprintf(stderr, "echod: --inetd: stdin is not a stream socket\n");
-        return 1;
+        return -ENOTSOCK;
     }
     memset(peer, 0, sizeof(*peer));
     peer->len = sizeof(peer->ss);
@@ -171,13 +174,15 @@ int echod_inetd_setup(int *fd, struct iomux_addr *peer)
     /* inetd gives the socket as stdin, stdout and often stderr: a log line
        written there would become part of the echo. */
     if ((same_file(0, 1) && to_dev_null(1) < 0) || (same_file(0, 2) && to_dev_null(2) < 0)) {
-        fprintf(stderr, "echod: --inetd: /dev/null: %s\n", strerror(errno));
-        return 1;
+        int err = errno;
+        fprintf(stderr, "echod: --inetd: /dev/null: %s\n", strerror(err));
+        return -err;
     }
     int flags = fcntl(0, F_GETFL);
     if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) < 0) {
-        fprintf(stderr, "echod: --inetd: stdin: %s\n", strerror(errno));
-        return 1;
+        int err = errno;
+        fprintf(stderr, "echod: --inetd: stdin: %s\n", strerror(err));
+        return -err;
     }
     *fd = 0;
     return 0;
@@ -187,39 +192,44 @@ int echod_inetd_setup(int *fd, struct iomux_addr *peer)
  * Dropping privileges.
  */
 
-int echod_drop_privileges(const char *user, bool quiet)
+int echod_user_lookup(const char *name, struct echod_user *u)
 {
     errno = 0;
-    struct passwd *pw = getpwnam(user);
+    struct passwd *pw = getpwnam(name);
     if (!pw) {
-        fprintf(stderr, "echod: --user %s: %s\n", user, errno ? strerror(errno) : "no such user");
-        return 1;
+        int err = errno ? errno : ENOENT;
+        fprintf(stderr, "echod: --user %s: %s\n", name, errno ? strerror(err) : "no such user");
+        return -err;
     }
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
+    u->name = name;
+    u->uid = pw->pw_uid;
+    u->gid = pw->pw_gid;
+    return 0;
+}
+
+/* Prints why the switch to u failed; returns -err. */
+static int switch_failed(const struct echod_user *u, const char *what, unsigned id, int err)
+{
+    fprintf(stderr, "echod: --user %s: %s(%u): %s\n", u->name, what, id, strerror(err));
+    return -err;
+}
+
+int echod_user_switch(const struct echod_user *u)
+{
     /* Groups first: after setuid() we would no longer be allowed to. */
-    if (initgroups(pw->pw_name, gid) < 0) {
-        fprintf(stderr, "echod: --user %s: setting groups: %s\n", user, strerror(errno));
-        return 1;
-    }
-    if (setgid(gid) < 0) {
-        fprintf(stderr, "echod: --user %s: setgid(%u): %s\n", user, (unsigned)gid, strerror(errno));
-        return 1;
-    }
-    if (setuid(uid) < 0) {
-        fprintf(stderr, "echod: --user %s: setuid(%u): %s\n", user, (unsigned)uid, strerror(errno));
-        return 1;
-    }
+    if (initgroups(u->name, u->gid) < 0)
+        return switch_failed(u, "initgroups", (unsigned)u->gid, errno);
+    if (setgid(u->gid) < 0)
+        return switch_failed(u, "setgid", (unsigned)u->gid, errno);
+    if (setuid(u->uid) < 0)
+        return switch_failed(u, "setuid", (unsigned)u->uid, errno);
     /* Trust but verify: running on as root after being asked not to would
        be worse than not running. */
-    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
-        (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))) {
-        fprintf(stderr, "echod: --user %s: the switch did not hold; refusing to run\n", user);
-        return 1;
+    if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid || getegid() != u->gid ||
+        (u->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))) {
+        fprintf(stderr, "echod: --user %s: the switch did not hold; refusing to run\n", u->name);
+        return -EPERM;
     }
-    if (!quiet)
-        fprintf(stderr, "echod: running as %s (uid %u, gid %u)\n", user, (unsigned)uid,
-                (unsigned)gid);
     return 0;
 }
 
@@ -235,15 +245,29 @@ const char *echod_bind_hint(int err, unsigned port)
  * Unix-domain socket files.
  */
 
+/*
+ * A socket file echod made, and how to remove it at exit. The directory is
+ * opened (O_PATH) when the socket is bound, while echod may still be root:
+ * after --user, unlinkat() on that descriptor needs only write and search
+ * permission on the directory itself, not search permission on every
+ * directory of the path (a /run/echod/ under a root-only parent, a
+ * temporary directory). The name is removed only if it is still the inode
+ * bound (fstatat with AT_SYMLINK_NOFOLLOW, in the same directory): a file
+ * that replaced ours (a newer echod that took ours for stale) is left alone.
+ * The check and the unlink are two steps; what could swap the file in
+ * between can write to the directory anyway.
+ */
 struct unix_file {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *name; /* in path: after its last '/' */
+    int dirfd;
     dev_t dev;
     ino_t ino;
 };
 
 /* At most one per --listen and --udp option. Process-wide: the files are
    the process's, whatever server object made them. */
-static struct unix_file unix_files[64];
+static struct unix_file unix_files[2 * ECHOD_MAX_LISTEN];
 static size_t n_unix_files;
 
 int echod_is_unix(const char *text)
@@ -251,41 +275,60 @@ int echod_is_unix(const char *text)
     return strncmp(text, "unix:", 5) == 0;
 }
 
+/* Remembers the socket file at `path` for echod_unix_cleanup(). */
+static void unix_remember(const char *path)
+{
+    if (n_unix_files == sizeof(unix_files) / sizeof(unix_files[0]))
+        return;
+    struct unix_file *f = &unix_files[n_unix_files];
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    char *slash = strrchr(f->path, '/');
+    f->name = slash ? slash + 1 : f->path;
+    if (slash == f->path) {
+        f->dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } else if (slash) {
+        *slash = '\0';
+        f->dirfd = open(f->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+    } else {
+        f->dirfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    struct stat st;
+    if (f->dirfd < 0)
+        return;
+    if (fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        close(f->dirfd);
+        return;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    n_unix_files++;
+}
+
 int echod_unix_bind(const char *opt, const char *text, int type, int *fd)
 {
     struct iomux_addr addr;
     int rc = iomux_addr_unix(text, &addr);
     if (rc == -ENAMETOOLONG) {
-        fprintf(stderr, "echod: %s '%s': path too long (at most %zu bytes)\n", opt, text,
-                sizeof(unix_files[0].path) - 1);
-        return 2;
+        echod_usage_error("%s '%s': path too long (at most %zu bytes)", opt, text,
+                          sizeof(unix_files[0].path) - 1);
+        return -EINVAL;
     }
     if (rc < 0) {
-        fprintf(stderr, "echod: %s '%s': expected unix:PATH\n", opt, text);
-        return 2;
+        echod_usage_error("%s '%s': expected unix:PATH", opt, text);
+        return -EINVAL;
     }
-    const char *path = text + 5;
     rc = iomux_unix_listen(&addr, type, fd);
-    if (rc == -EADDRINUSE) {
+    if (rc == -EADDRINUSE)
         fprintf(stderr, "echod: %s %s: another process is serving this socket\n", opt, text);
-        return 1;
-    }
-    if (rc == -EEXIST) {
+    else if (rc == -EEXIST)
         fprintf(stderr, "echod: %s %s: the path exists and is not a socket (not replaced)\n", opt,
                 text);
-        return 1;
-    }
-    if (rc < 0) {
+    else if (rc < 0)
         fprintf(stderr, "echod: %s %s: %s\n", opt, text, strerror(-rc));
-        return 1;
-    }
-    struct stat st;
-    if (n_unix_files < sizeof(unix_files) / sizeof(unix_files[0]) && stat(path, &st) == 0) {
-        struct unix_file *f = &unix_files[n_unix_files++];
-        snprintf(f->path, sizeof(f->path), "%s", path);
-        f->dev = st.st_dev;
-        f->ino = st.st_ino;
-    }
+    if (rc < 0)
+        return rc;
+    unix_remember(text + 5);
     return 0;
 }
 
@@ -294,10 +337,16 @@ void echod_unix_cleanup(void)
     for (size_t i = 0; i < n_unix_files; i++) {
         struct stat st;
         const struct unix_file *f = &unix_files[i];
-        /* Failing to remove it (no longer permitted after --user) only
-           leaves a stale file, which the next echod replaces. */
-        if (lstat(f->path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino)
-            (void)unlink(f->path);
+        int rc = fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW);
+        bool ours = rc == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
+        if (ours)
+            rc = unlinkat(f->dirfd, f->name, 0);
+        /* After --user: a directory the user may not search or write to.
+           The stale file is replaced by the next echod. Gone already, or
+           replaced, is not a failure. */
+        if (rc < 0 && errno != ENOENT)
+            fprintf(stderr, "echod: unix:%s: not removed: %s\n", f->path, strerror(errno));
+        close(f->dirfd);
     }
     n_unix_files = 0;
 }

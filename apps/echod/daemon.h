@@ -4,7 +4,8 @@
  * passed by systemd (LISTEN_FDS), inetd mode, dropping root after
  * binding, Unix-domain socket files, and a per-address connection count.
  * Each function that can fail prints `echod: what: why` itself and returns
- * an exit status (1 runtime, 2 usage) or 0.
+ * a negative errno (-EINVAL: a usage error, printed with the --help hint)
+ * or 0.
  */
 #ifndef ECHOD_DAEMON_H
 #define ECHOD_DAEMON_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <iomux/net.h>
 
@@ -35,7 +37,7 @@ struct echod_passed {
  * made non-blocking and close-on-exec; the variables are removed from the
  * environment so that children do not take them for theirs. Stores up to
  * ECHOD_MAX_PASSED sockets in out[] and their number in *n (0: not
- * activated). Returns 0 or an exit status.
+ * activated). Returns 0 or -errno.
  */
 int echod_activation(struct echod_passed *out, size_t *n);
 
@@ -45,29 +47,41 @@ int echod_activation(struct echod_passed *out, size_t *n);
  * it non-blocking, and points stdout (and stderr, when it is the same
  * socket) at /dev/null so that nothing echod prints can get into the
  * echo. Stores the connection's fd (0) in *fd and its peer in *peer.
- * Returns 0 or an exit status.
+ * Returns 0 or -errno.
  */
 int echod_inetd_setup(int *fd, struct iomux_addr *peer);
 
+/* --user NAME: who to become, looked up before anything is bound. */
+struct echod_user {
+    const char *name; /* borrowed from argv */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* Finds NAME in the user database: 0, or -errno (-ENOENT: no such user)
+   after saying so. */
+int echod_user_lookup(const char *name, struct echod_user *u);
+
 /*
- * --user NAME: switches to NAME's uid, gid and supplementary groups (group
- * first: once the uid changed there is no right left to change it). Then
- * checks that root cannot be had back. Returns 0, or 1 after printing why
- * (unknown user, not permitted, ...): echod must not keep running as root
- * when it was asked not to.
+ * Switches to u's uid, gid and supplementary groups (group first: once the
+ * uid changed there is no right left to change it). Then checks that root
+ * cannot be had back. Returns 0, or -errno after printing why: echod must
+ * not keep running as root when it was asked not to.
  */
-int echod_drop_privileges(const char *user, bool quiet);
+int echod_user_switch(const struct echod_user *u);
 
 /*
  * Binds a Unix-domain socket for "unix:PATH" (`opt` names the option in
  * messages): a stale socket file is replaced, a live one is an error.
- * The path is remembered and removed by echod_unix_cleanup(). Stores the
- * fd in *fd. Returns 0 or an exit status.
+ * The path is remembered (with a descriptor of its directory) and removed
+ * by echod_unix_cleanup(). Stores the fd in *fd. Returns 0 or -errno.
  */
 int echod_unix_bind(const char *opt, const char *text, int type, int *fd);
 
 /* Removes the socket files echod made, if they are still the ones it
-   made (a newer echod may have replaced a file it thought stale). */
+   made (a newer echod may have replaced a file it thought stale); says so
+   in one line for each it could not remove (after --user, a directory
+   that user may not write to). */
 void echod_unix_cleanup(void);
 
 /* 1 if `text` names a Unix-domain socket ("unix:..."). */

@@ -6,7 +6,8 @@
  * file decides who gets a connection (--max-conns, descriptor exhaustion,
  * fds the select backend cannot watch), when a connection is cut (idle
  * timeout, shutdown grace period), and what is said about it (--trace in
- * the seed's words, rate-limited error lines, SIGUSR1 statistics).
+ * the seed's words, rate-limited error lines, SIGUSR1 statistics). How it
+ * starts (checks, binding, privileges, the engine) is setup.c.
  */
 #include "echod_internal.h"
 
@@ -164,7 +165,11 @@ static void on_drain(struct iomux_stream *s, void *data)
 
 void echod_conn_closed(struct echod *d, struct conn *c, int error)
 {
-    if (error)
+    /* A reset (or a write that met one) is the peer's doing: echo-bench
+       and many clients end that way. errors is for the rest. */
+    if (error == -ECONNRESET || error == -EPIPE)
+        d->resets++;
+    else if (error)
         d->errors++;
     /* A peer's reset or a broken pipe is the client's business; running
        out of memory is the server's, and must not pass unsaid. */
@@ -280,8 +285,8 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
         .on_close = on_close,
         .data = d,
         .extra_size = echod_keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
-        .high_water = d->opt->high_water,
-        .low_water = d->opt->low_water,
+        .high_water = (size_t)d->opt->high_water,
+        .low_water = (size_t)d->opt->low_water,
         .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
     };
     struct iomux_stream *s;
@@ -350,7 +355,7 @@ static void shed_load(struct echod *d, struct listener *l, int err)
     }
 }
 
-static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
+void echod_on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct listener *l = data;
     struct echod *d = l->d;
@@ -386,7 +391,7 @@ bool echod_accept_error(struct echod *d, struct listener *l, int err)
     return false;
 }
 
-static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
+void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
     (void)id;
@@ -431,47 +436,57 @@ static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
     d->done = true;
 }
 
-/* What does the I/O, as start-up and statistics lines say it. */
-static const char *serving_label(const struct echod *d)
+const char *echod_serving_label(const struct echod *d, char *buf, size_t size)
 {
-    static char label[48];
-    if (strcmp(d->opt->engine, "uring") == 0)
-        return "engine uring";
-    snprintf(label, sizeof(label), "backend %s", iomux_loop_backend(d->loop));
-    return label;
+    if (d->opt->engine == ECHOD_ENGINE_URING)
+        snprintf(buf, size, "engine uring");
+    else
+        snprintf(buf, size, "backend %s", iomux_loop_backend(d->loop));
+    return buf;
 }
 
 static void print_stats(struct echod *d)
 {
     struct iomux_buf_pool_stats ps;
+    char label[48];
     iomux_buf_pool_stats(d->pool, &ps);
     fprintf(stderr,
             "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
             " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
             ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
-            serving_label(d), d->open, d->total, d->bytes_in, d->bytes_out,
-            d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch, d->refused_max,
-            d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
-            ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
+            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
+            echod_serving_label(d, label, sizeof(label)), d->open, d->total, d->bytes_in,
+            d->bytes_out, d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch,
+            d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
+            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
     if (d->engine)
         engine_uring_print_stats(d->engine, stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
 }
 
-static void on_signal(struct iomux_loop *loop, int signo, void *data)
+void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
 {
     struct echod *d = data;
     if (signo == SIGUSR1) {
         print_stats(d);
         return;
     }
-    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
-    if (d->stopping) {
+    if (signo == SIGHUP) {
+        /* Nothing is read from files, so nothing to read again; the
+           default action (exit 129, no drain, socket files left) would be
+           worse than nothing. */
+        if (!d->opt->quiet)
+            fprintf(stderr, "echod: SIGHUP: nothing to reload\n");
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGQUIT";
+    /* SIGQUIT, like a second SIGINT or SIGTERM, means "now": connections
+       are cut, socket files removed, exit 0 (no core dump). */
+    if (d->stopping || signo == SIGQUIT) {
         /* A second request means "now". */
         if (!d->opt->quiet)
-            fprintf(stderr, "echod: %s again, exiting now\n", name);
+            fprintf(stderr, "echod: %s%s, exiting now\n", name, d->stopping ? " again" : "");
         cut_all(d, "shutting down");
         d->done = true;
         return;
@@ -500,411 +515,6 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
     }
 }
 
-/* Parses a --listen address; prints the problem and returns the exit
-   status (2 bad text or unknown host, 1 other failure), or 0. */
-static int parse_address(const char *opt, const char *text, struct iomux_addr *addr)
-{
-    int rc = echod_is_unix(text) ? iomux_addr_unix(text, addr) : iomux_addr_parse(text, addr);
-    if (rc == -EINVAL) {
-        fprintf(stderr,
-                "echod: %s '%s': expected HOST:PORT, [IPV6]:PORT (port 0..65535) or unix:PATH\n",
-                opt, text);
-        return 2;
-    }
-    if (rc == -ENOENT) {
-        fprintf(stderr, "echod: %s '%s': host not found\n", opt, text);
-        return 2;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "echod: %s '%s': %s\n", opt, text, strerror(-rc));
-        return rc == -ENAMETOOLONG ? 2 : 1;
-    }
-    return 0;
-}
-
-static int check_address(const char *opt, const char *text)
-{
-    struct iomux_addr addr;
-    return parse_address(opt, text, &addr);
-}
-
-/* Keeps a bound port-0 address for the stdout line that says the server
-   is serving (print_announced()). */
-static void announce(struct echod *d, const char *addr)
-{
-    if (d->nannounced < sizeof(d->announced) / sizeof(d->announced[0]))
-        snprintf(d->announced[d->nannounced++], sizeof(d->announced[0]), "%s", addr);
-}
-
-/* Only once everything is set up: whoever reads an address may connect. */
-static void print_announced(struct echod *d)
-{
-    for (size_t i = 0; i < d->nannounced; i++)
-        printf("%s\n", d->announced[i]);
-    if (d->nannounced)
-        fflush(stdout);
-}
-
-/* Serves a socket that is already listening (a Unix-domain one, or one
-   passed by systemd); takes `fd`. Returns 0 or an exit status. */
-static int adopt_listener(struct echod *d, int fd, const char *shown)
-{
-    if (d->nlisteners == ECHOD_MAX_LISTEN) {
-        fprintf(stderr, "echod: %s: more than %d listening sockets\n", shown, ECHOD_MAX_LISTEN);
-        close(fd);
-        return 1;
-    }
-    struct listener *l = &d->listeners[d->nlisteners];
-    l->d = d;
-    l->fd = fd;
-    int rc = iomux_socket_local(fd, &l->addr);
-    if (rc < 0) {
-        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
-        close(fd);
-        return 1;
-    }
-    d->nlisteners++;
-    if (!d->opt->quiet)
-        fprintf(stderr, "echod: listening on %s (%s)\n", shown, serving_label(d));
-    return 0;
-}
-
-static int setup_listener(struct echod *d, const char *text)
-{
-    struct iomux_addr addr;
-    if (echod_is_unix(text)) {
-        int fd;
-        int status = echod_unix_bind("--listen", text, SOCK_STREAM, &fd);
-        return status ? status : adopt_listener(d, fd, text);
-    }
-    int rc = parse_address("--listen", text, &addr);
-    if (rc != 0)
-        return rc;
-    char shown[IOMUX_ADDR_STRLEN];
-    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
-        snprintf(shown, sizeof(shown), "%s", text);
-
-    struct listener *l = &d->listeners[d->nlisteners];
-    rc = iomux_tcp_listen(&addr, 0, &l->fd);
-    if (rc < 0) {
-        fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
-                echod_bind_hint(-rc, iomux_addr_port(&addr)));
-        return 1;
-    }
-    l->d = d;
-    rc = iomux_socket_local(l->fd, &l->addr);
-    if (rc < 0) {
-        fprintf(stderr, "echod: listen on %s: %s\n", shown, strerror(-rc));
-        close(l->fd);
-        return 1;
-    }
-    d->nlisteners++;
-
-    unsigned port = iomux_addr_port(&l->addr);
-    if (iomux_addr_port(&addr) == 0) {
-        /* Port 0: say which port we got, on stdout, so that scripts and
-           tests can connect without guessing or sleeping (once serving). */
-        char bound[IOMUX_ADDR_STRLEN];
-        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) == 0)
-            announce(d, bound);
-    }
-    if (d->opt->trace) {
-        /* The seed prints the host as it was given ('localhost'). */
-        char host[IOMUX_ADDR_STRLEN];
-        const char *colon = strrchr(text, ':');
-        size_t n = (size_t)(colon - text);
-        if (text[0] == '[' && n >= 2) {
-            text++;
-            n -= 2;
-        }
-        if (n >= sizeof(host))
-            n = sizeof(host) - 1;
-        memcpy(host, text, n);
-        host[n] = '\0';
-        fprintf(stderr, "starting up on %s port %u\n", host, port);
-    } else if (!d->opt->quiet) {
-        char bound[IOMUX_ADDR_STRLEN];
-        if (iomux_addr_format(&l->addr, bound, sizeof(bound)) < 0)
-            snprintf(bound, sizeof(bound), "%s", shown);
-        fprintf(stderr, "echod: listening on %s (%s)\n", bound, serving_label(d));
-    }
-    return 0;
-}
-
-/* The datagram service, made on first use. */
-static int udp_service(struct echod *d)
-{
-    if (d->udp)
-        return 0;
-    struct echod_udp_config cfg = {
-        .rate = d->opt->udp_rate,
-        .burst = d->opt->udp_burst,
-        .any_port = d->opt->udp_any_port,
-        .trace = d->opt->trace,
-    };
-    int rc = echod_udp_new(d->loop, &cfg, &d->udp);
-    if (rc < 0) {
-        fprintf(stderr, "echod: udp: %s\n", strerror(-rc));
-        return 1;
-    }
-    return 0;
-}
-
-/* Serves the bound datagram socket `fd` (taken). */
-static int adopt_udp(struct echod *d, int fd, const char *shown)
-{
-    int rc = udp_service(d);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    rc = echod_udp_add(d->udp, fd);
-    if (rc < 0) {
-        fprintf(stderr, "echod: udp %s: %s\n", shown,
-                rc == -ENOSPC ? "too many datagram sockets" : strerror(-rc));
-        close(fd);
-        return 1;
-    }
-    if (!d->opt->quiet)
-        fprintf(stderr, "echod: echoing datagrams on %s (rate limit %s)\n", shown,
-                d->opt->udp_rate ? "on" : "off");
-    return 0;
-}
-
-static int setup_udp(struct echod *d, const char *text)
-{
-    int fd;
-    if (echod_is_unix(text)) {
-        int status = echod_unix_bind("--udp", text, SOCK_DGRAM, &fd);
-        return status ? status : adopt_udp(d, fd, text);
-    }
-    struct iomux_addr addr, bound;
-    int rc = parse_address("--udp", text, &addr);
-    if (rc != 0)
-        return rc;
-    char shown[IOMUX_ADDR_STRLEN];
-    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
-        snprintf(shown, sizeof(shown), "%s", text);
-    rc = iomux_udp_bind(&addr, &fd);
-    if (rc < 0) {
-        fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
-                echod_bind_hint(-rc, iomux_addr_port(&addr)));
-        return 1;
-    }
-    if (iomux_socket_local(fd, &bound) == 0)
-        iomux_addr_format(&bound, shown, sizeof(shown));
-    if (iomux_addr_port(&addr) == 0) {
-        /* As for --listen: the port we got, on stdout, after the TCP ones. */
-        announce(d, shown);
-    }
-    char label[IOMUX_ADDR_STRLEN + 8];
-    snprintf(label, sizeof(label), "udp %s", shown);
-    return adopt_udp(d, fd, label);
-}
-
-/* Sockets passed by systemd, instead of --listen and --udp. */
-static int setup_activated(struct echod *d, const struct echod_passed *p, size_t n)
-{
-    const struct echod_options *opt = d->opt;
-    if (opt->nudp || (opt->nlisten && strcmp(opt->listen[0], ECHOD_DEFAULT_LISTEN) != 0))
-        fprintf(stderr, "echod: socket-activated: --listen and --udp are ignored\n");
-    for (size_t i = 0; i < n; i++) {
-        struct iomux_addr a;
-        char addr[IOMUX_ADDR_STRLEN + 40], shown[sizeof(addr) + 96];
-        if (iomux_socket_local(p[i].fd, &a) < 0 || iomux_addr_format(&a, addr, sizeof(addr)) < 0)
-            snprintf(addr, sizeof(addr), "?");
-        snprintf(shown, sizeof(shown), "%s %s (fd %d%s%s)",
-                 p[i].type == SOCK_STREAM ? "stream" : "datagram", addr, p[i].fd,
-                 p[i].name[0] ? ", " : "", p[i].name);
-        int status;
-        if (p[i].type == SOCK_STREAM) {
-            status = adopt_listener(d, p[i].fd, shown);
-        } else {
-            int rc = p[i].family == AF_UNIX ? 0 : iomux_udp_enable_pktinfo(p[i].fd);
-            if (rc < 0) {
-                fprintf(stderr, "echod: %s: %s\n", shown, strerror(-rc));
-                close(p[i].fd);
-                return 1;
-            }
-            status = adopt_udp(d, p[i].fd, shown);
-        }
-        if (status != 0) {
-            /* The ones not reached yet are closed by exit. */
-            return status;
-        }
-    }
-    return 0;
-}
-
-/* The one connection of --inetd. */
-static int setup_inetd(struct echod *d)
-{
-    int fd;
-    struct iomux_addr peer;
-    int status = echod_inetd_setup(&fd, &peer);
-    if (status != 0)
-        return status;
-    d->inetd_fd = fd; /* admitted by start_serving() */
-    d->inetd_peer = peer;
-    return 0;
-}
-
-/* Once privileges are dropped: makes the engine, if not the default one,
-   and starts accepting (or serves the --inetd connection). Returns 0 or an
-   exit status. */
-static int start_serving(struct echod *d)
-{
-    if (strcmp(d->opt->engine, "uring") == 0) {
-        int rc = engine_uring_new(d, &d->engine);
-        if (rc < 0) {
-            if (rc == -ENOENT)
-                fprintf(stderr, "echod: --engine uring: not compiled in (no liburing)\n");
-            else if (rc == -ENOSYS || rc == -EPERM)
-                fprintf(stderr, "echod: --engine uring: not available on this system (%s)\n",
-                        strerror(-rc));
-            else
-                fprintf(stderr, "echod: --engine uring: %s\n", strerror(-rc));
-            return rc == -ENOENT ? 2 : 1;
-        }
-    }
-    for (size_t i = 0; i < d->nlisteners; i++) {
-        struct listener *l = &d->listeners[i];
-        int rc = d->engine ? engine_uring_listen(d->engine, l)
-                           : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, on_accept, l);
-        if (rc < 0) {
-            fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
-            return 1;
-        }
-    }
-    if (d->inetd_fd >= 0) {
-        int fd = d->inetd_fd;
-        d->inetd_fd = -1;
-        echod_admit(d, fd, &d->inetd_peer);
-        if (d->open == 0)
-            return 1; /* admit() said why */
-    }
-    return 0;
-}
-
-/* Listening and datagram sockets: passed by systemd, stdin for --inetd,
-   or bound from --listen and --udp. Returns 0 or an exit status. */
-static int setup_sockets(struct echod *d)
-{
-    const struct echod_options *opt = d->opt;
-    struct echod_passed passed[ECHOD_MAX_PASSED];
-    size_t npassed;
-    int status = echod_activation(passed, &npassed);
-    if (status != 0)
-        return status;
-    if (npassed)
-        return setup_activated(d, passed, npassed);
-    if (opt->inetd)
-        return setup_inetd(d);
-    for (size_t i = 0; i < opt->nlisten; i++) {
-        status = setup_listener(d, opt->listen[i]);
-        if (status != 0)
-            return status;
-    }
-    for (size_t i = 0; i < opt->nudp; i++) {
-        status = setup_udp(d, opt->udp[i]);
-        if (status != 0)
-            return status;
-    }
-    return 0;
-}
-
-int echod_new(const struct echod_options *opt, struct echod **out)
-{
-    struct echod *d = calloc(1, sizeof(*d));
-    if (!d) {
-        fprintf(stderr, "echod: start-up: %s\n", strerror(ENOMEM));
-        return 1;
-    }
-    d->opt = opt;
-    d->conns.next = d->conns.prev = &d->conns;
-    d->reserve_fd = -1;
-    d->inetd_fd = -1;
-
-    struct iomux_loop_options lo = {.backend = opt->backend};
-    int rc = iomux_loop_new(&d->loop, &lo);
-    if (rc < 0) {
-        if (rc == -ENOENT)
-            fprintf(stderr, "echod: --backend %s: not compiled in\n", opt->backend);
-        else if (rc == -ENOSYS || rc == -EPERM)
-            fprintf(stderr, "echod: --backend %s: not available on this system\n", opt->backend);
-        else
-            fprintf(stderr, "echod: event loop: %s\n", strerror(-rc));
-        free(d);
-        return rc == -ENOENT ? 2 : 1;
-    }
-    int status = 1;
-    rc = iomux_buf_pool_new(&d->pool, NULL);
-    if (rc < 0) {
-        fprintf(stderr, "echod: buffers: %s\n", strerror(-rc));
-        goto fail;
-    }
-    static const int signals[] = {SIGINT, SIGTERM, SIGUSR1};
-    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-        rc = iomux_signal_watch(d->loop, signals[i], on_signal, d);
-        if (rc < 0) {
-            fprintf(stderr, "echod: signal %s: %s\n", strsignal(signals[i]), strerror(-rc));
-            goto fail;
-        }
-    }
-    /* Every address is checked before any is listened on, so that a typo
-       in the second one is a usage error with nothing else said. */
-    for (size_t i = 0; i < opt->nlisten; i++) {
-        status = check_address("--listen", opt->listen[i]);
-        if (status != 0)
-            goto fail;
-    }
-    for (size_t i = 0; i < opt->nudp; i++) {
-        status = check_address("--udp", opt->udp[i]);
-        if (status != 0)
-            goto fail;
-    }
-    if (opt->max_conns_per_ip && (rc = echod_perip_new(opt->max_conns_per_ip, &d->perip)) < 0) {
-        fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
-        status = 1;
-        goto fail;
-    }
-    status = setup_sockets(d);
-    if (status != 0)
-        goto fail;
-    /* Everything that needs privileges is done: drop them before the
-       first byte from a client is read. */
-    if (opt->user) {
-        status = echod_drop_privileges(opt->user, opt->quiet);
-        if (status != 0)
-            goto fail;
-    }
-    status = start_serving(d);
-    if (status != 0)
-        goto fail;
-    status = 1;
-    if (opt->idle_timeout_ms) {
-        /* A sweep a few times per timeout: a connection is cut between
-           the timeout and a quarter more, without a timer per client. */
-        uint64_t every = opt->idle_timeout_ms / 4;
-        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
-        rc = iomux_timer_add(d->loop, every, every, on_idle_sweep, d, &d->idle_timer);
-        if (rc < 0) {
-            fprintf(stderr, "echod: idle timer: %s\n", strerror(-rc));
-            goto fail;
-        }
-    }
-    /* Not fatal without it: descriptor exhaustion then pauses accepting. */
-    int fd = iomux_reserve_fd();
-    d->reserve_fd = fd >= 0 ? fd : -1;
-    print_announced(d);
-    *out = d;
-    return 0;
-
-fail:
-    echod_free(d);
-    return status;
-}
-
 int echod_run(struct echod *d)
 {
     int tick = d->opt->tick_ms ? (int)d->opt->tick_ms : -1;
@@ -915,7 +525,7 @@ int echod_run(struct echod *d)
             d->engine ? engine_uring_run_once(d->engine, tick) : iomux_loop_run_once(d->loop, tick);
         if (n < 0 && n != -EINTR) {
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
-            return 1;
+            return n;
         }
         if (n == 0 && tick > 0 && d->opt->trace)
             fputs("  timed out, do some other work here\n", stderr);

@@ -21,6 +21,7 @@
 #include <iomux/loop.h>
 #include <iomux/net.h>
 
+#include "daemon.h"
 #include "echod.h"
 #include "ratelog.h"
 
@@ -73,13 +74,19 @@ struct echod {
     bool stopping;
     bool done;
     /* statistics */
-    uint64_t open, total, bytes_in, bytes_out, errors, idle_closed;
+    uint64_t open, total, bytes_in, bytes_out, idle_closed;
+    uint64_t resets; /* connections the peer reset (ECONNRESET, EPIPE) */
+    uint64_t errors; /* connections ended by any other error (ENOMEM, ...) */
     uint64_t refused_max, refused_fds, refused_watch;
     struct ratelog logs[LOG_KINDS];
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
+    struct echod_user user; /* --user: looked up before binding */
+    /* Start-up lines for stderr, printed once serving (say_later()). */
+    char startup[4096];
+    size_t startup_len;
     /* Bound port-0 addresses, printed on stdout once serving. */
     char announced[2 * ECHOD_MAX_LISTEN][IOMUX_ADDR_STRLEN];
     size_t nannounced;
@@ -112,5 +119,13 @@ void echod_trace_queue_empty(struct echod *d, struct conn *c);
    the waiting clients or pauses accepting; other errors are logged unless
    harmless. True if the next accept may work at once. */
 bool echod_accept_error(struct echod *d, struct listener *l, int err);
+
+/* What echod.c gives the start (setup.c): what does the I/O, as start-up
+   and statistics lines say it, written in the caller's buf; and the
+   callbacks of the listeners, the signals and the idle sweep. */
+const char *echod_serving_label(const struct echod *d, char *buf, size_t size);
+void echod_on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data);
+void echod_on_signal(struct iomux_loop *loop, int signo, void *data);
+void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data);
 
 #endif /* ECHOD_ECHOD_INTERNAL_H */

@@ -1249,9 +1249,8 @@ int engine_uring_new(struct echod *d, struct engine_uring **out)
     if (e->owner && (p.features & FEAT_MIN_TIMEOUT))
         e->batch_wait_us = (unsigned)d->opt->batch_wait_us;
     /* --spin-receive: "on" spins from the start and never stops. */
-    const char *spin = d->opt->spin_receive;
-    e->spin_auto = strcmp(spin, "auto") == 0 && !d->opt->trace;
-    if (strcmp(spin, "on") == 0) {
+    e->spin_auto = d->opt->spin_receive == ECHOD_SPIN_AUTO && !d->opt->trace;
+    if (d->opt->spin_receive == ECHOD_SPIN_ON) {
         e->spinning = true;
         e->spin_starts = 1;
     }

@@ -4,6 +4,7 @@
  * Python select/poll echo server. Parses options, runs the server, maps
  * the outcome to an exit status (0 ok, 1 runtime failure, 2 usage error).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -29,9 +30,9 @@ int main(int argc, char **argv)
 
     struct echod *d;
     rc = echod_new(&opts, &d);
-    if (rc != 0)
-        return rc;
+    if (rc < 0)
+        return rc == -EINVAL ? 2 : 1;
     rc = echod_run(d);
     echod_free(d);
-    return rc;
+    return rc < 0 ? 1 : 0;
 }

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * options.c - parses echod's command line with the shared strict parsers
- * (apps/common/cli.h): a typo is a one-line usage error, never a silently
- * different server.
+ * options.c - echod's command line, declared once: the table below drives
+ * both the parser (apps/common/opts.h) and --help, so an option cannot be
+ * parsed one way and documented another. What a table row cannot say (a
+ * check across options) is in check_options().
  */
 #include "options.h"
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "spin.h"
 #include "udp.h"
 #include <iomux/stream.h>
@@ -18,404 +22,368 @@
 #define ECHOD_VERSION "unknown"
 #endif
 
-enum {
-    OPT_LISTEN = 1,
-    OPT_BACKEND,
-    OPT_MAX_CONNS,
-    OPT_IDLE,
-    OPT_TICK,
-    OPT_GRACE,
-    OPT_HIGH,
-    OPT_LOW,
-    OPT_TRACE,
-    OPT_QUIET,
-    OPT_HELP,
-    OPT_VERSION,
-    OPT_UDP,
-    OPT_UDP_RATE,
-    OPT_UDP_BURST,
-    OPT_UDP_ANY_PORT,
-    OPT_MAX_PER_IP,
-    OPT_INETD,
-    OPT_USER,
-    OPT_ENGINE,
-    OPT_URING_BUFFERS,
-    OPT_BUSY_POLL,
-    OPT_BATCH_WAIT,
-    OPT_SPIN_RECEIVE,
-};
+const char *const echod_engine_names[] = {"loop", "uring", NULL};
+const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
 
-static const struct cli_option options[] = {
-    {"listen", 1, OPT_LISTEN},
-    {"backend", 1, OPT_BACKEND},
-    {"max-conns", 1, OPT_MAX_CONNS},
-    {"idle-timeout", 1, OPT_IDLE},
-    {"tick", 1, OPT_TICK},
-    {"grace", 1, OPT_GRACE},
-    {"high-water", 1, OPT_HIGH},
-    {"low-water", 1, OPT_LOW},
-    {"trace", 0, OPT_TRACE},
-    {"quiet", 0, OPT_QUIET},
-    {"help", 0, OPT_HELP},
-    {"version", 0, OPT_VERSION},
-    {"udp", 1, OPT_UDP},
-    {"udp-rate", 1, OPT_UDP_RATE},
-    {"udp-burst", 1, OPT_UDP_BURST},
-    {"udp-any-port", 0, OPT_UDP_ANY_PORT},
-    {"max-conns-per-ip", 1, OPT_MAX_PER_IP},
-    {"inetd", 0, OPT_INETD},
-    {"user", 1, OPT_USER},
-    {"engine", 1, OPT_ENGINE},
-    {"uring-buffers", 1, OPT_URING_BUFFERS},
-    {"busy-poll", 1, OPT_BUSY_POLL},
-    {"batch-wait", 1, OPT_BATCH_WAIT},
-    {"spin-receive", 1, OPT_SPIN_RECEIVE},
-    {NULL, 0, 0},
+/* The defaults --help shows are written out in the table: these keep them
+   true. */
+_Static_assert(ECHOD_UDP_RATE == 100 && ECHOD_UDP_BURST == 200, "--udp-rate/--udp-burst help");
+_Static_assert(ECHOD_URING_BUFFERS == 256, "--uring-buffers help");
+_Static_assert(ECHOD_BATCH_WAIT_US == 200 && ECHOD_BATCH_WAIT_MAX_US == 1000, "--batch-wait help");
+_Static_assert(ECHOD_BUSY_POLL_MAX_US == 10000, "--busy-poll help");
+_Static_assert(SPIN_MAX_CONNS == 32, "--spin-receive help");
+_Static_assert(ECHOD_DEFAULT_GRACE_MS == 2000, "--grace help");
+_Static_assert(IOMUX_STREAM_HIGH_WATER == 256 * 1024 && IOMUX_STREAM_LOW_WATER == 64 * 1024,
+               "--high-water/--low-water help");
+
+static int parse_backend(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    (void)opt;
+    if (cli_check_backend(value, err, errsize) < 0)
+        return -1;
+    ((struct echod_options *)opts)->backend = value;
+    return 0;
+}
+
+static int parse_keepalive(void *opts, const char *opt, const char *value, char *err,
+                           size_t errsize)
+{
+    return sock_tuning_parse_keepalive(opt, value, &((struct echod_options *)opts)->tuning, err,
+                                       errsize);
+}
+
+#define F(field)  offsetof(struct echod_options, field)
+#define BYTES_MAX ((uint64_t)1 << 40)
+#define SECS_MAX  1000000
+
+static const struct cli_spec specs[] = {
+    {.name = "listen",
+     .arg = "HOST:PORT",
+     .kind = CLI_LIST,
+     .field = F(listen),
+     .count_field = F(nlisten),
+     .max = ECHOD_MAX_LISTEN,
+     .help = "address to listen on; repeatable (default\n" ECHOD_DEFAULT_LISTEN
+             ", unless --udp is given). HOST is an\n"
+             "IPv4 address, [IPV6] in brackets, or a name; port 0\n"
+             "picks a free port and prints HOST:PORT on stdout.\n"
+             "unix:PATH listens on a Unix-domain stream socket"},
+    {.name = "udp",
+     .arg = "HOST:PORT",
+     .kind = CLI_LIST,
+     .field = F(udp),
+     .count_field = F(nudp),
+     .max = ECHOD_MAX_LISTEN,
+     .help = "echo datagrams on this UDP address (or unix:PATH, a\n"
+             "Unix datagram socket); repeatable; off by default.\n"
+             "Port-0 addresses are printed after the --listen ones"},
+    {.name = "udp-rate",
+     .arg = "PPS",
+     .kind = CLI_U64,
+     .field = F(udp_rate),
+     .max = 100000000,
+     .help = "answer at most PPS datagrams per second per source\naddress",
+     .def = "100; 0: no limit"},
+    {.name = "udp-burst",
+     .arg = "N",
+     .kind = CLI_U64,
+     .field = F(udp_burst),
+     .min = 1,
+     .max = 100000000,
+     .help = "let a source send N datagrams at once before the\n"
+             "rate applies (default 200, or PPS if larger)"},
+    {.name = "udp-any-port",
+     .kind = CLI_FLAG,
+     .field = F(udp_any_port),
+     .help = "also answer the loop-prone source ports refused by\n"
+             "default (listed below), and echod's own UDP ports\n"
+             "(source port 0 is never answered)"},
+    {.name = "max-conns-per-ip",
+     .arg = "N",
+     .kind = CLI_U64,
+     .field = F(max_conns_per_ip),
+     .max = 1000000000,
+     .help = "serve at most N TCP clients from one address at\nonce",
+     .def = "0: no limit"},
+    {.name = "inetd",
+     .kind = CLI_FLAG,
+     .field = F(inetd),
+     .help = "serve the one TCP connection on stdin/stdout (inetd\n'nowait' style), then exit"},
+    {.name = "user",
+     .arg = "NAME",
+     .kind = CLI_STRING,
+     .field = F(user),
+     .help = "after binding, switch to the user NAME and its group;\n"
+             "refuses to run on as root if that fails"},
+    {.name = "backend",
+     .arg = "NAME",
+     .kind = CLI_CALL,
+     .call = parse_backend,
+     .help = "auto, epoll, poll, select or uring (uring: when built\n"
+             "with liburing); auto: the first of epoll, poll and\n"
+             "select that works",
+     .def = "auto"},
+    {.name = "engine",
+     .arg = "NAME",
+     .kind = CLI_CHOICE,
+     .field = F(engine),
+     .choices = echod_engine_names,
+     .help = "loop: the event loop of --backend does the TCP I/O;\n"
+             "uring: io_uring does it (multishot accept and\n"
+             "receive, provided buffers), when built with liburing.\n"
+             "Timers, signals and --udp stay on the --backend loop\n"
+             "(epoll, poll or select)",
+     .def = "loop"},
+    {.name = "uring-buffers",
+     .arg = "N",
+     .kind = CLI_U64,
+     .field = F(uring_buffers),
+     .min = 1,
+     .max = 32768,
+     .help = "--engine uring: receive buffers shared by all\n"
+             "clients (16 KiB each), a power of two from 1 to\n"
+             "32768",
+     .def = "256"},
+    {.name = "busy-poll",
+     .arg = "USEC",
+     .kind = CLI_U64,
+     .field = F(busy_poll_us),
+     .max = ECHOD_BUSY_POLL_MAX_US,
+     .help = "--engine uring: before sleeping, spin up to USEC\n"
+             "microseconds (at most 10000) watching for work: lower\n"
+             "latency, and clients do not pay to wake echod, for\n"
+             "more CPU",
+     .def = "0: sleep at once"},
+    {.name = "batch-wait",
+     .arg = "USEC",
+     .kind = CLI_U64,
+     .field = F(batch_wait_us),
+     .max = ECHOD_BATCH_WAIT_MAX_US,
+     .help = "--engine uring: when completions have been coming in\n"
+             "batches, sleep until a batch is full or USEC\n"
+             "microseconds pass (a batch of under 16, its share of\n"
+             "USEC; at most 1000; 0: off; kernel 6.12 or later):\n"
+             "fewer wake-ups to pay for",
+     .def = "200"},
+    {.name = "spin-receive",
+     .arg = "MODE",
+     .kind = CLI_CHOICE,
+     .field = F(spin_receive),
+     .choices = echod_spin_names,
+     .help = "--engine uring: auto: while echod's CPU is saturated\n"
+             "and it has at most 32 clients, receive by trying each\n"
+             "client's socket in turn instead of being woken for\n"
+             "data, which costs the senders less; on: always\n"
+             "(spins, 100% CPU; not with --trace); off: never.\n"
+             "--trace turns auto off",
+     .def = "auto"},
+    {.name = "max-conns",
+     .arg = "N",
+     .kind = CLI_U64,
+     .field = F(max_conns),
+     .max = 1000000000,
+     .help = "serve at most N clients at once; more are accepted\nand closed at once",
+     .def = "0: no limit"},
+    {.name = "idle-timeout",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(idle_timeout_ms),
+     .max = SECS_MAX,
+     .help = "close a connection with no traffic for SECS seconds;\n"
+             "any value but 0 is at least 1 ms",
+     .def = "0: never"},
+    {.name = "tick",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(tick_ms),
+     .max = SECS_MAX,
+     .help = "wake up every SECS seconds at least, even when idle;\n"
+             "with --trace, say so. Any value but 0 is at least\n"
+             "1 ms",
+     .def = "0: no tick"},
+    {.name = "grace",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(grace_ms),
+     .max = SECS_MAX,
+     .help = "on SIGINT/SIGTERM, the time connections get to take\n"
+             "what is queued for them before being cut",
+     .def = "2"},
+    {.name = "high-water",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(high_water),
+     .min = 1,
+     .max = BYTES_MAX,
+     .help = "stop reading from a client with more than BYTES\n"
+             "waiting to be sent to it; K, M, G suffixes\n"
+             "allowed",
+     .def = "256K"},
+    {.name = "low-water",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(low_water),
+     .min = 1,
+     .max = BYTES_MAX,
+     .help = "read from it again once that is down to BYTES\n"
+             "(default 64K, or high-water / 4 if that is smaller)"},
+    {.name = "keepalive",
+     .arg = "IDLE[:INTVL:CNT]",
+     .kind = CLI_CALL,
+     .call = parse_keepalive,
+     .help = "TCP keepalive on every client: probe after IDLE\n"
+             "seconds without traffic, then every INTVL seconds,\n"
+             "and give up after CNT probes (the kernel's interval\n"
+             "and count if not given); a dead peer is then\n"
+             "closed",
+     .def = "off"},
+    {.name = "sndbuf",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(tuning.sndbuf),
+     .min = 1,
+     .max = SOCK_BUF_MAX,
+     .help = "SO_SNDBUF of every TCP client, K, M, G suffixes\n"
+             "allowed (the kernel doubles it, up to\n"
+             "net.core.wmem_max; default: its own, self-tuned)"},
+    {.name = "rcvbuf",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(tuning.rcvbuf),
+     .min = 1,
+     .max = SOCK_BUF_MAX,
+     .help = "SO_RCVBUF of every TCP client, likewise (up to\n"
+             "net.core.rmem_max)"},
+    {.name = "trace",
+     .kind = CLI_FLAG,
+     .field = F(trace),
+     .help = "tell every event on stderr, in the words of the\nPython select/poll echo server"},
+    {.name = "quiet",
+     .kind = CLI_FLAG,
+     .field = F(quiet),
+     .help = "log errors only (no start-up and shutdown lines)"},
+    {.name = "help", .short_name = 'h', .kind = CLI_HELP, .help = "show this help and exit"},
+    {.name = "version", .kind = CLI_VERSION, .help = "show the version and exit"},
+    {.name = NULL},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "Usage: echod [OPTION]...\n"
-        "An echo server (RFC 862): every byte a client sends is sent back to it.\n"
-        "\n"
-        "  --listen HOST:PORT     address to listen on; repeatable (default " ECHOD_DEFAULT_LISTEN
-        ",\n"
-        "                         unless --udp is given). HOST is an IPv4 address, [IPV6]\n"
-        "                         in brackets, or a name; port 0 picks a free port and\n"
-        "                         prints HOST:PORT on stdout. unix:PATH listens on a\n"
-        "                         Unix-domain stream socket\n"
-        "  --udp HOST:PORT        echo datagrams on this UDP address (or unix:PATH, a\n"
-        "                         Unix datagram socket); repeatable; off by default.\n"
-        "                         Port-0 addresses are printed after the --listen ones\n"
-        "  --udp-rate PPS         answer at most PPS datagrams per second per source\n"
-        "                         address (default %u; 0: no limit)\n"
-        "  --udp-burst N          let a source send N datagrams at once before the rate\n"
-        "                         applies (default %u, or PPS if larger)\n"
-        "  --udp-any-port         also answer the loop-prone source ports refused by\n"
-        "                         default, and echod's own UDP ports; refused are\n"
-        "                         %s\n"
-        "                         (source port 0 is never answered)\n"
-        "  --max-conns-per-ip N   serve at most N TCP clients from one address at once\n"
-        "                         (default 0: no limit)\n"
-        "  --inetd                serve the one TCP connection on stdin/stdout (inetd\n"
-        "                         'nowait' style), then exit\n"
-        "  --user NAME            after binding, switch to the user NAME and its group;\n"
-        "                         refuses to run on as root if that fails\n"
-        "  --backend NAME         auto, epoll, poll, select or uring (uring: when built\n"
-        "                         with liburing); default auto: the first of epoll,\n"
-        "                         poll and select that works\n"
-        "  --engine NAME          loop (default): the event loop of --backend does the\n"
-        "                         TCP I/O; uring: io_uring does it (multishot accept and\n"
-        "                         receive, provided buffers), when built with liburing.\n"
-        "                         Timers, signals and --udp stay on the --backend loop\n"
-        "                         (epoll, poll or select)\n"
-        "  --uring-buffers N      --engine uring: receive buffers shared by all clients, a\n"
-        "                         power of two from 1 to 32768 (default %u, 16 KiB each)\n"
-        "  --busy-poll USEC       --engine uring: before sleeping, spin up to USEC\n"
-        "                         microseconds (at most 10000) watching for work: lower\n"
-        "                         latency, and clients do not pay to wake echod, for\n"
-        "                         more CPU (default 0: sleep at once)\n"
-        "  --batch-wait USEC      --engine uring: when completions have been coming in\n"
-        "                         batches, sleep until a batch is full or USEC\n"
-        "                         microseconds pass (a batch of under 16, its share of\n"
-        "                         USEC; at most 1000; default %u, 0: off; kernel 6.12\n"
-        "                         or later): fewer wake-ups to pay for\n"
-        "  --spin-receive MODE    --engine uring: auto (default): while echod's CPU is\n"
-        "                         saturated and it has at most %u clients, receive by\n"
-        "                         trying each client's socket in turn instead of being\n"
-        "                         woken for data, which costs the senders less; on:\n"
-        "                         always (spins, 100%% CPU; not with --trace); off:\n"
-        "                         never. --trace turns auto off\n"
-        "  --max-conns N          serve at most N clients at once; more are accepted and\n"
-        "                         closed at once (default 0: no limit)\n"
-        "  --idle-timeout SECS    close a connection with no traffic for SECS seconds\n"
-        "                         (default 0: never)\n"
-        "  --tick SECS            wake up at least every SECS seconds even when idle; with\n"
-        "                         --trace, say so (default 0: no tick)\n"
-        "  --grace SECS           on SIGINT/SIGTERM, time given to connections to take what\n"
-        "                         is queued for them before they are cut (default %.0f)\n"
-        "  --high-water BYTES     stop reading from a client with more than BYTES waiting to\n"
-        "                         be sent to it (default %u; K, M, G suffixes allowed)\n"
-        "  --low-water BYTES      read from it again once that is down to BYTES\n"
-        "                         (default %u, or high-water / 4 if that is smaller)\n"
-        "  --trace                tell every event on stderr, in the words of the Python\n"
-        "                         select/poll echo server\n"
-        "  --quiet                log errors only (no start-up and shutdown lines)\n"
-        "  -h, --help             show this help and exit\n"
-        "  --version              show the version and exit\n"
-        "\n"
-        "Signals: SIGINT/SIGTERM stop accepting, let connections drain for the grace\n"
-        "period, then exit 0 (a second one exits at once); SIGUSR1 prints statistics on\n"
-        "stderr.\n"
-        "Exit status: 0 after a signal, 1 on a runtime failure (address in use, ...),\n"
-        "2 on a usage error.\n"
-        "\n"
-        "Socket activation: with LISTEN_FDS/LISTEN_PID set (systemd), echod serves the\n"
-        "sockets it is given (stream: echo connections; datagram: echo datagrams)\n"
-        "instead of --listen and --udp.\n"
-        "\n"
-        "Examples:\n"
-        "  echod                                   # localhost:10000, like the seed\n"
-        "  echod --listen 127.0.0.1:0 --quiet      # any free port, printed on stdout\n"
-        "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
-        "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
-        "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
-        "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
-        ECHOD_UDP_RATE, ECHOD_UDP_BURST, echod_udp_refused_ports_text, ECHOD_URING_BUFFERS,
-        ECHOD_BATCH_WAIT_US, (unsigned)SPIN_MAX_CONNS, ECHOD_DEFAULT_GRACE_MS / 1000.0,
-        IOMUX_STREAM_HIGH_WATER, IOMUX_STREAM_LOW_WATER);
+    fputs("Usage: echod [OPTION]...\n"
+          "An echo server (RFC 862): every byte a client sends is sent back to it.\n"
+          "\n",
+          f);
+    cli_usage(f, specs);
+    fprintf(f,
+            "\n"
+            "UDP source ports refused unless --udp-any-port:\n"
+            "  %s\n"
+            "\n"
+            "Signals: SIGINT/SIGTERM stop accepting, let connections drain for the grace\n"
+            "period, then exit 0 (a second one exits at once); SIGQUIT exits at once,\n"
+            "cutting connections (exit 0); SIGUSR1 prints statistics on stderr; SIGHUP is\n"
+            "logged (unless --quiet) and otherwise ignored: there is nothing to reload;\n"
+            "SIGPIPE is ignored. Unix socket files are removed on every exit but a kill.\n"
+            "Exit status: 0 after a signal, 1 on a runtime failure (address in use, ...),\n"
+            "2 on a usage error.\n"
+            "\n"
+            "Socket activation: with LISTEN_FDS/LISTEN_PID set (systemd), echod serves the\n"
+            "sockets it is given (stream: echo connections; datagram: echo datagrams)\n"
+            "instead of --listen and --udp.\n"
+            "\n"
+            "Examples:\n"
+            "  echod                                   # localhost:10000, like the seed\n"
+            "  echod --listen 127.0.0.1:0 --quiet      # any free port, printed on stdout\n"
+            "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
+            "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
+            "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
+            "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
+            echod_udp_refused_ports_text);
 }
 
-/* BYTES: digits with an optional K, M or G (powers of 1024). */
-static int parse_bytes(const char *opt, const char *text, size_t *out, char *err, size_t errsize)
+void echod_usage_error(const char *fmt, ...)
 {
-    char digits[32];
-    size_t n = strlen(text);
-    uint64_t unit = 1;
-    if (n > 0 && n < sizeof(digits)) {
-        switch (text[n - 1]) {
-        case 'k':
-        case 'K':
-            unit = 1024;
-            break;
-        case 'm':
-        case 'M':
-            unit = 1024 * 1024;
-            break;
-        case 'g':
-        case 'G':
-            unit = 1024 * 1024 * 1024;
-            break;
-        default:
-            break;
-        }
-    }
-    if (unit > 1)
-        n--;
-    if (n == 0 || n >= sizeof(digits)) {
-        snprintf(err, errsize, "%s: '%s' is not a number of bytes", opt, text);
-        return -1;
-    }
-    memcpy(digits, text, n);
-    digits[n] = '\0';
-    uint64_t v;
-    const uint64_t max = (uint64_t)1 << 40;
-    if (cli_parse_u64(opt, digits, 1, max / unit, &v, err, errsize) < 0) {
-        snprintf(err, errsize, "%s: '%s' is not a number of bytes from 1 to 1T", opt, text);
-        return -1;
-    }
-    *out = (size_t)(v * unit);
-    return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("echod: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nTry 'echod --help' for more information.\n", stderr);
+    va_end(ap);
 }
 
-/* Seconds to milliseconds, rounded up so a short timeout never becomes 0
-   ("off"). */
-static int parse_ms(const char *opt, const char *text, uint64_t *out, char *err, size_t errsize)
+static int bad(char *err, size_t errsize, const char *what)
 {
-    uint64_t us;
-    if (cli_parse_seconds(opt, text, 1e6, &us, err, errsize) < 0)
+    snprintf(err, errsize, "%s", what);
+    return -1;
+}
+
+/* Checks across options, once all are parsed; 0 or -1 with the reason. */
+static int check_options(const struct echod_options *o, const bool *given, char *err,
+                         size_t errsize)
+{
+    bool uring = o->engine == ECHOD_ENGINE_URING;
+    if (o->uring_buffers & (o->uring_buffers - 1))
+        return bad(err, errsize, "--uring-buffers: not a power of two");
+    /* Wake-ups get lost when one ring waits on another's fd. */
+    if (uring && strcmp(o->backend, "uring") == 0)
+        return bad(err, errsize,
+                   "--engine uring: its loop must be --backend epoll, poll or select, not uring");
+    /* The readiness loop would need a system call per look. */
+    if (!uring && o->busy_poll_us)
+        return bad(err, errsize, "--busy-poll: only with --engine uring");
+    if (!uring && o->spin_receive != ECHOD_SPIN_OFF && cli_given(specs, given, "spin-receive"))
+        return bad(err, errsize, "--spin-receive: only with --engine uring");
+    /* The trace prints every turn of the loop, and a spinning one turns
+       all the time. */
+    if (o->trace && o->spin_receive == ECHOD_SPIN_ON)
+        return bad(err, errsize, "--spin-receive on: not with --trace");
+    if (!uring && o->batch_wait_us && cli_given(specs, given, "batch-wait"))
+        return bad(err, errsize, "--batch-wait: only with --engine uring");
+    if (o->inetd && (o->nlisten || o->nudp))
+        return bad(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
+    /* A lone --low-water is checked against the real high water. */
+    if (o->low_water > o->high_water) {
+        snprintf(err, errsize, "--low-water (%llu) is above --high-water (%llu)",
+                 (unsigned long long)o->low_water, (unsigned long long)o->high_water);
         return -1;
-    *out = (us + 999) / 1000;
+    }
     return 0;
 }
 
 int echod_options_parse(int argc, char **argv, struct echod_options *o)
 {
-    struct cli_iter it = {.argc = argc, .argv = argv, .index = 1};
+    bool given[sizeof(specs) / sizeof(specs[0])] = {false};
     char err[256] = "";
-    const char *value;
-    int id, bad = 0;
-
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
-    o->engine = "loop";
+    o->engine = ECHOD_ENGINE_LOOP;
     o->uring_buffers = ECHOD_URING_BUFFERS;
     o->batch_wait_us = ECHOD_BATCH_WAIT_US;
-    o->spin_receive = "auto";
+    o->spin_receive = ECHOD_SPIN_AUTO;
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
     o->udp_rate = ECHOD_UDP_RATE;
+    o->high_water = IOMUX_STREAM_HIGH_WATER;
+    o->tuning.nodelay = SOCK_NODELAY_KEEP;
 
-    while (!bad && (id = cli_next(&it, options, &value, err, sizeof(err))) != CLI_END) {
-        switch (id) {
-        case CLI_ERROR:
-            bad = 1;
-            break;
-        case CLI_OPERAND:
-            snprintf(err, sizeof(err), "unexpected argument '%s'", value);
-            bad = 1;
-            break;
-        case OPT_LISTEN:
-            if (o->nlisten == ECHOD_MAX_LISTEN) {
-                snprintf(err, sizeof(err), "--listen: at most %d addresses", ECHOD_MAX_LISTEN);
-                bad = 1;
-            } else {
-                o->listen[o->nlisten++] = value;
-            }
-            break;
-        case OPT_BACKEND:
-            bad = cli_check_backend(value, err, sizeof(err)) < 0;
-            o->backend = value;
-            break;
-        case OPT_ENGINE:
-            if (strcmp(value, "loop") != 0 && strcmp(value, "uring") != 0) {
-                snprintf(err, sizeof(err), "--engine: '%s': expected loop or uring", value);
-                bad = 1;
-            }
-            o->engine = value;
-            break;
-        case OPT_URING_BUFFERS:
-            bad = cli_parse_u64("--uring-buffers", value, 1, 32768, &o->uring_buffers, err,
-                                sizeof(err)) < 0;
-            if (!bad && (o->uring_buffers & (o->uring_buffers - 1))) {
-                snprintf(err, sizeof(err), "--uring-buffers: %s is not a power of two", value);
-                bad = 1;
-            }
-            break;
-        case OPT_BUSY_POLL:
-            bad = cli_parse_u64("--busy-poll", value, 0, ECHOD_BUSY_POLL_MAX_US, &o->busy_poll_us,
-                                err, sizeof(err)) < 0;
-            break;
-        case OPT_BATCH_WAIT:
-            bad = cli_parse_u64("--batch-wait", value, 0, ECHOD_BATCH_WAIT_MAX_US,
-                                &o->batch_wait_us, err, sizeof(err)) < 0;
-            o->batch_wait_given = true;
-            break;
-        case OPT_SPIN_RECEIVE:
-            if (strcmp(value, "auto") != 0 && strcmp(value, "on") != 0 &&
-                strcmp(value, "off") != 0) {
-                snprintf(err, sizeof(err), "--spin-receive: '%s': expected auto, on or off", value);
-                bad = 1;
-            }
-            o->spin_receive = value;
-            o->spin_receive_given = true;
-            break;
-        case OPT_MAX_CONNS:
-            bad = cli_parse_u64("--max-conns", value, 0, 1000000000, &o->max_conns, err,
-                                sizeof(err)) < 0;
-            break;
-        case OPT_IDLE:
-            bad = parse_ms("--idle-timeout", value, &o->idle_timeout_ms, err, sizeof(err)) < 0;
-            break;
-        case OPT_TICK:
-            bad = parse_ms("--tick", value, &o->tick_ms, err, sizeof(err)) < 0;
-            break;
-        case OPT_GRACE:
-            bad = parse_ms("--grace", value, &o->grace_ms, err, sizeof(err)) < 0;
-            break;
-        case OPT_HIGH:
-            bad = parse_bytes("--high-water", value, &o->high_water, err, sizeof(err)) < 0;
-            break;
-        case OPT_LOW:
-            bad = parse_bytes("--low-water", value, &o->low_water, err, sizeof(err)) < 0;
-            break;
-        case OPT_TRACE:
-            o->trace = true;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_UDP:
-            if (o->nudp == ECHOD_MAX_LISTEN) {
-                snprintf(err, sizeof(err), "--udp: at most %d addresses", ECHOD_MAX_LISTEN);
-                bad = 1;
-            } else {
-                o->udp[o->nudp++] = value;
-            }
-            break;
-        case OPT_UDP_RATE:
-            bad = cli_parse_u64("--udp-rate", value, 0, 100000000, &o->udp_rate, err, sizeof(err)) <
-                  0;
-            break;
-        case OPT_UDP_BURST:
-            bad = cli_parse_u64("--udp-burst", value, 1, 100000000, &o->udp_burst, err,
-                                sizeof(err)) < 0;
-            break;
-        case OPT_UDP_ANY_PORT:
-            o->udp_any_port = true;
-            break;
-        case OPT_MAX_PER_IP:
-            bad = cli_parse_u64("--max-conns-per-ip", value, 0, 1000000000, &o->max_conns_per_ip,
-                                err, sizeof(err)) < 0;
-            break;
-        case OPT_INETD:
-            o->inetd = true;
-            break;
-        case OPT_USER:
-            if (value[0] == '\0') {
-                snprintf(err, sizeof(err), "--user: empty user name");
-                bad = 1;
-            }
-            o->user = value;
-            break;
-        case OPT_HELP:
-            usage(stdout);
-            return ECHOD_DONE;
-        case OPT_VERSION:
-            printf("echod (iomux) %s\n", ECHOD_VERSION);
-            return ECHOD_DONE;
-        default:
-            break;
-        }
+    int rc = cli_parse(specs, argc, argv, o, given, NULL, err, sizeof(err));
+    if (rc == CLI_PARSE_HELP) {
+        usage(stdout);
+        return ECHOD_DONE;
     }
-    if (!bad && strcmp(o->engine, "uring") == 0 && strcmp(o->backend, "uring") == 0) {
-        /* Wake-ups get lost when one ring waits on another's fd. */
-        snprintf(err, sizeof(err),
-                 "--engine uring: its loop must be --backend epoll, poll or "
-                 "select, not uring");
-        bad = 1;
+    if (rc == CLI_PARSE_VERSION) {
+        printf("echod (iomux) %s\n", ECHOD_VERSION);
+        return ECHOD_DONE;
     }
-    if (!bad && o->busy_poll_us && strcmp(o->engine, "uring") != 0) {
-        /* The readiness loop would need a system call per look. */
-        snprintf(err, sizeof(err), "--busy-poll: only with --engine uring");
-        bad = 1;
-    }
-    if (!bad && o->spin_receive_given && strcmp(o->spin_receive, "off") != 0 &&
-        strcmp(o->engine, "uring") != 0) {
-        snprintf(err, sizeof(err), "--spin-receive: only with --engine uring");
-        bad = 1;
-    }
-    if (!bad && o->trace && strcmp(o->spin_receive, "on") == 0) {
-        /* The trace prints every turn of the loop, and a spinning one
-           turns all the time. */
-        snprintf(err, sizeof(err), "--spin-receive on: not with --trace");
-        bad = 1;
-    }
-    if (!bad && o->batch_wait_given && o->batch_wait_us && strcmp(o->engine, "uring") != 0) {
-        snprintf(err, sizeof(err), "--batch-wait: only with --engine uring");
-        bad = 1;
-    }
-    if (!bad && o->tick_ms > (uint64_t)1 << 30) {
-        snprintf(err, sizeof(err), "--tick: too long");
-        bad = 1;
-    }
-    if (!bad) {
-        /* Fill in the watermarks the way the stream layer would, so that
-           a lone --low-water is checked against the real high water. */
-        size_t high = o->high_water ? o->high_water : IOMUX_STREAM_HIGH_WATER;
-        size_t low = o->low_water;
-        if (!low) {
-            low = IOMUX_STREAM_LOW_WATER < high / 4 ? IOMUX_STREAM_LOW_WATER : high / 4;
-        }
-        if (low > high) {
-            snprintf(err, sizeof(err), "--low-water (%zu) is above --high-water (%zu)", low, high);
-            bad = 1;
-        }
-        o->high_water = high;
-        o->low_water = low;
-    }
-    if (bad) {
-        fprintf(stderr, "echod: %s\nTry 'echod --help' for more information.\n", err);
+    /* The stream layer's rule for a low water not given. */
+    if (!cli_given(specs, given, "low-water"))
+        o->low_water =
+            IOMUX_STREAM_LOW_WATER < o->high_water / 4 ? IOMUX_STREAM_LOW_WATER : o->high_water / 4;
+    if (rc != CLI_PARSE_OK || check_options(o, given, err, sizeof(err)) < 0) {
+        echod_usage_error("%s", err);
         return ECHOD_USAGE;
     }
     if (o->udp_rate && !o->udp_burst)
         o->udp_burst = o->udp_rate > ECHOD_UDP_BURST ? o->udp_rate : ECHOD_UDP_BURST;
-    if (o->inetd && (o->nlisten || o->nudp)) {
-        fprintf(stderr, "echod: --inetd serves stdin: it takes no --listen or --udp\n"
-                        "Try 'echod --help' for more information.\n");
-        return ECHOD_USAGE;
-    }
     /* The default TCP address only when nothing at all was asked for: a
        UDP-only server must not also take localhost:10000. */
     if (o->nlisten == 0 && o->nudp == 0 && !o->inetd)

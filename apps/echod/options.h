@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockopt.h"
+
 #define ECHOD_MAX_LISTEN        16
 #define ECHOD_DEFAULT_LISTEN    "localhost:10000"
 #define ECHOD_DEFAULT_GRACE_MS  2000u
@@ -17,23 +19,37 @@
 #define ECHOD_BATCH_WAIT_US     200u /* default */
 #define ECHOD_BATCH_WAIT_MAX_US 1000u
 
+/* --engine: what does the TCP I/O. The order is the choices' order in
+   --help and echod_engine_names[]; a new engine is one more of each. */
+enum echod_engine {
+    ECHOD_ENGINE_LOOP,  /* the event loop of --backend (readiness) */
+    ECHOD_ENGINE_URING, /* io_uring completions */
+};
+extern const char *const echod_engine_names[];
+
+/* --spin-receive (--engine uring). */
+enum echod_spin {
+    ECHOD_SPIN_AUTO, /* while saturated with few clients */
+    ECHOD_SPIN_ON,   /* always */
+    ECHOD_SPIN_OFF,  /* never */
+};
+extern const char *const echod_spin_names[];
+
 struct echod_options {
     const char *listen[ECHOD_MAX_LISTEN]; /* borrowed from argv */
     size_t nlisten;
     const char *backend;      /* "auto", "epoll", "poll", "select", "uring" */
-    const char *engine;       /* "loop" (readiness, the default) or "uring" */
+    int engine;               /* enum echod_engine (an int: the parser stores choices so) */
     uint64_t uring_buffers;   /* --engine uring: provided receive buffers */
     uint64_t busy_poll_us;    /* --engine uring: spin before sleeping; 0 = never */
     uint64_t batch_wait_us;   /* --engine uring: wait this long for a fuller batch */
-    bool batch_wait_given;    /* --batch-wait was on the command line */
-    const char *spin_receive; /* --engine uring: "auto" (default), "on" or "off" */
-    bool spin_receive_given;
+    int spin_receive;         /* --engine uring: enum echod_spin */
     uint64_t max_conns;       /* 0 = no limit */
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */
     uint64_t grace_ms;        /* drain time on SIGINT/SIGTERM */
-    size_t high_water;        /* bytes; 0 = the stream default */
-    size_t low_water;
+    uint64_t high_water;      /* bytes; the stream default if not given */
+    uint64_t low_water;
     bool trace;
     bool quiet;
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
@@ -45,6 +61,9 @@ struct echod_options {
     uint64_t max_conns_per_ip; /* 0 = no limit */
     bool inetd;                /* serve the connection on stdin, then exit */
     const char *user;          /* --user NAME, or NULL */
+    /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
+       accepted sockets inherit them from. */
+    struct sock_tuning tuning;
 };
 
 enum {
@@ -54,7 +73,11 @@ enum {
 };
 
 /* Parses argv into *out (defaults first); prints help, version or a
-   one-line error. Returns ECHOD_RUN, ECHOD_DONE or ECHOD_USAGE. */
+   usage error. Returns ECHOD_RUN, ECHOD_DONE or ECHOD_USAGE. */
 int echod_options_parse(int argc, char **argv, struct echod_options *out);
+
+/* Prints a usage error the way every tool does: "echod: REASON" and
+   "Try 'echod --help' for more information." on stderr. */
+void echod_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* ECHOD_OPTIONS_H */

@@ -76,8 +76,8 @@ static const unsigned short refused_ports[] = {
 };
 
 const char echod_udp_refused_ports_text[] =
-    "7, 11, 13, 17, 19, 37, 53, 69, 111, 123, 137,\n"
-    "                         138, 161, 162, 389, 520, 1900, 5353, 11211";
+    "7, 11, 13, 17, 19, 37, 53, 69, 111, 123, 137, 138, 161, 162, 389, 520,\n"
+    "  1900, 5353, 11211";
 
 int echod_udp_port_refused(unsigned port)
 {

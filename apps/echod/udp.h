@@ -83,8 +83,8 @@ void echod_udp_free(struct echod_udp *u);
 /* 1 if `port` is one of the loop-prone service ports refused by default. */
 int echod_udp_port_refused(unsigned port);
 
-/* The refused ports as --help shows them ("7, 11, ...", wrapped to its
-   second column). */
+/* The refused ports as --help shows them ("7, 11, ...", on two lines, the
+   second indented by two spaces). */
 extern const char echod_udp_refused_ports_text[];
 
 #endif /* ECHOD_UDP_H */

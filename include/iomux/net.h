@@ -155,10 +155,11 @@ int iomux_addr_unix(const char *text, struct iomux_addr *out);
  * Creates a non-blocking, close-on-exec Unix-domain socket of `type`
  * (SOCK_STREAM: listening with the system's maximum backlog; SOCK_DGRAM:
  * bound) at the address `addr` made by iomux_addr_unix(). A socket file
- * already at that path is probed first: if nobody answers on it (connect()
- * is refused: its owner died without removing it) it is removed and
- * replaced; if somebody does, the result is -EADDRINUSE and nothing is
- * touched. A path holding anything but a socket gives -EEXIST. Stores the
+ * already at that path is probed first, without connecting to its owner
+ * (a datagram socket's connect(): a live server never sees the probe): if
+ * nobody is bound to it (connect() is refused: its owner died without
+ * removing it) it is removed and replaced; if somebody is, the result is
+ * -EADDRINUSE and nothing is touched. A path holding anything but a socket gives -EEXIST. Stores the
  * fd (owned by the caller) in *fd_out; removing the file when done is the
  * caller's business.
  */

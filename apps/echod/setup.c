@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * setup.c - echod's start: what can be checked before anything is bound
+ * (addresses, duplicates, the --user), then the loop and signals, the
+ * sockets (bound from --listen and --udp, passed by systemd, or stdin for
+ * --inetd), the privilege drop and the engine. What it has to say is kept
+ * until serving is certain, so a start that fails says only why.
+ */
+#include "echod_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <iomux/buf.h>
+#include <iomux/loop.h>
+#include <iomux/net.h>
+
+#include "daemon.h"
+#include "engine_uring.h"
+#include "sockopt.h"
+#include "udp.h"
+
+/* Parses a --listen or --udp address. Bad text is a usage error
+   (-EINVAL, with the hint); a name that does not resolve, like any other
+   failure to look it up, is a runtime one. Says which; 0 or -errno. */
+static int parse_address(const char *opt, const char *text, struct iomux_addr *addr)
+{
+    int rc = echod_is_unix(text) ? iomux_addr_unix(text, addr) : iomux_addr_parse(text, addr);
+    if (rc == -EINVAL) {
+        echod_usage_error("%s '%s': expected HOST:PORT, [IPV6]:PORT (port 0..65535) or unix:PATH",
+                          opt, text);
+    } else if (rc == -ENAMETOOLONG) {
+        echod_usage_error("%s '%s': %s", opt, text, strerror(-rc));
+        rc = -EINVAL;
+    } else if (rc == -ENOENT) {
+        fprintf(stderr, "echod: %s '%s': host not found\n", opt, text);
+    } else if (rc < 0) {
+        fprintf(stderr, "echod: %s '%s': %s\n", opt, text, strerror(-rc));
+    }
+    return rc;
+}
+
+/* Two addresses that cannot both be bound. Port 0 asks for a new port
+   each time, so it never repeats. */
+static bool same_address(const struct iomux_addr *a, const struct iomux_addr *b)
+{
+    if (a->ss.ss_family != AF_UNIX && iomux_addr_port(a) == 0)
+        return false;
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The addresses of one option (--listen or --udp) parse, resolve, and none
+   is given twice (127.0.0.1:7 and localhost:7 included). */
+static int check_addresses(const char *opt, const char *const *texts, size_t n)
+{
+    struct iomux_addr addrs[ECHOD_MAX_LISTEN];
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_address(opt, texts[i], &addrs[i]);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (same_address(&addrs[i], &addrs[j])) {
+                echod_usage_error("%s %s: the same address as %s %s", opt, texts[i], opt, texts[j]);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Everything that can be checked before anything is bound, so that no
+   address is taken, and nothing said, for a server that cannot start. */
+static int check_before_binding(struct echod *d)
+{
+    const struct echod_options *opt = d->opt;
+    int rc = check_addresses("--listen", opt->listen, opt->nlisten);
+    if (rc == 0)
+        rc = check_addresses("--udp", opt->udp, opt->nudp);
+    if (rc == 0 && opt->user)
+        rc = echod_user_lookup(opt->user, &d->user);
+    return rc;
+}
+
+/* A start-up line (listening on, running as), kept until serving is
+   certain: a server that fails to start says only why. */
+static void say_later(struct echod *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say_later(struct echod *d, const char *fmt, ...)
+{
+    if (d->opt->quiet && !d->opt->trace)
+        return;
+    size_t room = sizeof(d->startup) - d->startup_len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(d->startup + d->startup_len, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        d->startup_len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+/* Keeps a bound port-0 address for the stdout line that says the server
+   is serving (print_startup()). */
+static void announce(struct echod *d, const char *addr)
+{
+    if (d->nannounced < sizeof(d->announced) / sizeof(d->announced[0]))
+        snprintf(d->announced[d->nannounced++], sizeof(d->announced[0]), "%s", addr);
+}
+
+/* Only once everything is set up: whoever reads an address may connect. */
+static void print_startup(struct echod *d)
+{
+    fputs(d->startup, stderr);
+    for (size_t i = 0; i < d->nannounced; i++)
+        printf("%s\n", d->announced[i]);
+    if (d->nannounced)
+        fflush(stdout);
+}
+
+/* Makes `fd` (listening) a listener and sets --keepalive, --sndbuf and
+   --rcvbuf on it if it is TCP: Linux copies them to every socket accept()
+   returns (keepalive's timer included), so clients cost no system call
+   for them. A Unix socket's clients are new sockets, not copies: they are
+   not set there. Takes fd; 0 or -errno. */
+static int add_listener(struct echod *d, int fd, const char *shown)
+{
+    const char *what = "listen";
+    int rc = d->nlisteners == ECHOD_MAX_LISTEN ? -EMFILE : 0;
+    struct listener *l = &d->listeners[d->nlisteners];
+    if (rc == 0)
+        rc = iomux_socket_local(fd, &l->addr);
+    if (rc == 0 && l->addr.ss.ss_family != AF_UNIX)
+        rc = sock_tuning_apply(fd, &d->opt->tuning, &what);
+    if (rc < 0) {
+        fprintf(stderr, "echod: %s on %s: %s\n", what, shown,
+                rc == -EMFILE ? "too many listening sockets" : strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    l->d = d;
+    l->fd = fd;
+    d->nlisteners++;
+    return 0;
+}
+
+/* Serves a socket that is already listening (a Unix-domain one, or one
+   passed by systemd); takes `fd`. 0 or -errno. */
+static int adopt_listener(struct echod *d, int fd, const char *shown)
+{
+    char label[48];
+    int rc = add_listener(d, fd, shown);
+    if (rc == 0)
+        say_later(d, "echod: listening on %s (%s)\n", shown,
+                  echod_serving_label(d, label, sizeof(label)));
+    return rc;
+}
+
+/* --trace: the seed prints the host as it was given ('localhost'). */
+static void say_starting_up(struct echod *d, const char *text, unsigned port)
+{
+    char host[IOMUX_ADDR_STRLEN];
+    const char *colon = strrchr(text, ':');
+    size_t n = (size_t)(colon - text);
+    if (text[0] == '[' && n >= 2) {
+        text++;
+        n -= 2;
+    }
+    if (n >= sizeof(host))
+        n = sizeof(host) - 1;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    say_later(d, "starting up on %s port %u\n", host, port);
+}
+
+static int setup_listener(struct echod *d, const char *text)
+{
+    struct iomux_addr addr;
+    int fd;
+    if (echod_is_unix(text)) {
+        int rc = echod_unix_bind("--listen", text, SOCK_STREAM, &fd);
+        return rc < 0 ? rc : adopt_listener(d, fd, text);
+    }
+    int rc = parse_address("--listen", text, &addr);
+    if (rc < 0)
+        return rc;
+    char shown[IOMUX_ADDR_STRLEN], bound[IOMUX_ADDR_STRLEN], label[48];
+    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", text);
+    rc = iomux_tcp_listen(&addr, 0, &fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
+                echod_bind_hint(-rc, iomux_addr_port(&addr)));
+        return rc;
+    }
+    rc = add_listener(d, fd, shown);
+    if (rc < 0)
+        return rc;
+    const struct listener *l = &d->listeners[d->nlisteners - 1];
+    if (iomux_addr_format(&l->addr, bound, sizeof(bound)) < 0)
+        snprintf(bound, sizeof(bound), "%s", shown);
+    /* Port 0: say which port we got, on stdout, so that scripts and tests
+       can connect without guessing or sleeping (once serving). */
+    if (iomux_addr_port(&addr) == 0)
+        announce(d, bound);
+    if (d->opt->trace)
+        say_starting_up(d, text, iomux_addr_port(&l->addr));
+    else
+        say_later(d, "echod: listening on %s (%s)\n", bound,
+                  echod_serving_label(d, label, sizeof(label)));
+    return 0;
+}
+
+/* The datagram service, made on first use. */
+static int udp_service(struct echod *d)
+{
+    if (d->udp)
+        return 0;
+    struct echod_udp_config cfg = {
+        .rate = d->opt->udp_rate,
+        .burst = d->opt->udp_burst,
+        .any_port = d->opt->udp_any_port,
+        .trace = d->opt->trace,
+    };
+    int rc = echod_udp_new(d->loop, &cfg, &d->udp);
+    if (rc < 0)
+        fprintf(stderr, "echod: udp: %s\n", strerror(-rc));
+    return rc;
+}
+
+/* Serves the bound datagram socket `fd` (taken). */
+static int adopt_udp(struct echod *d, int fd, const char *shown)
+{
+    int rc = udp_service(d);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    rc = echod_udp_add(d->udp, fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: udp %s: %s\n", shown,
+                rc == -ENOSPC ? "too many datagram sockets" : strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    say_later(d, "echod: echoing datagrams on %s (rate limit %s)\n", shown,
+              d->opt->udp_rate ? "on" : "off");
+    return 0;
+}
+
+static int setup_udp(struct echod *d, const char *text)
+{
+    int fd;
+    if (echod_is_unix(text)) {
+        int rc = echod_unix_bind("--udp", text, SOCK_DGRAM, &fd);
+        return rc < 0 ? rc : adopt_udp(d, fd, text);
+    }
+    struct iomux_addr addr, bound;
+    int rc = parse_address("--udp", text, &addr);
+    if (rc < 0)
+        return rc;
+    char shown[IOMUX_ADDR_STRLEN];
+    if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", text);
+    rc = iomux_udp_bind(&addr, &fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
+                echod_bind_hint(-rc, iomux_addr_port(&addr)));
+        return rc;
+    }
+    if (iomux_socket_local(fd, &bound) == 0)
+        iomux_addr_format(&bound, shown, sizeof(shown));
+    if (iomux_addr_port(&addr) == 0) {
+        /* As for --listen: the port we got, on stdout, after the TCP ones. */
+        announce(d, shown);
+    }
+    char label[IOMUX_ADDR_STRLEN + 8];
+    snprintf(label, sizeof(label), "udp %s", shown);
+    return adopt_udp(d, fd, label);
+}
+
+/* Sockets passed by systemd, instead of --listen and --udp. */
+static int setup_activated(struct echod *d, const struct echod_passed *p, size_t n)
+{
+    const struct echod_options *opt = d->opt;
+    if (opt->nudp || (opt->nlisten && strcmp(opt->listen[0], ECHOD_DEFAULT_LISTEN) != 0))
+        fprintf(stderr, "echod: socket-activated: --listen and --udp are ignored\n");
+    for (size_t i = 0; i < n; i++) {
+        struct iomux_addr a;
+        char addr[IOMUX_ADDR_STRLEN + 40], shown[sizeof(addr) + 96];
+        if (iomux_socket_local(p[i].fd, &a) < 0 || iomux_addr_format(&a, addr, sizeof(addr)) < 0)
+            snprintf(addr, sizeof(addr), "?");
+        snprintf(shown, sizeof(shown), "%s %s (fd %d%s%s)",
+                 p[i].type == SOCK_STREAM ? "stream" : "datagram", addr, p[i].fd,
+                 p[i].name[0] ? ", " : "", p[i].name);
+        int rc;
+        if (p[i].type == SOCK_STREAM) {
+            rc = adopt_listener(d, p[i].fd, shown);
+        } else {
+            rc = p[i].family == AF_UNIX ? 0 : iomux_udp_enable_pktinfo(p[i].fd);
+            if (rc < 0) {
+                fprintf(stderr, "echod: %s: %s\n", shown, strerror(-rc));
+                close(p[i].fd);
+                return rc;
+            }
+            rc = adopt_udp(d, p[i].fd, shown);
+        }
+        if (rc < 0)
+            return rc; /* the ones not reached yet are closed by exit */
+    }
+    return 0;
+}
+
+/* The one connection of --inetd. */
+static int setup_inetd(struct echod *d)
+{
+    int fd;
+    struct iomux_addr peer;
+    int rc = echod_inetd_setup(&fd, &peer);
+    if (rc < 0)
+        return rc;
+    d->inetd_fd = fd; /* admitted by start_serving() */
+    d->inetd_peer = peer;
+    return 0;
+}
+
+/* Makes the engine of --engine uring; 0 or -errno (-EINVAL: not built). */
+static int make_engine(struct echod *d)
+{
+    int rc = engine_uring_new(d, &d->engine);
+    if (rc == -ENOENT) {
+        echod_usage_error("--engine uring: not compiled in (no liburing)");
+        return -EINVAL;
+    }
+    if (rc == -ENOSYS || rc == -EPERM)
+        fprintf(stderr, "echod: --engine uring: not available on this system (%s)\n",
+                strerror(-rc));
+    else if (rc < 0)
+        fprintf(stderr, "echod: --engine uring: %s\n", strerror(-rc));
+    return rc;
+}
+
+/* Once privileges are dropped: makes the engine, if not the default one,
+   and starts accepting (or serves the --inetd connection). 0 or -errno. */
+static int start_serving(struct echod *d)
+{
+    if (d->opt->engine == ECHOD_ENGINE_URING) {
+        int rc = make_engine(d);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        struct listener *l = &d->listeners[i];
+        int rc = d->engine ? engine_uring_listen(d->engine, l)
+                           : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, echod_on_accept, l);
+        if (rc < 0) {
+            fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
+            return rc;
+        }
+    }
+    if (d->inetd_fd >= 0) {
+        int fd = d->inetd_fd;
+        d->inetd_fd = -1;
+        echod_admit(d, fd, &d->inetd_peer);
+        if (d->open == 0)
+            return -ECONNABORTED; /* admit() said why */
+    }
+    return 0;
+}
+
+/* Listening and datagram sockets: passed by systemd, stdin for --inetd,
+   or bound from --listen and --udp. 0 or -errno. */
+static int setup_sockets(struct echod *d)
+{
+    const struct echod_options *opt = d->opt;
+    struct echod_passed passed[ECHOD_MAX_PASSED];
+    size_t npassed;
+    int rc = echod_activation(passed, &npassed);
+    if (rc < 0)
+        return rc;
+    if (npassed)
+        return setup_activated(d, passed, npassed);
+    if (opt->inetd)
+        return setup_inetd(d);
+    for (size_t i = 0; i < opt->nlisten && rc == 0; i++)
+        rc = setup_listener(d, opt->listen[i]);
+    for (size_t i = 0; i < opt->nudp && rc == 0; i++)
+        rc = setup_udp(d, opt->udp[i]);
+    return rc;
+}
+
+/* The loop, the buffers and the signals; 0 or -errno (-EINVAL: a
+   --backend not built). */
+static int make_loop(struct echod *d)
+{
+    const struct echod_options *opt = d->opt;
+    struct iomux_loop_options lo = {.backend = opt->backend};
+    int rc = iomux_loop_new(&d->loop, &lo);
+    if (rc == -ENOENT) {
+        echod_usage_error("--backend %s: not compiled in", opt->backend);
+        return -EINVAL;
+    }
+    if (rc == -ENOSYS || rc == -EPERM)
+        fprintf(stderr, "echod: --backend %s: not available on this system\n", opt->backend);
+    else if (rc < 0)
+        fprintf(stderr, "echod: event loop: %s\n", strerror(-rc));
+    if (rc < 0)
+        return rc;
+    rc = iomux_buf_pool_new(&d->pool, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "echod: buffers: %s\n", strerror(-rc));
+        return rc;
+    }
+    static const int signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+        rc = iomux_signal_watch(d->loop, signals[i], echod_on_signal, d);
+        if (rc < 0) {
+            fprintf(stderr, "echod: signal %s: %s\n", strsignal(signals[i]), strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Timers and the spare descriptor, once serving; 0 or -errno. */
+static int finish_setup(struct echod *d)
+{
+    if (d->opt->idle_timeout_ms) {
+        /* A sweep a few times per timeout: a connection is cut between
+           the timeout and a quarter more, without a timer per client. */
+        uint64_t every = d->opt->idle_timeout_ms / 4;
+        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+        int rc = iomux_timer_add(d->loop, every, every, echod_on_idle_sweep, d, &d->idle_timer);
+        if (rc < 0) {
+            fprintf(stderr, "echod: idle timer: %s\n", strerror(-rc));
+            return rc;
+        }
+    }
+    /* Not fatal without it: descriptor exhaustion then pauses accepting. */
+    int fd = iomux_reserve_fd();
+    d->reserve_fd = fd >= 0 ? fd : -1;
+    return 0;
+}
+
+int echod_new(const struct echod_options *opt, struct echod **out)
+{
+    struct echod *d = calloc(1, sizeof(*d));
+    if (!d) {
+        fprintf(stderr, "echod: start-up: %s\n", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    d->opt = opt;
+    d->conns.next = d->conns.prev = &d->conns;
+    d->reserve_fd = -1;
+    d->inetd_fd = -1;
+    int rc = check_before_binding(d);
+    if (rc == 0)
+        rc = make_loop(d);
+    if (rc == 0 && opt->max_conns_per_ip &&
+        (rc = echod_perip_new(opt->max_conns_per_ip, &d->perip)) < 0)
+        fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
+    if (rc == 0)
+        rc = setup_sockets(d);
+    /* Everything that needs privileges is done: drop them before the
+       first byte from a client is read. */
+    if (rc == 0 && opt->user && (rc = echod_user_switch(&d->user)) == 0)
+        say_later(d, "echod: running as %s (uid %u, gid %u)\n", d->user.name, (unsigned)d->user.uid,
+                  (unsigned)d->user.gid);
+    if (rc == 0)
+        rc = start_serving(d);
+    if (rc == 0)
+        rc = finish_setup(d);
+    if (rc < 0) {
+        echod_free(d);
+        return rc;
+    }
+    print_startup(d);
+    *out = d;
+    return 0;
+}
