@@ -26,7 +26,6 @@
 #include <iomux/stream.h>
 
 #include "daemon.h"
-#include "engine_uring.h"
 #include "trace.h"
 #include "udp.h"
 
@@ -62,7 +61,7 @@ bool echod_keeps_peer(const struct echod *d)
 
 static union conn_peer_addr *conn_peer_addr(const struct echod *d, struct conn *c)
 {
-    return d->engine ? engine_uring_peer(c) : &((struct conn_peer *)c)->peer;
+    return d->engine ? conn_peer(c) : &((struct conn_peer *)c)->peer;
 }
 
 /* Only when echod_keeps_peer(): the others have no address stored. */
@@ -110,7 +109,7 @@ static void conn_unlink(struct echod *d, struct conn *c)
 
 static uint64_t conn_last_io(const struct echod *d, struct conn *c)
 {
-    return d->engine ? engine_uring_last_io(c) : iomux_stream_last_io(iomux_stream_of_extra(c));
+    return d->engine ? c->last_io : iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* --inetd serves one connection: its end is the server's. */
@@ -198,7 +197,7 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
     }
     conn_unlink(d, c); /* first: closing frees `c` */
     if (d->engine)
-        engine_uring_cut(d->engine, c);
+        d->engine_ops->cut(d->engine, c);
     else
         iomux_stream_close(iomux_stream_of_extra(c));
 }
@@ -208,7 +207,7 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
 static void conn_end(struct echod *d, struct conn *c)
 {
     if (d->engine)
-        engine_uring_end(d->engine, c);
+        d->engine_ops->end(d->engine, c);
     else
         iomux_stream_end(iomux_stream_of_extra(c));
 }
@@ -271,7 +270,15 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
     if (!admissible(d, fd, peer))
         return;
     if (d->engine) {
-        engine_uring_admit(d->engine, fd, peer);
+        int rc = d->engine_ops->admit(d->engine, fd, peer);
+        if (rc < 0) {
+            /* Out of memory: the socket is still ours to refuse. */
+            d->errors++;
+            ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "refusing a connection: %s",
+                        strerror(-rc));
+            echod_perip_release(d->perip, peer);
+            close(fd);
+        }
         return;
     }
     struct iomux_stream_options so = {
@@ -313,7 +320,7 @@ static void set_accepting(struct echod *d, bool on)
 {
     d->accepting_paused = !on;
     if (d->engine) {
-        engine_uring_set_accepting(d->engine, on);
+        d->engine_ops->set_accepting(d->engine, on);
         return;
     }
     for (size_t i = 0; i < d->nlisteners; i++)
@@ -404,7 +411,7 @@ static void on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 static void close_listeners(struct echod *d)
 {
     if (d->engine)
-        engine_uring_set_accepting(d->engine, false);
+        d->engine_ops->set_accepting(d->engine, false);
     for (size_t i = 0; i < d->nlisteners; i++) {
         if (!d->engine)
             iomux_fd_unwatch(d->loop, d->listeners[i].fd);
@@ -455,7 +462,7 @@ static void print_stats(struct echod *d)
             d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed, d->errors,
             ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
     if (d->engine)
-        engine_uring_print_stats(d->engine, stderr);
+        d->engine_ops->print_stats(d->engine, stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
 }
@@ -754,22 +761,12 @@ static int setup_inetd(struct echod *d)
    exit status. */
 static int start_serving(struct echod *d)
 {
-    if (strcmp(d->opt->engine, "uring") == 0) {
-        int rc = engine_uring_new(d, &d->engine);
-        if (rc < 0) {
-            if (rc == -ENOENT)
-                fprintf(stderr, "echod: --engine uring: not compiled in (no liburing)\n");
-            else if (rc == -ENOSYS || rc == -EPERM)
-                fprintf(stderr, "echod: --engine uring: not available on this system (%s)\n",
-                        strerror(-rc));
-            else
-                fprintf(stderr, "echod: --engine uring: %s\n", strerror(-rc));
-            return rc == -ENOENT ? 2 : 1;
-        }
-    }
+    int status = echod_engine_start(d);
+    if (status != 0)
+        return status;
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
-        int rc = d->engine ? engine_uring_listen(d->engine, l)
+        int rc = d->engine ? d->engine_ops->listen(d->engine, l->fd, &l->addr, l)
                            : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, on_accept, l);
         if (rc < 0) {
             fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
@@ -911,8 +908,8 @@ int echod_run(struct echod *d)
     while (!d->done) {
         if (d->opt->trace)
             fputs("waiting for the next event\n", stderr);
-        int n =
-            d->engine ? engine_uring_run_once(d->engine, tick) : iomux_loop_run_once(d->loop, tick);
+        int n = d->engine ? d->engine_ops->run_once(d->engine, tick)
+                          : iomux_loop_run_once(d->loop, tick);
         if (n < 0 && n != -EINTR) {
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
             return 1;
@@ -936,7 +933,8 @@ void echod_free(struct echod *d)
     if (d->inetd_fd >= 0)
         close(d->inetd_fd);
     /* After every connection is cut: it waits for their last operations. */
-    engine_uring_free(d->engine);
+    if (d->engine)
+        d->engine_ops->free(d->engine);
     echod_udp_free(d->udp);
     echod_perip_free(d->perip);
     echod_unix_cleanup();
