@@ -135,7 +135,9 @@ struct engine_ops {
     /* Releases everything; connections must have been cut first. */
     void (*free)(struct engine *e);
     /* Starts accepting on the listening socket `fd` (borrowed; `bound` is
-       its address), handing `listener` back in accept_error. 0 or -errno. */
+       its address), handing `listener` back in accept_error. 0 or -errno.
+       The policy closes `fd` only after set_accepting(false), and never
+       resumes accepting after that. */
     int (*listen)(struct engine *e, int fd, const struct iomux_addr *bound, void *listener);
     /* Pauses (false) or resumes (true) accepting on every listener. */
     void (*set_accepting)(struct engine *e, bool on);
