@@ -109,7 +109,8 @@ static void conn_unlink(struct echod *d, struct conn *c)
 
 static uint64_t conn_last_io(const struct echod *d, struct conn *c)
 {
-    return d->engine ? c->last_io : iomux_stream_last_io(iomux_stream_of_extra(c));
+    return d->engine ? d->engine_ops->last_io(d->engine, c)
+                     : iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* --inetd serves one connection: its end is the server's. */

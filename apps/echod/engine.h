@@ -50,17 +50,20 @@ union conn_peer_addr {
 };
 
 /*
- * A connection as both sides see it, at the start of (or inside) each
- * engine's own connection state, which the engine allocates and frees.
- * prev/next belong to the policy (its list of open connections, set by
- * the opened hook, cleared by it when the connection ends); the engine
- * keeps last_io. With engine_config.keep_peer, a union conn_peer_addr
- * follows the struct in the same allocation (conn_peer()), so a server
- * that needs no address pays nothing for it.
+ * A connection as both sides see it, inside each engine's own connection
+ * state, which the engine allocates and frees. prev/next belong to the
+ * policy (its list of open connections, set by the opened hook, cleared
+ * by it when the connection ends). With engine_config.keep_peer, a union
+ * conn_peer_addr follows the struct in the same allocation (conn_peer()),
+ * so a server that needs no address pays nothing for it.
+ *
+ * The last I/O time is the engine's (the last_io operation), not a field
+ * here: a stream keeps its own already, and 8 more bytes would take a
+ * stream with its struct conn (40 + 16 bytes) past a 64-byte allocation,
+ * a cache line, for every connection of the readiness engine.
  */
 struct conn {
     struct conn *prev, *next;
-    uint64_t last_io; /* loop milliseconds of the last send or receive */
 };
 
 /* The stored peer address: only with engine_config.keep_peer. */
@@ -150,6 +153,9 @@ struct engine_ops {
     void (*end)(struct engine *e, struct conn *c);
     /* Closes at once; the policy has unlisted it and said why. */
     void (*cut)(struct engine *e, struct conn *c);
+    /* When `c` last sent or received, in loop milliseconds (the idle
+       sweep; never on the per-message path). */
+    uint64_t (*last_io)(struct engine *e, struct conn *c);
     /* The engine's part of the SIGUSR1 line, ending the line. */
     void (*print_stats)(struct engine *e, FILE *f);
     /* One turn of the server: waits up to timeout_ms (-1: no limit) for

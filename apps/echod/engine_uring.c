@@ -136,7 +136,7 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
         return -ENOMEM;
     c->fd = fd;
     c->send_bid = NO_BID;
-    c->link.last_io = now_ms(e);
+    c->last_io = now_ms(e);
     iomux_buf_init(&c->out, e->cfg.pool);
     c->all.prev = e->all.prev;
     c->all.next = &e->all;
@@ -243,6 +243,12 @@ static void uring_end(struct engine *eng, struct conn *conn)
 static void uring_cut(struct engine *eng, struct conn *c)
 {
     uring_conn_close(uring_of(eng), uconn_of(c));
+}
+
+static uint64_t uring_last_io(struct engine *eng, struct conn *c)
+{
+    (void)eng;
+    return uconn_of(c)->last_io;
 }
 
 static void uring_print_stats(struct engine *eng, FILE *f)
@@ -385,6 +391,7 @@ const struct engine_ops engine_uring_ops = {
     .admit = uring_admit,
     .end = uring_end,
     .cut = uring_cut,
+    .last_io = uring_last_io,
     .print_stats = uring_print_stats,
     .run_once = uring_run_once,
 };

@@ -215,7 +215,7 @@ void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_urin
     if (res > 0 && bid == NO_BID)
         res = -EIO; /* data without a buffer: not something a kernel does */
     if (res > 0) {
-        c->link.last_io = now_ms(e);
+        c->last_io = now_ms(e);
         e->batch_recvs++;
         e->data_recvs++;
         if (c->seen_epoch != e->epoch) {
@@ -263,7 +263,7 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
             uconn_finish(e, c, res);
         return;
     }
-    c->link.last_io = now_ms(e);
+    c->last_io = now_ms(e);
     if (c->send_bid != NO_BID) {
         c->send_off += (uint32_t)res;
         if (c->send_off < c->send_len) {

@@ -86,6 +86,7 @@ struct ulink {
 struct uconn {
     struct ulink all; /* first: a struct ulink * of the list is a struct uconn * */
     struct uconn *next_starved;
+    uint64_t last_io; /* loop ms */
     int fd;
     uint16_t flags;
     uint16_t send_bid;    /* ring buffer being sent, or NO_BID: from `out` */
