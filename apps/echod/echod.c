@@ -27,7 +27,6 @@
 #include <iomux/stream.h>
 
 #include "daemon.h"
-#include "engine_uring.h"
 #include "trace.h"
 #include "udp.h"
 
@@ -63,7 +62,7 @@ bool echod_keeps_peer(const struct echod *d)
 
 static union conn_peer_addr *conn_peer_addr(const struct echod *d, struct conn *c)
 {
-    return d->engine ? engine_uring_peer(c) : &((struct conn_peer *)c)->peer;
+    return d->engine ? conn_peer(c) : &((struct conn_peer *)c)->peer;
 }
 
 /* Only when echod_keeps_peer(): the others have no address stored. */
@@ -111,7 +110,8 @@ static void conn_unlink(struct echod *d, struct conn *c)
 
 static uint64_t conn_last_io(const struct echod *d, struct conn *c)
 {
-    return d->engine ? engine_uring_last_io(c) : iomux_stream_last_io(iomux_stream_of_extra(c));
+    return d->engine ? d->engine_ops->last_io(d->engine, c)
+                     : iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* --inetd serves one connection: its end is the server's. */
@@ -203,7 +203,7 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
     }
     conn_unlink(d, c); /* first: closing frees `c` */
     if (d->engine)
-        engine_uring_cut(d->engine, c);
+        d->engine_ops->cut(d->engine, c);
     else
         iomux_stream_close(iomux_stream_of_extra(c));
 }
@@ -213,7 +213,7 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
 static void conn_end(struct echod *d, struct conn *c)
 {
     if (d->engine)
-        engine_uring_end(d->engine, c);
+        d->engine_ops->end(d->engine, c);
     else
         iomux_stream_end(iomux_stream_of_extra(c));
 }
@@ -276,7 +276,15 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
     if (!admissible(d, fd, peer))
         return;
     if (d->engine) {
-        engine_uring_admit(d->engine, fd, peer);
+        int rc = d->engine_ops->admit(d->engine, fd, peer);
+        if (rc < 0) {
+            /* Out of memory: the socket is still ours to refuse. */
+            d->errors++;
+            ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "refusing a connection: %s",
+                        strerror(-rc));
+            echod_perip_release(d->perip, peer);
+            close(fd);
+        }
         return;
     }
     struct iomux_stream_options so = {
@@ -318,7 +326,7 @@ static void set_accepting(struct echod *d, bool on)
 {
     d->accepting_paused = !on;
     if (d->engine) {
-        engine_uring_set_accepting(d->engine, on);
+        d->engine_ops->set_accepting(d->engine, on);
         return;
     }
     for (size_t i = 0; i < d->nlisteners; i++)
@@ -409,7 +417,7 @@ void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 static void close_listeners(struct echod *d)
 {
     if (d->engine)
-        engine_uring_set_accepting(d->engine, false);
+        d->engine_ops->set_accepting(d->engine, false);
     for (size_t i = 0; i < d->nlisteners; i++) {
         if (!d->engine)
             iomux_fd_unwatch(d->loop, d->listeners[i].fd);
@@ -460,7 +468,7 @@ static void print_stats(struct echod *d)
             d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
             d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
     if (d->engine)
-        engine_uring_print_stats(d->engine, stderr);
+        d->engine_ops->print_stats(d->engine, stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
 }
@@ -521,8 +529,8 @@ int echod_run(struct echod *d)
     while (!d->done) {
         if (d->opt->trace)
             fputs("waiting for the next event\n", stderr);
-        int n =
-            d->engine ? engine_uring_run_once(d->engine, tick) : iomux_loop_run_once(d->loop, tick);
+        int n = d->engine ? d->engine_ops->run_once(d->engine, tick)
+                          : iomux_loop_run_once(d->loop, tick);
         if (n < 0 && n != -EINTR) {
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
             return n;
@@ -546,7 +554,8 @@ void echod_free(struct echod *d)
     if (d->inetd_fd >= 0)
         close(d->inetd_fd);
     /* After every connection is cut: it waits for their last operations. */
-    engine_uring_free(d->engine);
+    if (d->engine)
+        d->engine_ops->free(d->engine);
     echod_udp_free(d->udp);
     echod_perip_free(d->perip);
     echod_unix_cleanup();

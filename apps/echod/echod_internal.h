@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * echod_internal.h - what the server's policy (echod.c) shares with the
- * io_uring completion engine (engine_uring.c): the server's state, the
- * list every open connection is on, and the policy hooks an engine calls
- * when it accepts, moves data or closes.
+ * echod_internal.h - the server's state and the policy's functions, shared
+ * by echod.c and echod_engine.c (which hands them to an engine as the
+ * hooks of engine.h). No engine includes this file.
  *
  * With the default engine, a connection is an iomux stream and its
- * struct conn lives in the stream's extra space. With --engine uring, it
- * is a struct of engine_uring.c that starts with a struct conn.
+ * struct conn lives in the stream's extra space. With an engine of
+ * engine.h (--engine uring), it is inside that engine's own state.
  */
 #ifndef ECHOD_ECHOD_INTERNAL_H
 #define ECHOD_ECHOD_INTERNAL_H
@@ -23,6 +22,7 @@
 
 #include "daemon.h"
 #include "echod.h"
+#include "engine.h"
 #include "ratelog.h"
 
 /* Things that can go wrong again and again, each rate-limited apart. */
@@ -37,7 +37,6 @@ enum log_kind {
 };
 
 struct echod;
-struct engine_uring;
 
 struct listener {
     struct echod *d;
@@ -45,27 +44,15 @@ struct listener {
     struct iomux_addr addr; /* as bound */
 };
 
-/* A client's address, kept only when something needs it (--trace,
-   --max-conns-per-ip). */
-union conn_peer_addr {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-};
-
-/* Every open connection is on the server's list, oldest first. */
-struct conn {
-    struct conn *prev, *next;
-};
-
 struct echod {
     const struct echod_options *opt;
     struct iomux_loop *loop;
     struct iomux_buf_pool *pool;
-    struct engine_uring *engine; /* NULL: the loop's streams do the I/O */
+    const struct engine_ops *engine_ops; /* NULL: the loop's streams do the I/O */
+    struct engine *engine;
     struct listener listeners[ECHOD_MAX_LISTEN];
     size_t nlisteners;
-    struct conn conns; /* list head; conns.next is the oldest */
+    struct conn conns; /* every open connection (engine.h); conns.next is the oldest */
     int reserve_fd;    /* spare descriptor for EMFILE, -1 if none */
     int inetd_fd;      /* --inetd: the connection to admit once serving */
     struct iomux_addr inetd_peer;
@@ -94,6 +81,10 @@ struct echod {
 
 /* True when connections keep their peer's address. */
 bool echod_keeps_peer(const struct echod *d);
+
+/* --engine NAME, unless the default: makes d->engine on d->loop, with the
+   hooks below. 0, or -errno with the reason said (-EINVAL: not built). */
+int echod_engine_start(struct echod *d);
 
 /* Turns an accepted socket into a served connection (with the engine's
    I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes

@@ -21,7 +21,6 @@
 #include <iomux/net.h>
 
 #include "daemon.h"
-#include "engine_uring.h"
 #include "sockopt.h"
 #include "udp.h"
 
@@ -327,35 +326,17 @@ static int setup_inetd(struct echod *d)
     return 0;
 }
 
-/* Makes the engine of --engine uring; 0 or -errno (-EINVAL: not built). */
-static int make_engine(struct echod *d)
-{
-    int rc = engine_uring_new(d, &d->engine);
-    if (rc == -ENOENT) {
-        echod_usage_error("--engine uring: not compiled in (no liburing)");
-        return -EINVAL;
-    }
-    if (rc == -ENOSYS || rc == -EPERM)
-        fprintf(stderr, "echod: --engine uring: not available on this system (%s)\n",
-                strerror(-rc));
-    else if (rc < 0)
-        fprintf(stderr, "echod: --engine uring: %s\n", strerror(-rc));
-    return rc;
-}
-
 /* Once privileges are dropped: makes the engine, if not the default one,
    and starts accepting (or serves the --inetd connection). 0 or -errno. */
 static int start_serving(struct echod *d)
 {
-    if (d->opt->engine == ECHOD_ENGINE_URING) {
-        int rc = make_engine(d);
-        if (rc < 0)
-            return rc;
-    }
+    int rc = echod_engine_start(d);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
-        int rc = d->engine ? engine_uring_listen(d->engine, l)
-                           : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, echod_on_accept, l);
+        rc = d->engine ? d->engine_ops->listen(d->engine, l->fd, &l->addr, l)
+                       : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, echod_on_accept, l);
         if (rc < 0) {
             fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
             return rc;

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echod_engine.c - the policy's side of engine.h: the configuration an
+ * engine is made with, and the hooks through which it calls the policy
+ * (echod.c's functions, behind a `void *` the engine passes back).
+ */
+#include "echod_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static void hook_accepted(void *policy, int fd, const struct iomux_addr *peer)
+{
+    echod_admit(policy, fd, peer);
+}
+
+/* Kept peers need it, and so does a refusal for --max-conns, which names
+   the client it refuses. */
+static bool hook_wants_peer(void *policy)
+{
+    const struct echod *d = policy;
+    return echod_keeps_peer(d) || (d->opt->max_conns && d->open >= d->opt->max_conns);
+}
+
+static bool hook_accept_error(void *policy, void *listener, int err)
+{
+    return echod_accept_error(policy, listener, err);
+}
+
+static void hook_opened(void *policy, struct conn *c, const struct iomux_addr *peer)
+{
+    echod_conn_opened(policy, c, conn_peer(c), peer);
+}
+
+static void hook_closed(void *policy, struct conn *c, int error)
+{
+    echod_conn_closed(policy, c, error);
+}
+
+static void hook_echoed(void *policy, struct conn *c, const char *bytes, size_t len)
+{
+    echod_trace_echo(policy, c, bytes, len);
+}
+
+static void hook_queue_empty(void *policy, struct conn *c)
+{
+    echod_trace_queue_empty(policy, c);
+}
+
+static void hook_io_error(void *policy, const char *what, int err)
+{
+    struct echod *d = policy;
+    ratelog_say(&d->logs[LOG_IO], iomux_loop_now(d->loop), "%s: %s", what, strerror(-err));
+}
+
+static enum engine_spin spin_mode(int spin_receive)
+{
+    if (spin_receive == ECHOD_SPIN_ON)
+        return ENGINE_SPIN_ON;
+    return spin_receive == ECHOD_SPIN_OFF ? ENGINE_SPIN_OFF : ENGINE_SPIN_AUTO;
+}
+
+/* Says why an engine could not be made; returns -errno, -EINVAL when it
+   was not built (a usage error, as for a backend that is not built). */
+static int engine_failed(const struct engine_ops *ops, int rc)
+{
+    if (rc == -ENOENT) {
+        echod_usage_error("--engine %s: not compiled in (no %s)", ops->name, ops->needs);
+        return -EINVAL;
+    }
+    if (rc == -ENOSYS || rc == -EPERM)
+        fprintf(stderr, "echod: --engine %s: not available on this system (%s)\n", ops->name,
+                strerror(-rc));
+    else
+        fprintf(stderr, "echod: --engine %s: %s\n", ops->name, strerror(-rc));
+    return rc;
+}
+
+int echod_engine_start(struct echod *d)
+{
+    const struct engine_ops *ops = engine_find(echod_engine_names[d->opt->engine]);
+    if (!ops)
+        return 0; /* the readiness engine: echod.c's streams */
+    const struct echod_options *opt = d->opt;
+    const struct engine_config cfg = {
+        .loop = d->loop,
+        .pool = d->pool,
+        .high_water = opt->high_water,
+        .low_water = opt->low_water,
+        .uring_buffers = (unsigned)opt->uring_buffers,
+        .busy_poll_us = (unsigned)opt->busy_poll_us,
+        .batch_wait_us = (unsigned)opt->batch_wait_us,
+        .spin = spin_mode(opt->spin_receive),
+        .trace = opt->trace,
+        .keep_peer = echod_keeps_peer(d),
+        .bytes_in = &d->bytes_in,
+        .bytes_out = &d->bytes_out,
+    };
+    const struct engine_hooks hooks = {
+        .policy = d,
+        .accepted = hook_accepted,
+        .wants_peer = hook_wants_peer,
+        .accept_error = hook_accept_error,
+        .opened = hook_opened,
+        .closed = hook_closed,
+        .echoed = hook_echoed,
+        .queue_empty = hook_queue_empty,
+        .io_error = hook_io_error,
+    };
+    int rc = ops->create(&cfg, &hooks, &d->engine);
+    if (rc < 0)
+        return engine_failed(ops, rc);
+    d->engine_ops = ops;
+    return 0;
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - the contract every echod engine implements, and the hooks an
+ * engine may call back.
+ *
+ * An engine moves the bytes of TCP and Unix-domain stream connections: it
+ * accepts (when it has its own way to), receives, echoes with
+ * backpressure, ends gracefully and cuts. The policy (echod.c: limits,
+ * idle timeout, drain, --trace, statistics) decides who is served and
+ * when a connection goes, and never looks inside an engine. An engine
+ * never reads the server's state: what it may know comes in a read-only
+ * struct engine_config, and what it must tell goes through the hooks of
+ * struct engine_hooks, each with the policy's context pointer, as the
+ * loop core hands a backend its fd table (src/backend.h) and libevent's
+ * base hands an eventop its state.
+ *
+ * Per-message cost: the hooks on the data path (echoed, queue_empty) are
+ * called only with engine_config.trace set, so an echo costs no indirect
+ * call into the policy. Byte counts go straight into the policy's
+ * counters through two pointers of the config (one add each, as when the
+ * engine wrote the server's fields) rather than through a hook per
+ * message or per-engine totals the statistics line would have to sum.
+ *
+ * Lifetime: create() -> listen() per listener -> run_once() until the
+ * policy is done -> cut() every connection still open -> free().
+ */
+#ifndef ECHOD_ENGINE_H
+#define ECHOD_ENGINE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <iomux/buf.h>
+#include <iomux/loop.h>
+#include <iomux/net.h>
+
+/* Listening sockets one engine may serve. */
+#define ENGINE_MAX_LISTEN 16
+
+/* A client's address, kept only when the policy needs it (--trace,
+   --max-conns-per-ip: engine_config.keep_peer). */
+union conn_peer_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+/*
+ * A connection as both sides see it, inside each engine's own connection
+ * state, which the engine allocates and frees. prev/next belong to the
+ * policy (its list of open connections, set by the opened hook, cleared
+ * by it when the connection ends). With engine_config.keep_peer, a union
+ * conn_peer_addr follows the struct in the same allocation (conn_peer()),
+ * so a server that needs no address pays nothing for it.
+ *
+ * The last I/O time is the engine's (the last_io operation), not a field
+ * here: a stream keeps its own already, and 8 more bytes would take a
+ * stream with its struct conn (40 + 16 bytes) past a 64-byte allocation,
+ * a cache line, for every connection of the readiness engine.
+ */
+struct conn {
+    struct conn *prev, *next;
+};
+
+/* The stored peer address: only with engine_config.keep_peer. */
+static inline union conn_peer_addr *conn_peer(struct conn *c)
+{
+    return (union conn_peer_addr *)(void *)(c + 1);
+}
+
+/* --spin-receive, as engines see it. */
+enum engine_spin {
+    ENGINE_SPIN_OFF,
+    ENGINE_SPIN_AUTO,
+    ENGINE_SPIN_ON,
+};
+
+/* What an engine is told at creation; it copies what it keeps. */
+struct engine_config {
+    struct iomux_loop *loop;     /* timers, signals, UDP: the engine runs it */
+    struct iomux_buf_pool *pool; /* chunks for bytes queued behind a send */
+    size_t high_water;           /* queued bytes: stop receiving above */
+    size_t low_water;            /* ... and start again at or below */
+    unsigned uring_buffers;      /* --uring-buffers (a power of two) */
+    unsigned busy_poll_us;       /* --busy-poll; 0 = off */
+    unsigned batch_wait_us;      /* --batch-wait; 0 = off */
+    enum engine_spin spin;       /* --spin-receive */
+    bool trace;                  /* --trace: read as the seed does, call the trace hooks */
+    bool keep_peer;              /* store each peer's address after its struct conn */
+    /* Added to for every byte received and every byte queued or sent
+       back: the policy's counters, owned by it. */
+    uint64_t *bytes_in;
+    uint64_t *bytes_out;
+};
+
+/* The policy, as an engine may call it. `policy` is passed back as is. */
+struct engine_hooks {
+    void *policy;
+    /* An accepted socket (the engine's own accept): the policy refuses
+       it or serves it through the engine's admit(). Takes `fd`. */
+    void (*accepted)(void *policy, int fd, const struct iomux_addr *peer);
+    /* Whether the next accepted socket's peer address is needed (kept, or
+       a refusal will name it); without, accepted() gets the family only. */
+    bool (*wants_peer)(void *policy);
+    /* Accepting on `listener` (listen()'s token) failed with `err`; true
+       if the next accept may work at once. The policy may pause accepting. */
+    bool (*accept_error)(void *policy, void *listener, int err);
+    /* A connection admit() set up: the policy lists, counts and stores
+       `peer` (keep_peer). Called before any I/O on it. */
+    void (*opened)(void *policy, struct conn *c, const struct iomux_addr *peer);
+    /* It ended on its own (`error` 0 or -errno): the policy unlists it. The
+       engine frees it afterwards, when its operations are over. */
+    void (*closed)(void *policy, struct conn *c, int error);
+    /* Only with trace: `len` bytes arrived and are being echoed. */
+    void (*echoed)(void *policy, struct conn *c, const char *bytes, size_t len);
+    /* Only with trace: everything queued on `c` has been sent. */
+    void (*queue_empty)(void *policy, struct conn *c);
+    /* A failure of the engine's own (not a connection's), such as a
+       system call: the policy logs it, rate-limited. */
+    void (*io_error)(void *policy, const char *what, int err);
+};
+
+/* An engine's state: each engine has its own, behind this opaque tag. */
+struct engine;
+
+struct engine_ops {
+    const char *name;  /* as --engine names it */
+    const char *needs; /* what it is built with: "not compiled in (no ...)" */
+    /* Makes the engine on cfg->loop. 0, or -ENOENT (not built here),
+       -ENOSYS/-EPERM (refused by this kernel or a seccomp policy),
+       -ENOMEM, another negative errno. */
+    int (*create)(const struct engine_config *cfg, const struct engine_hooks *hooks,
+                  struct engine **out);
+    /* Releases everything; connections must have been cut first. */
+    void (*free)(struct engine *e);
+    /* Starts accepting on the listening socket `fd` (borrowed; `bound` is
+       its address), handing `listener` back in accept_error. 0 or -errno.
+       The policy closes `fd` only after set_accepting(false), and never
+       resumes accepting after that. */
+    int (*listen)(struct engine *e, int fd, const struct iomux_addr *bound, void *listener);
+    /* Pauses (false) or resumes (true) accepting on every listener. */
+    void (*set_accepting)(struct engine *e, bool on);
+    /* Serves an accepted socket the policy admitted, through the opened
+       hook. Takes `fd` on success; on failure (-errno) it is the caller's. */
+    int (*admit)(struct engine *e, int fd, const struct iomux_addr *peer);
+    /* The graceful end (SIGTERM): input is dropped, what is queued is sent,
+       the write side is shut and the peer's end awaited (then closed()).
+       Never calls a hook from inside, so the policy may walk its list. */
+    void (*end)(struct engine *e, struct conn *c);
+    /* Closes at once; the policy has unlisted it and said why. */
+    void (*cut)(struct engine *e, struct conn *c);
+    /* When `c` last sent or received, in loop milliseconds (the idle
+       sweep; never on the per-message path). */
+    uint64_t (*last_io)(struct engine *e, struct conn *c);
+    /* The engine's part of the SIGUSR1 line, ending the line. */
+    void (*print_stats)(struct engine *e, FILE *f);
+    /* One turn of the server: waits up to timeout_ms (-1: no limit) for
+       I/O or the loop, handles it, runs the loop's callbacks. Returns as
+       iomux_loop_run_once(). */
+    int (*run_once)(struct engine *e, int timeout_ms);
+};
+
+/* Defined in engine_<name>.c. Listed, for the policy to choose from by
+   name, in engine.c alone. */
+extern const struct engine_ops engine_uring_ops;
+
+/* The engine called `name` (--engine); NULL if there is none by that name
+   (the readiness engine, iomux streams, is still echod.c's own). */
+const struct engine_ops *engine_find(const char *name);
+
+#endif /* ECHOD_ENGINE_H */

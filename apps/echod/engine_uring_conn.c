@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine_uring_conn.c - the io_uring engine's connections: the receive
+ * armed on each (step 2 of the life of a buffer in engine_uring.c), the
+ * echo from the buffer or from a copy (step 3), sends one at a time,
+ * backpressure, the wait for buffers (step 5), and the close that waits
+ * for the operations still in flight before freeing.
+ */
+#include "engine_uring_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void uconn_maybe_free(struct uconn *c)
+{
+    if ((c->flags & U_CLOSED) && !(c->flags & (U_RECV | U_SEND | U_STARVED))) {
+        c->all.prev->next = c->all.next;
+        c->all.next->prev = c->all.prev;
+        free(c);
+    }
+}
+
+/* Closes the fd and cancels what is in flight; the memory goes when the
+   last operation has completed. The policy's bookkeeping is the caller's. */
+void uring_conn_close(struct engine_uring *e, struct uconn *c)
+{
+    if (c->flags & U_CLOSED)
+        return;
+    c->flags |= U_CLOSED;
+    e->open--;
+    if ((c->flags & U_RECV) && !(c->flags & U_CANCELLED))
+        cancel(e, c, OP_RECV);
+    if (c->flags & U_SEND)
+        cancel(e, c, OP_SEND);
+    iomux_buf_clear(&c->out);
+    /* The operations hold the file open until they end; close() drops
+       our reference only. */
+    close(c->fd);
+    c->fd = -1;
+    uconn_maybe_free(c);
+}
+
+/* The connection ended on its own (error < 0) or cleanly (0). */
+static void uconn_finish(struct engine_uring *e, struct uconn *c, int error)
+{
+    e->hooks.closed(e->hooks.policy, &c->link, error);
+    uring_conn_close(e, c);
+}
+
+void uring_arm_recv(struct engine_uring *e, struct uconn *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(e);
+    if (!sqe) {
+        uconn_finish(e, c, -ENOMEM);
+        return;
+    }
+    if (e->spinning)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
+    else
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
+    kick(e);
+    c->flags |= U_RECV;
+    c->flags &= (uint16_t)~U_CANCELLED;
+}
+
+/* Arms the receive again if it ended and is still wanted; says if it did. */
+static bool rearm_recv(struct engine_uring *e, struct uconn *c)
+{
+    if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED))
+        return false;
+    if (!e->spinning)
+        e->rearms++;
+    uring_arm_recv(e, c);
+    return true;
+}
+
+static void start_send(struct engine_uring *e, struct uconn *c, const void *p, size_t len)
+{
+    struct io_uring_sqe *sqe = get_sqe(e);
+    if (!sqe) {
+        uconn_finish(e, c, -ENOMEM);
+        return;
+    }
+    /* MSG_WAITALL: the kernel retries a short send on a stream socket
+       itself, so a completion normally means all of it went out. */
+    io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL | MSG_WAITALL);
+    e->batch_sends++;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND);
+    kick(e);
+    c->flags |= U_SEND;
+}
+
+/* Sends the oldest queued bytes, one chunk per send. */
+static void send_queued(struct engine_uring *e, struct uconn *c)
+{
+    struct iovec iov;
+    if (iomux_buf_iov(&c->out, &iov, 1) == 1) {
+        c->send_bid = NO_BID;
+        start_send(e, c, iov.iov_base, iov.iov_len);
+    }
+}
+
+static size_t queued(const struct uconn *c)
+{
+    size_t n = iomux_buf_len(&c->out);
+    if ((c->flags & U_SEND) && c->send_bid != NO_BID)
+        n += c->send_len - c->send_off;
+    return n;
+}
+
+/* No send in flight and nothing waiting behind one. */
+bool uring_drained(const struct uconn *c)
+{
+    return !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0;
+}
+
+/* Puts `c` at the end of the list whose receives are armed again as
+   buffers come back (step 5). */
+void uring_starve(struct engine_uring *e, struct uconn *c)
+{
+    c->flags |= U_STARVED;
+    c->next_starved = NULL;
+    if (e->starved)
+        e->starved_tail->next_starved = c;
+    else
+        e->starved = c;
+    e->starved_tail = c;
+}
+
+/* The ring buffer a finished or failed send was sending goes back. */
+static void release_send_buf(struct engine_uring *e, struct uconn *c)
+{
+    if (c->send_bid != NO_BID) {
+        recycle(e, c->send_bid);
+        e->sending--;
+        c->send_bid = NO_BID;
+    }
+}
+
+static void pause_recv(struct engine_uring *e, struct uconn *c)
+{
+    c->flags |= U_PAUSED;
+    if ((c->flags & U_RECV) && !(c->flags & U_CANCELLED)) {
+        c->flags |= U_CANCELLED;
+        cancel(e, c, OP_RECV);
+    }
+}
+
+static void resume_recv(struct engine_uring *e, struct uconn *c)
+{
+    if (!(c->flags & U_PAUSED))
+        return;
+    c->flags &= (uint16_t)~U_PAUSED;
+    rearm_recv(e, c); /* if the cancelled receive is still live, its end does it */
+}
+
+/* Step 3: `len` bytes arrived in ring buffer `bid`. */
+static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_t len)
+{
+    const char *p = buf_addr(e, bid);
+    if (c->flags & U_ENDING) {
+        recycle(e, bid); /* dropped, as a stream that ends drops input */
+        return;
+    }
+    *e->cfg.bytes_in += len;
+    if (e->cfg.trace)
+        e->hooks.echoed(e->hooks.policy, &c->link, p, len);
+    bool idle = uring_drained(c);
+    if (idle && e->sending < e->buf_count / 2) {
+        c->send_bid = (uint16_t)bid;
+        c->send_off = 0;
+        c->send_len = (uint32_t)len;
+        e->sending++;
+        start_send(e, c, p, len);
+        *e->cfg.bytes_out += len;
+        return;
+    }
+    /* Behind a send in flight, or too many buffers are out already in
+       sends that may wait for slow readers: copy, give the buffer back. */
+    int rc = iomux_buf_append(&c->out, p, len);
+    recycle(e, bid);
+    if (rc < 0) {
+        uconn_finish(e, c, rc);
+        return;
+    }
+    *e->cfg.bytes_out += len;
+    if (idle)
+        send_queued(e, c);
+    else if (queued(c) > e->cfg.high_water)
+        pause_recv(e, c);
+}
+
+void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    unsigned bid = NO_BID;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        ring_took(e);
+    }
+    if (!more)
+        c->flags &= (uint16_t) ~(U_RECV | U_CANCELLED);
+    if (c->flags & U_CLOSED) {
+        if (bid != NO_BID)
+            recycle(e, bid);
+        uconn_maybe_free(c);
+        return;
+    }
+    int res = cqe->res;
+    if (res > 0 && bid == NO_BID)
+        res = -EIO; /* data without a buffer: not something a kernel does */
+    if (res > 0) {
+        c->last_io = now_ms(e);
+        e->batch_recvs++;
+        e->data_recvs++;
+        if (c->seen_epoch != e->epoch) {
+            c->seen_epoch = e->epoch;
+            e->active++;
+        }
+        on_data(e, c, bid, (size_t)res);
+        if (c->flags & U_CLOSED)
+            return;
+    } else {
+        if (bid != NO_BID)
+            recycle(e, bid);
+        if (res == 0) {
+            c->flags |= U_EOF;
+            if (uring_drained(c)) {
+                uconn_finish(e, c, 0);
+                return;
+            }
+        } else if (res == -ENOBUFS) {
+            /* Step 5: the ring ran dry. Wait for buffers to come back. */
+            e->nobufs++;
+            e->ran_dry = true;
+            if (!more && !(c->flags & U_STARVED))
+                uring_starve(e, c);
+        } else if (res == -EAGAIN) {
+            e->spin_empty++; /* spinning: nothing yet; again next turn */
+        } else if (res != -ECANCELED) {
+            uconn_finish(e, c, res);
+            return;
+        }
+    }
+    if (!more)
+        rearm_recv(e, c);
+}
+
+void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    c->flags &= (uint16_t)~U_SEND;
+    if ((c->flags & U_CLOSED) || res < 0) {
+        release_send_buf(e, c);
+        if (c->flags & U_CLOSED)
+            uconn_maybe_free(c);
+        else
+            uconn_finish(e, c, res);
+        return;
+    }
+    c->last_io = now_ms(e);
+    if (c->send_bid != NO_BID) {
+        c->send_off += (uint32_t)res;
+        if (c->send_off < c->send_len) {
+            /* A short send: the rest of the same buffer, before anything
+               queued behind it. */
+            start_send(e, c, buf_addr(e, c->send_bid) + c->send_off, c->send_len - c->send_off);
+            return;
+        }
+        release_send_buf(e, c);
+    } else {
+        iomux_buf_consume(&c->out, (size_t)res);
+    }
+    if (iomux_buf_len(&c->out) > 0) {
+        send_queued(e, c);
+    } else {
+        if (e->cfg.trace)
+            e->hooks.queue_empty(e->hooks.policy, &c->link);
+        if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
+            c->flags |= U_WR_SHUT;
+            (void)shutdown(c->fd, SHUT_WR);
+        }
+        if (c->flags & U_EOF) {
+            uconn_finish(e, c, 0);
+            return;
+        }
+    }
+    if ((c->flags & U_PAUSED) && queued(c) <= e->cfg.low_water)
+        resume_recv(e, c);
+}
+
+/* Step 5: receives waiting for buffers are armed again once some are back. */
+void uring_feed_starved(struct engine_uring *e)
+{
+    /* Each receive armed again takes a buffer at once (its data is
+       waiting), so arm no more than the ring holds: with 1,000 clients
+       and 256 buffers, arming them all made most fail again with -ENOBUFS,
+       three times per message echoed. The rest wait their turn, in order. */
+    unsigned budget = e->in_ring;
+    while (e->starved && budget > 0) {
+        struct uconn *c = e->starved;
+        e->starved = c->next_starved;
+        c->flags &= (uint16_t)~U_STARVED;
+        c->next_starved = NULL;
+        if (c->flags & U_CLOSED)
+            uconn_maybe_free(c);
+        else if (rearm_recv(e, c)) {
+            budget--;
+            if (e->spinning)
+                e->rearms++; /* rearm_recv() counts only multishot ends */
+        }
+    }
+}
