@@ -44,7 +44,6 @@ static void on_data(struct iomux_stream *stream, const char *bytes, size_t len, 
 static void on_close(struct iomux_stream *stream, int error, void *data)
 {
     struct client *c = data;
-    (void)stream;
     c->result = error < 0 ? error : 1; /* closed before the whole echo came */
     c->done = 1;
 }

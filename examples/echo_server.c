@@ -26,15 +26,12 @@ struct server {
 
 static void on_data(struct iomux_stream *stream, const char *bytes, size_t len, void *data)
 {
-    (void)data;
     /* Copies the bytes in; a failure ends the stream through on_close. */
     iomux_stream_write(stream, bytes, len);
 }
 
 static void on_close(struct iomux_stream *stream, int error, void *data)
 {
-    (void)stream;
-    (void)data;
     if (error < 0)
         fprintf(stderr, "echo_server: client: %s\n", strerror(-error));
 }
@@ -42,8 +39,6 @@ static void on_close(struct iomux_stream *stream, int error, void *data)
 static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct server *s = data;
-    (void)loop;
-    (void)events;
     int client;
     /* Take every pending connection; -EAGAIN means there are no more. */
     while (iomux_tcp_accept(fd, NULL, &client) == 0) {
@@ -59,7 +54,6 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
 static void on_signal(struct iomux_loop *loop, int signo, void *data)
 {
     struct server *s = data;
-    (void)signo;
     iomux_fd_unwatch(loop, s->listen_fd);
     iomux_signal_unwatch(loop, SIGINT);
     iomux_signal_unwatch(loop, SIGTERM);

@@ -32,8 +32,6 @@ static void on_tick(struct iomux_loop *loop, uint64_t id, void *data)
 
 static void on_sigint(struct iomux_loop *loop, int signo, void *data)
 {
-    (void)signo;
-    (void)data;
     printf("interrupted\n");
     iomux_loop_stop(loop); /* run() returns after this iteration */
 }

@@ -31,8 +31,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc;
-    (void)argv;
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -109,14 +107,12 @@ struct echo {
 
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
-    (void)data;
     (void)iomux_stream_write(s, bytes, len);
 }
 
 static void on_close(struct iomux_stream *s, int error, void *data)
 {
     struct echo *e = data;
-    (void)s;
     e->closed = 1;
     e->error = error;
 }

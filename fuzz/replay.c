@@ -19,8 +19,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* Targets without an initialiser get this one. */
 __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc;
-    (void)argv;
     return 0;
 }
 

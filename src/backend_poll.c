@@ -68,7 +68,6 @@ static short to_poll(unsigned mask)
 static int poll_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsigned new_mask)
 {
     struct poll_state *st = loop->backend_state;
-    (void)old_mask;
     int slot = st->slot_of[fd];
     if (!new_mask) {
         if (slot < 0)

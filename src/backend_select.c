@@ -44,8 +44,6 @@ static void select_fini(struct iomux_loop *loop)
 
 static int select_resize(struct iomux_loop *loop, unsigned capacity)
 {
-    (void)loop;
-    (void)capacity;
     return 0; /* the sets are fixed-size */
 }
 
@@ -66,7 +64,6 @@ static void set_bit(fd_set *set, int fd, bool on)
 static int select_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsigned new_mask)
 {
     struct select_state *st = loop->backend_state;
-    (void)old_mask;
     if (fd >= FD_SETSIZE)
         return new_mask ? -ERANGE : 0;
     set_bit(&st->readfds, fd, new_mask & IOMUX_READ);

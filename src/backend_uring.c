@@ -297,7 +297,6 @@ static int uring_modify(struct iomux_loop *loop, int fd, unsigned old_mask, unsi
 {
     struct uring_state *st = loop->backend_state;
     struct uring_fd *u = &st->fds[fd];
-    (void)old_mask;
     disarm(st, fd);
     u->mask = new_mask;
     u->hint = 0;

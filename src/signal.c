@@ -45,8 +45,6 @@ void iomux__signals_init(struct iomux__signals *signals)
 
 static void on_wakeup(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)events;
-    (void)data;
     unsigned char buf[256];
     while (read(fd, buf, sizeof buf) > 0)
         ;

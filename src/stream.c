@@ -241,8 +241,6 @@ static void settle(struct iomux_stream *s)
 static void on_settle_timer(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct iomux_stream *s = data;
-    (void)loop;
-    (void)id;
     s->out->timer = 0;
     settle(s);
 }
@@ -396,8 +394,6 @@ static void read_once(struct iomux_stream *s)
 static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct iomux_stream *s = data;
-    (void)loop;
-    (void)fd;
     s->depth++;
     if (events & IOMUX_INVALID) {
         /* Someone closed our fd behind our back and the loop dropped it.

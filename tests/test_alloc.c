@@ -19,8 +19,6 @@ static void note_cb(struct iomux_loop *loop, int fd, unsigned events, void *data
 {
     struct rec *r = data;
     char buf[16];
-    (void)loop;
-    (void)events;
     r->calls++;
     while (read(fd, buf, sizeof buf) > 0) {
     }
@@ -133,8 +131,6 @@ struct tcount {
 static void timer_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct tcount *t = data;
-    (void)loop;
-    (void)id;
     t->fired++;
 }
 
@@ -196,8 +192,6 @@ struct srec {
 static void sig_cb(struct iomux_loop *loop, int signo, void *data)
 {
     struct srec *s = data;
-    (void)loop;
-    (void)signo;
     s->calls++;
 }
 

@@ -36,7 +36,6 @@ struct counter {
 static void count_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct counter *c = data;
-    (void)loop;
     c->calls++;
     c->events = events;
     if (c->peer >= 0) {

@@ -72,14 +72,12 @@ static void drain(struct rec *r, int fd)
 
 static void note_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
     rec_note(data, fd, events);
 }
 
 static void read_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct rec *r = data;
-    (void)loop;
     rec_note(r, fd, events);
     if (events & IOMUX_READ)
         drain(r, fd);
@@ -191,7 +189,6 @@ static void xfer_write_cb(struct iomux_loop *loop, int fd, unsigned events, void
 {
     struct xfer *x = data;
     unsigned char chunk[8192];
-    (void)events;
     x->wcalls++;
     while (x->sent < XFER_SIZE) {
         size_t n = XFER_SIZE - x->sent < sizeof chunk ? XFER_SIZE - x->sent : sizeof chunk;
@@ -214,7 +211,6 @@ static void xfer_write_cb(struct iomux_loop *loop, int fd, unsigned events, void
 static void xfer_read_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct xfer *x = data;
-    (void)events;
     x->rcalls++;
     for (;;) {
         ssize_t n = read(fd, xfer_rx + x->received, XFER_SIZE - x->received + 1);
@@ -384,7 +380,6 @@ static void repl_cb(struct iomux_loop *loop, int fd, unsigned events, void *data
     rec_note(r, fd, events);
     if (events & IOMUX_READ)
         drain(r, fd);
-    (void)loop;
 }
 
 static void duel_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
@@ -656,7 +651,6 @@ struct urgent {
 static void urgent_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct urgent *u = data;
-    (void)loop;
     rec_note(&u->r, fd, events);
     if (events & IOMUX_PRI)
         u->oob_reads += recv(fd, &u->oob, 1, MSG_OOB) == 1;
@@ -882,7 +876,6 @@ static atomic_int alrm_count; /* lock-free: safe in the handler, read by both th
 
 static void on_alrm(int signo)
 {
-    (void)signo;
     atomic_fetch_add(&alrm_count, 1);
 }
 
@@ -963,8 +956,6 @@ struct stopper {
 static void stop_cb(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct stopper *s = data;
-    (void)fd;
-    (void)events;
     if (++s->calls % s->stop_at == 0)
         iomux_loop_stop(loop);
 }

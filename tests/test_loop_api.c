@@ -107,8 +107,6 @@ static void t_misc(void)
 
 static void on_byte(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)events;
     char c;
     if (read(fd, &c, 1) == 1)
         (*(int *)data)++;
@@ -116,8 +114,6 @@ static void on_byte(struct iomux_loop *loop, int fd, unsigned events, void *data
 
 static void on_timer(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)loop;
-    (void)id;
     (*(int *)data)++;
 }
 

@@ -95,10 +95,7 @@ static void t_burst(void)
     iomux_loop_free(loop);
 }
 
-static void other_handler(int signo)
-{
-    (void)signo;
-}
+static void other_handler(int signo) {}
 
 /* The disposition in place before the watch comes back after unwatch and
    after iomux_loop_free, whether it was SIG_DFL, SIG_IGN or a handler. */
@@ -140,8 +137,6 @@ struct raiser {
 static void raise_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct raiser *r = data;
-    (void)loop;
-    (void)id;
     raise(r->signo);
 }
 

@@ -201,7 +201,6 @@ static void p_eof(struct iomux_stream *s, void *data)
 static void p_drain(struct iomux_stream *s, void *data)
 {
     struct probe *p = data;
-    (void)s;
     p->drains++;
 }
 

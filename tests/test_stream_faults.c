@@ -27,7 +27,6 @@ struct echo {
 
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
-    (void)data;
     /* A failed write ends the stream; on_close tells the reason. */
     (void)iomux_stream_write(s, bytes, len);
 }
@@ -35,7 +34,6 @@ static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void 
 static void on_close(struct iomux_stream *s, int error, void *data)
 {
     struct echo *e = data;
-    (void)s;
     e->closed = 1;
     e->error = error;
 }

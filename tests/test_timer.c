@@ -24,7 +24,6 @@ static int fire_seq;
 static void tmr_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct tmr *t = data;
-    (void)loop;
     t->t_fire_ns = mono_ns();
     t->calls++;
     t->order = fire_seq++;
@@ -108,7 +107,6 @@ struct late_add {
 static void busy_then_add_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct late_add *l = data;
-    (void)id;
     uint64_t until = mono_ns() + 15 * MS_NS;
     while (mono_ns() < until) {
     }
@@ -186,7 +184,6 @@ static void pair_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct pair *p = the_pair;
     int me = data == &p->calls[0] ? 0 : 1;
-    (void)id;
     p->calls[me]++;
     p->cancel_rc[me] = iomux_timer_cancel(loop, p->id[1 - me]);
 }
@@ -309,8 +306,6 @@ static int many_fired;
 static void many_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct many *m = data;
-    (void)loop;
-    (void)id;
     m->fired_ns = mono_ns();
     m->calls++;
     many_fired++;
@@ -376,7 +371,6 @@ static void zero_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct starve *s = data;
     uint64_t next;
-    (void)id;
     /* The cap keeps a broken loop from running forever inside one pass;
        the per-iteration check below then fails. */
     if (++s->timer_calls < 100000)
@@ -387,8 +381,6 @@ static void starve_io_cb(struct iomux_loop *loop, int fd, unsigned events, void 
 {
     struct starve *s = data;
     char buf[16];
-    (void)loop;
-    (void)events;
     s->io_calls++;
     while (read(fd, buf, sizeof buf) > 0) {
     }
@@ -445,7 +437,6 @@ static void io_cancel_cb(struct iomux_loop *loop, int fd, unsigned events, void 
 {
     struct io_cancel *c = data;
     char buf[8];
-    (void)events;
     c->io_calls++;
     while (read(fd, buf, sizeof buf) > 0) {
     }
@@ -486,7 +477,6 @@ struct spawner {
 static void spawn_cb(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct spawner *s = data;
-    (void)id;
     for (int i = 0; i < SPAWN; i++) {
         s->kids[i].delay_ms = (uint64_t)(i % 3);
         s->kids[i].t_add_ns = mono_ns();

@@ -51,7 +51,6 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = (struct conn *)w;
     int fd = w->fd;
-    (void)revents;
     if (c->pending) {
         ssize_t n = send(fd, c->pending + c->off, c->len - c->off, MSG_NOSIGNAL);
         if (n < 0) {
@@ -96,7 +95,6 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)revents;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)

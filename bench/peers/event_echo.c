@@ -29,7 +29,6 @@
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     struct evbuffer *out = bufferevent_get_output(bev);
     evbuffer_add_buffer(out, bufferevent_get_input(bev));
     if (evbuffer_get_length(out) > HIGH_WATER)
@@ -38,14 +37,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     /* Called when the output is at or below the low watermark. */
     bufferevent_enable(bev, EV_READ);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         bufferevent_free(bev);
 }
@@ -53,9 +50,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
-    (void)sa;
-    (void)len;
-    (void)arg;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct event_base *base = evconnlistener_get_base(l);

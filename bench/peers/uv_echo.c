@@ -31,8 +31,6 @@ static uv_loop_t *loop;
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
-    (void)suggested;
     *buf = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
