@@ -12,7 +12,9 @@ exact, Java reports bucket ends), Interval_Max as Java's max in ms. Each
 C percentile is also checked against the exact one from the sorted values,
 within the histogram's precision (1/1024), so two equally wrong sides fail.
 
-Cases: intervals (random latencies 1 us .. 60 s, an empty interval),
+Cases: intervals (random latencies 1 us .. 60 s, an empty interval; the
+log also goes through HistogramLogProcessor, whose counts and total
+percentiles must match),
 edges (bucket boundaries, 0, the clamp above 60 s, big counts, long zero
 runs), merge (two logs from two writers with different start times, merged
 by the Java library and by hdr_merge). Skips (77) without java >= 11, the
@@ -156,6 +158,26 @@ def check_log_text(path, java_rows):
             fail(f"{path}: Interval_Max {fields[2]}, Java's max {j[5]} ns")
 
 
+def check_processor(java, jar, log, c_intervals, c_merged):
+    """HistogramLogProcessor (the tool users run on logs) reads the log:
+    per-interval counts, running totals and total percentiles in ms."""
+    out = log + ".csv"
+    cmd = [java, "-cp", jar, "org.HdrHistogram.HistogramLogProcessor",
+           "-i", log, "-o", out, "-csv"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
+    if p.returncode != 0 or not os.path.exists(out):
+        fail(f"HistogramLogProcessor exited {p.returncode}: {p.stderr.strip()}")
+    with open(out) as f:
+        rows = [line.split(",") for line in f if re.match(r"^[0-9]", line)]
+    if [int(r[1]) for r in rows] != [c[1] for c in c_intervals]:
+        fail(f"HistogramLogProcessor interval counts {[r[1] for r in rows]}")
+    last = rows[-1]  # Total_Count, Total_50%, 90%, 99%, 99.9%, ..., Total_Max
+    totals = [float(x) for x in last[6:10]]
+    want = [c_merged[i] / 1e6 for i in (4, 5, 6, 7)]  # p50 p90 p99 p99.9
+    if int(last[5]) != c_merged[0] or any(abs(a - b) > 0.0015 for a, b in zip(totals, want)):
+        fail(f"HistogramLogProcessor totals {last[5:10]}, C {c_merged[0]} {want} ms")
+
+
 def run(args):
     if not args.writer:
         skip("echo-bench was built without zlib: no HdrHistogram log to test")
@@ -191,6 +213,8 @@ def run(args):
                      f"written: file {log} start {want_start} ms length {length} s")
             compare_stats(f"interval {k}", c_intervals[k][1:], jrow[3:], values)
         compare_stats("merged", c_merged, j_merged, [v for line in lines for v in line[3]])
+        if args.case == "intervals":
+            check_processor(java, jar, logs[0], c_intervals, c_merged)
     print(f"{args.case}: {len(lines)} intervals in {len(epochs)} log(s), "
           f"{c_merged[0]} values: C and Java agree (p99.9 {c_merged[7]} ns)")
 
