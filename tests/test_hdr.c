@@ -228,6 +228,10 @@ static void test_encoding_round_trip(void)
     enc[4] = enc[5] = enc[6] = 0;
     CHECK_EQ_INT(hdr_decode_v2(&h2, enc, 40 + sizeof run), -1);
     CHECK_EQ_U64(h2.total, 0);
+    static const uint8_t most[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    memcpy(enc + 40, most, sizeof most); /* zigzag INT64_MIN zeros */
+    enc[7] = sizeof most;
+    CHECK_EQ_INT(hdr_decode_v2(&h2, enc, 40 + sizeof most), -1);
 }
 
 #ifdef ECHO_BENCH_HAVE_ZLIB

@@ -221,7 +221,7 @@ static int decode_counts(struct hdr *h, const uint8_t *p, size_t len)
             return -1;
         p += used;
         len -= used;
-        uint64_t zeros = v < 0 ? (uint64_t)-v : 0;
+        uint64_t zeros = v < 0 ? 0 - (uint64_t)v : 0; /* INT64_MIN too */
         if (v < 0 ? zeros > HDR_COUNTS_LEN - index : index >= HDR_COUNTS_LEN)
             return -1;
         if (v < 0) {

@@ -129,6 +129,7 @@ struct hdrlog *hdrlog_open(FILE *out, double start_epoch)
         return NULL;
     }
     log->out = out;
+    errno = 0;
     log->zcap = COMPRESSED_HEADER + deflateBound(&log->z, HDR_V2_MAX);
     log->raw = malloc(HDR_V2_MAX);
     log->packed = malloc(log->zcap);
