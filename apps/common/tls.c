@@ -133,13 +133,15 @@ static int load_pair(SSL_CTX *ssl, const char *cert, const char *key, char *err,
         return -1;
     char why[160];
     if (SSL_CTX_use_certificate_chain_file(ssl, cert) != 1) {
-        ssl_reason(why, sizeof why, "not a PEM certificate");
-        snprintf(err, errsize, "certificate %s: %s", cert, why);
+        ssl_reason(why, sizeof why, "?");
+        snprintf(err, errsize, "certificate %s: not a PEM certificate chain (%s)", cert, why);
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
         unsigned long e = ERR_peek_last_error();
         ssl_reason(why, sizeof why, "not a PEM private key");
+        if (strcmp(why, "PEM lib") == 0 || strcmp(why, "no start line") == 0)
+            snprintf(why, sizeof why, "not a PEM private key");
         if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
             snprintf(err, errsize, "private key %s does not match the certificate in %s (%s)", key,
                      cert, why);
