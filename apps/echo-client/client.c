@@ -83,6 +83,7 @@ static void close_conn(struct conn *k)
     if (k->fd < 0)
         return;
     iomux_fd_unwatch(k->client->loop, k->fd);
+    conn_release(k);
     close(k->fd);
     k->fd = -1;
 }
@@ -107,20 +108,30 @@ static void flush(struct conn *k)
     const char *data = c->parts->data[c->part];
     size_t len = c->parts->len[c->part];
     while (k->sent < len) {
-        ssize_t n = send(k->fd, data + k->sent, len - k->sent, MSG_NOSIGNAL);
+        ssize_t n = conn_send(k, data + k->sent, len - k->sent);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            client_fail(c, "%s: sending part %zu: %s", k->name, c->part + 1, strerror(errno));
+            client_fail(c, "%s: sending part %zu: %s", k->name, c->part + 1,
+                        conn_strerror(k, errno));
             return;
         }
         k->sent += (size_t)n;
         client_progress(c);
     }
-    unsigned mask = IOMUX_READ | (k->sent < len ? IOMUX_WRITE : 0u);
-    int rc = iomux_fd_modify(c->loop, k->fd, mask);
+    int rc = iomux_fd_modify(c->loop, k->fd, conn_mask(k, k->sent < len));
+    if (rc < 0)
+        client_fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
+}
+
+/* The watch mask for where the exchange stands (TLS may add a direction). */
+static void rewatch(struct conn *k)
+{
+    struct client *c = k->client;
+    int sending = c->phase == PHASE_EXCHANGE && k->sent < c->parts->len[c->part];
+    int rc = iomux_fd_modify(c->loop, k->fd, conn_mask(k, sending));
     if (rc < 0)
         client_fail(c, "%s: watching the socket: %s", k->name, strerror(-rc));
 }
@@ -179,18 +190,21 @@ static void on_readable(struct conn *k)
 {
     struct client *c = k->client;
     for (;;) {
-        ssize_t n = recv(k->fd, client_read_buf, sizeof client_read_buf, 0);
+        ssize_t n = conn_recv(k, client_read_buf, sizeof client_read_buf);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (k->read_wants_write) /* TLS: the read needs writability */
+                    rewatch(k);
                 return;
+            }
             if (errno == ECONNRESET)
                 client_fail(
                     c, "%s: connection reset by the server (part %zu, %zu of %zu bytes echoed)",
                     k->name, c->part + 1, k->received, c->parts->len[c->part]);
             else
-                client_fail(c, "%s: receiving: %s", k->name, strerror(errno));
+                client_fail(c, "%s: receiving: %s", k->name, conn_strerror(k, errno));
             return;
         }
         if (n == 0) {
@@ -212,16 +226,15 @@ static void on_readable(struct conn *k)
            bytes left, and they are then checked against the right state. */
         if (c->failed || c->phase != PHASE_EXCHANGE || c->part != part)
             return;
-        if ((size_t)n < sizeof client_read_buf)
+        if (!conn_read_more(k, (size_t)n))
             return;
     }
 }
 
-static void on_connected(struct conn *k)
+/* Connected, and with --tls the handshake done: count it in. */
+static void on_ready(struct conn *k)
 {
     struct client *c = k->client;
-    k->connected = 1;
-    format_sockname(k->fd, k->name, sizeof k->name);
     client_progress(c);
     int rc = iomux_fd_modify(c->loop, k->fd, IOMUX_READ);
     if (rc < 0) {
@@ -270,7 +283,13 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
             connect_error(k, ECONNREFUSED);
             return;
         }
-        on_connected(k);
+        k->connected = 1;
+        format_sockname(k->fd, k->name, sizeof k->name);
+        client_progress(c);
+    }
+    if (!k->handshaken) {
+        if (conn_handshake(k) == 1)
+            on_ready(k);
         return;
     }
     if (c->parts == NULL) {
@@ -279,11 +298,12 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
     }
     /* Hang-up and error are read too: recv() tells which (0 or an errno),
        after any data still queued. */
-    if (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
+    if ((events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID)) ||
+        (k->read_wants_write && (events & IOMUX_WRITE)))
         on_readable(k);
     if (c->failed || c->phase != PHASE_EXCHANGE || k->fd < 0)
         return;
-    if (events & IOMUX_WRITE)
+    if ((events & IOMUX_WRITE) || (k->write_wants_read && (events & IOMUX_READ)))
         flush(k);
 }
 
@@ -489,7 +509,8 @@ int client_run(const struct client_options *o, const struct iomux_addr *addr,
     client_progress(&c);
     if (parts == NULL)
         stream_init(&c, input_fd); /* a failure is in c.failed */
-    connect_all(&c);
+    if (!c.failed && conn_tls_init(&c) == 0)
+        connect_all(&c);
     if (!c.failed && o->timeout_us > 0) {
         uint64_t tid;
         rc = iomux_timer_add(c.loop, us_to_ms_ceil(o->timeout_us), 0, on_timeout_check, &c, &tid);
@@ -507,6 +528,7 @@ int client_run(const struct client_options *o, const struct iomux_addr *addr,
     for (unsigned i = 0; i < o->sockets; i++)
         close_conn(&c.conns[i]);
     stream_free(&c);
+    conn_tls_free(&c);
     free(c.conns);
     iomux_loop_free(c.loop);
     return c.failed ? 1 : 0;

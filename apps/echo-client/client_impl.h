@@ -9,18 +9,27 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <iomux/loop.h>
 
 #include "client.h"
 #include "sockopt.h"
 
+struct tls_ctx;
+struct tls_conn;
+
 struct conn {
     struct client *client;
     int fd; /* -1 once closed */
     int connected;
-    size_t sent;     /* bytes of the current part sent so far */
-    size_t received; /* bytes of its echo received and checked so far */
+    struct tls_conn *tls; /* --tls: the session on fd, or NULL */
+    int handshaken;       /* --tls: the handshake is done */
+    int read_wants_write; /* TLS: the last read waits for writability */
+    int write_wants_read; /* TLS: the last write waits for readability */
+    int peer_closed;      /* EOF or close_notify seen */
+    size_t sent;          /* bytes of the current part sent so far */
+    size_t received;      /* bytes of its echo received and checked so far */
     /* "('127.0.0.1', 54321)", as Python prints getsockname() */
     char name[IOMUX_ADDR_STRLEN + 32];
 };
@@ -61,6 +70,7 @@ struct client {
     int failed;
     uint64_t last_progress_ms;
     struct stream stream;
+    struct tls_ctx *tls;       /* --tls, or NULL */
     struct sock_tuning tuning; /* what to set on each socket, beyond iomux_tcp_connect's */
     int tune;                  /* whether there is anything in it */
     char *err;
@@ -96,5 +106,23 @@ void stream_on_event(struct conn *k, unsigned events);
 void stream_describe(const struct client *c, char *buf, size_t size);
 int stream_waits_for_input(const struct client *c); /* the server has nothing to do */
 void stream_free(struct client *c);
+
+/* conn_io.c: a connection's bytes, plain or over TLS. The --tls context
+   (0, or -1 after client_fail) and its end; the handshake, driven by the
+   socket's events (1 done or no TLS, 0 waiting, -1 after client_fail);
+   recv/send/shutdown(SHUT_WR) alike (-1 with errno; EAGAIN to wait,
+   EPROTO for a TLS failure that conn_strerror() words); the watch mask
+   for a socket that reads always and writes when want_send; whether a
+   read of n bytes may have left more; and closing the session. */
+int conn_tls_init(struct client *c);
+void conn_tls_free(struct client *c);
+int conn_handshake(struct conn *k);
+ssize_t conn_recv(struct conn *k, void *buf, size_t len);
+ssize_t conn_send(struct conn *k, const void *buf, size_t len);
+int conn_close_write(struct conn *k);
+unsigned conn_mask(const struct conn *k, int want_send);
+int conn_read_more(const struct conn *k, size_t n);
+const char *conn_strerror(const struct conn *k, int err);
+void conn_release(struct conn *k);
 
 #endif /* ECHO_CLIENT_IMPL_H */

@@ -19,6 +19,9 @@
 
 #include "client.h"
 #include "client_args.h"
+#ifdef IOMUX_HAVE_TLS
+#include "tls.h"
+#endif
 
 static const char progname[] = "echo-client";
 
@@ -225,5 +228,9 @@ int main(int argc, char **argv)
         printf("%s (iomux) %s\n", progname, iomux_version());
     int status = rc == CLIENT_ARGS_OK ? run(&o) : rc == CLIENT_ARGS_ERROR ? usage_error(err) : 0;
     free(parts_store);
+#ifdef IOMUX_HAVE_TLS
+    if (rc == CLIENT_ARGS_OK && o.tls)
+        tls_library_cleanup(); /* leak checkers then see only ours */
+#endif
     return status;
 }

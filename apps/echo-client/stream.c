@@ -99,7 +99,7 @@ static int send_some(struct client *c, struct conn *k)
         size_t at = (size_t)(s->sent % STREAM_RING);
         size_t left = (size_t)(s->read - s->sent);
         size_t len = left < STREAM_RING - at ? left : STREAM_RING - at;
-        ssize_t n = send(k->fd, s->ring + at, len, MSG_NOSIGNAL);
+        ssize_t n = conn_send(k, s->ring + at, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -108,7 +108,7 @@ static int send_some(struct client *c, struct conn *k)
             short_echo(c, k,
                        errno == ECONNRESET || errno == EPIPE
                            ? "the connection was reset by the server"
-                           : strerror(errno));
+                           : conn_strerror(k, errno));
             return -1;
         }
         s->sent += (uint64_t)n;
@@ -123,7 +123,8 @@ static int send_some(struct client *c, struct conn *k)
 static void set_interest(struct client *c, struct conn *k)
 {
     struct stream *s = &c->stream;
-    int rc = iomux_fd_modify(c->loop, k->fd, IOMUX_READ | (s->sent < s->read ? IOMUX_WRITE : 0u));
+    int sending = s->sent < s->read || (s->eof && !s->shut); /* TLS: close_notify waits */
+    int rc = iomux_fd_modify(c->loop, k->fd, conn_mask(k, sending));
     if (rc == 0 && s->watched && s->eof) {
         iomux_fd_unwatch(c->loop, s->fd);
         s->watched = 0;
@@ -159,13 +160,16 @@ static void pump(struct client *c)
             break;
     }
     if (s->eof && s->sent == s->read && !s->shut) {
-        if (shutdown(k->fd, SHUT_WR) < 0) {
-            client_fail(c, "%s: half-closing after the last byte: %s", k->name, strerror(errno));
+        if (conn_close_write(k) == 0) {
+            s->shut = 1;
+        } else if (errno != EAGAIN) {
+            client_fail(c, "%s: half-closing after the last byte: %s", k->name,
+                        conn_strerror(k, errno));
             return;
         }
-        s->shut = 1;
     }
-    if (s->shut && s->checked == s->read) {
+    /* TLS: the server's close_notify (or EOF) ends it, after our own. */
+    if (s->shut && s->checked == s->read && (k->tls == NULL || k->peer_closed)) {
         done(c, k);
         return;
     }
@@ -233,23 +237,30 @@ static int check(struct client *c, struct conn *k, const unsigned char *buf, siz
 static void read_echo(struct client *c, struct conn *k)
 {
     for (;;) {
-        ssize_t n = recv(k->fd, client_read_buf, sizeof client_read_buf, 0);
+        ssize_t n = conn_recv(k, client_read_buf, sizeof client_read_buf);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (k->read_wants_write)
+                set_interest(c, k);
             return;
+        }
+        if (n == 0 && k->tls != NULL && c->stream.shut && c->stream.checked == c->stream.read) {
+            pump(c); /* the end after the whole echo: done */
+            return;
+        }
         if (n <= 0) {
             short_echo(c, k,
                        n == 0                ? "the server closed the connection"
                        : errno == ECONNRESET ? "the connection was reset by the server"
-                                             : strerror(errno));
+                                             : conn_strerror(k, errno));
             return;
         }
         client_progress(c);
         if (check(c, k, client_read_buf, (size_t)n) < 0)
             return;
         pump(c); /* room was freed: read and send more, or finish */
-        if (c->failed || c->phase != PHASE_EXCHANGE || (size_t)n < sizeof client_read_buf)
+        if (c->failed || c->phase != PHASE_EXCHANGE || !conn_read_more(k, (size_t)n))
             return;
     }
 }
@@ -257,9 +268,11 @@ static void read_echo(struct client *c, struct conn *k)
 void stream_on_event(struct conn *k, unsigned events)
 {
     struct client *c = k->client;
-    if (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
+    if ((events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID)) ||
+        (k->read_wants_write && (events & IOMUX_WRITE)))
         read_echo(c, k);
-    if (!c->failed && c->phase == PHASE_EXCHANGE && (events & IOMUX_WRITE))
+    if (!c->failed && c->phase == PHASE_EXCHANGE &&
+        ((events & IOMUX_WRITE) || (k->write_wants_read && (events & IOMUX_READ))))
         pump(c);
 }
 
