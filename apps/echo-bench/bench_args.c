@@ -92,6 +92,12 @@ static const struct cli_spec specs[] = {
      "SO_RCVBUF of every connection", "the kernel's"},
     {"tos", 0, "N", CLI_UNSIGNED, F(tuning.tos), 0, 0, 255, NULL, NULL,
      "IP_TOS / IPV6_TCLASS of every connection", "0"},
+    {"interval", 0, "SECS", CLI_SECONDS_US, F(interval_us), 0, 0, MAX_SECONDS, NULL, NULL,
+     "a line per SECS interval: messages/s, p50, p99,\n"
+     "p99.9 and max latency of the interval, errors,\n"
+     "outstanding; text on stderr, or with --json a\n"
+     "JSON line each on stdout before the summary",
+     "1 on a terminal, else none"},
     {"json", 0, NULL, CLI_FLAG, F(json), 0, 0, 0, NULL, NULL,
      "print one JSON object instead of the text report", NULL},
     {"backend", 0, "NAME", CLI_CALL, 0, 0, 0, 0, NULL, parse_backend,
@@ -119,8 +125,8 @@ void bench_usage_error(const char *reason)
 
 /* Combinations that would measure something other than what was asked;
    0 or -1 with the reason. */
-static int check_combinations(const struct bench_options *o, bool depth_given, char *err,
-                              size_t errsize)
+static int check_combinations(const struct bench_options *o, bool depth_given, bool interval_given,
+                              char *err, size_t errsize)
 {
     const char *why = NULL;
     if (o->duration_us < 1000)
@@ -128,6 +134,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, c
     else if (o->timeout_us == 0 || o->connect_timeout_us == 0)
         why = o->timeout_us == 0 ? "--timeout: must be more than 0"
                                  : "--connect-timeout: must be more than 0";
+    else if (interval_given && o->interval_us < 10000)
+        why = "--interval: shorter than 10 ms";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
@@ -170,7 +178,8 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         return BENCH_ARGS_VERSION;
     if (rc != CLI_PARSE_OK)
         return BENCH_ARGS_ERROR;
-    if (check_combinations(o, cli_given(specs, given, "depth"), err, errsize) < 0)
+    if (check_combinations(o, cli_given(specs, given, "depth"), cli_given(specs, given, "interval"),
+                           err, errsize) < 0)
         return BENCH_ARGS_ERROR;
     return BENCH_ARGS_OK;
 }

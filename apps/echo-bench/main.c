@@ -23,6 +23,7 @@
 
 #include "bench_args.h"
 #include "histogram.h"
+#include "interval.h"
 #include "pattern.h"
 #include "report.h"
 #include "udp_worker.h"
@@ -84,28 +85,6 @@ static int fit_nofile(const struct bench_options *o, unsigned *idle)
     return 0;
 }
 
-static void sleep_until(uint64_t deadline_ns)
-{
-    uint64_t now = bench_now_ns();
-    if (deadline_ns <= now)
-        return;
-    uint64_t d = deadline_ns - now;
-    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Sums the workers' progress counters. */
-static void progress_totals(struct worker **w, unsigned n, uint64_t *msgs, uint64_t *errs)
-{
-    *msgs = 0;
-    *errs = 0;
-    for (unsigned i = 0; i < n; i++) {
-        *msgs += atomic_load_explicit(&w[i]->progress_messages, memory_order_relaxed);
-        *errs += atomic_load_explicit(&w[i]->progress_errors, memory_order_relaxed);
-    }
-}
-
 /* Turns --connect into an address: 0, 2 for a usage error or 1 for a
    name that does not resolve, with the reason in err. */
 static int resolve(const struct bench_options *o, struct iomux_addr *addr, char *err,
@@ -158,6 +137,12 @@ int main(int argc, char **argv)
     shared.total_conns = o.conns;
     shared.interval_ns = o.rate ? (uint64_t)o.conns * 1000000000u / o.rate : 0;
     bench_tuning(&shared);
+    /* Lines per interval when asked, or on a terminal once a second (as
+       text: --json without --interval keeps stdout to the summary). */
+    shared.report_ns = o.interval_us           ? o.interval_us * 1000u
+                       : isatty(STDERR_FILENO) ? 1000000000u
+                                               : 0;
+    shared.report_json = o.interval_us && o.json;
     rc = resolve(&o, &shared.addr, err, sizeof err);
     if (rc != 0) {
         if (rc == 2)
@@ -250,7 +235,7 @@ int main(int argc, char **argv)
     uint64_t t0 = bench_now_ns();
     while (started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
            atomic_load(&shared.connects_done) < total && bench_now_ns() - t0 < limit_ns)
-        sleep_until(bench_now_ns() + 2000000u);
+        bench_sleep_until(bench_now_ns() + 2000000u);
 
     uint64_t now = bench_now_ns();
     shared.t_start_ns = now;
@@ -262,41 +247,15 @@ int main(int argc, char **argv)
         shared.t_measure_ns = shared.t_end_ns = now;
     atomic_store_explicit(&shared.go, 1, memory_order_release);
 
-    int tty = isatty(STDERR_FILENO);
-    uint64_t next_report = now + 1000000000u;
-    uint64_t last_msgs = 0;
-    while (started == o.threads && !atomic_load(&shared.abort_run) &&
-           bench_now_ns() < shared.t_end_ns) {
-        if (interrupted) {
-            atomic_store(&shared.abort_run, 1);
-            break;
-        }
-        uint64_t wake = next_report < shared.t_end_ns ? next_report : shared.t_end_ns;
-        /* Short naps, so an aborted run ends promptly. */
-        if (wake > bench_now_ns() + 50000000u)
-            wake = bench_now_ns() + 50000000u;
-        sleep_until(wake);
-        /* The report time moves on even when nothing is printed: left
-           behind, it would turn these naps into a spin on the clock that
-           takes the workers' CPU. */
-        if (bench_now_ns() >= next_report) {
-            if (tty) {
-                uint64_t msgs, errs;
-                progress_totals(workers, started, &msgs, &errs);
-                double t = (double)(next_report - shared.t_start_ns) / 1e9;
-                fprintf(stderr, "%s: %3.0f s%s  %llu msg/s  errors %llu\n", progname, t,
-                        next_report <= shared.t_measure_ns ? " (warm-up)" : "",
-                        (unsigned long long)(msgs - last_msgs), (unsigned long long)errs);
-                last_msgs = msgs;
-            }
-            next_report += 1000000000u;
-        }
-    }
+    if (started == o.threads)
+        ival_run(&shared, workers, started, &interrupted);
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     uint64_t end = bench_now_ns();
     if (end > shared.t_end_ns)
         end = shared.t_end_ns;
+    if (started == o.threads)
+        ival_final(&shared, workers, started, end);
 
     struct totals t;
     totals_collect(&t, workers, started, &o,

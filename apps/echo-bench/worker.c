@@ -65,6 +65,8 @@ struct bench_conn {
 
 static void conn_close(struct bench_conn *c)
 {
+    if (c->state == CONN_OPEN && !c->idle)
+        c->w->in_flight -= c->released - c->completed;
     if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
         iomux_fd_unwatch(c->w->loop, c->fd);
         close(c->fd);
@@ -128,6 +130,7 @@ static void release_closed(struct bench_conn *c, uint64_t now)
     c->send_ns[c->released % o->depth] = now;
     c->released++;
     c->queued += o->size;
+    c->w->in_flight++;
 }
 
 static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
@@ -170,7 +173,10 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
         uint64_t due = msg_due(c, c->completed);
         uint64_t wait = now > due ? now - due : 0;
         c->completed++;
+        w->in_flight--;
         note_wait(w, wait);
+        if (w->ival != NULL)
+            histogram_record(w->ival->cur, wait);
         if (in_window) {
             histogram_record(&w->hist, wait);
             w->messages++;
@@ -212,6 +218,8 @@ static void count_outstanding(struct worker *w)
             uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
             note_wait(w, wait);
             histogram_record(&w->hist, wait);
+            if (w->ival != NULL)
+                histogram_record(w->ival->cur, wait);
             w->outstanding++;
         }
     }
@@ -398,6 +406,10 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     histogram_init(&w->hist);
     histogram_init(&w->lag);
     w->wake.fd = -1;
+    if (shared->report_ns != 0 && (w->ival = malloc(sizeof *w->ival)) == NULL)
+        return -ENOMEM;
+    if (w->ival != NULL)
+        ival_init(w->ival);
     unsigned total = n_conns + n_idle;
     w->conns = calloc(total ? total : 1, sizeof *w->conns);
     uint64_t *slots = calloc((size_t)(n_conns ? n_conns : 1) * o->depth, sizeof *slots);
@@ -405,6 +417,8 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         free(w->conns);
         free(slots);
         w->conns = NULL;
+        free(w->ival);
+        w->ival = NULL;
         return -ENOMEM;
     }
     uint64_t interval = shared->interval_ns;
@@ -432,6 +446,8 @@ void worker_fini(struct worker *w)
         free(w->conns[0].send_ns);
     free(w->conns);
     w->conns = NULL;
+    free(w->ival);
+    w->ival = NULL;
 }
 
 /* Starts the traffic once main() set the timeline: connections still not
@@ -455,6 +471,8 @@ static void start_traffic(struct worker *w, uint64_t now)
         }
         conn_flush(c);
     }
+    if (w->ival != NULL)
+        ival_start(w->ival, w->shared);
     w->started = 1;
 }
 
@@ -476,6 +494,7 @@ static uint64_t release_due(struct worker *w, uint64_t now)
                 histogram_record(&w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
+            w->in_flight++;
             due += interval;
             more = 1;
         }
@@ -541,6 +560,10 @@ void *worker_main(void *arg)
                    millisecond before `next` is polled. */
                 if (next < deadline && wake_arm(&w->wake, next) < 0)
                     deadline = next;
+            }
+            if (w->ival != NULL) {
+                uint64_t boundary = ival_tick(w->ival, now, w->in_flight);
+                deadline = boundary < deadline ? boundary : deadline;
             }
             timeout = wait_ms(now, deadline, 100);
         }

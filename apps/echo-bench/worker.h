@@ -15,6 +15,7 @@
 
 #include "bench_args.h"
 #include "histogram.h"
+#include "interval.h"
 #include "pattern.h"
 #include "sockopt.h"
 #include "wake.h"
@@ -36,6 +37,8 @@ struct bench_shared {
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
     uint64_t t_measure_ns;     /* measurement window: [t_measure, t_end) */
     uint64_t t_end_ns;
+    uint64_t report_ns; /* a line per interval this long (interval.h); 0: none */
+    int report_json;    /* those lines in JSON on stdout, else text on stderr */
 };
 
 struct bench_conn;
@@ -83,6 +86,10 @@ struct worker {
     uint64_t cpu_mark_ns; /* CPU time when the window opened; 0: not yet */
     char first_error[256];
 
+    /* Latency over time (interval.h); NULL when no lines are printed. */
+    struct ival_box *ival;
+    uint64_t in_flight; /* messages released and not yet complete */
+
     /* Progress for the once-a-second line, stored with relaxed atomics. */
     atomic_uint_fast64_t progress_messages;
     atomic_uint_fast64_t progress_errors;
@@ -120,5 +127,8 @@ void *worker_main(void *arg);
 void worker_fini(struct worker *w);
 
 uint64_t bench_now_ns(void);
+
+/* Sleeps until bench_now_ns() reaches deadline_ns. */
+void bench_sleep_until(uint64_t deadline_ns);
 
 #endif /* ECHO_BENCH_WORKER_H */

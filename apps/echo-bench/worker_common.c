@@ -70,6 +70,17 @@ int worker_open_loop(struct worker *w)
     return 0;
 }
 
+void bench_sleep_until(uint64_t deadline_ns)
+{
+    uint64_t now = bench_now_ns();
+    if (deadline_ns <= now)
+        return;
+    uint64_t d = deadline_ns - now;
+    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 void bench_tuning(struct bench_shared *shared)
 {
     shared->tuning = shared->opt->tuning;
