@@ -19,6 +19,8 @@
 #define MAX_DEPTH   4096u
 #define MAX_SECONDS 86400u
 #define MAX_THREADS 256u
+#define MAX_CHURN   1000000u /* connections per second */
+#define CHURN_POOL  1000u    /* --churn: default --conns, the most open at once */
 
 #define F(name) offsetof(struct bench_options, name)
 
@@ -31,6 +33,23 @@ static int parse_connect(void *opts, const char *opt, const char *v, char *err, 
     }
     ((struct bench_options *)opts)->connect = v;
     return 0;
+}
+
+/* --churn N or N/s: connections per second. */
+static int parse_churn(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    char num[32];
+    size_t len = strlen(v);
+    if (len > 2 && strcmp(v + len - 2, "/s") == 0)
+        len -= 2;
+    if (len == 0 || len >= sizeof num) {
+        snprintf(err, errsize, "%s: '%s' is not a number of connections per second", opt, v);
+        return -1;
+    }
+    memcpy(num, v, len);
+    num[len] = '\0';
+    return cli_parse_u64(opt, num, 1, MAX_CHURN, &((struct bench_options *)opts)->churn, err,
+                         errsize);
 }
 
 /* The backends are those this build of the library has: not a fixed list. */
@@ -72,6 +91,15 @@ static const struct cli_spec specs[] = {
      "at most N connects per second", "all at once"},
     {"connect-timeout", 0, "SECS", CLI_SECONDS_US, F(connect_timeout_us), 0, 0, MAX_SECONDS, NULL,
      NULL, "connects not done within SECS (after the\n--connect-rate pacing) have failed", "10"},
+    {"churn", 0, "N[/s]", CLI_CALL, 0, 0, 0, 0, NULL, parse_churn,
+     "connection churn: open N connections per second,\n"
+     "echo --per-conn messages on each, close it; report\n"
+     "connects/s, connect latency and failures by kind\n"
+     "(refused, reset, timed out, closed early); --conns\n"
+     "is then the most open at once (default 1000)",
+     NULL},
+    {"per-conn", 0, "K", CLI_U64, F(per_conn), 0, 1, 1000000000, NULL, NULL,
+     "--churn: messages echoed on each connection", "1"},
     {"read-delay", 0, "MS", CLI_U64, F(read_delay_ms), 0, 1, 3600000, NULL, NULL,
      "pause MS milliseconds after every read (slow reader)", NULL},
     {"never-read", 0, NULL, CLI_FLAG, F(never_read), 0, 0, 0, NULL, NULL,
@@ -136,6 +164,10 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
                                  : "--connect-timeout: must be more than 0";
     else if (interval_given && o->interval_us < 10000)
         why = "--interval: shorter than 10 ms";
+    else if (o->churn &&
+             (o->rate || o->never_read || o->read_delay_ms || o->idle || o->udp || o->connect_rate))
+        why = "--churn: cannot be combined with --rate, --never-read, --read-delay, --idle, "
+              "--udp or --connect-rate";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
@@ -168,6 +200,7 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         .threads = 1,
         .timeout_us = 5000000,
         .connect_timeout_us = 10000000,
+        .per_conn = 1,
         .tuning = {.nodelay = SOCK_NODELAY_ON},
     };
     bool given[sizeof specs / sizeof specs[0]] = {false};
@@ -178,6 +211,12 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         return BENCH_ARGS_VERSION;
     if (rc != CLI_PARSE_OK)
         return BENCH_ARGS_ERROR;
+    if (o->churn && !cli_given(specs, given, "conns"))
+        o->conns = CHURN_POOL;
+    if (!o->churn && cli_given(specs, given, "per-conn")) {
+        snprintf(err, errsize, "--per-conn: applies to --churn only");
+        return BENCH_ARGS_ERROR;
+    }
     if (check_combinations(o, cli_given(specs, given, "depth"), cli_given(specs, given, "interval"),
                            err, errsize) < 0)
         return BENCH_ARGS_ERROR;

@@ -28,6 +28,8 @@ struct bench_options {
     uint64_t read_delay_ms;      /* pause after every read (slow reader) */
     uint64_t timeout_us;         /* a message unanswered this long fails the run */
     uint64_t connect_timeout_us; /* connects not done by then have failed */
+    uint64_t churn;              /* connections opened per second; 0: none */
+    uint64_t per_conn;           /* --churn: messages echoed per connection */
     uint64_t interval_us;        /* a progress line per interval; 0: on a terminal */
     bool never_read;             /* send without ever reading */
     bool json;                   /* one JSON object on stdout */

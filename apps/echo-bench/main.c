@@ -233,7 +233,7 @@ int main(int argc, char **argv)
     if (o.connect_rate)
         limit_ns += (uint64_t)total * 1000000000u / o.connect_rate;
     uint64_t t0 = bench_now_ns();
-    while (started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
+    while (!o.churn && started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
            atomic_load(&shared.connects_done) < total && bench_now_ns() - t0 < limit_ns)
         bench_sleep_until(bench_now_ns() + 2000000u);
 
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
     shared.t_end_ns = shared.t_measure_ns + o.duration_us * 1000u;
     /* Nothing connected: nothing to measure, so the run ends now rather
        than after --warmup and --duration of nothing. */
-    if (atomic_load(&shared.connects_ok) == 0)
+    if (!o.churn && atomic_load(&shared.connects_ok) == 0)
         shared.t_measure_ns = shared.t_end_ns = now;
     atomic_store_explicit(&shared.go, 1, memory_order_release);
 

@@ -88,7 +88,8 @@ struct worker {
 
     /* Latency over time (interval.h); NULL when no lines are printed. */
     struct ival_box *ival;
-    uint64_t in_flight; /* messages released and not yet complete */
+    struct churn *churn; /* --churn (churn.h); NULL otherwise */
+    uint64_t in_flight;  /* messages released and not yet complete */
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */
     atomic_uint_fast64_t progress_messages;
