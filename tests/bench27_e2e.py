@@ -188,7 +188,92 @@ def scenario_churn_refused(_):
         check(rc == 2 and err.startswith('echo-bench: --'), '{}: usage error: {}'.format(args, err))
 
 
+# A port range this narrow runs out at 1,000 connections per source address.
+NS_PORTS = (40000, 40999)
+
+
+def scenario_source(_):
+    """More connections than one source address has ports: the test runs
+    itself again (scenario source-ns) in a new network namespace
+    (`unshare -n`, so the narrowed port range touches nothing else), where
+    it starts echod and echo-bench and ends them by PID; the namespace
+    goes with its last process. Skipped (77) where unshare is not
+    permitted."""
+    try:
+        probe = subprocess.run(['unshare', '-n', 'true'], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        probe = None
+        print('SKIP: unshare: {}'.format(e), file=sys.stderr)
+    if probe is None or probe.returncode != 0:
+        if probe is not None:
+            print('SKIP: unshare -n is not permitted here: {}'.format(probe.stderr.decode()),
+                  file=sys.stderr)
+        sys.exit(77)
+    a = ce.ARGS
+    argv = ['unshare', '-n', sys.executable, os.path.abspath(__file__), '--client', a.client,
+            '--bench', a.bench, '--fixtures', a.fixtures, '--echod', a.echod, 'source-ns']
+    p = subprocess.run(argv, timeout=100)
+    check(p.returncode == 0, 'the checks inside the namespace pass (exit {})'.format(p.returncode))
+
+
+def scenario_source_ns(_):
+    """Inside the namespace: loopback up, 1,000 ephemeral ports; 3,000
+    connections to one echod over --source 127.0.0.2-127.0.0.5 get every
+    byte back; over one source address the ports run out, said in one
+    line, exit 1."""
+    for cmd in (['ip', 'link', 'set', 'lo', 'up'],
+                ['sysctl', '-qw', 'net.ipv4.ip_local_port_range={} {}'.format(*NS_PORTS)]):
+        if subprocess.run(cmd, timeout=10).returncode != 0:
+            check(False, ' '.join(cmd))
+            return
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 20000)  # both processes inherit it
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < 3200:
+        print('SKIP: RLIMIT_NOFILE hard limit {} < 3200'.format(hard), file=sys.stderr)
+        sys.exit(77)
+    with ce.echod('epoll') as d:
+        base = ['--connect', ce.host_port(d), '--conns', '3000', '--threads', '2', '--size', '100',
+                '--duration', '1', '--warmup', '0.5']
+        rc, r = bench_json(*base, '--source', '127.0.0.2-127.0.0.5', timeout=60)
+        if r is not None:
+            print('4 sources: {} messages, {} connect failures'.format(
+                r['messages'], r['connect_failures']), file=sys.stderr)
+            check(rc == 0 and r['connect_failures'] == 0 and r['errors'] == 0 and
+                  r['ports_exhausted'] == 0 and r['messages'] >= 3000,
+                  '3,000 connections over 4 source addresses, every byte back: {}'.format(r))
+        rc, out, err, _ = bench(*base, '--source', '127.0.0.2', '--json', timeout=60)
+        r = json.loads(out) if out.startswith('{') else {}
+        check(rc == 1, 'one source address: exit 1, got {}'.format(rc))
+        check(r.get('ports_exhausted', 0) >= 1500 and r.get('errors') == 0,
+              'the connects past the ports are counted: {}'.format(r.get('ports_exhausted')))
+        check(re.search(r'^echo-bench: the local ports ran out: \d+ connect\(s\) failed with '
+                        r'EADDRNOTAVAIL; each of the 1 source address\(es\) has the ports of '
+                        r'net.ipv4.ip_local_port_range \(40000-40999, 1000 ports\)', err, re.M),
+              'one line says the ports ran out: ' + err)
+
+
+def scenario_source_usage(_):
+    """--source's usage errors, and that it binds: a range of addresses
+    on loopback (no namespace) gets every byte back."""
+    for args in (['--source', 'bogus'], ['--source', '127.0.0.9-127.0.0.2'],
+                 ['--source', '127.0.0.2', '--udp'], ['--source', '::1'],
+                 ['--source', '127.0.0.2', '--connect', '[::1]:7']):
+        rc, _, err, _ = bench(*args)
+        check(rc == 2 and err.startswith('echo-bench: --source'),
+              '{}: usage error: {}'.format(args, err))
+    with ce.echod('epoll') as d:
+        rc, r = bench_json('--connect', ce.host_port(d), '--conns', '8', '--source',
+                           '127.0.0.2-127.0.0.9', '--duration', '0.5', '--warmup', '0')
+        check(rc == 0 and r is not None and r['errors'] == 0 and r['connect_failures'] == 0,
+              '--source 127.0.0.2-127.0.0.9 on loopback: every byte back')
+
+
 SCENARIOS = {
+    'source': scenario_source,
+    'source-ns': scenario_source_ns,
+    'source-usage': scenario_source_usage,
     'churn': scenario_churn,
     'churn-refused': scenario_churn_refused,
     'interval-stall': scenario_interval_stall,

@@ -7,6 +7,7 @@
  */
 #include "bench_args.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #define MAX_DEPTH   4096u
 #define MAX_SECONDS 86400u
 #define MAX_THREADS 256u
+#define MAX_SOURCES 65536u
 #define MAX_CHURN   1000000u /* connections per second */
 #define CHURN_POOL  1000u    /* --churn: default --conns, the most open at once */
 
@@ -32,6 +34,42 @@ static int parse_connect(void *opts, const char *opt, const char *v, char *err, 
         return -1;
     }
     ((struct bench_options *)opts)->connect = v;
+    return 0;
+}
+
+/* One IPv4 address of --source into host order; 0 or -1. */
+static int parse_ipv4(const char *text, size_t len, uint32_t *out)
+{
+    char buf[INET_ADDRSTRLEN];
+    struct in_addr a;
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, &a) != 1)
+        return -1;
+    *out = ntohl(a.s_addr);
+    return 0;
+}
+
+/* --source ADDR or ADDR-ADDR: a range of local IPv4 addresses. */
+static int parse_source(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    struct bench_options *o = opts;
+    const char *dash = strchr(v, '-');
+    uint32_t first, last;
+    if (parse_ipv4(v, dash ? (size_t)(dash - v) : strlen(v), &first) < 0 ||
+        parse_ipv4(dash ? dash + 1 : v, dash ? strlen(dash + 1) : strlen(v), &last) < 0) {
+        snprintf(err, errsize, "%s: '%s' is not an IPv4 address or ADDR-ADDR range", opt, v);
+        return -1;
+    }
+    if (last < first || last - first >= MAX_SOURCES) {
+        snprintf(err, errsize, "%s: '%s': the range must go up, %u addresses at most", opt, v,
+                 MAX_SOURCES);
+        return -1;
+    }
+    o->source_first = first;
+    o->source_count = last - first + 1;
     return 0;
 }
 
@@ -112,6 +150,11 @@ static const struct cli_spec specs[] = {
      "1 s) is counted and reported, corrupt or unknown\n"
      "datagrams are errors. Closed loop only",
      NULL},
+    {"source", 0, "ADDR[-ADDR]", CLI_CALL, 0, 0, 0, 0, NULL, parse_source,
+     "bind connections round-robin to the local IPv4\n"
+     "addresses ADDR to ADDR (127.0.0.2-127.0.0.9 on\n"
+     "loopback): each has its own ephemeral ports",
+     "the kernel's choice"},
     {"nodelay", 0, "on|off", CLI_CHOICE, F(tuning.nodelay), 0, 0, 0, sock_nodelay_choices, NULL,
      "TCP_NODELAY on every connection", "on"},
     {"sndbuf", 0, "BYTES", CLI_BYTES, F(tuning.sndbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
@@ -174,6 +217,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
         why = "--never-read: cannot be combined with --rate or --read-delay";
     else if (o->udp && (o->rate || o->never_read || o->read_delay_ms || o->idle))
         why = "--udp: closed loop only (no --rate, --never-read, --read-delay or --idle)";
+    else if (o->udp && o->source_count)
+        why = "--source: TCP only, not with --udp";
     else if (o->udp && (o->size < 16 || o->size > 65527))
         why = "--udp: --size must be 16 to 65527 bytes (one datagram)";
     if (why != NULL) {

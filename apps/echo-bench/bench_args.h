@@ -30,6 +30,8 @@ struct bench_options {
     uint64_t connect_timeout_us; /* connects not done by then have failed */
     uint64_t churn;              /* connections opened per second; 0: none */
     uint64_t per_conn;           /* --churn: messages echoed per connection */
+    uint32_t source_first;       /* --source: first local IPv4 address (host order) */
+    uint32_t source_count;       /* addresses in the range; 0: the kernel's choice */
     uint64_t interval_us;        /* a progress line per interval; 0: on a terminal */
     bool never_read;             /* send without ever reading */
     bool json;                   /* one JSON object on stdout */

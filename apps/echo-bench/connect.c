@@ -5,7 +5,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <iomux/loop.h>
@@ -20,6 +24,8 @@ void connect_failed(struct bench_conn *c, int err)
 {
     struct worker *w = c->w;
     w->connect_failures++;
+    if (err == EADDRNOTAVAIL)
+        w->ports_out++;
     if (w->churn != NULL)
         churn_failed(w, err);
     if (w->first_error[0] == '\0' && err == ETIMEDOUT)
@@ -63,10 +69,43 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
         conn_flush(c);
 }
 
+/* --source: the socket is bound to the connection's source address (round
+   robin over the range) before the connect. IP_BIND_ADDRESS_NO_PORT leaves
+   the port to connect(), which picks it for the whole 4-tuple, so each
+   address has the ephemeral port range to itself per server address.
+   0, -EINPROGRESS (*fd_out set either way) or -errno. */
+static int source_connect(const struct bench_shared *s, unsigned id, int *fd_out)
+{
+    const struct bench_options *o = s->opt;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    /* As iomux_tcp_connect(); --nodelay off is applied after. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(o->source_first + id % o->source_count);
+    int rc = 0;
+    if (bind(fd, (const struct sockaddr *)&src, sizeof src) < 0)
+        rc = -errno;
+    else if (connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len) < 0)
+        rc = errno == EINTR ? -EINPROGRESS : -errno;
+    if (rc < 0 && rc != -EINPROGRESS) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return rc;
+}
+
 void start_connect(struct bench_conn *c)
 {
     const struct bench_shared *s = c->w->shared;
-    int rc = iomux_tcp_connect(&s->addr, &c->fd);
+    int rc = s->opt->source_count ? source_connect(s, c->id, &c->fd)
+                                  : iomux_tcp_connect(&s->addr, &c->fd);
     const char *what = NULL;
     if ((rc == 0 || rc == -EINPROGRESS) && s->tune) {
         int trc = sock_tuning_apply(c->fd, &s->tuning, &what);

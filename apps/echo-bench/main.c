@@ -85,6 +85,24 @@ static int fit_nofile(const struct bench_options *o, unsigned *idle)
     return 0;
 }
 
+/* EADDRNOTAVAIL on connect: the 4-tuples from the source addresses to the
+   server ran out of local ports. Says so, with the range that bounds them. */
+static void ports_ran_out(const struct bench_options *o, uint64_t n)
+{
+    char range[64] = "?";
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    unsigned lo, hi;
+    if (f != NULL && fscanf(f, "%u %u", &lo, &hi) == 2)
+        snprintf(range, sizeof range, "%u-%u, %u ports", lo, hi, hi - lo + 1);
+    if (f != NULL)
+        fclose(f);
+    fprintf(stderr,
+            "%s: the local ports ran out: %llu connect(s) failed with EADDRNOTAVAIL; each of the "
+            "%u source address(es) has the ports of net.ipv4.ip_local_port_range (%s) per server "
+            "address: add more with --source ADDR-ADDR\n",
+            progname, (unsigned long long)n, o->source_count ? o->source_count : 1, range);
+}
+
 /* Turns --connect into an address: 0, 2 for a usage error or 1 for a
    name that does not resolve, with the reason in err. */
 static int resolve(const struct bench_options *o, struct iomux_addr *addr, char *err,
@@ -105,6 +123,11 @@ static int resolve(const struct bench_options *o, struct iomux_addr *addr, char 
         snprintf(err, errsize, "resolving '%s': %s", o->connect,
                  rc == -ENOENT ? "no such host" : strerror(-rc));
         return 1;
+    }
+    if (o->source_count && addr->ss.ss_family != AF_INET) {
+        snprintf(err, errsize, "--source: IPv4 addresses, and --connect '%s' is not IPv4",
+                 o->connect);
+        return 2;
     }
     if (o->udp && addr->ss.ss_family == AF_INET && o->size > 65507) {
         snprintf(err, errsize, "--size: at most 65507 bytes in an IPv4 datagram");
@@ -285,6 +308,8 @@ int main(int argc, char **argv)
                 (double)t.max_wait_ns / 1e9, (unsigned long long)t.outstanding);
         status = 1;
     }
+    if (t.ports_out)
+        ports_ran_out(&o, t.ports_out);
     if (status != 0) {
         if (t.first_error != NULL)
             fprintf(stderr, "%s: %llu error(s), %llu connect failure(s); first: %s\n", progname,

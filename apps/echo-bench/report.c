@@ -230,9 +230,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
     printf("\"outstanding\":%llu,\"timed_out\":%llu,\"timeout_s\":%.3f,",
            (unsigned long long)t->outstanding, (unsigned long long)t->timed_out,
            (double)o->timeout_us / 1e6);
-    printf("\"connect_failures\":%llu,\"errors\":%llu,\"idle_closed\":%llu,\"first_error\":",
-           (unsigned long long)t->connect_failures, (unsigned long long)t->errors,
-           (unsigned long long)t->idle_closed);
+    printf("\"connect_failures\":%llu,\"ports_exhausted\":%llu,\"errors\":%llu,"
+           "\"idle_closed\":%llu,\"first_error\":",
+           (unsigned long long)t->connect_failures, (unsigned long long)t->ports_out,
+           (unsigned long long)t->errors, (unsigned long long)t->idle_closed);
     if (t->first_error != NULL)
         json_string(t->first_error);
     else
@@ -328,6 +329,7 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
         t->bytes += w->bytes;
         t->errors += w->errors;
         t->connect_failures += w->connect_failures;
+        t->ports_out += w->ports_out;
         t->idle_closed += w->idle_closed;
         t->outstanding += w->outstanding;
         t->timed_out += w->timed_out;

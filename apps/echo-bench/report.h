@@ -18,6 +18,7 @@ struct totals {
     struct histogram hist;
     uint64_t messages, bytes, errors, connect_failures, idle_closed;
     uint64_t outstanding, timed_out; /* see struct worker */
+    uint64_t ports_out;
     uint64_t max_wait_ns;
     struct histogram lag; /* open loop: schedule lag */
     uint64_t scheduled, unsent;

@@ -65,6 +65,7 @@ struct worker {
     uint64_t bytes;    /* bytes echoed back inside the window */
     uint64_t errors;
     uint64_t connect_failures;
+    uint64_t ports_out;   /* connects that found no local port (EADDRNOTAVAIL) */
     uint64_t idle_closed; /* idle connections the server closed */
     uint64_t outstanding; /* messages sent and still unanswered at the end */
     uint64_t timed_out;   /* messages that waited longer than --timeout */
