@@ -270,7 +270,33 @@ def scenario_source_usage(_):
               '--source 127.0.0.2-127.0.0.9 on loopback: every byte back')
 
 
+def scenario_threads_auto(_):
+    """--threads auto: one thread per CPU in the affinity mask, at most
+    --conns; under a one-CPU mask (sched_setaffinity before the exec),
+    one. The JSON says whether echo-bench was its own limit."""
+    cpus = sorted(os.sched_getaffinity(0))
+    with ce.echod('epoll') as d:
+        base = [ce.ARGS.bench, '--connect', ce.host_port(d), '--duration', '0.5', '--warmup', '0',
+                '--json', '--threads', 'auto']
+        for conns, mask, want in (('8', None, min(len(cpus), 8)), ('1', None, 1),
+                                  ('8', {cpus[0]}, 1)):
+            pre = (lambda m=mask: os.sched_setaffinity(0, m)) if mask else None
+            p = subprocess.run(base + ['--conns', conns], capture_output=True, timeout=30,
+                               preexec_fn=pre)
+            try:
+                r = json.loads(p.stdout)
+            except ValueError:
+                check(False, 'a JSON report: {}'.format(p.stdout[:200]))
+                continue
+            check(p.returncode == 0 and r['threads'] == want and r['threads_auto'] is True,
+                  '--conns {} mask {}: {} thread(s), got {}'.format(conns, mask, want,
+                                                                 r['threads']))
+            check(r['self_limited'] == (r['busy'] >= 0.95),
+                  'self_limited says whether busy >= 95%: {}'.format(r))
+
+
 SCENARIOS = {
+    'threads-auto': scenario_threads_auto,
     'source': scenario_source,
     'source-ns': scenario_source_ns,
     'source-usage': scenario_source_usage,

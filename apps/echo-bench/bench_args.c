@@ -8,8 +8,10 @@
 #include "bench_args.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "opts.h"
@@ -73,6 +75,33 @@ static int parse_source(void *opts, const char *opt, const char *v, char *err, s
     return 0;
 }
 
+unsigned bench_usable_cpus(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* --threads T or auto (resolved once --conns is known). */
+static int parse_threads(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    struct bench_options *o = opts;
+    uint64_t n;
+    if (strcmp(v, "auto") == 0) {
+        o->threads_auto = true;
+        return 0;
+    }
+    if (cli_parse_u64(opt, v, 1, MAX_THREADS, &n, err, errsize) < 0)
+        return -1;
+    o->threads = (unsigned)n;
+    o->threads_auto = false;
+    return 0;
+}
+
 /* --churn N or N/s: connections per second. */
 static int parse_churn(void *opts, const char *opt, const char *v, char *err, size_t errsize)
 {
@@ -123,8 +152,10 @@ static const struct cli_spec specs[] = {
      "5"},
     {"idle", 0, "N", CLI_UNSIGNED, F(idle), 0, 0, MAX_CONNS, NULL, NULL,
      "extra connections held open, no traffic", "0"},
-    {"threads", 0, "T", CLI_UNSIGNED, F(threads), 0, 1, MAX_THREADS, NULL, NULL,
-     "T threads, each with its own loop", "1"},
+    {"threads", 0, "T|auto", CLI_CALL, 0, 0, 0, 0, NULL, parse_threads,
+     "T threads, each with its own loop; auto: one per\n"
+     "CPU in the affinity mask (at most --conns)",
+     "1"},
     {"connect-rate", 0, "N", CLI_U64, F(connect_rate), 0, 1, 10000000, NULL, NULL,
      "at most N connects per second", "all at once"},
     {"connect-timeout", 0, "SECS", CLI_SECONDS_US, F(connect_timeout_us), 0, 0, MAX_SECONDS, NULL,
@@ -258,6 +289,11 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         return BENCH_ARGS_ERROR;
     if (o->churn && !cli_given(specs, given, "conns"))
         o->conns = CHURN_POOL;
+    if (o->threads_auto) {
+        unsigned cpus = bench_usable_cpus();
+        cpus = cpus < MAX_THREADS ? cpus : MAX_THREADS;
+        o->threads = cpus < o->conns ? cpus : o->conns;
+    }
     if (!o->churn && cli_given(specs, given, "per-conn")) {
         snprintf(err, errsize, "--per-conn: applies to --churn only");
         return BENCH_ARGS_ERROR;

@@ -24,6 +24,7 @@ struct bench_options {
                                     together; 0 = closed loop */
     unsigned idle;               /* extra connections held open without traffic */
     unsigned threads;            /* loops, one per thread */
+    bool threads_auto;           /* --threads auto: one per CPU it may run on */
     uint64_t connect_rate;       /* connects per second; 0 = all at once */
     uint64_t read_delay_ms;      /* pause after every read (slow reader) */
     uint64_t timeout_us;         /* a message unanswered this long fails the run */
@@ -49,6 +50,9 @@ enum {
 
 /* Parses argv into *o (defaults first). Returns a BENCH_ARGS_ value. */
 int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, size_t errsize);
+
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+unsigned bench_usable_cpus(void);
 
 /* Writes --help: the usage line, what echo-bench does, every option (from
    the same table the parser uses) and the exit status. */

@@ -2,25 +2,12 @@
 /* report.c - echo-bench's report; see report.h. */
 #include "report.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "udp_worker.h"
 #include "worker.h"
-
-/* CPUs the threads can use: with more threads than that, they share them. */
-static unsigned usable_cpus(void)
-{
-#ifdef CPU_COUNT
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-#endif
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
 
 /* The share of the CPU time its threads could have had that the load
    generator used: one CPU per thread, up to the CPUs it may run on. */
@@ -221,8 +208,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
         json_schedule(o, t);
     if (o->churn)
         json_churn(o, t);
-    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
-           cpu_us_per_msg(t), busy_share(t), t->cpus);
+    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,"
+           "\"threads_auto\":%s,\"self_limited\":%s,",
+           t->cpu_s, cpu_us_per_msg(t), busy_share(t), t->cpus, o->threads_auto ? "true" : "false",
+           busy_share(t) >= BUSY_LIMIT ? "true" : "false");
     if (t->retrans_known)
         printf("\"retransmits\":%llu,", (unsigned long long)t->retransmits);
     else
@@ -283,7 +272,11 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     if (t->messages)
         printf(", %.2f us per message", cpu_us_per_msg(t));
     printf("\n");
-    if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
+    if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT && t->nthreads < t->cpus)
+        printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
+               "server's (--threads auto would use the %u CPU(s) it may run on)\n",
+               t->cpus);
+    else if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
         printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
                "server's (more --threads, or other CPUs, would tell)\n");
     printf("connect failures %llu, errors %llu", (unsigned long long)t->connect_failures,
@@ -315,7 +308,7 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
     histogram_init(&t->lag);
     histogram_init(&t->connect_hist);
     t->nr_min = UINT64_MAX;
-    t->cpus = usable_cpus();
+    t->cpus = bench_usable_cpus();
     t->window_s = window_s;
     for (unsigned i = 0; i < n; i++) {
         const struct worker *w = workers[i];
