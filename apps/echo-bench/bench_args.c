@@ -22,6 +22,7 @@
 #define MAX_DEPTH   4096u
 #define MAX_SECONDS 86400u
 #define MAX_THREADS 256u
+#define MAX_RATE    100000000u /* messages per second */
 #define MAX_SOURCES 65536u
 #define MAX_CHURN   1000000u /* connections per second */
 #define CHURN_POOL  1000u    /* --churn: default --conns, the most open at once */
@@ -102,21 +103,40 @@ static int parse_threads(void *opts, const char *opt, const char *v, char *err, 
     return 0;
 }
 
-/* --churn N or N/s: connections per second. */
-static int parse_churn(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+/* The number in the first `len` bytes of v, in [1, max]. */
+static int parse_count(const char *opt, const char *v, size_t len, uint64_t max, uint64_t *out,
+                       char *err, size_t errsize)
 {
     char num[32];
-    size_t len = strlen(v);
-    if (len > 2 && strcmp(v + len - 2, "/s") == 0)
-        len -= 2;
     if (len == 0 || len >= sizeof num) {
-        snprintf(err, errsize, "%s: '%s' is not a number of connections per second", opt, v);
+        snprintf(err, errsize, "%s: '%s' is not a number", opt, v);
         return -1;
     }
     memcpy(num, v, len);
     num[len] = '\0';
-    return cli_parse_u64(opt, num, 1, MAX_CHURN, &((struct bench_options *)opts)->churn, err,
-                         errsize);
+    return cli_parse_u64(opt, num, 1, max, out, err, errsize);
+}
+
+/* --rate N or A:B (a ramp). */
+static int parse_rate(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    struct bench_options *o = opts;
+    const char *colon = strchr(v, ':');
+    o->rate_to = 0;
+    if (parse_count(opt, v, colon ? (size_t)(colon - v) : strlen(v), MAX_RATE, &o->rate, err,
+                    errsize) < 0)
+        return -1;
+    return colon ? cli_parse_u64(opt, colon + 1, 1, MAX_RATE, &o->rate_to, err, errsize) : 0;
+}
+
+/* --churn N or N/s: connections per second. */
+static int parse_churn(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    size_t len = strlen(v);
+    if (len > 2 && strcmp(v + len - 2, "/s") == 0)
+        len -= 2;
+    return parse_count(opt, v, len, MAX_CHURN, &((struct bench_options *)opts)->churn, err,
+                       errsize);
 }
 
 /* The backends are those this build of the library has: not a fixed list. */
@@ -142,9 +162,14 @@ static const struct cli_spec specs[] = {
      "measured seconds (at least 0.001)", "10"},
     {"warmup", 0, "SECS", CLI_SECONDS_US, F(warmup_us), 0, 0, MAX_SECONDS, NULL, NULL,
      "seconds of traffic before measuring", "1"},
-    {"rate", 0, "N", CLI_U64, F(rate), 0, 1, 100000000, NULL, NULL,
+    {"rate", 0, "N|A:B", CLI_CALL, 0, 0, 0, 0, NULL, parse_rate,
      "open loop: N messages/s over all connections, latency\n"
-     "measured from the scheduled send time",
+     "measured from the scheduled send time; A:B ramps\n"
+     "from A to B over --duration (A during --warmup)",
+     NULL},
+    {"slo", 0, "MS", CLI_U64, F(slo_ms), 0, 1, 3600000, NULL, NULL,
+     "with --rate: report the knee, the rate at which an\n"
+     "interval's p99 first exceeds MS milliseconds",
      NULL},
     {"timeout", 0, "SECS", CLI_SECONDS_US, F(timeout_us), 0, 0, MAX_SECONDS, NULL, NULL,
      "a message not echoed within SECS fails the run\n"
@@ -242,6 +267,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
              (o->rate || o->never_read || o->read_delay_ms || o->idle || o->udp || o->connect_rate))
         why = "--churn: cannot be combined with --rate, --never-read, --read-delay, --idle, "
               "--udp or --connect-rate";
+    else if (o->slo_ms && !o->rate)
+        why = "--slo: applies to the open loop (--rate) only";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))

@@ -22,6 +22,8 @@ struct bench_options {
     uint64_t warmup_us;          /* traffic before the measurement starts */
     uint64_t rate;               /* open loop: messages per second, all connections
                                     together; 0 = closed loop */
+    uint64_t rate_to;            /* --rate A:B: the ramp's end (rate is A); 0: none */
+    uint64_t slo_ms;             /* --slo: the knee is where interval p99 passes it */
     unsigned idle;               /* extra connections held open without traffic */
     unsigned threads;            /* loops, one per thread */
     bool threads_auto;           /* --threads auto: one per CPU it may run on */

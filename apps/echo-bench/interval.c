@@ -49,7 +49,9 @@ uint64_t ival_tick(struct ival_box *b, uint64_t now, uint64_t outstanding)
 struct ival_line {
     struct histogram hist;
     uint64_t outstanding;
-    uint64_t errors; /* all workers' errors so far */
+    uint64_t errors;   /* all workers' errors so far */
+    uint64_t messages; /* echoes completed (the last line's histogram also
+                          holds what was outstanding at the end) */
 };
 
 /* Merges a worker's mailbox if it holds something new; 1 if it did. */
@@ -110,7 +112,7 @@ static void print_text(const struct ival_line *l, double t_s, double len_s, int 
     fprintf(stderr,
             "echo-bench: %6.1f s%s  %.0f msg/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %llu  "
             "outstanding %llu\n",
-            t_s, warmup ? " (warm-up)" : "", len_s > 0 ? (double)l->hist.count / len_s : 0.0, p50,
+            t_s, warmup ? " (warm-up)" : "", len_s > 0 ? (double)l->messages / len_s : 0.0, p50,
             p99, p999, max, (unsigned long long)errors, (unsigned long long)l->outstanding);
 }
 
@@ -122,7 +124,7 @@ static void print_json(const struct ival_line *l, uint64_t k, double t_s, double
            "\"messages_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,"
            "\"max\":%.1f},\"errors\":%llu,\"outstanding\":%llu}\n",
            (unsigned long long)k, t_s, len_s, warmup ? "true" : "false",
-           (unsigned long long)h->count, len_s > 0 ? (double)h->count / len_s : 0.0,
+           (unsigned long long)l->messages, len_s > 0 ? (double)l->messages / len_s : 0.0,
            (double)histogram_percentile(h, 50) / 1e3, (double)histogram_percentile(h, 99) / 1e3,
            (double)histogram_percentile(h, 99.9) / 1e3, (double)h->max / 1e3,
            (unsigned long long)errors, (unsigned long long)l->outstanding);
@@ -134,6 +136,37 @@ static void print_json(const struct ival_line *l, uint64_t k, double t_s, double
 static uint64_t printed;
 static uint64_t errors_before;
 
+/* --slo: the knee, once found. */
+static int knee_found;
+static double knee_rate, knee_t_s;
+
+int ival_knee(double *rate, double *t_s)
+{
+    *rate = knee_rate;
+    *t_s = knee_t_s;
+    return knee_found;
+}
+
+/* The knee is the first of the intervals over the SLO that no interval
+   within it follows: past the capacity the queue only grows, while a
+   machine that stalls the server (or echo-bench) for a moment before that
+   makes one interval over it and the next ones under again. */
+static void find_knee(const struct bench_shared *s, const struct histogram *h, uint64_t start_ns,
+                      uint64_t end_ns)
+{
+    if (s->opt->slo_ms == 0 || start_ns < s->t_measure_ns)
+        return;
+    if (histogram_percentile(h, 99) <= s->opt->slo_ms * 1000000u) {
+        knee_found = 0;
+        return;
+    }
+    if (knee_found)
+        return;
+    knee_found = 1;
+    knee_rate = ramp_rate_at(s, start_ns + (end_ns - start_ns) / 2);
+    knee_t_s = (double)(end_ns - s->t_start_ns) / 1e9;
+}
+
 /* Prints the line of the interval ending at `end_ns`. */
 static void print_line(const struct bench_shared *s, struct ival_line *l, uint64_t end_ns)
 {
@@ -144,6 +177,9 @@ static void print_line(const struct bench_shared *s, struct ival_line *l, uint64
     int warmup = end_ns <= s->t_measure_ns;
     uint64_t errors = l->errors - errors_before;
     errors_before = l->errors;
+    find_knee(s, &l->hist, start_ns, end_ns);
+    if (s->report_quiet)
+        return;
     if (s->report_json)
         print_json(l, printed, t_s, len_s, warmup, errors);
     else
@@ -173,6 +209,7 @@ void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
         line.outstanding = 0;
         gather(s, w, n, printed + 1, &line);
         errors_now(w, n, &line);
+        line.messages = line.hist.count;
         print_line(s, &line, boundary);
     }
 }
@@ -197,5 +234,6 @@ void ival_final(struct bench_shared *s, struct worker **w, unsigned n, uint64_t 
         line.outstanding += w[i]->outstanding;
     }
     errors_now(w, n, &line);
+    line.messages = line.hist.count - line.outstanding;
     print_line(s, &line, end_ns);
 }

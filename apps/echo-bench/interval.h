@@ -64,4 +64,10 @@ void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
    end_ns (what the workers recorded after the last line). */
 void ival_final(struct bench_shared *s, struct worker **w, unsigned n, uint64_t end_ns);
 
+/* --slo: the rate offered (the ramp's, mid-interval) in the first
+   measured interval from which every interval's p99 exceeded the SLO to
+   the end, and when that interval ended (seconds from the start);
+   returns 0 if there is none. */
+int ival_knee(double *rate, double *t_s);
+
 #endif /* ECHO_BENCH_INTERVAL_H */

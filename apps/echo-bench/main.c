@@ -166,6 +166,11 @@ int main(int argc, char **argv)
                        : isatty(STDERR_FILENO) ? 1000000000u
                                                : 0;
     shared.report_json = o.interval_us && o.json;
+    /* --slo finds its knee in intervals, printed or not. */
+    if (o.slo_ms && shared.report_ns == 0) {
+        shared.report_ns = 1000000000u;
+        shared.report_quiet = 1;
+    }
     rc = resolve(&o, &shared.addr, err, sizeof err);
     if (rc != 0) {
         if (rc == 2)

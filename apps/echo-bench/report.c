@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "interval.h"
 #include "udp_worker.h"
 #include "worker.h"
 
@@ -133,6 +134,39 @@ static void text_schedule(const struct bench_options *o, const struct totals *t)
                busy_share(t) * 100);
 }
 
+/* --rate A:B and --slo: the ramp and its knee. */
+static void json_ramp(const struct bench_options *o)
+{
+    double rate, t_s;
+    printf("\"ramp\":{\"from\":%llu,\"to\":%llu,\"slo_ms\":", (unsigned long long)o->rate,
+           (unsigned long long)(o->rate_to ? o->rate_to : o->rate));
+    if (o->slo_ms)
+        printf("%llu", (unsigned long long)o->slo_ms);
+    else
+        printf("null");
+    if (ival_knee(&rate, &t_s))
+        printf(",\"knee_rate\":%.1f,\"knee_t_s\":%.3f},", rate, t_s);
+    else
+        printf(",\"knee_rate\":null,\"knee_t_s\":null},");
+}
+
+static void text_ramp(const struct bench_options *o)
+{
+    double rate, t_s;
+    if (o->rate_to)
+        printf("ramp           from %llu to %llu msg/s over the measured time\n",
+               (unsigned long long)o->rate, (unsigned long long)o->rate_to);
+    if (o->slo_ms == 0)
+        return;
+    if (ival_knee(&rate, &t_s))
+        printf("knee           interval p99 above --slo %llu ms from %.0f msg/s offered on"
+               " (the interval ending at %.1f s)\n",
+               (unsigned long long)o->slo_ms, rate, t_s);
+    else
+        printf("knee           none: every interval's p99 within --slo %llu ms\n",
+               (unsigned long long)o->slo_ms);
+}
+
 static const char *const churn_kind_json[CHURN_KINDS] = {"refused", "reset", "timed_out", "closed",
                                                          "other"};
 static const char *const churn_kind_text[CHURN_KINDS] = {"refused", "reset", "timed out",
@@ -206,6 +240,8 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
     if (o->rate)
         json_schedule(o, t);
+    if (o->rate_to || o->slo_ms)
+        json_ramp(o);
     if (o->churn)
         json_churn(o, t);
     printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,"
@@ -262,6 +298,8 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     }
     if (o->rate)
         text_schedule(o, t);
+    if (o->rate_to || o->slo_ms)
+        text_ramp(o);
     if (o->churn)
         text_churn(o, t);
     if (o->udp)

@@ -129,6 +129,8 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
 static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
 {
     const struct bench_shared *s = c->w->shared;
+    if (s->opt->rate_to != 0) /* a ramp: message k * conns + id overall */
+        return ramp_due(s, k * s->total_conns + c->id);
     if (s->opt->rate != 0)
         return s->t_start_ns + c->phase_ns + k * s->interval_ns;
     return c->send_ns[k % s->opt->depth];
@@ -390,13 +392,12 @@ static void start_traffic(struct worker *w, uint64_t now)
 static uint64_t release_due(struct worker *w, uint64_t now)
 {
     const struct bench_shared *s = w->shared;
-    uint64_t interval = s->interval_ns;
     uint64_t next = UINT64_MAX;
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct bench_conn *c = &w->conns[i];
         if (c->state != CONN_OPEN)
             continue;
-        uint64_t due = s->t_start_ns + c->phase_ns + c->released * interval;
+        uint64_t due = msg_due(c, c->released);
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
             if (due >= s->t_measure_ns)
@@ -404,7 +405,7 @@ static uint64_t release_due(struct worker *w, uint64_t now)
             c->released++;
             c->queued += s->opt->size;
             w->in_flight++;
-            due += interval;
+            due = msg_due(c, c->released);
             more = 1;
         }
         if (more)

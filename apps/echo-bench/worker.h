@@ -39,6 +39,7 @@ struct bench_shared {
     uint64_t t_end_ns;
     uint64_t report_ns; /* a line per interval this long (interval.h); 0: none */
     int report_json;    /* those lines in JSON on stdout, else text on stderr */
+    int report_quiet;   /* none printed: intervals only for --slo's knee */
 };
 
 struct bench_conn;
@@ -129,6 +130,12 @@ void *worker_main(void *arg);
 void worker_fini(struct worker *w);
 
 uint64_t bench_now_ns(void);
+
+/* --rate A:B: when message m (over all connections) is due, the rate
+   going from A to B over the measured time (A during the warm-up);
+   UINT64_MAX if never. And the rate at time t_ns. */
+uint64_t ramp_due(const struct bench_shared *s, uint64_t m);
+double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns);
 
 /* Sleeps until bench_now_ns() reaches deadline_ns. */
 void bench_sleep_until(uint64_t deadline_ns);
