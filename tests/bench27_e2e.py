@@ -107,6 +107,15 @@ def scenario_interval_text(_):
         rc, out, err, _ = bench('--connect', ce.host_port(d), '--duration', '0.5', '--json')
         check(rc == 0 and len(out.strip().splitlines()) == 1,
               '--json without --interval: only the summary on stdout')
+    # UDP flows have interval lines too.
+    with ce.Echod(ce.ARGS.echod, 'epoll', '--udp', '127.0.0.1:0', '--udp-rate', '0',
+                  quiet=False, lines=2) as d:
+        host, port = d.addrs[1]
+        rc, out, _, _ = bench('--connect', '{}:{}'.format(host, port), '--udp', '--duration', '1',
+                              '--warmup', '0', '--interval', '0.5', '--json')
+        objs = json_lines(out)
+        check(rc == 0 and len(objs) == 3 and all(o['messages'] > 0 for o in objs[:2]),
+              '--udp --interval 0.5 --json: 2 interval lines with echoes, then the summary')
     for bad in ('0', '0.001', 'x'):
         rc, _, err, _ = bench('--interval', bad)
         check(rc == 2 and err.startswith('echo-bench: --interval'),
