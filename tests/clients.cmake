@@ -78,3 +78,16 @@ foreach(scenario usage select-limit unix output file file-bad sockopts)
   add_test(NAME client.${scenario} COMMAND ${client_e2e} ${scenario})
   set_tests_properties(client.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
 endforeach()
+
+# echo-bench's latency over time, churn, source addresses and --threads
+# auto (tests/bench27_e2e.py), against echod.
+if(TARGET echod)
+  set(bench27_e2e ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/bench27_e2e.py
+      --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
+      --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures --echod $<TARGET_FILE:echod>)
+  foreach(scenario interval-stall interval-text churn churn-refused source source-usage
+          threads-auto knee)
+    add_test(NAME bench27.${scenario} COMMAND ${bench27_e2e} ${scenario})
+    set_tests_properties(bench27.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+  endforeach()
+endif()

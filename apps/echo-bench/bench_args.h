@@ -22,12 +22,20 @@ struct bench_options {
     uint64_t warmup_us;          /* traffic before the measurement starts */
     uint64_t rate;               /* open loop: messages per second, all connections
                                     together; 0 = closed loop */
+    uint64_t rate_to;            /* --rate A:B: the ramp's end (rate is A); 0: none */
+    uint64_t slo_ms;             /* --slo: the knee is where interval p99 passes it */
     unsigned idle;               /* extra connections held open without traffic */
     unsigned threads;            /* loops, one per thread */
+    bool threads_auto;           /* --threads auto: one per CPU it may run on */
     uint64_t connect_rate;       /* connects per second; 0 = all at once */
     uint64_t read_delay_ms;      /* pause after every read (slow reader) */
     uint64_t timeout_us;         /* a message unanswered this long fails the run */
     uint64_t connect_timeout_us; /* connects not done by then have failed */
+    uint64_t churn;              /* connections opened per second; 0: none */
+    uint64_t per_conn;           /* --churn: messages echoed per connection */
+    uint32_t source_first;       /* --source: first local IPv4 address (host order) */
+    uint32_t source_count;       /* addresses in the range; 0: the kernel's choice */
+    uint64_t interval_us;        /* a progress line per interval; 0: on a terminal */
     bool never_read;             /* send without ever reading */
     bool json;                   /* one JSON object on stdout */
     bool udp;                    /* datagrams instead of a byte stream */
@@ -44,6 +52,9 @@ enum {
 
 /* Parses argv into *o (defaults first). Returns a BENCH_ARGS_ value. */
 int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, size_t errsize);
+
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+unsigned bench_usable_cpus(void);
 
 /* Writes --help: the usage line, what echo-bench does, every option (from
    the same table the parser uses) and the exit status. */

@@ -23,6 +23,7 @@
 
 #include "bench_args.h"
 #include "histogram.h"
+#include "interval.h"
 #include "pattern.h"
 #include "report.h"
 #include "udp_worker.h"
@@ -84,26 +85,22 @@ static int fit_nofile(const struct bench_options *o, unsigned *idle)
     return 0;
 }
 
-static void sleep_until(uint64_t deadline_ns)
+/* EADDRNOTAVAIL on connect: the 4-tuples from the source addresses to the
+   server ran out of local ports. Says so, with the range that bounds them. */
+static void ports_ran_out(const struct bench_options *o, uint64_t n)
 {
-    uint64_t now = bench_now_ns();
-    if (deadline_ns <= now)
-        return;
-    uint64_t d = deadline_ns - now;
-    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Sums the workers' progress counters. */
-static void progress_totals(struct worker **w, unsigned n, uint64_t *msgs, uint64_t *errs)
-{
-    *msgs = 0;
-    *errs = 0;
-    for (unsigned i = 0; i < n; i++) {
-        *msgs += atomic_load_explicit(&w[i]->progress_messages, memory_order_relaxed);
-        *errs += atomic_load_explicit(&w[i]->progress_errors, memory_order_relaxed);
-    }
+    char range[64] = "?";
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    unsigned lo, hi;
+    if (f != NULL && fscanf(f, "%u %u", &lo, &hi) == 2)
+        snprintf(range, sizeof range, "%u-%u, %u ports", lo, hi, hi - lo + 1);
+    if (f != NULL)
+        fclose(f);
+    fprintf(stderr,
+            "%s: the local ports ran out: %llu connect(s) failed with EADDRNOTAVAIL; each of the "
+            "%u source address(es) has the ports of net.ipv4.ip_local_port_range (%s) per server "
+            "address: add more with --source ADDR-ADDR\n",
+            progname, (unsigned long long)n, o->source_count ? o->source_count : 1, range);
 }
 
 /* Turns --connect into an address: 0, 2 for a usage error or 1 for a
@@ -126,6 +123,11 @@ static int resolve(const struct bench_options *o, struct iomux_addr *addr, char 
         snprintf(err, errsize, "resolving '%s': %s", o->connect,
                  rc == -ENOENT ? "no such host" : strerror(-rc));
         return 1;
+    }
+    if (o->source_count && addr->ss.ss_family != AF_INET) {
+        snprintf(err, errsize, "--source: IPv4 addresses, and --connect '%s' is not IPv4",
+                 o->connect);
+        return 2;
     }
     if (o->udp && addr->ss.ss_family == AF_INET && o->size > 65507) {
         snprintf(err, errsize, "--size: at most 65507 bytes in an IPv4 datagram");
@@ -158,6 +160,17 @@ int main(int argc, char **argv)
     shared.total_conns = o.conns;
     shared.interval_ns = o.rate ? (uint64_t)o.conns * 1000000000u / o.rate : 0;
     bench_tuning(&shared);
+    /* Lines per interval when asked, or on a terminal once a second (as
+       text: --json without --interval keeps stdout to the summary). */
+    shared.report_ns = o.interval_us           ? o.interval_us * 1000u
+                       : isatty(STDERR_FILENO) ? 1000000000u
+                                               : 0;
+    shared.report_json = o.interval_us && o.json;
+    /* --slo finds its knee in intervals, printed or not. */
+    if (o.slo_ms && shared.report_ns == 0) {
+        shared.report_ns = 1000000000u;
+        shared.report_quiet = 1;
+    }
     rc = resolve(&o, &shared.addr, err, sizeof err);
     if (rc != 0) {
         if (rc == 2)
@@ -248,9 +261,9 @@ int main(int argc, char **argv)
     if (o.connect_rate)
         limit_ns += (uint64_t)total * 1000000000u / o.connect_rate;
     uint64_t t0 = bench_now_ns();
-    while (started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
+    while (!o.churn && started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
            atomic_load(&shared.connects_done) < total && bench_now_ns() - t0 < limit_ns)
-        sleep_until(bench_now_ns() + 2000000u);
+        bench_sleep_until(bench_now_ns() + 2000000u);
 
     uint64_t now = bench_now_ns();
     shared.t_start_ns = now;
@@ -258,45 +271,19 @@ int main(int argc, char **argv)
     shared.t_end_ns = shared.t_measure_ns + o.duration_us * 1000u;
     /* Nothing connected: nothing to measure, so the run ends now rather
        than after --warmup and --duration of nothing. */
-    if (atomic_load(&shared.connects_ok) == 0)
+    if (!o.churn && atomic_load(&shared.connects_ok) == 0)
         shared.t_measure_ns = shared.t_end_ns = now;
     atomic_store_explicit(&shared.go, 1, memory_order_release);
 
-    int tty = isatty(STDERR_FILENO);
-    uint64_t next_report = now + 1000000000u;
-    uint64_t last_msgs = 0;
-    while (started == o.threads && !atomic_load(&shared.abort_run) &&
-           bench_now_ns() < shared.t_end_ns) {
-        if (interrupted) {
-            atomic_store(&shared.abort_run, 1);
-            break;
-        }
-        uint64_t wake = next_report < shared.t_end_ns ? next_report : shared.t_end_ns;
-        /* Short naps, so an aborted run ends promptly. */
-        if (wake > bench_now_ns() + 50000000u)
-            wake = bench_now_ns() + 50000000u;
-        sleep_until(wake);
-        /* The report time moves on even when nothing is printed: left
-           behind, it would turn these naps into a spin on the clock that
-           takes the workers' CPU. */
-        if (bench_now_ns() >= next_report) {
-            if (tty) {
-                uint64_t msgs, errs;
-                progress_totals(workers, started, &msgs, &errs);
-                double t = (double)(next_report - shared.t_start_ns) / 1e9;
-                fprintf(stderr, "%s: %3.0f s%s  %llu msg/s  errors %llu\n", progname, t,
-                        next_report <= shared.t_measure_ns ? " (warm-up)" : "",
-                        (unsigned long long)(msgs - last_msgs), (unsigned long long)errs);
-                last_msgs = msgs;
-            }
-            next_report += 1000000000u;
-        }
-    }
+    if (started == o.threads)
+        ival_run(&shared, workers, started, &interrupted);
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     uint64_t end = bench_now_ns();
     if (end > shared.t_end_ns)
         end = shared.t_end_ns;
+    if (started == o.threads)
+        ival_final(&shared, workers, started, end);
 
     struct totals t;
     totals_collect(&t, workers, started, &o,
@@ -326,6 +313,8 @@ int main(int argc, char **argv)
                 (double)t.max_wait_ns / 1e9, (unsigned long long)t.outstanding);
         status = 1;
     }
+    if (t.ports_out)
+        ports_ran_out(&o, t.ports_out);
     if (status != 0) {
         if (t.first_error != NULL)
             fprintf(stderr, "%s: %llu error(s), %llu connect failure(s); first: %s\n", progname,

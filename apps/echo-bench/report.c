@@ -2,25 +2,13 @@
 /* report.c - echo-bench's report; see report.h. */
 #include "report.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "interval.h"
 #include "udp_worker.h"
 #include "worker.h"
-
-/* CPUs the threads can use: with more threads than that, they share them. */
-static unsigned usable_cpus(void)
-{
-#ifdef CPU_COUNT
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-#endif
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
 
 /* The share of the CPU time its threads could have had that the load
    generator used: one CPU per thread, up to the CPUs it may run on. */
@@ -64,6 +52,8 @@ static const char *mode_name(const struct bench_options *o)
 {
     if (o->never_read)
         return "never-read";
+    if (o->churn)
+        return "churn";
     return o->rate ? "open" : "closed";
 }
 
@@ -74,6 +64,18 @@ static void print_latency(const char *label, uint64_t ns)
         printf("  %s %.1f us", label, us(ns));
     else
         printf("  %s %.2f ms", label, (double)ns / 1e6);
+}
+
+/* One line: p50, p90, p99, p99.9 and max after the label. */
+static void print_percentiles(const char *label, const struct histogram *h)
+{
+    fputs(label, stdout);
+    print_latency("p50", histogram_percentile(h, 50));
+    print_latency("p90", histogram_percentile(h, 90));
+    print_latency("p99", histogram_percentile(h, 99));
+    print_latency("p99.9", histogram_percentile(h, 99.9));
+    print_latency("max", h->max);
+    printf("\n");
 }
 
 /* The open loop fell behind its schedule when the sockets had not taken
@@ -132,6 +134,83 @@ static void text_schedule(const struct bench_options *o, const struct totals *t)
                busy_share(t) * 100);
 }
 
+/* --rate A:B and --slo: the ramp and its knee. */
+static void json_ramp(const struct bench_options *o)
+{
+    double rate, t_s;
+    printf("\"ramp\":{\"from\":%llu,\"to\":%llu,\"slo_ms\":", (unsigned long long)o->rate,
+           (unsigned long long)(o->rate_to ? o->rate_to : o->rate));
+    if (o->slo_ms)
+        printf("%llu", (unsigned long long)o->slo_ms);
+    else
+        printf("null");
+    if (ival_knee(&rate, &t_s))
+        printf(",\"knee_rate\":%.1f,\"knee_t_s\":%.3f},", rate, t_s);
+    else
+        printf(",\"knee_rate\":null,\"knee_t_s\":null},");
+}
+
+static void text_ramp(const struct bench_options *o)
+{
+    double rate, t_s;
+    if (o->rate_to)
+        printf("ramp           from %llu to %llu msg/s over the measured time\n",
+               (unsigned long long)o->rate, (unsigned long long)o->rate_to);
+    if (o->slo_ms == 0)
+        return;
+    if (ival_knee(&rate, &t_s))
+        printf("knee           interval p99 above --slo %llu ms from %.0f msg/s offered on"
+               " (the interval ending at %.1f s)\n",
+               (unsigned long long)o->slo_ms, rate, t_s);
+    else
+        printf("knee           none: every interval's p99 within --slo %llu ms\n",
+               (unsigned long long)o->slo_ms);
+}
+
+static const char *const churn_kind_json[CHURN_KINDS] = {"refused", "reset", "timed_out", "closed",
+                                                         "other"};
+static const char *const churn_kind_text[CHURN_KINDS] = {"refused", "reset", "timed out",
+                                                         "closed early", "other"};
+
+static double connects_per_s(const struct totals *t)
+{
+    return t->window_s > 0 ? (double)t->connect_hist.count / t->window_s : 0.0;
+}
+
+static void json_churn(const struct bench_options *o, const struct totals *t)
+{
+    const struct histogram *h = &t->connect_hist;
+    printf("\"churn\":{\"target_per_s\":%llu,\"per_conn\":%llu,\"connects_per_s\":%.1f,"
+           "\"attempts\":%llu,\"connected\":%llu,\"finished\":%llu,",
+           (unsigned long long)o->churn, (unsigned long long)o->per_conn, connects_per_s(t),
+           (unsigned long long)t->churn_attempts, (unsigned long long)t->churn_connected,
+           (unsigned long long)t->churn_finished);
+    printf("\"connect_latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,"
+           "\"max\":%.1f},\"failures\":{",
+           us(histogram_percentile(h, 50)), us(histogram_percentile(h, 90)),
+           us(histogram_percentile(h, 99)), us(histogram_percentile(h, 99.9)), us(h->max));
+    for (int k = 0; k < CHURN_KINDS; k++)
+        printf("%s\"%s\":%llu", k ? "," : "", churn_kind_json[k],
+               (unsigned long long)t->churn_failures[k]);
+    printf("}},");
+}
+
+static void text_churn(const struct bench_options *o, const struct totals *t)
+{
+    const struct histogram *h = &t->connect_hist;
+    printf("churn          target %llu connects/s, achieved %.0f/s; %llu attempted, %llu "
+           "connected, %llu closed after %llu message(s)\n",
+           (unsigned long long)o->churn, connects_per_s(t), (unsigned long long)t->churn_attempts,
+           (unsigned long long)t->churn_connected, (unsigned long long)t->churn_finished,
+           (unsigned long long)o->per_conn);
+    print_percentiles("connect      ", h);
+    printf("failures      ");
+    for (int k = 0; k < CHURN_KINDS; k++)
+        printf("%s %s %llu", k ? "," : "", churn_kind_text[k],
+               (unsigned long long)t->churn_failures[k]);
+    printf("\n");
+}
+
 void report_json(const struct bench_options *o, const char *backend, unsigned idle,
                  const struct totals *t)
 {
@@ -161,8 +240,14 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
                t->nr_conns ? (double)t->nr_sum / t->nr_conns : 0.0);
     if (o->rate)
         json_schedule(o, t);
-    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,", t->cpu_s,
-           cpu_us_per_msg(t), busy_share(t), t->cpus);
+    if (o->rate_to || o->slo_ms)
+        json_ramp(o);
+    if (o->churn)
+        json_churn(o, t);
+    printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,"
+           "\"threads_auto\":%s,\"self_limited\":%s,",
+           t->cpu_s, cpu_us_per_msg(t), busy_share(t), t->cpus, o->threads_auto ? "true" : "false",
+           busy_share(t) >= BUSY_LIMIT ? "true" : "false");
     if (t->retrans_known)
         printf("\"retransmits\":%llu,", (unsigned long long)t->retransmits);
     else
@@ -170,9 +255,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
     printf("\"outstanding\":%llu,\"timed_out\":%llu,\"timeout_s\":%.3f,",
            (unsigned long long)t->outstanding, (unsigned long long)t->timed_out,
            (double)o->timeout_us / 1e6);
-    printf("\"connect_failures\":%llu,\"errors\":%llu,\"idle_closed\":%llu,\"first_error\":",
-           (unsigned long long)t->connect_failures, (unsigned long long)t->errors,
-           (unsigned long long)t->idle_closed);
+    printf("\"connect_failures\":%llu,\"ports_exhausted\":%llu,\"errors\":%llu,"
+           "\"idle_closed\":%llu,\"first_error\":",
+           (unsigned long long)t->connect_failures, (unsigned long long)t->ports_out,
+           (unsigned long long)t->errors, (unsigned long long)t->idle_closed);
     if (t->first_error != NULL)
         json_string(t->first_error);
     else
@@ -192,6 +278,9 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
         printf("never reading");
     else if (o->rate)
         printf("open loop at %llu msg/s", (unsigned long long)o->rate);
+    else if (o->churn)
+        printf("churn at %llu connects/s (at most %u open), depth %u", (unsigned long long)o->churn,
+               o->conns, o->depth);
     else
         printf("closed loop, depth %u", o->depth);
     printf(", %u thread(s), backend %s, %.2f s measured\n", o->threads, backend, t->window_s);
@@ -205,16 +294,14 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
         printf("messages       %llu (%.0f/s)\n", (unsigned long long)t->messages,
                (double)t->messages / w);
         printf("throughput     %.2f MB/s echoed\n", (double)t->bytes / w / 1e6);
-        printf("latency      ");
-        print_latency("p50", histogram_percentile(h, 50));
-        print_latency("p90", histogram_percentile(h, 90));
-        print_latency("p99", histogram_percentile(h, 99));
-        print_latency("p99.9", histogram_percentile(h, 99.9));
-        print_latency("max", h->max);
-        printf("\n");
+        print_percentiles("latency      ", h);
     }
     if (o->rate)
         text_schedule(o, t);
+    if (o->rate_to || o->slo_ms)
+        text_ramp(o);
+    if (o->churn)
+        text_churn(o, t);
     if (o->udp)
         printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
                (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
@@ -223,7 +310,11 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     if (t->messages)
         printf(", %.2f us per message", cpu_us_per_msg(t));
     printf("\n");
-    if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
+    if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT && t->nthreads < t->cpus)
+        printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
+               "server's (--threads auto would use the %u CPU(s) it may run on)\n",
+               t->cpus);
+    else if (!o->rate && !o->never_read && busy_share(t) >= BUSY_LIMIT)
         printf("note: echo-bench was at its limit; the messages/s may be its own, not the "
                "server's (more --threads, or other CPUs, would tell)\n");
     printf("connect failures %llu, errors %llu", (unsigned long long)t->connect_failures,
@@ -237,14 +328,25 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     printf("\n");
 }
 
+static void totals_churn(struct totals *t, const struct churn *ch)
+{
+    histogram_merge(&t->connect_hist, &ch->connect_hist);
+    t->churn_attempts += ch->attempts;
+    t->churn_connected += ch->connected;
+    t->churn_finished += ch->finished;
+    for (int k = 0; k < CHURN_KINDS; k++)
+        t->churn_failures[k] += ch->failures[k];
+}
+
 void totals_collect(struct totals *t, struct worker **workers, unsigned n,
                     const struct bench_options *o, double window_s)
 {
     memset(t, 0, sizeof *t);
     histogram_init(&t->hist);
     histogram_init(&t->lag);
+    histogram_init(&t->connect_hist);
     t->nr_min = UINT64_MAX;
-    t->cpus = usable_cpus();
+    t->cpus = bench_usable_cpus();
     t->window_s = window_s;
     for (unsigned i = 0; i < n; i++) {
         const struct worker *w = workers[i];
@@ -258,6 +360,7 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
         t->bytes += w->bytes;
         t->errors += w->errors;
         t->connect_failures += w->connect_failures;
+        t->ports_out += w->ports_out;
         t->idle_closed += w->idle_closed;
         t->outstanding += w->outstanding;
         t->timed_out += w->timed_out;
@@ -273,6 +376,8 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
         if (w->never_read_max > t->nr_max)
             t->nr_max = w->never_read_max;
         t->nr_sum += w->never_read_sum;
+        if (w->churn != NULL)
+            totals_churn(t, w->churn);
         if (t->first_error == NULL && w->first_error[0] != '\0')
             t->first_error = w->first_error;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bench_args.h"
+#include "churn.h"
 #include "histogram.h"
 
 struct worker;
@@ -17,6 +18,7 @@ struct totals {
     struct histogram hist;
     uint64_t messages, bytes, errors, connect_failures, idle_closed;
     uint64_t outstanding, timed_out; /* see struct worker */
+    uint64_t ports_out;
     uint64_t max_wait_ns;
     struct histogram lag; /* open loop: schedule lag */
     uint64_t scheduled, unsent;
@@ -25,6 +27,11 @@ struct totals {
     uint64_t lost, late;                                     /* --udp */
     uint64_t nr_min, nr_max, nr_sum; /* --never-read: bytes taken per conn */
     unsigned nr_conns;
+    /* --churn: connect latency (connects started in the window), counts
+       over the whole run */
+    struct histogram connect_hist;
+    uint64_t churn_attempts, churn_connected, churn_finished;
+    uint64_t churn_failures[CHURN_KINDS];
     int fatal;
     const char *first_error;
     double window_s;

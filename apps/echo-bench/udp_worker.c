@@ -168,6 +168,8 @@ static void flow_reply(struct udp_flow *f, const unsigned char *buf, size_t len,
         w->late++; /* already counted lost, or a duplicate */
         return;
     }
+    if (w->ival != NULL)
+        histogram_record(w->ival->cur, now > sl->sent_ns ? now - sl->sent_ns : 0);
     if (now >= s->t_measure_ns && now < s->t_end_ns) {
         histogram_record(&w->hist, now > sl->sent_ns ? now - sl->sent_ns : 0);
         w->messages++;
@@ -351,6 +353,8 @@ void *udp_worker_main(void *arg)
             w->flows[i].owed = o->depth;
             flow_pump(&w->flows[i]);
         }
+        if (w->ival != NULL)
+            ival_start(w->ival, s);
         w->started = 1;
     }
     while (!atomic_load_explicit(&s->abort_run, memory_order_relaxed)) {
@@ -358,7 +362,12 @@ void *udp_worker_main(void *arg)
         worker_cpu_tick(w, now);
         if (now >= s->t_end_ns)
             break;
-        uint64_t ms = (s->t_end_ns - now) / 1000000u;
+        uint64_t until = s->t_end_ns;
+        if (w->ival != NULL) {
+            uint64_t boundary = ival_tick(w->ival, now, total_inflight(w));
+            until = boundary < until ? boundary : until;
+        }
+        uint64_t ms = until > now ? (until - now) / 1000000u : 0;
         if (run_once(w, ms > 100 ? 100 : (int)ms) < 0)
             break;
     }

@@ -22,6 +22,7 @@
  * Nothing is allocated after the connections are set up.
  */
 #include "worker.h"
+#include "conn.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,43 +38,21 @@
 
 #include <iomux/loop.h>
 
-enum conn_state {
-    CONN_NEW, /* connect not started yet (pacing) */
-    CONN_CONNECTING,
-    CONN_OPEN,
-    CONN_CLOSED,
-};
-
-struct bench_conn {
-    struct worker *w;
-    int fd;
-    enum conn_state state;
-    int idle;           /* an idle connection: held open, no traffic */
-    int read_paused;    /* --read-delay: waiting for the timer */
-    unsigned id;        /* global connection number */
-    unsigned mask;      /* interest currently given to the loop */
-    uint64_t base;      /* where this connection's stream starts in the pattern */
-    uint64_t sent;      /* stream bytes sent */
-    uint64_t queued;    /* stream bytes released for sending */
-    uint64_t received;  /* stream bytes echoed back and checked */
-    uint64_t released;  /* messages released */
-    uint64_t completed; /* messages whose echo is complete */
-    uint64_t *send_ns;  /* closed loop: release time of each in-flight
-                           message, indexed by message number % depth */
-    uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
-};
-
-static void conn_close(struct bench_conn *c)
+void conn_close(struct bench_conn *c)
 {
+    if (c->state == CONN_OPEN && !c->idle)
+        c->w->in_flight -= c->released - c->completed;
     if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
         iomux_fd_unwatch(c->w->loop, c->fd);
         close(c->fd);
     }
     c->fd = -1;
     c->state = CONN_CLOSED;
+    if (c->busy)
+        churn_free(c);
 }
 
-static void conn_set_mask(struct bench_conn *c, unsigned mask)
+void conn_set_mask(struct bench_conn *c, unsigned mask)
 {
     if (mask == c->mask)
         return;
@@ -98,7 +77,7 @@ static unsigned conn_wanted_mask(const struct bench_conn *c)
     return mask;
 }
 
-static void conn_flush(struct bench_conn *c)
+void conn_flush(struct bench_conn *c)
 {
     struct worker *w = c->w;
     while (c->sent < c->queued) {
@@ -112,7 +91,10 @@ static void conn_flush(struct bench_conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            worker_error(w, "conn %u: send: %s", c->id, strerror(errno));
+            int err = errno;
+            if (w->churn != NULL)
+                churn_failed(w, err);
+            worker_error(w, "conn %u: send: %s", c->id, strerror(err));
             conn_close(c);
             return;
         }
@@ -122,12 +104,13 @@ static void conn_flush(struct bench_conn *c)
 }
 
 /* Releases one closed-loop message, stamped with its release time. */
-static void release_closed(struct bench_conn *c, uint64_t now)
+void release_closed(struct bench_conn *c, uint64_t now)
 {
     const struct bench_options *o = c->w->shared->opt;
     c->send_ns[c->released % o->depth] = now;
     c->released++;
     c->queued += o->size;
+    c->w->in_flight++;
 }
 
 static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
@@ -146,6 +129,8 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
 static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
 {
     const struct bench_shared *s = c->w->shared;
+    if (s->opt->rate_to != 0) /* a ramp: message k * conns + id overall */
+        return ramp_due(s, k * s->total_conns + c->id);
     if (s->opt->rate != 0)
         return s->t_start_ns + c->phase_ns + k * s->interval_ns;
     return c->send_ns[k % s->opt->depth];
@@ -170,14 +155,19 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
         uint64_t due = msg_due(c, c->completed);
         uint64_t wait = now > due ? now - due : 0;
         c->completed++;
+        w->in_flight--;
         note_wait(w, wait);
+        if (w->ival != NULL)
+            histogram_record(w->ival->cur, wait);
         if (in_window) {
             histogram_record(&w->hist, wait);
             w->messages++;
         }
-        if (o->rate == 0 && now < s->t_end_ns)
+        if (o->rate == 0 && now < s->t_end_ns && (o->churn == 0 || c->released < o->per_conn))
             release_closed(c, now);
     }
+    if (o->churn != 0 && c->completed == o->per_conn)
+        churn_finished(c);
 }
 
 /* TCP retransmissions of a connection over its life, read before it is
@@ -212,12 +202,14 @@ static void count_outstanding(struct worker *w)
             uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
             note_wait(w, wait);
             histogram_record(&w->hist, wait);
+            if (w->ival != NULL)
+                histogram_record(w->ival->cur, wait);
             w->outstanding++;
         }
     }
 }
 
-static void conn_read(struct bench_conn *c)
+void conn_read(struct bench_conn *c)
 {
     struct worker *w = c->w;
     const struct bench_shared *s = w->shared;
@@ -228,14 +220,19 @@ static void conn_read(struct bench_conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
+            int err = errno;
             if (c->idle)
                 w->idle_closed++;
             else
-                worker_error(w, "conn %u: recv: %s", c->id, strerror(errno));
+                worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
+            if (!c->idle && w->churn != NULL)
+                churn_failed(w, err);
             conn_close(c);
             return;
         }
         if (n == 0) {
+            if (!c->idle && w->churn != NULL)
+                churn_failed(w, 0);
             if (c->idle) {
                 w->idle_closed++;
             } else {
@@ -293,94 +290,6 @@ static void conn_read(struct bench_conn *c)
     }
 }
 
-static void connect_done(struct bench_conn *c)
-{
-    atomic_fetch_add_explicit(&c->w->shared->connects_done, 1, memory_order_relaxed);
-}
-
-static void connect_failed(struct bench_conn *c, int err)
-{
-    struct worker *w = c->w;
-    w->connect_failures++;
-    if (w->first_error[0] == '\0' && err == ETIMEDOUT)
-        snprintf(w->first_error, sizeof w->first_error,
-                 "conn %u: connect: not connected within --connect-timeout %.3g s", c->id,
-                 (double)w->shared->opt->connect_timeout_us / 1e6);
-    else if (w->first_error[0] == '\0')
-        snprintf(w->first_error, sizeof w->first_error, "conn %u: connect: %s", c->id,
-                 strerror(err));
-    conn_close(c);
-    connect_done(c);
-}
-
-static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
-{
-    (void)loop;
-    (void)fd;
-    struct bench_conn *c = data;
-    if (c->state == CONN_CONNECTING) {
-        int err = iomux_socket_error(c->fd);
-        if (err == 0 && (events & (IOMUX_ERROR | IOMUX_HUP)))
-            err = -ECONNREFUSED;
-        if (err < 0) {
-            connect_failed(c, -err);
-            return;
-        }
-        c->state = CONN_OPEN;
-        atomic_fetch_add_explicit(&c->w->shared->connects_ok, 1, memory_order_relaxed);
-        connect_done(c);
-        /* Reading from the start catches a server that closes at once. */
-        conn_set_mask(c, c->w->shared->opt->never_read && !c->idle ? 0 : IOMUX_READ);
-        return;
-    }
-    if (c->state != CONN_OPEN)
-        return;
-    if (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
-        conn_read(c);
-    if (c->state == CONN_OPEN && (events & IOMUX_WRITE))
-        conn_flush(c);
-}
-
-static void start_connect(struct bench_conn *c)
-{
-    const struct bench_shared *s = c->w->shared;
-    int rc = iomux_tcp_connect(&s->addr, &c->fd);
-    const char *what = NULL;
-    if ((rc == 0 || rc == -EINPROGRESS) && s->tune) {
-        int trc = sock_tuning_apply(c->fd, &s->tuning, &what);
-        if (trc < 0) {
-            close(c->fd);
-            rc = trc;
-        }
-    }
-    if (rc < 0 && rc != -EINPROGRESS) {
-        struct worker *w = c->w;
-        if (what != NULL && w->first_error[0] == '\0')
-            snprintf(w->first_error, sizeof w->first_error, "conn %u: %s: %s", c->id, what,
-                     strerror(-rc));
-        c->fd = -1;
-        connect_failed(c, -rc);
-        return;
-    }
-    /* Writability says the connect finished, either way. */
-    rc = iomux_fd_watch(c->w->loop, c->fd, IOMUX_WRITE, on_conn_event, c);
-    if (rc < 0) {
-        struct worker *w = c->w;
-        /* -ERANGE is the select backend's FD_SETSIZE (or the loop's
-           max_fds): say that rather than "Numerical result out of range". */
-        if (rc == -ERANGE && w->first_error[0] == '\0')
-            snprintf(w->first_error, sizeof w->first_error,
-                     "conn %u: fd %d is too high for the %s backend (FD_SETSIZE %d)", c->id, c->fd,
-                     iomux_loop_backend(w->loop), FD_SETSIZE);
-        close(c->fd);
-        c->fd = -1;
-        connect_failed(c, -rc);
-        return;
-    }
-    c->mask = IOMUX_WRITE;
-    c->state = CONN_CONNECTING;
-}
-
 int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, unsigned n_conns,
                 unsigned n_idle, unsigned first_id, unsigned id_stride)
 {
@@ -398,6 +307,14 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     histogram_init(&w->hist);
     histogram_init(&w->lag);
     w->wake.fd = -1;
+    if (shared->report_ns != 0 && (w->ival = malloc(sizeof *w->ival)) == NULL)
+        return -ENOMEM;
+    if (w->ival != NULL)
+        ival_init(w->ival);
+    if (o->churn != 0 && churn_init(w) != 0) {
+        worker_fini(w);
+        return -ENOMEM;
+    }
     unsigned total = n_conns + n_idle;
     w->conns = calloc(total ? total : 1, sizeof *w->conns);
     uint64_t *slots = calloc((size_t)(n_conns ? n_conns : 1) * o->depth, sizeof *slots);
@@ -405,6 +322,8 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         free(w->conns);
         free(slots);
         w->conns = NULL;
+        free(w->ival);
+        w->ival = NULL;
         return -ENOMEM;
     }
     uint64_t interval = shared->interval_ns;
@@ -432,14 +351,20 @@ void worker_fini(struct worker *w)
         free(w->conns[0].send_ns);
     free(w->conns);
     w->conns = NULL;
+    free(w->ival);
+    w->ival = NULL;
+    churn_fini(w);
 }
 
 /* Starts the traffic once main() set the timeline: connections still not
-   connected by now count as failed connects. */
+   connected by now count as failed connects. With --churn, the schedule
+   of connects starts instead. */
 static void start_traffic(struct worker *w, uint64_t now)
 {
     const struct bench_options *o = w->shared->opt;
-    for (unsigned i = 0; i < w->n_conns + w->n_idle; i++) {
+    if (o->rate != 0 || o->churn != 0)
+        (void)wake_open(&w->wake, w->loop); /* else: poll, as wake.h says */
+    for (unsigned i = 0; o->churn == 0 && i < w->n_conns + w->n_idle; i++) {
         struct bench_conn *c = &w->conns[i];
         if (c->state == CONN_NEW || c->state == CONN_CONNECTING) {
             connect_failed(c, ETIMEDOUT);
@@ -455,6 +380,10 @@ static void start_traffic(struct worker *w, uint64_t now)
         }
         conn_flush(c);
     }
+    if (o->churn != 0)
+        churn_start(w);
+    if (w->ival != NULL)
+        ival_start(w->ival, w->shared);
     w->started = 1;
 }
 
@@ -463,20 +392,20 @@ static void start_traffic(struct worker *w, uint64_t now)
 static uint64_t release_due(struct worker *w, uint64_t now)
 {
     const struct bench_shared *s = w->shared;
-    uint64_t interval = s->interval_ns;
     uint64_t next = UINT64_MAX;
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct bench_conn *c = &w->conns[i];
         if (c->state != CONN_OPEN)
             continue;
-        uint64_t due = s->t_start_ns + c->phase_ns + c->released * interval;
+        uint64_t due = msg_due(c, c->released);
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
             if (due >= s->t_measure_ns)
                 histogram_record(&w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
-            due += interval;
+            w->in_flight++;
+            due = msg_due(c, c->released);
             more = 1;
         }
         if (more)
@@ -498,53 +427,90 @@ static int wait_ms(uint64_t now, uint64_t deadline, int cap)
     return ms < (uint64_t)cap ? (int)ms : cap;
 }
 
+/* Before `go`: starts the connects, paced by --connect-rate (each worker
+   opens its share); returns the loop's timeout. --churn connects later. */
+static int connect_phase(struct worker *w, uint64_t now)
+{
+    const struct bench_options *o = w->shared->opt;
+    unsigned total = w->n_conns + w->n_idle;
+    double per_s = o->connect_rate ? (double)o->connect_rate / o->threads : 0;
+    int timeout = 10;
+    while (o->churn == 0 && w->n_started < total) {
+        if (per_s > 0) {
+            uint64_t at = w->connect_t0_ns + (uint64_t)((double)w->n_started * 1e9 / per_s);
+            if (at > now)
+                return wait_ms(now, at, timeout);
+        }
+        start_connect(&w->conns[w->n_started++]);
+    }
+    return timeout;
+}
+
+/* One turn of the traffic: releases what is due (open loop), starts the
+   connects due (--churn), ends intervals; returns the loop's timeout. */
+static int traffic_turn(struct worker *w, uint64_t now)
+{
+    const struct bench_shared *s = w->shared;
+    uint64_t deadline = s->t_end_ns;
+    uint64_t next = UINT64_MAX;
+    if (s->opt->rate != 0)
+        next = release_due(w, now);
+    if (s->opt->churn != 0)
+        next = churn_tick(w, now);
+    /* Without the timer, wait_ms() rounds down and the last millisecond
+       before `next` is polled. */
+    if (next < deadline && wake_arm(&w->wake, next) < 0)
+        deadline = next;
+    if (w->ival != NULL) {
+        uint64_t boundary = ival_tick(w->ival, now, w->in_flight);
+        deadline = boundary < deadline ? boundary : deadline;
+    }
+    return wait_ms(now, deadline, 100);
+}
+
+/* After the run: what is outstanding, --never-read's figures, the
+   retransmissions; closes everything. */
+static void finish(struct worker *w)
+{
+    const struct bench_options *o = w->shared->opt;
+    if (w->started && !o->never_read)
+        count_outstanding(w);
+    for (unsigned i = 0; i < w->n_conns + w->n_idle; i++) {
+        struct bench_conn *c = &w->conns[i];
+        if (o->never_read && !c->idle && c->state == CONN_OPEN) {
+            if (c->sent < w->never_read_min)
+                w->never_read_min = c->sent;
+            if (c->sent > w->never_read_max)
+                w->never_read_max = c->sent;
+            w->never_read_sum += c->sent;
+        }
+        if (!c->idle && c->state == CONN_OPEN && o->churn == 0)
+            count_retransmits(w, c);
+        conn_close(c);
+    }
+}
+
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct bench_shared *s = w->shared;
-    const struct bench_options *o = s->opt;
     if (worker_open_loop(w) < 0)
         return NULL;
-    int rc;
-    unsigned total = w->n_conns + w->n_idle;
-    /* Each worker opens its share of --connect-rate. */
-    double per_s = o->connect_rate ? (double)o->connect_rate / o->threads : 0;
     w->connect_t0_ns = bench_now_ns();
     for (;;) {
         uint64_t now = bench_now_ns();
         if (atomic_load_explicit(&s->abort_run, memory_order_relaxed))
             break;
-        int timeout = 10;
-        while (w->n_started < total && !w->started) {
-            if (per_s > 0) {
-                uint64_t at = w->connect_t0_ns + (uint64_t)((double)w->n_started * 1e9 / per_s);
-                if (at > now) {
-                    timeout = wait_ms(now, at, timeout);
-                    break;
-                }
-            }
-            start_connect(&w->conns[w->n_started++]);
-        }
-        if (!w->started && atomic_load_explicit(&s->go, memory_order_acquire)) {
-            if (o->rate != 0)
-                (void)wake_open(&w->wake, w->loop); /* else: poll, as wake.h says */
+        int timeout = w->started ? 0 : connect_phase(w, now);
+        if (!w->started && atomic_load_explicit(&s->go, memory_order_acquire))
             start_traffic(w, now);
-        }
         if (w->started) {
             worker_cpu_tick(w, now);
             if (now >= s->t_end_ns)
                 break;
-            uint64_t deadline = s->t_end_ns;
-            if (o->rate != 0) {
-                uint64_t next = release_due(w, now);
-                /* Without the timer, wait_ms() rounds down and the last
-                   millisecond before `next` is polled. */
-                if (next < deadline && wake_arm(&w->wake, next) < 0)
-                    deadline = next;
-            }
-            timeout = wait_ms(now, deadline, 100);
+            timeout = traffic_turn(w, now);
         }
-        rc = iomux_loop_run_once(w->loop, timeout);
+        int rc = iomux_loop_run_once(w->loop, timeout);
         if (rc < 0) {
             worker_error(w, "event loop: %s", strerror(-rc));
             w->fatal = 1;
@@ -554,21 +520,7 @@ void *worker_main(void *arg)
         atomic_store_explicit(&w->progress_messages, w->messages, memory_order_relaxed);
     }
     worker_cpu_close(w);
-    if (w->started && !o->never_read)
-        count_outstanding(w);
-    for (unsigned i = 0; i < total; i++) {
-        struct bench_conn *c = &w->conns[i];
-        if (o->never_read && !c->idle && c->state == CONN_OPEN) {
-            if (c->sent < w->never_read_min)
-                w->never_read_min = c->sent;
-            if (c->sent > w->never_read_max)
-                w->never_read_max = c->sent;
-            w->never_read_sum += c->sent;
-        }
-        if (!c->idle && c->state == CONN_OPEN)
-            count_retransmits(w, c);
-        conn_close(c);
-    }
+    finish(w);
     wake_close(&w->wake);
     iomux_loop_free(w->loop);
     w->loop = NULL;

@@ -15,6 +15,7 @@
 
 #include "bench_args.h"
 #include "histogram.h"
+#include "interval.h"
 #include "pattern.h"
 #include "sockopt.h"
 #include "wake.h"
@@ -36,6 +37,9 @@ struct bench_shared {
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
     uint64_t t_measure_ns;     /* measurement window: [t_measure, t_end) */
     uint64_t t_end_ns;
+    uint64_t report_ns; /* a line per interval this long (interval.h); 0: none */
+    int report_json;    /* those lines in JSON on stdout, else text on stderr */
+    int report_quiet;   /* none printed: intervals only for --slo's knee */
 };
 
 struct bench_conn;
@@ -62,6 +66,7 @@ struct worker {
     uint64_t bytes;    /* bytes echoed back inside the window */
     uint64_t errors;
     uint64_t connect_failures;
+    uint64_t ports_out;   /* connects that found no local port (EADDRNOTAVAIL) */
     uint64_t idle_closed; /* idle connections the server closed */
     uint64_t outstanding; /* messages sent and still unanswered at the end */
     uint64_t timed_out;   /* messages that waited longer than --timeout */
@@ -82,6 +87,11 @@ struct worker {
     uint64_t cpu_window_ns;
     uint64_t cpu_mark_ns; /* CPU time when the window opened; 0: not yet */
     char first_error[256];
+
+    /* Latency over time (interval.h); NULL when no lines are printed. */
+    struct ival_box *ival;
+    struct churn *churn; /* --churn (churn.h); NULL otherwise */
+    uint64_t in_flight;  /* messages released and not yet complete */
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */
     atomic_uint_fast64_t progress_messages;
@@ -120,5 +130,14 @@ void *worker_main(void *arg);
 void worker_fini(struct worker *w);
 
 uint64_t bench_now_ns(void);
+
+/* --rate A:B: when message m (over all connections) is due, the rate
+   going from A to B over the measured time (A during the warm-up);
+   UINT64_MAX if never. And the rate at time t_ns. */
+uint64_t ramp_due(const struct bench_shared *s, uint64_t m);
+double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns);
+
+/* Sleeps until bench_now_ns() reaches deadline_ns. */
+void bench_sleep_until(uint64_t deadline_ns);
 
 #endif /* ECHO_BENCH_WORKER_H */

@@ -7,6 +7,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +69,54 @@ int worker_open_loop(struct worker *w)
         return -1;
     }
     return 0;
+}
+
+/* The ramp's slope in messages/s per second. */
+static double ramp_slope(const struct bench_shared *s)
+{
+    double d = (double)(s->t_end_ns - s->t_measure_ns) / 1e9;
+    return d > 0 ? ((double)s->opt->rate_to - (double)s->opt->rate) / d : 0.0;
+}
+
+/* Messages sent by time t after the warm-up: a t + slope t^2 / 2, solved
+   for t. Doubles: a run of a day at 10^8/s is 2^53 messages at most. */
+uint64_t ramp_due(const struct bench_shared *s, uint64_t m)
+{
+    double a = (double)s->opt->rate;
+    double warm_n = a * (double)(s->t_measure_ns - s->t_start_ns) / 1e9;
+    double x = (double)m;
+    if (x < warm_n)
+        return s->t_start_ns + (uint64_t)(x / a * 1e9);
+    x -= warm_n;
+    double slope = ramp_slope(s);
+    double t = x / a;
+    if (slope > 1e-9 || slope < -1e-9) {
+        double disc = a * a + 2 * slope * x;
+        if (disc < 0)
+            return UINT64_MAX; /* a falling ramp that ends first */
+        t = (sqrt(disc) - a) / slope;
+    }
+    if (t > 1e6)
+        return UINT64_MAX;
+    return s->t_measure_ns + (uint64_t)(t * 1e9);
+}
+
+double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns)
+{
+    if (s->opt->rate_to == 0 || t_ns <= s->t_measure_ns)
+        return (double)s->opt->rate;
+    return (double)s->opt->rate + ramp_slope(s) * (double)(t_ns - s->t_measure_ns) / 1e9;
+}
+
+void bench_sleep_until(uint64_t deadline_ns)
+{
+    uint64_t now = bench_now_ns();
+    if (deadline_ns <= now)
+        return;
+    uint64_t d = deadline_ns - now;
+    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 void bench_tuning(struct bench_shared *shared)

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn.h - one TCP connection of a worker, inside echo-bench: worker.c
+ * moves its messages, connect.c opens it (and --churn's connections,
+ * churn.c).
+ */
+#ifndef ECHO_BENCH_CONN_H
+#define ECHO_BENCH_CONN_H
+
+#include <stdint.h>
+
+#include "churn.h"
+#include "worker.h"
+
+enum conn_state {
+    CONN_NEW, /* connect not started yet (pacing) */
+    CONN_CONNECTING,
+    CONN_OPEN,
+    CONN_CLOSED,
+};
+
+struct bench_conn {
+    struct worker *w;
+    int fd;
+    enum conn_state state;
+    int idle;           /* an idle connection: held open, no traffic */
+    int read_paused;    /* --read-delay: waiting for the timer */
+    unsigned id;        /* global connection number */
+    unsigned mask;      /* interest currently given to the loop */
+    uint64_t base;      /* where this connection's stream starts in the pattern */
+    uint64_t sent;      /* stream bytes sent */
+    uint64_t queued;    /* stream bytes released for sending */
+    uint64_t received;  /* stream bytes echoed back and checked */
+    uint64_t released;  /* messages released */
+    uint64_t completed; /* messages whose echo is complete */
+    uint64_t *send_ns;  /* closed loop: release time of each in-flight
+                           message, indexed by message number % depth */
+    uint64_t phase_ns;  /* open loop: offset of this connection's schedule */
+    /* --churn (churn.c) */
+    int busy;            /* its pool slot is taken */
+    int in_window;       /* its connect started in the measurement window */
+    uint64_t connect_ns; /* when its connect started */
+};
+
+/* Unwatches and closes it (any state); it is CONN_CLOSED after. */
+void conn_close(struct bench_conn *c);
+
+/* Gives the loop interest `mask` (closes the connection on failure). */
+void conn_set_mask(struct bench_conn *c, unsigned mask);
+
+/* Sends what is released and not yet sent, as far as the socket takes it. */
+void conn_flush(struct bench_conn *c);
+
+/* Reads, checks and completes what the server echoed. */
+void conn_read(struct bench_conn *c);
+
+/* Releases one closed-loop message, stamped with its release time. */
+void release_closed(struct bench_conn *c, uint64_t now);
+
+/* Starts a non-blocking connect; its end, either way, comes to
+   on_conn_event(). */
+void start_connect(struct bench_conn *c);
+
+/* Counts a failed connect (err: an errno) and closes the connection. */
+void connect_failed(struct bench_conn *c, int err);
+
+#endif /* ECHO_BENCH_CONN_H */
