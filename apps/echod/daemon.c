@@ -49,6 +49,55 @@ static void unset_activation_env(void)
     unsetenv("LISTEN_FDNAMES");
 }
 
+/* A passed descriptor: a listening stream or a datagram socket of a
+   family we serve, made non-blocking and close-on-exec. 0 or -errno,
+   said. */
+static int check_passed(struct echod_passed *p)
+{
+    struct stat st;
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    if (fstat(p->fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+        getsockopt(p->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockname(p->fd, (struct sockaddr *)&ss, &sslen) < 0) {
+        fprintf(stderr, "echod: socket activation: fd %d is not a socket\n", p->fd);
+        return -ENOTSOCK;
+    }
+    p->type = type;
+    p->family = ss.ss_family;
+    if (type != SOCK_STREAM && type != SOCK_DGRAM) {
+        fprintf(stderr, "echod: socket activation: fd %d: socket type %d is not served\n", p->fd,
+                type);
+        return -ESOCKTNOSUPPORT;
+    }
+    len = sizeof(listening);
+    if (type == SOCK_STREAM &&
+        (getsockopt(p->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)) {
+        /* Accept=yes passes one connection per instance: that is what
+           --inetd serves, on stdin. */
+        fprintf(stderr,
+                "echod: socket activation: fd %d is a stream socket that is not listening "
+                "(use Accept=no, or --inetd with StandardInput=socket)\n",
+                p->fd);
+        return -ENOTCONN;
+    }
+    if (p->family != AF_INET && p->family != AF_INET6 && p->family != AF_UNIX) {
+        fprintf(stderr, "echod: socket activation: fd %d: address family %d is not served\n", p->fd,
+                p->family);
+        return -EAFNOSUPPORT;
+    }
+    int flags = fcntl(p->fd, F_GETFL);
+    if (flags < 0 || fcntl(p->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        fcntl(p->fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int err = errno;
+        fprintf(stderr, "echod: socket activation: fd %d: %s\n", p->fd, strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
 int echod_activation(struct echod_passed *out, size_t *n)
 {
     *n = 0;
@@ -84,47 +133,9 @@ int echod_activation(struct echod_passed *out, size_t *n)
             p->name[len] = '\0';
             names = colon ? colon + 1 : NULL;
         }
-        struct stat st;
-        int type = 0, listening = 0;
-        socklen_t len = sizeof(type);
-        struct sockaddr_storage ss;
-        socklen_t sslen = sizeof(ss);
-        if (fstat(p->fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-            getsockopt(p->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-            getsockname(p->fd, (struct sockaddr *)&ss, &sslen) < 0) {
-            fprintf(stderr, "echod: socket activation: fd %d is not a socket\n", p->fd);
-            return -ENOTSOCK;
-        }
-        p->type = type;
-        p->family = ss.ss_family;
-        if (type != SOCK_STREAM && type != SOCK_DGRAM) {
-            fprintf(stderr, "echod: socket activation: fd %d: socket type %d is not served\n",
-                    p->fd, type);
-            return -ESOCKTNOSUPPORT;
-        }
-        len = sizeof(listening);
-        if (type == SOCK_STREAM &&
-            (getsockopt(p->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)) {
-            /* Accept=yes passes one connection per instance: that is what
-               --inetd serves, on stdin. */
-            fprintf(stderr,
-                    "echod: socket activation: fd %d is a stream socket that is not listening "
-                    "(use Accept=no, or --inetd with StandardInput=socket)\n",
-                    p->fd);
-            return -ENOTCONN;
-        }
-        if (p->family != AF_INET && p->family != AF_INET6 && p->family != AF_UNIX) {
-            fprintf(stderr, "echod: socket activation: fd %d: address family %d is not served\n",
-                    p->fd, p->family);
-            return -EAFNOSUPPORT;
-        }
-        int flags = fcntl(p->fd, F_GETFL);
-        if (flags < 0 || fcntl(p->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-            fcntl(p->fd, F_SETFD, FD_CLOEXEC) < 0) {
-            int err = errno;
-            fprintf(stderr, "echod: socket activation: fd %d: %s\n", p->fd, strerror(err));
-            return -err;
-        }
+        int rc = check_passed(p);
+        if (rc < 0)
+            return rc;
     }
     unset_activation_env();
     *n = count;

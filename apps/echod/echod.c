@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * echod.c - the echo server's policy on top of iomux streams.
+ * echod.c - the echo server's policy, on top of an engine (engine.h).
  *
- * The stream layer does the I/O (buffering, backpressure, half-close); this
- * file decides who gets a connection (--max-conns, descriptor exhaustion,
- * fds the select backend cannot watch), when a connection is cut (idle
+ * The engine does the I/O (engine_stream.c: readiness and iomux streams;
+ * engine_uring*.c: io_uring completions); this file decides who gets a connection (--max-conns,
+ * descriptor exhaustion, fds the select backend cannot watch), when a connection is cut (idle
  * timeout, shutdown grace period), and what is said about it (--trace in
  * the seed's words, rate-limited error lines, SIGUSR1 statistics). How it
  * starts (checks, binding, privileges, the engine) is setup.c.
@@ -24,51 +24,28 @@
 #include <iomux/buf.h>
 #include <iomux/loop.h>
 #include <iomux/net.h>
-#include <iomux/stream.h>
 
 #include "daemon.h"
 #include "trace.h"
 #include "udp.h"
 
-/* Connections accepted per readiness event: enough to empty a burst
-   quickly, few enough that clients already connected are not starved. */
-#define ACCEPT_BATCH 64
+/* Waiting clients refused at once when descriptors run out. */
+#define SHED_BATCH 64
 /* How long accepting pauses when descriptors run out and the reserve
    trick cannot help. */
 #define ACCEPT_PAUSE_MS 100
-/* Repeated error lines are printed at most once per this period. */
-/* The seed reads with recv(1024); --trace does the same so that its
-   "received" lines cut the data where the seed would. */
-#define TRACE_READ_MAX 1024
 
-/*
- * With the default engine a client is a stream, and its struct conn lives
- * inside the stream's own allocation (iomux_stream_extra();
- * iomux_stream_of_extra() goes back): with 10,000 idle clients, the stream,
- * this and the loop's table entry are all the memory one costs. The server
- * is the callbacks' `data`, and the peer address is kept only when
- * something needs it (--trace, --max-conns-per-ip): such servers reserve a
- * struct conn_peer instead. 16 bytes in the common case.
- */
-struct conn_peer {
-    struct conn link; /* first: a struct conn * is also a struct conn_peer * */
-    union conn_peer_addr peer;
-};
-
+/* The peer address is kept only when something needs it: a connection
+   then costs 16 bytes of the policy's in the common case. */
 bool echod_keeps_peer(const struct echod *d)
 {
     return d->opt->trace || d->perip;
 }
 
-static union conn_peer_addr *conn_peer_addr(const struct echod *d, struct conn *c)
-{
-    return d->engine ? conn_peer(c) : &((struct conn_peer *)c)->peer;
-}
-
 /* Only when echod_keeps_peer(): the others have no address stored. */
-static void conn_addr(const struct echod *d, struct conn *conn, struct iomux_addr *out)
+static void conn_addr(struct conn *conn, struct iomux_addr *out)
 {
-    const union conn_peer_addr *p = conn_peer_addr(d, conn);
+    const union conn_peer_addr *p = conn_peer(conn);
     memset(out, 0, sizeof(*out));
     if (p->sa.sa_family == AF_INET6) {
         memcpy(&out->ss, &p->in6, sizeof(p->in6));
@@ -91,7 +68,8 @@ static void store_peer(union conn_peer_addr *p, const struct iomux_addr *peer)
 static const char *conn_name(const struct echod *d, struct conn *c, char *buf, size_t size)
 {
     struct iomux_addr a;
-    conn_addr(d, c, &a);
+    (void)d;
+    conn_addr(c, &a);
     trace_addr(&a, buf, size);
     return buf;
 }
@@ -103,15 +81,9 @@ static void conn_unlink(struct echod *d, struct conn *c)
     d->open--;
     if (d->perip) {
         struct iomux_addr a;
-        conn_addr(d, c, &a);
+        conn_addr(c, &a);
         echod_perip_release(d->perip, &a);
     }
-}
-
-static uint64_t conn_last_io(const struct echod *d, struct conn *c)
-{
-    return d->engine ? d->engine_ops->last_io(d->engine, c)
-                     : iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* --inetd serves one connection: its end is the server's. */
@@ -139,30 +111,6 @@ void echod_trace_queue_empty(struct echod *d, struct conn *c)
     fprintf(stderr, "   %s queue empty\n", conn_name(d, c, name, sizeof(name)));
 }
 
-static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
-{
-    struct echod *d = data;
-    struct conn *c = iomux_stream_extra(s);
-
-    d->bytes_in += len;
-    if (d->opt->trace)
-        echod_trace_echo(d, c, bytes, len);
-    /* A failed write needs nothing here: the stream reports the reason
-       once, through on_close. */
-    if (iomux_stream_write(s, bytes, len) == 0) {
-        d->bytes_out += len;
-        if (d->opt->trace && iomux_stream_queued(s) == 0)
-            echod_trace_queue_empty(d, c);
-    }
-}
-
-/* Only registered with --trace: the queue emptied after waiting for the
-   socket to become writable. */
-static void on_drain(struct iomux_stream *s, void *data)
-{
-    echod_trace_queue_empty(data, iomux_stream_extra(s));
-}
-
 void echod_conn_closed(struct echod *d, struct conn *c, int error)
 {
     /* A reset (or a write that met one) is the peer's doing: echo-bench
@@ -188,12 +136,6 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error)
     check_done(d);
 }
 
-static void on_close(struct iomux_stream *s, int error, void *data)
-{
-    /* The memory of the struct conn goes with the stream. */
-    echod_conn_closed(data, iomux_stream_extra(s), error);
-}
-
 /* Closes a connection on our initiative (idle, grace period over). */
 static void conn_cut(struct echod *d, struct conn *c, const char *why)
 {
@@ -202,20 +144,14 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
         fprintf(stderr, "  closing %s (%s)\n", conn_name(d, c, name, sizeof(name)), why);
     }
     conn_unlink(d, c); /* first: closing frees `c` */
-    if (d->engine)
-        d->engine_ops->cut(d->engine, c);
-    else
-        iomux_stream_close(iomux_stream_of_extra(c));
+    d->engine_ops->cut(d->engine, c);
 }
 
 /* Starts the graceful end of a connection (SIGTERM): never closes it from
    here, so the caller may walk the list. */
 static void conn_end(struct echod *d, struct conn *c)
 {
-    if (d->engine)
-        d->engine_ops->end(d->engine, c);
-    else
-        iomux_stream_end(iomux_stream_of_extra(c));
+    d->engine_ops->end(d->engine, c);
 }
 
 static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
@@ -271,66 +207,40 @@ void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *st
     }
 }
 
+/* The engine could not serve `fd` (`err`): refused, saying why. */
+static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer, int err)
+{
+    char why[128];
+    echod_perip_release(d->perip, peer);
+    if (err == -ERANGE) {
+        d->refused_watch++;
+        if (strcmp(iomux_loop_backend(d->loop), "select") == 0)
+            snprintf(why, sizeof(why), "fd %d is beyond what select can watch (FD_SETSIZE %d)", fd,
+                     FD_SETSIZE);
+        else
+            snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
+        refuse(d, fd, peer, LOG_WATCH, why);
+    } else {
+        /* Out of memory, most likely: not a descriptor shortage. */
+        d->errors++;
+        snprintf(why, sizeof(why), "%s", strerror(-err));
+        refuse(d, fd, peer, LOG_ACCEPT, why);
+    }
+}
+
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
 {
     if (!admissible(d, fd, peer))
         return;
-    if (d->engine) {
-        int rc = d->engine_ops->admit(d->engine, fd, peer);
-        if (rc < 0) {
-            /* Out of memory: the socket is still ours to refuse. */
-            d->errors++;
-            ratelog_say(&d->logs[LOG_ACCEPT], iomux_loop_now(d->loop), "refusing a connection: %s",
-                        strerror(-rc));
-            echod_perip_release(d->perip, peer);
-            close(fd);
-        }
-        return;
-    }
-    struct iomux_stream_options so = {
-        .on_data = on_data,
-        .on_drain = d->opt->trace ? on_drain : NULL,
-        .on_close = on_close,
-        .data = d,
-        .extra_size = echod_keeps_peer(d) ? sizeof(struct conn_peer) : sizeof(struct conn),
-        .high_water = (size_t)d->opt->high_water,
-        .low_water = (size_t)d->opt->low_water,
-        .read_max = d->opt->trace ? TRACE_READ_MAX : 0,
-    };
-    struct iomux_stream *s;
-    int rc = iomux_stream_new(d->loop, d->pool, fd, &so, &s);
-    if (rc < 0) {
-        echod_perip_release(d->perip, peer);
-        char why[128];
-        if (rc == -ERANGE) {
-            d->refused_watch++;
-            if (strcmp(iomux_loop_backend(d->loop), "select") == 0)
-                snprintf(why, sizeof(why), "fd %d is beyond what select can watch (FD_SETSIZE %d)",
-                         fd, FD_SETSIZE);
-            else
-                snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
-            refuse(d, fd, peer, LOG_WATCH, why);
-        } else {
-            /* Out of memory, most likely: not a descriptor shortage. */
-            d->errors++;
-            snprintf(why, sizeof(why), "%s", strerror(-rc));
-            refuse(d, fd, peer, LOG_ACCEPT, why);
-        }
-        return;
-    }
-    struct conn_peer *c = iomux_stream_extra(s);
-    echod_conn_opened(d, &c->link, &c->peer, peer);
+    int rc = d->engine_ops->admit(d->engine, fd, peer);
+    if (rc < 0)
+        admit_failed(d, fd, peer, rc);
 }
 
 static void set_accepting(struct echod *d, bool on)
 {
     d->accepting_paused = !on;
-    if (d->engine) {
-        d->engine_ops->set_accepting(d->engine, on);
-        return;
-    }
-    for (size_t i = 0; i < d->nlisteners; i++)
-        iomux_fd_modify(d->loop, d->listeners[i].fd, on ? IOMUX_READ : 0);
+    d->engine_ops->set_accepting(d->engine, on);
 }
 
 static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
@@ -353,35 +263,13 @@ static void shed_load(struct echod *d, struct listener *l, int err)
 {
     ratelog_say(&d->logs[LOG_FDS], iomux_loop_now(d->loop),
                 "accept: %s; refusing new connections until some close", strerror(-err));
-    int shed = iomux_tcp_shed(l->fd, &d->reserve_fd, ACCEPT_BATCH);
+    int shed = iomux_tcp_shed(l->fd, &d->reserve_fd, SHED_BATCH);
     if (shed > 0)
         d->refused_fds += (uint64_t)shed;
     if (shed <= 0 || d->reserve_fd < 0) {
         if (!d->pause_timer &&
             iomux_timer_add(d->loop, ACCEPT_PAUSE_MS, 0, on_pause_over, d, &d->pause_timer) == 0)
             set_accepting(d, false);
-    }
-}
-
-void echod_on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
-{
-    struct listener *l = data;
-    struct echod *d = l->d;
-    (void)loop;
-    (void)fd;
-    (void)events;
-    for (int i = 0; i < ACCEPT_BATCH && !d->stopping && !d->accepting_paused; i++) {
-        struct iomux_addr peer;
-        int cfd;
-        int rc = iomux_tcp_accept(l->fd, &peer, &cfd);
-        if (rc == 0) {
-            echod_admit(d, cfd, &peer);
-            continue;
-        }
-        if (rc == -EAGAIN)
-            break;
-        if (!echod_accept_error(d, l, rc))
-            break;
     }
 }
 
@@ -406,7 +294,7 @@ void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
     uint64_t now = iomux_loop_now(loop);
     for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
         next = c->next;
-        if (now - conn_last_io(d, c) >= d->opt->idle_timeout_ms) {
+        if (now - d->engine_ops->last_io(d->engine, c) >= d->opt->idle_timeout_ms) {
             d->idle_closed++;
             conn_cut(d, c, "idle");
         }
@@ -416,13 +304,12 @@ void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 
 static void close_listeners(struct echod *d)
 {
+    /* No engine yet when the start failed before making it: then
+       nothing watches the listeners. */
     if (d->engine)
-        d->engine_ops->set_accepting(d->engine, false);
-    for (size_t i = 0; i < d->nlisteners; i++) {
-        if (!d->engine)
-            iomux_fd_unwatch(d->loop, d->listeners[i].fd);
+        d->engine_ops->unlisten(d->engine);
+    for (size_t i = 0; i < d->nlisteners; i++)
         close(d->listeners[i].fd);
-    }
     d->nlisteners = 0;
 }
 
@@ -462,13 +349,13 @@ static void print_stats(struct echod *d)
             "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
             " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
             ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached%s",
+            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached",
             echod_serving_label(d, label, sizeof(label)), d->open, d->total, d->bytes_in,
             d->bytes_out, d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch,
             d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
-            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached, d->engine ? "; " : "\n");
-    if (d->engine)
-        d->engine_ops->print_stats(d->engine, stderr);
+            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached);
+    d->engine_ops->print_stats(d->engine, stderr);
+    fputc('\n', stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
 }
@@ -529,8 +416,7 @@ int echod_run(struct echod *d)
     while (!d->done) {
         if (d->opt->trace)
             fputs("waiting for the next event\n", stderr);
-        int n = d->engine ? d->engine_ops->run_once(d->engine, tick)
-                          : iomux_loop_run_once(d->loop, tick);
+        int n = d->engine_ops->run_once(d->engine, tick);
         if (n < 0 && n != -EINTR) {
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
             return n;

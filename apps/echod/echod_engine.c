@@ -80,8 +80,10 @@ static int engine_failed(const struct engine_ops *ops, int rc)
 int echod_engine_start(struct echod *d)
 {
     const struct engine_ops *ops = engine_find(echod_engine_names[d->opt->engine]);
-    if (!ops)
-        return 0; /* the readiness engine: echod.c's streams */
+    if (!ops) {
+        fprintf(stderr, "echod: --engine %s: no such engine\n", echod_engine_names[d->opt->engine]);
+        return -EINVAL;
+    }
     const struct echod_options *opt = d->opt;
     const struct engine_config cfg = {
         .loop = d->loop,

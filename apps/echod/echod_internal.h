@@ -4,9 +4,9 @@
  * by echod.c and echod_engine.c (which hands them to an engine as the
  * hooks of engine.h). No engine includes this file.
  *
- * With the default engine, a connection is an iomux stream and its
- * struct conn lives in the stream's extra space. With an engine of
- * engine.h (--engine uring), it is inside that engine's own state.
+ * A connection's struct conn is inside its engine's own state: the
+ * stream's extra space (--engine loop), the io_uring engine's connection
+ * (--engine uring).
  */
 #ifndef ECHOD_ECHOD_INTERNAL_H
 #define ECHOD_ECHOD_INTERNAL_H
@@ -48,8 +48,8 @@ struct echod {
     const struct echod_options *opt;
     struct iomux_loop *loop;
     struct iomux_buf_pool *pool;
-    const struct engine_ops *engine_ops; /* NULL: the loop's streams do the I/O */
-    struct engine *engine;
+    const struct engine_ops *engine_ops; /* --engine: what does the stream I/O */
+    struct engine *engine;               /* set once serving starts */
     struct listener listeners[ECHOD_MAX_LISTEN];
     size_t nlisteners;
     struct conn conns; /* every open connection (engine.h); conns.next is the oldest */
@@ -82,8 +82,8 @@ struct echod {
 /* True when connections keep their peer's address. */
 bool echod_keeps_peer(const struct echod *d);
 
-/* --engine NAME, unless the default: makes d->engine on d->loop, with the
-   hooks below. 0, or -errno with the reason said (-EINVAL: not built). */
+/* --engine NAME: makes d->engine on d->loop, with the hooks below. 0, or -errno with the reason
+ * said (-EINVAL: not built). */
 int echod_engine_start(struct echod *d);
 
 /* Turns an accepted socket into a served connection (with the engine's
@@ -113,9 +113,8 @@ bool echod_accept_error(struct echod *d, struct listener *l, int err);
 
 /* What echod.c gives the start (setup.c): what does the I/O, as start-up
    and statistics lines say it, written in the caller's buf; and the
-   callbacks of the listeners, the signals and the idle sweep. */
+   callbacks of the signals and the idle sweep. */
 const char *echod_serving_label(const struct echod *d, char *buf, size_t size);
-void echod_on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data);
 void echod_on_signal(struct iomux_loop *loop, int signo, void *data);
 void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data);
 

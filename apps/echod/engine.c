@@ -9,6 +9,7 @@
 #include <string.h>
 
 static const struct engine_ops *const engines[] = {
+    &engine_stream_ops,
     &engine_uring_ops,
 };
 

@@ -139,13 +139,18 @@ struct engine_ops {
     void (*free)(struct engine *e);
     /* Starts accepting on the listening socket `fd` (borrowed; `bound` is
        its address), handing `listener` back in accept_error. 0 or -errno.
-       The policy closes `fd` only after set_accepting(false), and never
-       resumes accepting after that. */
+       The policy closes `fd` only after unlisten(). */
     int (*listen)(struct engine *e, int fd, const struct iomux_addr *bound, void *listener);
     /* Pauses (false) or resumes (true) accepting on every listener. */
     void (*set_accepting)(struct engine *e, bool on);
+    /* Stops accepting for good and lets go of every listener (a readiness
+       engine unwatches them): the policy closes them next. May be called
+       again, with nothing left to do. */
+    void (*unlisten)(struct engine *e);
     /* Serves an accepted socket the policy admitted, through the opened
-       hook. Takes `fd` on success; on failure (-errno) it is the caller's. */
+       hook. Takes `fd` on success; on failure (-errno) it is the caller's:
+       -ERANGE for an fd the engine cannot watch (the policy says why, in
+       the backend's words), -ENOMEM. */
     int (*admit)(struct engine *e, int fd, const struct iomux_addr *peer);
     /* The graceful end (SIGTERM): input is dropped, what is queued is sent,
        the write side is shut and the peer's end awaited (then closed()).
@@ -156,7 +161,8 @@ struct engine_ops {
     /* When `c` last sent or received, in loop milliseconds (the idle
        sweep; never on the per-message path). */
     uint64_t (*last_io)(struct engine *e, struct conn *c);
-    /* The engine's part of the SIGUSR1 line, ending the line. */
+    /* The engine's part of the SIGUSR1 line, each item after "; " (the
+       policy ends the line). */
     void (*print_stats)(struct engine *e, FILE *f);
     /* One turn of the server: waits up to timeout_ms (-1: no limit) for
        I/O or the loop, handles it, runs the loop's callbacks. Returns as
@@ -166,10 +172,10 @@ struct engine_ops {
 
 /* Defined in engine_<name>.c. Listed, for the policy to choose from by
    name, in engine.c alone. */
-extern const struct engine_ops engine_uring_ops;
+extern const struct engine_ops engine_stream_ops; /* "loop": readiness, iomux streams */
+extern const struct engine_ops engine_uring_ops;  /* "uring": io_uring completions */
 
-/* The engine called `name` (--engine); NULL if there is none by that name
-   (the readiness engine, iomux streams, is still echod.c's own). */
+/* The engine called `name` (--engine); NULL if there is none by that name. */
 const struct engine_ops *engine_find(const char *name);
 
 #endif /* ECHOD_ENGINE_H */

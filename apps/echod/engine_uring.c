@@ -215,6 +215,13 @@ static void uring_set_accepting(struct engine *eng, bool on)
     }
 }
 
+/* A cancelled accept holds no reference the close could disturb: the
+   pause is all it takes. */
+static void uring_unlisten(struct engine *eng)
+{
+    uring_set_accepting(eng, false);
+}
+
 /* --- the public side ------------------------------------------------------- */
 
 static void uring_end(struct engine *eng, struct conn *conn)
@@ -256,7 +263,7 @@ static void uring_print_stats(struct engine *eng, FILE *f)
     struct engine_uring *e = uring_of(eng);
     fprintf(
         f,
-        "ring buffers %u of %u held, %u in the ring (%zu bytes each); waits for buffers %" PRIu64
+        "; ring buffers %u of %u held, %u in the ring (%zu bytes each); waits for buffers %" PRIu64
         "; re-armed receives %" PRIu64 "; io_uring_enter %" PRIu64,
         e->held, e->buf_count, e->in_ring, e->buf_size, e->nobufs, e->rearms, e->enters);
     if (e->batch_wait_us)
@@ -266,7 +273,6 @@ static void uring_print_stats(struct engine *eng, FILE *f)
     if (e->spin_auto || e->spin_starts)
         fprintf(f, "; spinning %s, started %" PRIu64 " times, receives that found nothing %" PRIu64,
                 e->spinning ? "now" : "not now", e->spin_starts, e->spin_empty);
-    fputc('\n', f);
 }
 
 /* --- creation and teardown ------------------------------------------------- */
@@ -388,6 +394,7 @@ const struct engine_ops engine_uring_ops = {
     .free = uring_free,
     .listen = uring_listen,
     .set_accepting = uring_set_accepting,
+    .unlisten = uring_unlisten,
     .admit = uring_admit,
     .end = uring_end,
     .cut = uring_cut,

@@ -326,8 +326,8 @@ static int setup_inetd(struct echod *d)
     return 0;
 }
 
-/* Once privileges are dropped: makes the engine, if not the default one,
-   and starts accepting (or serves the --inetd connection). 0 or -errno. */
+/* Once privileges are dropped: makes the engine and starts accepting (or serves the --inetd
+ * connection). 0 or -errno. */
 static int start_serving(struct echod *d)
 {
     int rc = echod_engine_start(d);
@@ -335,8 +335,7 @@ static int start_serving(struct echod *d)
         return rc;
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
-        rc = d->engine ? d->engine_ops->listen(d->engine, l->fd, &l->addr, l)
-                       : iomux_fd_watch(d->loop, l->fd, IOMUX_READ, echod_on_accept, l);
+        rc = d->engine_ops->listen(d->engine, l->fd, &l->addr, l);
         if (rc < 0) {
             fprintf(stderr, "echod: accepting: %s\n", strerror(-rc));
             return rc;

@@ -349,9 +349,8 @@ static void send_replies(struct echod_udp *u, int fd, size_t n, const size_t *tx
     }
 }
 
-/* One recvmmsg() batch. Returns the number of datagrams read, 0 when none
-   is waiting, or -1 after a hard error. */
-static int serve_batch(struct echod_udp *u, struct udp_sock *s)
+/* The receive headers of a batch, each over its own buffer. */
+static void prepare_rx(struct echod_udp *u, const struct udp_sock *s)
 {
     for (size_t i = 0; i < BATCH; i++) {
         struct msghdr *m = &u->rx[i].msg_hdr;
@@ -365,6 +364,13 @@ static int serve_batch(struct echod_udp *u, struct udp_sock *s)
         m->msg_controllen = s->family == AF_UNIX ? 0 : sizeof(u->rx_ctl[i].bytes);
         m->msg_flags = 0;
     }
+}
+
+/* One recvmmsg() batch. Returns the number of datagrams read, 0 when none
+   is waiting, or -1 after a hard error. */
+static int serve_batch(struct echod_udp *u, struct udp_sock *s)
+{
+    prepare_rx(u, s);
     int n = recvmmsg(s->fd, u->rx, BATCH, MSG_DONTWAIT, NULL);
     if (n < 0) {
         int err = errno;

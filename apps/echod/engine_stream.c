@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine_stream.c - the readiness engine (--engine loop): the loop of
+ * --backend says when a socket is ready, iomux streams do the I/O
+ * (buffering, backpressure, half-close).
+ *
+ * A client is a stream, and its struct conn lives inside the stream's own
+ * allocation (iomux_stream_extra(); iomux_stream_of_extra() goes back):
+ * with 10,000 idle clients, the stream, this and the loop's table entry
+ * are all the memory one costs. The peer address follows only when the
+ * policy keeps it (engine_config.keep_peer).
+ *
+ * Per message: the stream calls on_data with this engine as `data`; the
+ * byte counts are one add each through the config's pointers, and --trace
+ * has callbacks of its own (chosen once per connection), so an echo tests
+ * no flag and makes no call into the policy.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <iomux/stream.h>
+
+/* Connections accepted per readiness event: enough to empty a burst
+   quickly, few enough that clients already connected are not starved. */
+#define ACCEPT_BATCH 64
+/* The seed reads with recv(1024); --trace does the same so that its
+   "received" lines cut the data where the seed would. */
+#define TRACE_READ_MAX 1024
+
+/* The stream's extra space when the peer is kept: conn_peer() finds the
+   address right after the struct conn. */
+struct conn_with_peer {
+    struct conn link;
+    union conn_peer_addr peer;
+};
+
+struct engine_stream;
+
+struct slistener {
+    struct engine_stream *e;
+    int fd;
+    void *token; /* the policy's, for accept_error */
+};
+
+struct engine_stream {
+    struct iomux_loop *loop;
+    struct iomux_buf_pool *pool;
+    struct engine_hooks hooks;
+    uint64_t *bytes_in, *bytes_out;
+    size_t high_water, low_water;
+    bool trace, keep_peer;
+    bool accepting;
+    struct slistener listeners[ENGINE_MAX_LISTEN];
+    size_t nlisteners;
+};
+
+static inline struct engine_stream *stream_of(struct engine *e)
+{
+    return (struct engine_stream *)(void *)e;
+}
+
+static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
+{
+    struct engine_stream *e = data;
+    *e->bytes_in += len;
+    /* A failed write needs nothing here: the stream reports the reason
+       once, through on_close. */
+    if (iomux_stream_write(s, bytes, len) == 0)
+        *e->bytes_out += len;
+}
+
+static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len, void *data)
+{
+    struct engine_stream *e = data;
+    struct conn *c = iomux_stream_extra(s);
+    *e->bytes_in += len;
+    e->hooks.echoed(e->hooks.policy, c, bytes, len);
+    if (iomux_stream_write(s, bytes, len) == 0) {
+        *e->bytes_out += len;
+        if (iomux_stream_queued(s) == 0)
+            e->hooks.queue_empty(e->hooks.policy, c);
+    }
+}
+
+/* Only with --trace: the queue emptied after waiting for the socket to
+   become writable. */
+static void on_drain(struct iomux_stream *s, void *data)
+{
+    struct engine_stream *e = data;
+    e->hooks.queue_empty(e->hooks.policy, iomux_stream_extra(s));
+}
+
+static void on_close(struct iomux_stream *s, int error, void *data)
+{
+    struct engine_stream *e = data;
+    /* The memory of the struct conn goes with the stream, after this. */
+    e->hooks.closed(e->hooks.policy, iomux_stream_extra(s), error);
+}
+
+static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *data)
+{
+    struct slistener *l = data;
+    struct engine_stream *e = l->e;
+    (void)loop;
+    (void)fd;
+    (void)events;
+    /* accepted() may pause accepting (set_accepting): `accepting` says so. */
+    for (int i = 0; i < ACCEPT_BATCH && e->accepting; i++) {
+        struct iomux_addr peer;
+        int cfd;
+        int rc = iomux_tcp_accept(l->fd, &peer, &cfd);
+        if (rc == 0) {
+            e->hooks.accepted(e->hooks.policy, cfd, &peer);
+            continue;
+        }
+        if (rc == -EAGAIN)
+            break;
+        if (!e->hooks.accept_error(e->hooks.policy, l->token, rc))
+            break;
+    }
+}
+
+static int stream_create(const struct engine_config *cfg, const struct engine_hooks *hooks,
+                         struct engine **out)
+{
+    struct engine_stream *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->loop = cfg->loop;
+    e->pool = cfg->pool;
+    e->hooks = *hooks;
+    e->bytes_in = cfg->bytes_in;
+    e->bytes_out = cfg->bytes_out;
+    e->high_water = cfg->high_water;
+    e->low_water = cfg->low_water;
+    e->trace = cfg->trace;
+    e->keep_peer = cfg->keep_peer;
+    e->accepting = true;
+    *out = (struct engine *)(void *)e;
+    return 0;
+}
+
+static void stream_free(struct engine *eng)
+{
+    free(stream_of(eng));
+}
+
+static int stream_listen(struct engine *eng, int fd, const struct iomux_addr *bound, void *listener)
+{
+    struct engine_stream *e = stream_of(eng);
+    (void)bound;
+    if (e->nlisteners == ENGINE_MAX_LISTEN)
+        return -ENOSPC;
+    struct slistener *l = &e->listeners[e->nlisteners];
+    *l = (struct slistener){.e = e, .fd = fd, .token = listener};
+    int rc = iomux_fd_watch(e->loop, fd, e->accepting ? IOMUX_READ : 0, on_accept, l);
+    if (rc < 0)
+        return rc;
+    e->nlisteners++;
+    return 0;
+}
+
+static void stream_set_accepting(struct engine *eng, bool on)
+{
+    struct engine_stream *e = stream_of(eng);
+    e->accepting = on;
+    for (size_t i = 0; i < e->nlisteners; i++)
+        iomux_fd_modify(e->loop, e->listeners[i].fd, on ? IOMUX_READ : 0);
+}
+
+static void stream_unlisten(struct engine *eng)
+{
+    struct engine_stream *e = stream_of(eng);
+    e->accepting = false;
+    for (size_t i = 0; i < e->nlisteners; i++)
+        iomux_fd_unwatch(e->loop, e->listeners[i].fd);
+    e->nlisteners = 0;
+}
+
+static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream_options so = {
+        .on_data = e->trace ? on_data_trace : on_data,
+        .on_drain = e->trace ? on_drain : NULL,
+        .on_close = on_close,
+        .data = e,
+        .extra_size = e->keep_peer ? sizeof(struct conn_with_peer) : sizeof(struct conn),
+        .high_water = e->high_water,
+        .low_water = e->low_water,
+        .read_max = e->trace ? TRACE_READ_MAX : 0,
+    };
+    struct iomux_stream *s;
+    /* -ERANGE: an fd the backend cannot watch; the policy says so. */
+    int rc = iomux_stream_new(e->loop, e->pool, fd, &so, &s);
+    if (rc < 0)
+        return rc;
+    e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
+    return 0;
+}
+
+static void stream_end(struct engine *eng, struct conn *c)
+{
+    (void)eng;
+    iomux_stream_end(iomux_stream_of_extra(c));
+}
+
+static void stream_cut(struct engine *eng, struct conn *c)
+{
+    (void)eng;
+    iomux_stream_close(iomux_stream_of_extra(c));
+}
+
+static uint64_t stream_last_io(struct engine *eng, struct conn *c)
+{
+    (void)eng;
+    return iomux_stream_last_io(iomux_stream_of_extra(c));
+}
+
+/* Nothing of its own to count: the policy's line says it all. */
+static void stream_print_stats(struct engine *eng, FILE *f)
+{
+    (void)eng;
+    (void)f;
+}
+
+static int stream_run_once(struct engine *eng, int timeout_ms)
+{
+    return iomux_loop_run_once(stream_of(eng)->loop, timeout_ms);
+}
+
+const struct engine_ops engine_stream_ops = {
+    .name = "loop",
+    .needs = "iomux",
+    .create = stream_create,
+    .free = stream_free,
+    .listen = stream_listen,
+    .set_accepting = stream_set_accepting,
+    .unlisten = stream_unlisten,
+    .admit = stream_admit,
+    .end = stream_end,
+    .cut = stream_cut,
+    .last_io = stream_last_io,
+    .print_stats = stream_print_stats,
+    .run_once = stream_run_once,
+};
