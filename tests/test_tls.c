@@ -150,7 +150,6 @@ static void push(struct side *s)
 
 static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)events;
     struct side *s = data;
     if (!s->handshaken) {
         int st = note(s, tls_conn_handshake(s->t));
@@ -178,7 +177,6 @@ static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
 
 static void on_deadline(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)id;
     struct side *c = data;
     snprintf(c->error, sizeof c->error, "no end within 20 s");
     c->failed = 1;

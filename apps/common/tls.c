@@ -225,7 +225,6 @@ int tls_ctx_client(struct tls_ctx **out, const struct tls_client_config *cfg, ch
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned inlen, void *arg)
 {
-    (void)ssl;
     struct tls_ctx *t = arg;
     unsigned char *chosen;
     if (SSL_select_next_proto(&chosen, outlen, t->alpn, t->alpn_len, in, inlen) !=

@@ -142,7 +142,6 @@ static int parse_churn(void *opts, const char *opt, const char *v, char *err, si
 /* The backends are those this build of the library has: not a fixed list. */
 static int parse_backend(void *opts, const char *opt, const char *v, char *err, size_t errsize)
 {
-    (void)opt;
     if (cli_check_backend(v, err, errsize) < 0)
         return -1;
     ((struct bench_options *)opts)->backend = v;

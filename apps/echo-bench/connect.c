@@ -41,8 +41,6 @@ void connect_failed(struct bench_conn *c, int err)
 
 static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)fd;
     struct bench_conn *c = data;
     if (c->state == CONN_CONNECTING) {
         int err = iomux_socket_error(c->fd);

@@ -36,7 +36,6 @@ static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int signo)
 {
-    (void)signo;
     interrupted = 1;
 }
 

@@ -182,8 +182,6 @@ static void flow_reply(struct udp_flow *f, const unsigned char *buf, size_t len,
 
 static void on_flow_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)fd;
     struct udp_flow *f = data;
     struct worker *w = f->w;
     if (events & (IOMUX_READ | IOMUX_ERROR | IOMUX_HUP)) {
@@ -229,8 +227,6 @@ static void sweep(struct worker *w, bool all)
 
 static void on_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)loop;
-    (void)id;
     sweep(data, false);
 }
 

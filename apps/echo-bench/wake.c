@@ -14,8 +14,6 @@
    loop then releases what is due. */
 static void on_wake(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)events;
     struct wake *wk = data;
     uint64_t ticks;
     if (read(fd, &ticks, sizeof ticks) > 0)
@@ -71,13 +69,8 @@ int wake_open(struct wake *wk, struct iomux_loop *loop)
 
 int wake_arm(struct wake *wk, uint64_t at_ns)
 {
-    (void)wk;
-    (void)at_ns;
     return -1;
 }
 
-void wake_close(struct wake *wk)
-{
-    (void)wk;
-}
+void wake_close(struct wake *wk) {}
 #endif

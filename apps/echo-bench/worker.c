@@ -115,8 +115,6 @@ void release_closed(struct bench_conn *c, uint64_t now)
 
 static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)loop;
-    (void)id;
     struct bench_conn *c = data;
     if (c->state != CONN_OPEN)
         return;

@@ -265,8 +265,6 @@ static void connect_error(struct conn *k, int err)
 
 static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)fd;
     struct conn *k = data;
     struct client *c = k->client;
     /* The loop stops after this round: what else is ready in it would only
@@ -332,8 +330,6 @@ static void start_part(struct client *c)
 
 static void on_delay_done(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)loop;
-    (void)id;
     struct client *c = data;
     if (c->failed)
         return;
@@ -372,7 +368,6 @@ static const char *phase_text(const struct client *c, char *buf, size_t size)
 
 static void on_timeout_check(struct iomux_loop *loop, uint64_t id, void *data)
 {
-    (void)id;
     struct client *c = data;
     if (c->failed || c->phase == PHASE_DONE)
         return;

@@ -67,7 +67,6 @@ int conn_tls_init(struct client *c)
     /* OpenSSL writes with write(): a reset peer must give EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
 #else
-    (void)c;
 #endif
     return 0;
 }
@@ -78,7 +77,6 @@ void conn_tls_free(struct client *c)
     tls_ctx_free(c->tls);
     c->tls = NULL;
 #else
-    (void)c;
 #endif
 }
 
@@ -215,7 +213,6 @@ const char *conn_strerror(const struct conn *k, int err)
     if (err == EPROTO && k->tls != NULL)
         return tls_conn_error(k->tls);
 #else
-    (void)k;
 #endif
     return strerror(err);
 }
@@ -229,6 +226,5 @@ void conn_release(struct conn *k)
     tls_conn_free(k->tls);
     k->tls = NULL;
 #else
-    (void)k;
 #endif
 }

@@ -178,9 +178,6 @@ static void pump(struct client *c)
 
 static void on_input(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)fd;
-    (void)events;
     struct client *c = data;
     c->stream.ready = 1;
     if (!c->failed && c->phase == PHASE_EXCHANGE)

@@ -68,7 +68,6 @@ static void store_peer(union conn_peer_addr *p, const struct iomux_addr *peer)
 static const char *conn_name(const struct echod *d, struct conn *c, char *buf, size_t size)
 {
     struct iomux_addr a;
-    (void)d;
     conn_addr(c, &a);
     trace_addr(&a, buf, size);
     return buf;
@@ -246,8 +245,6 @@ static void set_accepting(struct echod *d, bool on)
 static void on_pause_over(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
-    (void)loop;
-    (void)id;
     d->pause_timer = 0;
     if (!d->stopping)
         set_accepting(d, true);
@@ -290,7 +287,6 @@ bool echod_accept_error(struct echod *d, struct listener *l, int err)
 void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
-    (void)id;
     uint64_t now = iomux_loop_now(loop);
     for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
         next = c->next;
@@ -322,8 +318,6 @@ static void cut_all(struct echod *d, const char *why)
 static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
-    (void)loop;
-    (void)id;
     d->grace_timer = 0;
     if (!d->opt->quiet && d->open)
         fprintf(stderr, "echod: grace period over, cutting %" PRIu64 " connections\n", d->open);

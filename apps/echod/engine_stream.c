@@ -103,9 +103,6 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
 {
     struct slistener *l = data;
     struct engine_stream *e = l->e;
-    (void)loop;
-    (void)fd;
-    (void)events;
     /* accepted() may pause accepting (set_accepting): `accepting` says so. */
     for (int i = 0; i < ACCEPT_BATCH && e->accepting; i++) {
         struct iomux_addr peer;
@@ -150,7 +147,6 @@ static void stream_free(struct engine *eng)
 static int stream_listen(struct engine *eng, int fd, const struct iomux_addr *bound, void *listener)
 {
     struct engine_stream *e = stream_of(eng);
-    (void)bound;
     if (e->nlisteners == ENGINE_MAX_LISTEN)
         return -ENOSPC;
     struct slistener *l = &e->listeners[e->nlisteners];
@@ -203,28 +199,21 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
 
 static void stream_end(struct engine *eng, struct conn *c)
 {
-    (void)eng;
     iomux_stream_end(iomux_stream_of_extra(c));
 }
 
 static void stream_cut(struct engine *eng, struct conn *c)
 {
-    (void)eng;
     iomux_stream_close(iomux_stream_of_extra(c));
 }
 
 static uint64_t stream_last_io(struct engine *eng, struct conn *c)
 {
-    (void)eng;
     return iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
 /* Nothing of its own to count: the policy's line says it all. */
-static void stream_print_stats(struct engine *eng, FILE *f)
-{
-    (void)eng;
-    (void)f;
-}
+static void stream_print_stats(struct engine *eng, FILE *f) {}
 
 static int stream_run_once(struct engine *eng, int timeout_ms)
 {

@@ -84,8 +84,6 @@
 static int uring_missing(const struct engine_config *cfg, const struct engine_hooks *hooks,
                          struct engine **out)
 {
-    (void)cfg;
-    (void)hooks;
     *out = NULL;
     return -ENOENT;
 }
@@ -254,7 +252,6 @@ static void uring_cut(struct engine *eng, struct conn *c)
 
 static uint64_t uring_last_io(struct engine *eng, struct conn *c)
 {
-    (void)eng;
     return uconn_of(c)->last_io;
 }
 

@@ -22,8 +22,6 @@ static void pump(struct engine_uring *e);
 static void on_kick(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct engine_uring *e = data;
-    (void)loop;
-    (void)id;
     e->kick_timer = 0;
     pump(e);
 }
@@ -122,9 +120,6 @@ static void pump(struct engine_uring *e)
 
 void uring_on_ring(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
-    (void)loop;
-    (void)fd;
-    (void)events;
     pump(data);
 }
 

@@ -38,7 +38,6 @@ _Static_assert(IOMUX_STREAM_HIGH_WATER == 256 * 1024 && IOMUX_STREAM_LOW_WATER =
 
 static int parse_backend(void *opts, const char *opt, const char *value, char *err, size_t errsize)
 {
-    (void)opt;
     if (cli_check_backend(value, err, errsize) < 0)
         return -1;
     ((struct echod_options *)opts)->backend = value;

@@ -431,9 +431,6 @@ static int serve_batch(struct echod_udp *u, struct udp_sock *s)
 static void on_readable(struct iomux_loop *loop, int fd, unsigned events, void *data)
 {
     struct udp_sock *s = data;
-    (void)loop;
-    (void)fd;
-    (void)events;
     for (int b = 0; b < BATCHES_PER_EVENT; b++) {
         int n = serve_batch(s->u, s);
         if (n < BATCH)
