@@ -159,9 +159,8 @@ int iomux_addr_unix(const char *text, struct iomux_addr *out);
  * (a datagram socket's connect(): a live server never sees the probe): if
  * nobody is bound to it (connect() is refused: its owner died without
  * removing it) it is removed and replaced; if somebody is, the result is
- * -EADDRINUSE and nothing is touched. A path holding anything but a socket gives -EEXIST. Stores the
- * fd (owned by the caller) in *fd_out; removing the file when done is the
- * caller's business.
+ * -EADDRINUSE and nothing is touched. A path holding anything but a socket gives -EEXIST. Stores
+ * the fd (owned by the caller) in *fd_out; removing the file when done is the caller's business.
  */
 int iomux_unix_listen(const struct iomux_addr *addr, int type, int *fd_out);
 
