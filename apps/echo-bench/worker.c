@@ -181,6 +181,22 @@ static void count_retransmits(struct worker *w, const struct bench_conn *c)
     w->retrans_known++;
 }
 
+/* How many of the connection's messages fell due before the end: the
+   schedule's count, whether or not the loop got round to releasing them
+   (a generator too slow even to release them is behind too). */
+static uint64_t due_by_end(const struct bench_conn *c)
+{
+    const struct bench_shared *s = c->w->shared;
+    if (s->opt->rate_to == 0) {
+        uint64_t first = s->t_start_ns + c->phase_ns;
+        return s->t_end_ns > first ? (s->t_end_ns - first - 1) / s->interval_ns + 1 : 0;
+    }
+    uint64_t k = c->released;
+    while (msg_due(c, k) < s->t_end_ns)
+        k++;
+    return k;
+}
+
 /* Messages still unanswered when the run ends waited at least until then:
    their latency is charged up to the end, so that a server that stopped
    answering shows in the maximum and the high percentiles. */
@@ -192,8 +208,9 @@ static void count_outstanding(struct worker *w)
         if (c->state != CONN_OPEN)
             continue;
         if (s->opt->rate != 0) {
-            w->scheduled += c->released;
-            w->unsent += c->released - c->sent / s->opt->size;
+            uint64_t due = due_by_end(c);
+            w->scheduled += due;
+            w->unsent += due - c->sent / s->opt->size;
         }
         for (uint64_t k = c->completed; k < c->released; k++) {
             uint64_t due = msg_due(c, k);
