@@ -82,6 +82,11 @@ static void test_others(void)
 {
     struct echod_options o;
     CHECK_INT(PARSE(&o, "--inetd", "--listen", "127.0.0.1:0"), ==, ECHOD_USAGE);
+    /* A high water under 4 bytes still gets a low water of at least 1
+       (found by fuzz_options: the derived one was 0). */
+    for (const char *const *h = (const char *const[]){"1", "3", "4", NULL}; *h; h++)
+        if (CHECK_INT(PARSE(&o, "--high-water", *h), ==, ECHOD_RUN))
+            CHECK(o.low_water >= 1 && o.low_water <= o.high_water);
     CHECK_INT(PARSE(&o, "--low-water", "1M"), ==, ECHOD_USAGE); /* above 256K */
     if (CHECK_INT(PARSE(&o, "--high-water", "1K"), ==, ECHOD_RUN))
         CHECK_U64(o.low_water, ==, 256);

@@ -373,10 +373,14 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         printf("echod (iomux) %s\n", ECHOD_VERSION);
         return ECHOD_DONE;
     }
-    /* The stream layer's rule for a low water not given. */
-    if (!cli_given(specs, given, "low-water"))
+    /* The stream layer's rule for a low water not given; at least 1 byte,
+       the least --low-water takes, even for a high water under 4. */
+    if (!cli_given(specs, given, "low-water")) {
         o->low_water =
             IOMUX_STREAM_LOW_WATER < o->high_water / 4 ? IOMUX_STREAM_LOW_WATER : o->high_water / 4;
+        if (o->low_water == 0)
+            o->low_water = 1;
+    }
     if (rc != CLI_PARSE_OK || check_options(o, given, err, sizeof(err)) < 0) {
         echod_usage_error("%s", err);
         return ECHOD_USAGE;
