@@ -7,7 +7,9 @@
  *   - fallible calls return 0 (or a count) on success and a negative errno
  *     on failure; the library never prints, exits or aborts on a runtime
  *     condition;
- *   - one loop belongs to one thread; nothing here takes a lock;
+ *   - one loop belongs to one thread; nothing here takes a lock; the one
+ *     function that other threads (and signal handlers) may call is
+ *     iomux_async_send();
  *   - callbacks may call any function of this header on their own loop,
  *     including iomux_loop_free() only after iomux_loop_run() returned.
  */
@@ -22,6 +24,7 @@
 IOMUX_BEGIN_DECLS
 
 struct iomux_loop;
+struct iomux_async;
 
 /*
  * Event bits. IOMUX_READ, IOMUX_WRITE and IOMUX_PRI are interests a watcher
@@ -169,6 +172,46 @@ int iomux_signal_watch(struct iomux_loop *loop, int signo, iomux_signal_cb *cb, 
 
 /* Stops delivering `signo` and restores its previous disposition. */
 int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
+
+/*
+ * Waking a loop from another thread (libuv's uv_async_t). An async handle
+ * belongs to one loop and has one callback; any thread, or a signal
+ * handler, calls iomux_async_send() on it, and the callback then runs on
+ * the loop's thread, from the loop, like any other callback.
+ *
+ * Sends coalesce: however many sends happen before the loop gets to the
+ * handle, its callback runs once; a send never goes unanswered, so every
+ * send is followed by at least one run of the callback that starts after
+ * it. What the sending thread wrote before iomux_async_send() is visible
+ * to that callback. Carry the work itself in your own queue (with its own
+ * lock or atomics); the handle only says "look at it".
+ *
+ * An open handle keeps iomux_loop_run() going, as a signal watcher does.
+ * The first handle of a loop makes its wake fd (an eventfd on Linux, a
+ * pipe elsewhere), watched like any fd; loops without handles have none.
+ */
+typedef void iomux_async_cb(struct iomux_loop *loop, struct iomux_async *async, void *data);
+
+/* Creates a handle on `loop` (call on the loop's thread). `data` is
+   borrowed. Returns 0 and the handle in *out, or -EINVAL (NULL cb),
+   -ENOMEM, -EMFILE. The caller owns the handle: iomux_async_free(). */
+int iomux_async_new(struct iomux_loop *loop, iomux_async_cb *cb, void *data,
+                    struct iomux_async **out);
+
+/*
+ * Asks the loop to run the handle's callback. Safe from any thread and
+ * async-signal-safe: a few atomic operations and, for the first send since
+ * the loop last looked, one write(2); errno is preserved. Returns 0, or a
+ * negative errno if the wake fd could not be written (the next send tries
+ * again). Never call it on a handle that is being or has been freed: stop
+ * and join the senders first.
+ */
+int iomux_async_send(struct iomux_async *async);
+
+/* Frees the handle (on the loop's thread; from any callback, its own
+   included). A send not yet answered is dropped. NULL is a no-op.
+   iomux_loop_free() frees the handles still open. */
+void iomux_async_free(struct iomux_async *async);
 
 /*
  * Replaces the allocator the library uses (for tests of allocation
