@@ -70,9 +70,10 @@ struct iomux_loop_options {
  */
 int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opts);
 
-/* Frees the loop, its timers and signal handlers (previous signal
-   dispositions are restored). Does not close watched fds: they belong to
-   the caller, who should unwatch and close them first. NULL is a no-op. */
+/* Frees the loop, its timers, signal handlers (previous signal
+   dispositions are restored) and async handles. Does not close watched
+   fds: they belong to the caller, who should unwatch and close them
+   first. NULL is a no-op. */
 void iomux_loop_free(struct iomux_loop *loop);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (a static string). */
@@ -187,6 +188,8 @@ int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
  * lock or atomics); the handle only says "look at it".
  *
  * An open handle keeps iomux_loop_run() going, as a signal watcher does.
+ * To stop a loop from another thread, send to a handle whose callback
+ * calls iomux_loop_stop().
  * The first handle of a loop makes its wake fd (an eventfd on Linux, a
  * pipe elsewhere), watched like any fd; loops without handles have none.
  */
