@@ -108,9 +108,9 @@ int iomux_loop_run_once(struct iomux_loop *loop, int timeout_ms);
  * iomux_loop_run_once(loop, 0).
  *
  * iomux_loop_backend_fd(): the descriptor the backend waits on, readable
- * whenever run_once would dispatch I/O (watched fds and signals), or
- * -ENOTSUP when the backend has none (poll, select) or keeps part of its
- * readiness outside the kernel (uring). Owned by the loop.
+ * whenever run_once would dispatch I/O (watched fds, signals, async
+ * sends), or -ENOTSUP when the backend has none (poll, select) or keeps
+ * part of its readiness outside the kernel (uring). Owned by the loop.
  * iomux_loop_timeout(): refreshes the loop's clock and returns the
  * milliseconds until the next timer is due (0: one is due now), or -1
  * when there is no timer.
@@ -197,7 +197,8 @@ typedef void iomux_async_cb(struct iomux_loop *loop, struct iomux_async *async, 
 
 /* Creates a handle on `loop` (call on the loop's thread). `data` is
    borrowed. Returns 0 and the handle in *out, or -EINVAL (NULL cb),
-   -ENOMEM, -EMFILE. The caller owns the handle: iomux_async_free(). */
+   -ENOMEM, -EMFILE, or -ERANGE (select: the wake fd got a number at or
+   above FD_SETSIZE). The caller owns the handle: iomux_async_free(). */
 int iomux_async_new(struct iomux_loop *loop, iomux_async_cb *cb, void *data,
                     struct iomux_async **out);
 
