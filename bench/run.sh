@@ -5,6 +5,8 @@
 # when it is available, so the numbers do not wander between cores.
 #   loop_overhead  loop cost per dispatched event, per backend (issue 2);
 #                  extra arguments are passed to it (e.g. --json)
+#   async_wake     cost of waking a loop from another thread (issue 23),
+#                  not pinned: its senders and the loop need two CPUs
 #   compare.py     echod (every backend) against the reference servers in
 #                  bench/peers/ and the seed's Python servers, scenarios
 #                  S1..S5; raw JSON lines and report.py's page and charts
@@ -36,6 +38,14 @@ pin1=$(pin 1)
 
 echo "== loop overhead${pin0:+ (pinned to CPU 0)}"
 $pin0 "$build/bench/loop_overhead" "$@"
+
+echo
+echo "== waking a loop from another thread"
+quick_wake=
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+    quick_wake=--quick
+fi
+"$build/bench/async_wake" $quick_wake
 
 echod="$build/apps/echod/echod"
 bench="$build/apps/echo-bench/echo-bench"

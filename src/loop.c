@@ -173,6 +173,7 @@ int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opt
         loop->max_fds = MAX_FDS_CAP;
     iomux__timers_init(&loop->timers);
     iomux__signals_init(&loop->signals);
+    iomux__wake_init(&loop->wake);
 
     unsigned cap = INITIAL_CAPACITY < loop->max_fds ? INITIAL_CAPACITY : loop->max_fds;
     int rc = -ENOMEM;
@@ -211,6 +212,7 @@ void iomux_loop_free(struct iomux_loop *loop)
     if (!loop)
         return;
     iomux__signals_fini(loop);
+    iomux__wake_fini(loop);
     iomux__timers_fini(&loop->timers);
     loop->backend->fini(loop);
     iomux__free(loop->fds);
@@ -218,17 +220,19 @@ void iomux_loop_free(struct iomux_loop *loop)
     iomux__free(loop);
 }
 
-/* The signal self-pipe is watched like any fd but must not keep run()
-   going by itself: signal watchers are counted separately. */
-static bool counts_as_active(const struct iomux_loop *loop, int fd)
+/* The signal self-pipe and the wake fd are watched like any fd, but their
+   callbacks run other callbacks (counted by internal_ran) and they must
+   not keep run() going by themselves: their watchers are counted
+   separately. */
+static bool is_internal(const struct iomux_loop *loop, int fd)
 {
-    return fd != loop->signals.pipe[0];
+    return fd == loop->signals.pipe[0] || fd == loop->wake.fd[0];
 }
 
 static void set_mask(struct iomux_loop *loop, int fd, unsigned mask)
 {
     struct iomux__fd *slot = &loop->fds[fd];
-    if (counts_as_active(loop, fd)) {
+    if (!is_internal(loop, fd)) {
         if (slot->mask && !mask)
             loop->active--;
         else if (!slot->mask && mask)
@@ -336,11 +340,10 @@ static int dispatch(struct iomux_loop *loop, int nfired)
             if (!events)
                 continue;
         }
-        if (f.fd == loop->signals.pipe[0]) {
-            /* Count the signal callbacks it runs, not the pipe's own. */
-            loop->signals.ran = 0;
+        if (is_internal(loop, f.fd)) {
+            loop->internal_ran = 0;
             slot->cb(loop, f.fd, events, slot->data);
-            ran += (int)loop->signals.ran;
+            ran += (int)loop->internal_ran;
         } else {
             slot->cb(loop, f.fd, events, slot->data);
             ran++;
@@ -382,7 +385,8 @@ int iomux_loop_timeout(struct iomux_loop *loop)
 
 static bool alive(const struct iomux_loop *loop)
 {
-    return loop->active > 0 || loop->timers.nheap > 0 || loop->signals.count > 0;
+    return loop->active > 0 || loop->timers.nheap > 0 || loop->signals.count > 0 ||
+           loop->wake.live > 0;
 }
 
 int iomux_loop_run(struct iomux_loop *loop)

@@ -8,6 +8,7 @@
 #define IOMUX_LOOP_INTERNAL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,10 +59,24 @@ struct iomux__timers {
 struct iomux__signals {
     int pipe[2]; /* self-pipe; -1 until the first signal watcher */
     unsigned count;
-    unsigned ran; /* signal callbacks run by the last wake-up */
     iomux_signal_cb *cb[NSIG];
     void *data[NSIG];
     struct sigaction previous[NSIG];
+};
+
+/* Cross-thread wake-ups (async.c): one wake fd per loop, made by the first
+   async handle, shared by all of them. */
+struct iomux__wake {
+    int fd[2]; /* read and write end (the same eventfd twice on Linux);
+                  -1 until the first handle */
+    /* 1 from the first send after a drain until the next drain: only the
+       send that sets it writes to the fd, so a burst costs one write. */
+    atomic_uint signalled;
+    struct iomux_async **handles; /* live handles; NULL holes while scanning */
+    unsigned count, cap;
+    unsigned live;  /* handles not freed: keep run() going */
+    bool scanning;  /* the callbacks run: free leaves a hole, not a swap */
+    bool has_holes; /* compact after the scan */
 };
 
 struct iomux_loop {
@@ -77,9 +92,13 @@ struct iomux_loop {
 
     uint64_t now_ns;
     bool stop;
+    /* Callbacks run by the internal fd (signal pipe, wake fd) whose
+       callback runs now: run_once() counts those, not the fd's own. */
+    unsigned internal_ran;
 
     struct iomux__timers timers;
     struct iomux__signals signals;
+    struct iomux__wake wake;
 };
 
 /* alloc.c: the replaceable allocator. */
@@ -103,5 +122,12 @@ int iomux__timers_run(struct iomux_loop *loop);
 /* signal.c */
 void iomux__signals_init(struct iomux__signals *signals);
 void iomux__signals_fini(struct iomux_loop *loop);
+/* A pipe with both ends non-blocking and close-on-exec; 0 or -errno. */
+int iomux__pipe_open(int fds[2]);
+
+/* async.c */
+void iomux__wake_init(struct iomux__wake *wake);
+/* Frees the handles still open and closes the wake fd. */
+void iomux__wake_fini(struct iomux_loop *loop);
 
 #endif /* IOMUX_LOOP_INTERNAL_H */

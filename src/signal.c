@@ -55,7 +55,7 @@ static void on_wakeup(struct iomux_loop *loop, int fd, unsigned events, void *da
         /* The callback may unwatch its own signal: re-check each time. */
         for (unsigned i = 0; i < n && loop->signals.cb[signo]; i++) {
             loop->signals.cb[signo](loop, signo, loop->signals.data[signo]);
-            loop->signals.ran++;
+            loop->internal_ran++;
         }
     }
 }
@@ -68,21 +68,31 @@ static int set_flags(int fd)
     return 0;
 }
 
-static int open_pipe(struct iomux_loop *loop)
+int iomux__pipe_open(int fds[2])
 {
-    struct iomux__signals *s = &loop->signals;
-    int fds[2];
     /* pipe() + fcntl() rather than pipe2(): this file stays POSIX. */
     if (pipe(fds) < 0)
         return -errno;
     int rc = set_flags(fds[0]);
     if (rc == 0)
         rc = set_flags(fds[1]);
-    if (rc == 0) {
-        s->pipe[0] = fds[0];
-        s->pipe[1] = fds[1];
-        rc = iomux_fd_watch(loop, fds[0], IOMUX_READ, on_wakeup, NULL);
+    if (rc < 0) {
+        close(fds[0]);
+        close(fds[1]);
     }
+    return rc;
+}
+
+static int open_pipe(struct iomux_loop *loop)
+{
+    struct iomux__signals *s = &loop->signals;
+    int fds[2];
+    int rc = iomux__pipe_open(fds);
+    if (rc < 0)
+        return rc;
+    s->pipe[0] = fds[0];
+    s->pipe[1] = fds[1];
+    rc = iomux_fd_watch(loop, fds[0], IOMUX_READ, on_wakeup, NULL);
     if (rc < 0) {
         close(fds[0]);
         close(fds[1]);

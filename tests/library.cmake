@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # libiomux itself: the loop on every backend, timers, signals, allocation
 # failure, the level-triggered rule, buffers and streams, and net.h.
-#   loop/timer/signal/alloc/level/stream.<backend>  once per compiled backend
-#   loop_api, net                                   backend-independent checks
+#   loop/timer/signal/alloc/level/stream/async.<backend>  once per compiled backend
+#   loop_api, net                                         backend-independent checks
 find_package(Threads REQUIRED)
 iomux_backend_test(loop SOURCES test_loop.c LIBS Threads::Threads)
 iomux_backend_test(timer SOURCES test_timer.c)
@@ -15,3 +15,10 @@ iomux_backend_test(level SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_level.c)
 # Buffers and streams over socket pairs (white-box).
 iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
 iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
+# Waking a loop from other threads and signal handlers (async handles).
+iomux_backend_test(async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_async.c LIBS Threads::Threads)
+# The same tests on the self-pipe that systems without eventfd use: the test
+# links its own copy of async.c, built to use a pipe, ahead of the library's.
+iomux_backend_test(async_pipe SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_async.c
+                   ${PROJECT_SOURCE_DIR}/src/async.c LIBS Threads::Threads)
+target_compile_definitions(test_async_pipe PRIVATE IOMUX_WAKE_PIPE=1)

@@ -195,12 +195,11 @@ static void sig_cb(struct iomux_loop *loop, int signo, void *data)
     s->calls++;
 }
 
-static void t_signal_watch(void)
+/* Occupies the low fds, so the next one opened is above the table's first
+   size and watching it must grow the table. Returns how many it opened. */
+static int fill_low_fds(int fillers[200])
 {
-    struct iomux_loop *loop = test_loop_new(backend, 0);
-    if (!loop)
-        return;
-    int fillers[200], nfill = 0;
+    int nfill = 0;
     while (nfill < 200) {
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -209,6 +208,16 @@ static void t_signal_watch(void)
         if (fd >= 130)
             break;
     }
+    return nfill;
+}
+
+static void t_signal_watch(void)
+{
+    struct iomux_loop *loop = test_loop_new(backend, 0);
+    if (!loop)
+        return;
+    int fillers[200];
+    int nfill = fill_low_fds(fillers);
     int fds_before = count_open_fds();
     struct srec s = {0};
     unsigned long k;
@@ -239,6 +248,49 @@ static void t_signal_watch(void)
         close(fillers[--nfill]);
 }
 
+/* iomux_async_new under failure, its wake fd pushed high as the signal
+   pipe is above: each failure leaves no block, no fd and no handle. */
+static void async_cb(struct iomux_loop *loop, struct iomux_async *async, void *data)
+{
+    struct rec *r = data;
+    r->calls++;
+}
+
+static void t_async_new(void)
+{
+    struct iomux_loop *loop = test_loop_new(backend, 0);
+    if (!loop)
+        return;
+    int fillers[200];
+    int nfill = fill_low_fds(fillers);
+    int fds_before = count_open_fds();
+    struct rec r = {0};
+    struct iomux_async *a = NULL;
+    unsigned long k;
+    int rc = -1;
+    for (k = 1; k <= 100; k++) {
+        fail_after(k);
+        rc = iomux_async_new(loop, async_cb, &r, &a);
+        fail_at = 0;
+        if (rc == 0)
+            break;
+        CHECK_ERRNO(rc, -ENOMEM);
+        CHECK_EQ_INT(count_open_fds(), fds_before);
+        CHECK_OK(iomux_loop_run(loop)); /* no handle keeps it going */
+    }
+    fprintf(stderr, "  iomux_async_new with its wake fd at fd >= %d made %lu allocation(s)\n",
+            fds_before - 1, k - 1);
+    if (CHECK_OK(rc)) {
+        CHECK_OK(iomux_async_send(a));
+        CHECK(run_until(loop, &r.calls, 1, 5, 1000));
+        iomux_async_free(a);
+    }
+    iomux_loop_free(loop);
+    CHECK_EQ_INT(outstanding, 0);
+    while (nfill > 0)
+        close(fillers[--nfill]);
+}
+
 int main(int argc, char **argv)
 {
     alarm(30);
@@ -249,6 +301,7 @@ int main(int argc, char **argv)
     check_run("iomux_fd_watch growing the table", t_fd_watch_growth);
     check_run("iomux_timer_add", t_timer_add);
     check_run("iomux_signal_watch", t_signal_watch);
+    check_run("iomux_async_new", t_async_new);
     CHECK_EQ_INT(outstanding, 0);
     return check_exit();
 }

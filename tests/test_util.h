@@ -61,6 +61,18 @@ static inline struct iomux_loop *test_loop_new(const char *backend, unsigned max
     return loop;
 }
 
+/* Prints the backend a test program runs on, after checking that a loop
+   can be made on it (exits 77 if not). False after counting a failure. */
+static inline bool test_announce_backend(const char *backend)
+{
+    struct iomux_loop *probe = test_loop_new(backend, 0);
+    if (!probe)
+        return false;
+    fprintf(stderr, "backend: %s\n", iomux_loop_backend(probe));
+    iomux_loop_free(probe);
+    return true;
+}
+
 static inline bool make_pipe(int p[2])
 {
     return CHECK_EQ_INT(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);

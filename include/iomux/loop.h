@@ -7,7 +7,9 @@
  *   - fallible calls return 0 (or a count) on success and a negative errno
  *     on failure; the library never prints, exits or aborts on a runtime
  *     condition;
- *   - one loop belongs to one thread; nothing here takes a lock;
+ *   - one loop belongs to one thread; nothing here takes a lock; the one
+ *     function that other threads (and signal handlers) may call is
+ *     iomux_async_send();
  *   - callbacks may call any function of this header on their own loop,
  *     including iomux_loop_free() only after iomux_loop_run() returned.
  */
@@ -22,6 +24,7 @@
 IOMUX_BEGIN_DECLS
 
 struct iomux_loop;
+struct iomux_async;
 
 /*
  * Event bits. IOMUX_READ, IOMUX_WRITE and IOMUX_PRI are interests a watcher
@@ -67,9 +70,10 @@ struct iomux_loop_options {
  */
 int iomux_loop_new(struct iomux_loop **out, const struct iomux_loop_options *opts);
 
-/* Frees the loop, its timers and signal handlers (previous signal
-   dispositions are restored). Does not close watched fds: they belong to
-   the caller, who should unwatch and close them first. NULL is a no-op. */
+/* Frees the loop, its timers, signal handlers (previous signal
+   dispositions are restored) and async handles. Does not close watched
+   fds: they belong to the caller, who should unwatch and close them
+   first. NULL is a no-op. */
 void iomux_loop_free(struct iomux_loop *loop);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (a static string). */
@@ -104,9 +108,9 @@ int iomux_loop_run_once(struct iomux_loop *loop, int timeout_ms);
  * iomux_loop_run_once(loop, 0).
  *
  * iomux_loop_backend_fd(): the descriptor the backend waits on, readable
- * whenever run_once would dispatch I/O (watched fds and signals), or
- * -ENOTSUP when the backend has none (poll, select) or keeps part of its
- * readiness outside the kernel (uring). Owned by the loop.
+ * whenever run_once would dispatch I/O (watched fds, signals, async
+ * sends), or -ENOTSUP when the backend has none (poll, select) or keeps
+ * part of its readiness outside the kernel (uring). Owned by the loop.
  * iomux_loop_timeout(): refreshes the loop's clock and returns the
  * milliseconds until the next timer is due (0: one is due now), or -1
  * when there is no timer.
@@ -169,6 +173,49 @@ int iomux_signal_watch(struct iomux_loop *loop, int signo, iomux_signal_cb *cb, 
 
 /* Stops delivering `signo` and restores its previous disposition. */
 int iomux_signal_unwatch(struct iomux_loop *loop, int signo);
+
+/*
+ * Waking a loop from another thread (libuv's uv_async_t). An async handle
+ * belongs to one loop and has one callback; any thread, or a signal
+ * handler, calls iomux_async_send() on it, and the callback then runs on
+ * the loop's thread, from the loop, like any other callback.
+ *
+ * Sends coalesce: however many sends happen before the loop gets to the
+ * handle, its callback runs once; a send never goes unanswered, so every
+ * send is followed by at least one run of the callback that starts after
+ * it. What the sending thread wrote before iomux_async_send() is visible
+ * to that callback. Carry the work itself in your own queue (with its own
+ * lock or atomics); the handle only says "look at it".
+ *
+ * An open handle keeps iomux_loop_run() going, as a signal watcher does.
+ * To stop a loop from another thread, send to a handle whose callback
+ * calls iomux_loop_stop().
+ * The first handle of a loop makes its wake fd (an eventfd on Linux, a
+ * pipe elsewhere), watched like any fd; loops without handles have none.
+ */
+typedef void iomux_async_cb(struct iomux_loop *loop, struct iomux_async *async, void *data);
+
+/* Creates a handle on `loop` (call on the loop's thread). `data` is
+   borrowed. Returns 0 and the handle in *out, or -EINVAL (NULL cb),
+   -ENOMEM, -EMFILE, or -ERANGE (select: the wake fd got a number at or
+   above FD_SETSIZE). The caller owns the handle: iomux_async_free(). */
+int iomux_async_new(struct iomux_loop *loop, iomux_async_cb *cb, void *data,
+                    struct iomux_async **out);
+
+/*
+ * Asks the loop to run the handle's callback. Safe from any thread and
+ * async-signal-safe: a few atomic operations and, for the first send since
+ * the loop last looked, one write(2); errno is preserved. Returns 0, or a
+ * negative errno if the wake fd could not be written (the next send tries
+ * again). Never call it on a handle that is being or has been freed: stop
+ * and join the senders first.
+ */
+int iomux_async_send(struct iomux_async *async);
+
+/* Frees the handle (on the loop's thread; from any callback, its own
+   included). A send not yet answered is dropped. NULL is a no-op.
+   iomux_loop_free() frees the handles still open. */
+void iomux_async_free(struct iomux_async *async);
 
 /*
  * Replaces the allocator the library uses (for tests of allocation
