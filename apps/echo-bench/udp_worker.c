@@ -168,10 +168,10 @@ static void flow_reply(struct udp_flow *f, const unsigned char *buf, size_t len,
         w->late++; /* already counted lost, or a duplicate */
         return;
     }
-    if (w->ival != NULL)
-        histogram_record(w->ival->cur, now > sl->sent_ns ? now - sl->sent_ns : 0);
+    if (w->ival != NULL && now < s->t_end_ns)
+        hdr_record(w->ival->cur, now > sl->sent_ns ? now - sl->sent_ns : 0);
     if (now >= s->t_measure_ns && now < s->t_end_ns) {
-        histogram_record(&w->hist, now > sl->sent_ns ? now - sl->sent_ns : 0);
+        hdr_record(&w->hist, now > sl->sent_ns ? now - sl->sent_ns : 0);
         w->messages++;
         w->bytes += len;
     }

@@ -155,10 +155,12 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
         c->completed++;
         w->in_flight--;
         note_wait(w, wait);
-        if (w->ival != NULL)
-            histogram_record(w->ival->cur, wait);
+        /* The interval lines and --hdr-log hold what the summary does,
+           plus the warm-up: nothing after the end. */
+        if (w->ival != NULL && now < s->t_end_ns)
+            hdr_record(w->ival->cur, wait);
         if (in_window) {
-            histogram_record(&w->hist, wait);
+            hdr_record(&w->hist, wait);
             w->messages++;
         }
         if (o->rate == 0 && now < s->t_end_ns && (o->churn == 0 || c->released < o->per_conn))
@@ -216,9 +218,9 @@ static void count_outstanding(struct worker *w)
             uint64_t due = msg_due(c, k);
             uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
             note_wait(w, wait);
-            histogram_record(&w->hist, wait);
+            hdr_record(&w->hist, wait);
             if (w->ival != NULL)
-                histogram_record(w->ival->cur, wait);
+                hdr_record(w->ival->cur, wait);
             w->outstanding++;
         }
     }
@@ -319,11 +321,16 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     w->first_id = first_id;
     w->id_stride = id_stride;
     w->never_read_min = UINT64_MAX;
-    histogram_init(&w->hist);
-    histogram_init(&w->lag);
+    hdr_init(&w->hist);
     w->wake.fd = -1;
     if (shared->report_ns != 0 && (w->ival = malloc(sizeof *w->ival)) == NULL)
         return -ENOMEM;
+    if (o->rate != 0 && (w->lag = malloc(sizeof *w->lag)) == NULL) {
+        worker_fini(w);
+        return -ENOMEM;
+    }
+    if (w->lag != NULL)
+        hdr_init(w->lag);
     if (w->ival != NULL)
         ival_init(w->ival);
     if (o->churn != 0 && churn_init(w) != 0) {
@@ -337,8 +344,7 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         free(w->conns);
         free(slots);
         w->conns = NULL;
-        free(w->ival);
-        w->ival = NULL;
+        worker_fini(w);
         return -ENOMEM;
     }
     uint64_t interval = shared->interval_ns;
@@ -368,6 +374,8 @@ void worker_fini(struct worker *w)
     w->conns = NULL;
     free(w->ival);
     w->ival = NULL;
+    free(w->lag);
+    w->lag = NULL;
     churn_fini(w);
 }
 
@@ -416,7 +424,7 @@ static uint64_t release_due(struct worker *w, uint64_t now)
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
             if (due >= s->t_measure_ns)
-                histogram_record(&w->lag, now - due);
+                hdr_record(w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
             w->in_flight++;

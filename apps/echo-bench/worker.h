@@ -14,7 +14,7 @@
 #include <iomux/net.h>
 
 #include "bench_args.h"
-#include "histogram.h"
+#include "hdr.h"
 #include "interval.h"
 #include "pattern.h"
 #include "sockopt.h"
@@ -61,7 +61,7 @@ struct worker {
     int fatal;        /* the worker could not run at all */
 
     /* Results, owned by the worker; main() reads them after the join. */
-    struct histogram hist;
+    struct hdr hist;
     uint64_t messages; /* echoes completed inside the window */
     uint64_t bytes;    /* bytes echoed back inside the window */
     uint64_t errors;
@@ -73,7 +73,7 @@ struct worker {
     uint64_t max_wait_ns; /* the longest wait, answered or not, whole run */
     /* Open loop: how late each message due in the window was released for
        sending, and the messages due that the sockets had not taken. */
-    struct histogram lag;
+    struct hdr *lag;    /* allocated with --rate only: 216 KiB */
     uint64_t scheduled; /* messages released over the whole run */
     uint64_t unsent;
     uint64_t retransmits;   /* TCP_INFO tcpi_total_retrans, summed at the end */
