@@ -224,6 +224,12 @@ static const struct cli_spec specs[] = {
      "outstanding; text on stderr, or with --json a\n"
      "JSON line each on stdout before the summary",
      "1 on a terminal, else none"},
+    {"hdr-log", 0, "FILE", CLI_STRING, F(hdr_log), 0, 0, 0, NULL, NULL,
+     "write an HdrHistogram interval log (format 1.3)\n"
+     "to FILE: a line per --interval (1 s if not given),\n"
+     "warm-up included, latencies in ns; HdrHistogram's\n"
+     "own tools read, merge and plot it",
+     NULL},
     {"json", 0, NULL, CLI_FLAG, F(json), 0, 0, 0, NULL, NULL,
      "print one JSON object instead of the text report", NULL},
     {"backend", 0, "NAME", CLI_CALL, 0, 0, 0, 0, NULL, parse_backend,
@@ -266,6 +272,10 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
              (o->rate || o->never_read || o->read_delay_ms || o->idle || o->udp || o->connect_rate))
         why = "--churn: cannot be combined with --rate, --never-read, --read-delay, --idle, "
               "--udp or --connect-rate";
+#ifndef ECHO_BENCH_HAVE_ZLIB
+    else if (o->hdr_log)
+        why = "--hdr-log: this echo-bench was built without zlib";
+#endif
     else if (o->slo_ms && !o->rate)
         why = "--slo: applies to the open loop (--rate) only";
     else if (o->rate != 0 && depth_given)

@@ -2,8 +2,12 @@
 /* interval.c - latency over time (--interval); see interval.h. */
 #include "interval.h"
 
+#include <errno.h>
 #include <stdio.h>
 
+#ifdef ECHO_BENCH_HAVE_ZLIB
+#include "hdr_log.h"
+#endif
 #include "worker.h"
 
 void ival_init(struct ival_box *b)
@@ -167,8 +171,22 @@ static void find_knee(const struct bench_shared *s, const struct hdr *h, uint64_
     knee_t_s = (double)(end_ns - s->t_start_ns) / 1e9;
 }
 
+/* --hdr-log: the interval's histogram as one log line; the first failed
+   write is kept for main() to report, and the run goes on. */
+static void log_interval(struct bench_shared *s, const struct hdr *h, uint64_t start_ns,
+                         uint64_t end_ns)
+{
+#ifdef ECHO_BENCH_HAVE_ZLIB
+    if (s->hdr_log == NULL || s->hdr_log_errno != 0)
+        return;
+    if (hdrlog_interval(s->hdr_log, h, (double)(start_ns - s->t_start_ns) / 1e9,
+                        (double)(end_ns - start_ns) / 1e9) < 0)
+        s->hdr_log_errno = errno ? errno : EIO;
+#endif
+}
+
 /* Prints the line of the interval ending at `end_ns`. */
-static void print_line(const struct bench_shared *s, struct ival_line *l, uint64_t end_ns)
+static void print_line(struct bench_shared *s, struct ival_line *l, uint64_t end_ns)
 {
     uint64_t start_ns = s->t_start_ns + printed * s->report_ns;
     printed++;
@@ -178,6 +196,7 @@ static void print_line(const struct bench_shared *s, struct ival_line *l, uint64
     uint64_t errors = l->errors - errors_before;
     errors_before = l->errors;
     find_knee(s, &l->hist, start_ns, end_ns);
+    log_interval(s, &l->hist, start_ns, end_ns);
     if (s->report_quiet)
         return;
     if (s->report_json)

@@ -37,12 +37,15 @@ struct bench_shared {
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
     uint64_t t_measure_ns;     /* measurement window: [t_measure, t_end) */
     uint64_t t_end_ns;
-    uint64_t report_ns; /* a line per interval this long (interval.h); 0: none */
-    int report_json;    /* those lines in JSON on stdout, else text on stderr */
-    int report_quiet;   /* none printed: intervals only for --slo's knee */
+    uint64_t report_ns;     /* a line per interval this long (interval.h); 0: none */
+    int report_json;        /* those lines in JSON on stdout, else text on stderr */
+    int report_quiet;       /* none printed: intervals only for --slo's knee */
+    struct hdrlog *hdr_log; /* --hdr-log (hdr_log.h), main() only; NULL: none */
+    int hdr_log_errno;      /* the first failed write to it, 0 if none */
 };
 
 struct bench_conn;
+struct hdrlog;
 struct udp_flow;
 
 struct worker {
