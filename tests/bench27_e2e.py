@@ -122,6 +122,58 @@ def scenario_interval_text(_):
               '--interval {}: a usage error: {}'.format(bad, err))
 
 
+def scenario_udp_rate(_):
+    """--rate with --udp, the open loop for datagrams: echod is stopped
+    for 500 ms in the middle of a 3 s run at 200 datagrams/s; every
+    datagram due during the stall still leaves on time and its latency
+    counts from its scheduled send time, so about a sixth of them (p90
+    and above) show the stall and the max is near 500 ms, where a closed
+    loop would show one slow datagram per flow. A rate low enough that the
+    server's socket buffer holds the stall's datagrams: none is lost."""
+    with ce.Echod(ce.ARGS.echod, 'epoll', '--udp', '127.0.0.1:0', '--udp-rate', '0',
+                  quiet=False, lines=2) as d:
+        host, port = d.addrs[1]
+        argv = [ce.ARGS.bench, '--connect', '{}:{}'.format(host, port), '--udp', '--conns', '2',
+                '--rate', '200', '--duration', '3', '--warmup', '0', '--interval', '0.5',
+                '--json']
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            check(wait_line(proc, 10), 'an interval line within 10 s')
+            d.signal(signal.SIGSTOP)
+            t0 = time.monotonic()
+            try:
+                while time.monotonic() - t0 < 0.502:
+                    time.sleep(0.502 - (time.monotonic() - t0))
+            finally:
+                d.signal(signal.SIGCONT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    objs = json_lines(out.decode())
+    if not objs:
+        check(False, 'a JSON report: {}'.format(err.decode()))
+        return
+    r = objs[-1]
+    lat = r.get('latency_us', {})
+    print('udp open loop: {} messages, lost {}, latency {}, unsent {}'.format(
+        r.get('messages'), r.get('lost'), lat, r.get('unsent')), file=sys.stderr)
+    check(proc.returncode == 0, 'exit 0, got {}: {}'.format(proc.returncode, err.decode()))
+    check(r.get('transport') == 'udp' and r.get('mode') == 'open' and
+          r.get('target_rate') == 200, 'the report names UDP and the open loop: {}'.format(r))
+    check(r.get('lost') == 0 and r.get('unsent') == 0, 'nothing lost, nothing unsent')
+    check(570 <= r.get('messages', 0) <= 600, 'the schedule kept: 600 due, {} echoed'.format(
+        r.get('messages')))
+    check(lat.get('max', 0) >= 450000, 'the stall in the max: {}'.format(lat))
+    check(lat.get('p90', 0) >= 50000, 'the datagrams due in the stall waited: {}'.format(lat))
+    check(max(o['latency_us']['p99'] for o in objs[:-1]) >= 400000,
+          'an interval line shows the stall')
+    for args in (['--udp', '--rate', '10', '--depth', '2'], ['--udp', '--never-read']):
+        rc, _, err, _ = bench(*args)
+        check(rc == 2 and err.startswith('echo-bench: --'), '{}: usage error: {}'.format(args, err))
+
+
 def bench_json(*args, **kw):
     """Runs echo-bench --json; returns (exit status, report or None)."""
     rc, out, _, _ = bench(*args, '--json', **kw)
@@ -354,6 +406,7 @@ SCENARIOS = {
     'churn-refused': scenario_churn_refused,
     'interval-stall': scenario_interval_stall,
     'interval-text': scenario_interval_text,
+    'udp-rate': scenario_udp_rate,
 }
 
 

@@ -203,7 +203,9 @@ static const struct cli_spec specs[] = {
      "and its echo; each connection is a UDP socket\n"
      "with --depth in flight; loss (no answer within\n"
      "1 s) is counted and reported, corrupt or unknown\n"
-     "datagrams are errors. Closed loop only",
+     "datagrams are errors. With --rate, the open loop:\n"
+     "datagrams leave on the schedule, latency counts\n"
+     "from the scheduled send time",
      NULL},
     {"source", 0, "ADDR[-ADDR]", CLI_CALL, 0, 0, 0, 0, NULL, parse_source,
      "bind connections round-robin to the local IPv4\n"
@@ -282,8 +284,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
         why = "--never-read: cannot be combined with --rate or --read-delay";
-    else if (o->udp && (o->rate || o->never_read || o->read_delay_ms || o->idle))
-        why = "--udp: closed loop only (no --rate, --never-read, --read-delay or --idle)";
+    else if (o->udp && (o->never_read || o->read_delay_ms || o->idle))
+        why = "--udp: cannot be combined with --never-read, --read-delay or --idle";
     else if (o->udp && o->source_count)
         why = "--source: TCP only, not with --udp";
     else if (o->udp && (o->size < 16 || o->size > 65527))

@@ -127,10 +127,8 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
 static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
 {
     const struct bench_shared *s = c->w->shared;
-    if (s->opt->rate_to != 0) /* a ramp: message k * conns + id overall */
-        return ramp_due(s, k * s->total_conns + c->id);
     if (s->opt->rate != 0)
-        return s->t_start_ns + c->phase_ns + k * s->interval_ns;
+        return sched_due(s, c->id, c->phase_ns, k);
     return c->send_ns[k % s->opt->depth];
 }
 
@@ -183,22 +181,6 @@ static void count_retransmits(struct worker *w, const struct bench_conn *c)
     w->retrans_known++;
 }
 
-/* How many of the connection's messages fell due before the end: the
-   schedule's count, whether or not the loop got round to releasing them
-   (a generator too slow even to release them is behind too). */
-static uint64_t due_by_end(const struct bench_conn *c)
-{
-    const struct bench_shared *s = c->w->shared;
-    if (s->opt->rate_to == 0) {
-        uint64_t first = s->t_start_ns + c->phase_ns;
-        return s->t_end_ns > first ? (s->t_end_ns - first - 1) / s->interval_ns + 1 : 0;
-    }
-    uint64_t k = c->released;
-    while (msg_due(c, k) < s->t_end_ns)
-        k++;
-    return k;
-}
-
 /* Messages still unanswered when the run ends waited at least until then:
    their latency is charged up to the end, so that a server that stopped
    answering shows in the maximum and the high percentiles. */
@@ -210,7 +192,7 @@ static void count_outstanding(struct worker *w)
         if (c->state != CONN_OPEN)
             continue;
         if (s->opt->rate != 0) {
-            uint64_t due = due_by_end(c);
+            uint64_t due = sched_due_count(s, c->id, c->phase_ns, c->released);
             w->scheduled += due;
             w->unsent += due - c->sent / s->opt->size;
         }

@@ -140,6 +140,13 @@ uint64_t bench_now_ns(void);
 uint64_t ramp_due(const struct bench_shared *s, uint64_t m);
 double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns);
 
+/* The open loop's schedule (--rate): when message k of connection or
+   flow `id` (whose schedule starts phase_ns after the start) is due, and
+   how many of its messages from `from` on are due before the end. */
+uint64_t sched_due(const struct bench_shared *s, unsigned id, uint64_t phase_ns, uint64_t k);
+uint64_t sched_due_count(const struct bench_shared *s, unsigned id, uint64_t phase_ns,
+                         uint64_t from);
+
 /* Sleeps until bench_now_ns() reaches deadline_ns. */
 void bench_sleep_until(uint64_t deadline_ns);
 
