@@ -37,6 +37,29 @@ def wait_line(proc, timeout):
     return bool(ready)
 
 
+def run_stalled(d, argv):
+    """Runs echo-bench (argv) and, once its first interval line says the
+    traffic flows, stops echod d for 500 ms (at least, measured: sleep may
+    end a hair early). Returns (exit status, stdout, stderr, stalled s)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        check(wait_line(proc, 10), 'an interval line within 10 s')
+        d.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 0.502:
+                time.sleep(0.502 - (time.monotonic() - t0))
+        finally:
+            d.signal(signal.SIGCONT)
+        stalled = time.monotonic() - t0
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out.decode(), err.decode(), stalled
+
+
 def scenario_interval_stall(_):
     """The acceptance test of latency over time: echod is stopped for
     500 ms in the middle of an open-loop run; the interval lines show the
@@ -45,27 +68,10 @@ def scenario_interval_stall(_):
     with ce.echod('epoll') as d:
         argv = [ce.ARGS.bench, '--connect', ce.host_port(d), '--conns', '4', '--rate', '2000',
                 '--duration', '4', '--warmup', '0', '--interval', '0.5', '--json']
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            # The first interval line says traffic is flowing: stall now.
-            check(wait_line(proc, 10), 'an interval line within 10 s')
-            d.signal(signal.SIGSTOP)
-            t0 = time.monotonic()
-            try:
-                # 500 ms at least, measured (sleep may end a hair early).
-                while time.monotonic() - t0 < 0.502:
-                    time.sleep(0.502 - (time.monotonic() - t0))
-            finally:
-                d.signal(signal.SIGCONT)
-            stalled = time.monotonic() - t0
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    objs = json_lines(out.decode())
-    print('stalled {:.3f} s; stderr: {}'.format(stalled, err.decode()), file=sys.stderr)
-    check(proc.returncode == 0, 'exit 0, got {}'.format(proc.returncode))
+        rc, out, err, stalled = run_stalled(d, argv)
+    objs = json_lines(out)
+    print('stalled {:.3f} s; stderr: {}'.format(stalled, err), file=sys.stderr)
+    check(rc == 0, 'exit 0, got {}'.format(rc))
     if len(objs) < 2:
         check(False, 'interval lines and a summary: {}'.format(out[:300]))
         return
@@ -136,30 +142,16 @@ def scenario_udp_rate(_):
         argv = [ce.ARGS.bench, '--connect', '{}:{}'.format(host, port), '--udp', '--conns', '2',
                 '--rate', '200', '--duration', '3', '--warmup', '0', '--interval', '0.5',
                 '--json']
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            check(wait_line(proc, 10), 'an interval line within 10 s')
-            d.signal(signal.SIGSTOP)
-            t0 = time.monotonic()
-            try:
-                while time.monotonic() - t0 < 0.502:
-                    time.sleep(0.502 - (time.monotonic() - t0))
-            finally:
-                d.signal(signal.SIGCONT)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    objs = json_lines(out.decode())
+        rc, out, err, _ = run_stalled(d, argv)
+    objs = json_lines(out)
     if not objs:
-        check(False, 'a JSON report: {}'.format(err.decode()))
+        check(False, 'a JSON report: {}'.format(err))
         return
     r = objs[-1]
     lat = r.get('latency_us', {})
     print('udp open loop: {} messages, lost {}, latency {}, unsent {}'.format(
         r.get('messages'), r.get('lost'), lat, r.get('unsent')), file=sys.stderr)
-    check(proc.returncode == 0, 'exit 0, got {}: {}'.format(proc.returncode, err.decode()))
+    check(rc == 0, 'exit 0, got {}: {}'.format(rc, err))
     check(r.get('transport') == 'udp' and r.get('mode') == 'open' and
           r.get('target_rate') == 200, 'the report names UDP and the open loop: {}'.format(r))
     check(r.get('lost') == 0 and r.get('unsent') == 0, 'nothing lost, nothing unsent')
