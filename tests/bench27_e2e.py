@@ -166,6 +166,53 @@ def scenario_udp_rate(_):
         check(rc == 2 and err.startswith('echo-bench: --'), '{}: usage error: {}'.format(args, err))
 
 
+PLOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'plot.py')
+SVG_NS = '{http://www.w3.org/2000/svg}'
+
+
+def scenario_plot(_):
+    """bench/plot.py on a real run's JSON lines: the SVG parses as XML
+    and has one line per series (p50, p99, p99.9, max, messages/s)
+    with a point per interval, and a legend entry each; input without
+    interval lines is refused with exit 1."""
+    import tempfile
+    import xml.etree.ElementTree as ET
+    with ce.echod('epoll') as d:
+        rc, out, err, _ = bench('--connect', ce.host_port(d), '--conns', '2', '--rate', '1000',
+                                '--duration', '2', '--warmup', '0.5', '--interval', '0.25',
+                                '--json')
+    check(rc == 0, 'echo-bench exit 0: ' + err)
+    ivals = json_lines(out)[:-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        jsonl, svg = os.path.join(tmp, 'run.jsonl'), os.path.join(tmp, 'run.svg')
+        with open(jsonl, 'w') as f:
+            f.write(out)
+        p = subprocess.run([sys.executable, PLOT, jsonl, '-o', svg], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 0, 'plot.py exit 0: ' + p.stderr)
+        try:
+            root = ET.parse(svg).getroot()
+        except (ET.ParseError, OSError) as e:
+            check(False, 'the SVG parses as XML: {}'.format(e))
+            return
+        bad = subprocess.run([sys.executable, PLOT, '-o', svg], input='{"connect": "x"}\n',
+                             capture_output=True, text=True, timeout=30)
+    check(root.tag == SVG_NS + 'svg', 'the root is <svg>: ' + root.tag)
+    paths = {e.get('id'): e for e in root.iter(SVG_NS + 'path')}
+    ids = {e.get('id') for e in root.iter()}
+    for key in ('p50', 'p99', 'p99_9', 'max', 'rate'):
+        # A point per interval; latency only where something completed.
+        n = sum(1 for o in ivals if key == 'rate' or o['messages'])
+        pl = paths.get('series-' + key)
+        points = re.findall(r'[ML][\d.]+,[\d.]+', pl.get('d', '')) if pl is not None else []
+        check(len(ivals) >= 9 and len(points) == n,
+              'series-{}: a line through {} points: {}'.format(key, n, len(points)))
+        check('legend-' + key in ids, 'legend-{} present'.format(key))
+    check(len(list(root.iter(SVG_NS + 'rect'))) >= 3, 'warm-up intervals shaded')
+    check(bad.returncode == 1 and 'no interval line' in bad.stderr,
+          'no interval line: exit 1, said: ' + bad.stderr)
+
+
 def bench_json(*args, **kw):
     """Runs echo-bench --json; returns (exit status, report or None)."""
     rc, out, _, _ = bench(*args, '--json', **kw)
@@ -399,6 +446,7 @@ SCENARIOS = {
     'interval-stall': scenario_interval_stall,
     'interval-text': scenario_interval_text,
     'udp-rate': scenario_udp_rate,
+    'plot': scenario_plot,
 }
 
 

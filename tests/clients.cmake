@@ -85,7 +85,7 @@ if(TARGET echod)
       --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
       --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures --echod $<TARGET_FILE:echod>)
   foreach(scenario interval-stall interval-text churn churn-refused source source-usage
-          threads-auto knee udp-rate)
+          threads-auto knee udp-rate plot)
     add_test(NAME bench27.${scenario} COMMAND ${bench27_e2e} ${scenario})
     set_tests_properties(bench27.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
   endforeach()
