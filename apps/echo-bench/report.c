@@ -264,10 +264,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
     printf("}\n");
 }
 
-void report_text(const struct bench_options *o, const char *backend, unsigned idle,
-                 const struct totals *t)
+/* The first line: what was run, how, and for how long. */
+static void text_header(const struct bench_options *o, const char *backend, unsigned idle,
+                        const struct totals *t)
 {
-    const struct hdr *h = &t->hist;
     printf("echo-bench: %s, %u %s", o->connect, o->conns, o->udp ? "UDP flow(s)" : "connection(s)");
     if (idle)
         printf(" + %u idle", idle);
@@ -282,6 +282,13 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     else
         printf("closed loop, depth %u", o->depth);
     printf(", %u thread(s), backend %s, %.2f s measured\n", o->threads, backend, t->window_s);
+}
+
+void report_text(const struct bench_options *o, const char *backend, unsigned idle,
+                 const struct totals *t)
+{
+    const struct hdr *h = &t->hist;
+    text_header(o, backend, idle, t);
     if (o->never_read) {
         printf("server took    %.0f bytes per connection before pushing back (min %llu, max "
                "%llu)\n",

@@ -208,59 +208,82 @@ static void count_outstanding(struct worker *w)
     }
 }
 
+/* recv() failed (n < 0, errno in err) or met the end of the stream
+   (n == 0): counts it as the connection's kind requires and closes it. */
+static void conn_read_ended(struct bench_conn *c, ssize_t n, int err)
+{
+    struct worker *w = c->w;
+    if (c->idle) {
+        w->idle_closed++;
+    } else {
+        if (w->churn != NULL)
+            churn_failed(w, n < 0 ? err : 0);
+        if (n < 0)
+            worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
+        else
+            worker_error(w,
+                         "conn %u: the server closed the connection (%llu of %llu bytes "
+                         "echoed)",
+                         c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
+    }
+    conn_close(c);
+}
+
+/* Checks `len` received bytes against what was sent; 0, or -1 (counted as
+   an error, the connection closed) if any is wrong or was never sent. */
+static int conn_verify(struct bench_conn *c, size_t len)
+{
+    struct worker *w = c->w;
+    const struct pattern *pat = w->shared->pattern;
+    if (c->received + len > c->sent) {
+        worker_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
+                     (unsigned long long)(c->received + len - c->sent));
+        conn_close(c);
+        return -1;
+    }
+    size_t ok = pattern_check(pat, c->base + c->received, w->read_buf, len);
+    if (ok == len)
+        return 0;
+    unsigned char want;
+    pattern_fill(pat, c->base + c->received + ok, &want, 1);
+    worker_error(w, "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received 0x%02x",
+                 c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
+    conn_close(c);
+    return -1;
+}
+
+/* --read-delay: a slow reader stops reading for a while after each read. */
+static void conn_pause_reading(struct bench_conn *c)
+{
+    struct worker *w = c->w;
+    uint64_t tid;
+    int rc = iomux_timer_add(w->loop, w->shared->opt->read_delay_ms, 0, on_read_resume, c, &tid);
+    if (rc < 0) {
+        worker_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->read_paused = 1;
+    conn_set_mask(c, conn_wanted_mask(c));
+}
+
 void conn_read(struct bench_conn *c)
 {
     struct worker *w = c->w;
     const struct bench_shared *s = w->shared;
     for (;;) {
         ssize_t n = recv(c->fd, w->read_buf, sizeof w->read_buf, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            int err = errno;
-            if (c->idle)
-                w->idle_closed++;
-            else
-                worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
-            if (!c->idle && w->churn != NULL)
-                churn_failed(w, err);
-            conn_close(c);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        }
-        if (n == 0) {
-            if (!c->idle && w->churn != NULL)
-                churn_failed(w, 0);
-            if (c->idle) {
-                w->idle_closed++;
-            } else {
-                worker_error(w,
-                             "conn %u: the server closed the connection (%llu of %llu bytes "
-                             "echoed)",
-                             c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
-            }
-            conn_close(c);
+        if (n <= 0) {
+            conn_read_ended(c, n, errno);
             return;
         }
         size_t len = (size_t)n;
-        if (c->received + len > c->sent) {
-            worker_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
-                         (unsigned long long)(c->received + len - c->sent));
-            conn_close(c);
+        if (conn_verify(c, len) < 0)
             return;
-        }
-        size_t ok = pattern_check(s->pattern, c->base + c->received, w->read_buf, len);
-        if (ok < len) {
-            unsigned char want;
-            pattern_fill(s->pattern, c->base + c->received + ok, &want, 1);
-            worker_error(w,
-                         "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received "
-                         "0x%02x",
-                         c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
-            conn_close(c);
-            return;
-        }
         c->received += len;
         uint64_t now = bench_now_ns();
         int in_window = now >= s->t_measure_ns && now < s->t_end_ns;
@@ -272,16 +295,7 @@ void conn_read(struct bench_conn *c)
         if (c->state != CONN_OPEN)
             return;
         if (s->opt->read_delay_ms != 0) {
-            /* A slow reader: one read, then a pause. */
-            uint64_t tid;
-            int rc = iomux_timer_add(w->loop, s->opt->read_delay_ms, 0, on_read_resume, c, &tid);
-            if (rc < 0) {
-                worker_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
-                conn_close(c);
-                return;
-            }
-            c->read_paused = 1;
-            conn_set_mask(c, conn_wanted_mask(c));
+            conn_pause_reading(c);
             return;
         }
         if (len < sizeof w->read_buf)
