@@ -8,9 +8,9 @@ tests/hdr/ReadLog.java and the JRE's single-file source launcher).
                    --fixtures DIR --echod BIN SCENARIO
 
 Scenarios:
-  log    one open-loop run writes a log (the default interval, 1 s); Java
-         reads one interval per second, and its total count, p50, p99 and
-         max agree with echo-bench's own --json summary within the
+  log    one open-loop run of two threads writes a log (the default
+         interval, 1 s); Java reads one interval per second, and its total
+         count, p50, p99 and max agree with echo-bench's own --json summary within the
          histogram's precision (the count exactly: the log holds what the
          summary does, the outstanding messages charged up to the end).
   merge  two echo-bench processes at once against one echod, each with its
@@ -45,9 +45,10 @@ def within(what, got_ns, want_us, exact_max=False):
                  '{}: Java {} ns, echo-bench {} us'.format(what, got_ns, want_us))
 
 
-def start_bench(d, log, rate, seconds):
+def start_bench(d, log, rate, seconds, threads=1):
     argv = [ce.ARGS.bench, '--connect', ce.host_port(d), '--conns', '4', '--rate', str(rate),
-            '--duration', str(seconds), '--warmup', '0', '--hdr-log', log, '--json']
+            '--duration', str(seconds), '--warmup', '0', '--hdr-log', log, '--json',
+            '--threads', str(threads)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -118,7 +119,8 @@ def scenario_log(_):
     java, jar = hdr_java.find_java()
     with tempfile.TemporaryDirectory() as tmp, ce.echod('epoll') as d:
         log = os.path.join(tmp, 'run.hlog')
-        r = finish_bench(start_bench(d, log, 2000, 3))
+        # Two threads: each line combines both threads' interval histograms.
+        r = finish_bench(start_bench(d, log, 2000, 3, threads=2))
         if r is None:
             return
         check_header(log)
