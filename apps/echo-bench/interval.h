@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * interval.h - latency over time (--interval): each worker records every
- * completion into a private histogram as well, and at each interval
- * boundary hands it to main() through a one-slot mailbox, without a lock:
+ * interval.h - latency over time (--interval, --hdr-log): each worker
+ * records every completion into a private histogram as well, and at each
+ * interval boundary hands it to main() through a one-slot mailbox,
+ * without a lock:
  *
  *   worker: at a boundary it counts the interval as ended; on that turn of
  *       its loop (or a later one, if main() has not emptied the mailbox
@@ -56,7 +57,8 @@ uint64_t ival_tick(struct ival_box *b, uint64_t now, uint64_t outstanding);
 
 /* main(): waits for the end of the run (t_end, an abort, or *interrupted,
    which aborts it), printing a line per interval when s->report_ns is
-   set: text on stderr, or JSON lines on stdout with --json. */
+   set: text on stderr, or JSON lines on stdout with --json, and writing
+   each interval to s->hdr_log when there is one. */
 void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
               volatile sig_atomic_t *interrupted);
 
