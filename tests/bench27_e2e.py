@@ -37,6 +37,29 @@ def wait_line(proc, timeout):
     return bool(ready)
 
 
+def run_stalled(d, argv):
+    """Runs echo-bench (argv) and, once its first interval line says the
+    traffic flows, stops echod d for 500 ms (at least, measured: sleep may
+    end a hair early). Returns (exit status, stdout, stderr, stalled s)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        check(wait_line(proc, 10), 'an interval line within 10 s')
+        d.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 0.502:
+                time.sleep(0.502 - (time.monotonic() - t0))
+        finally:
+            d.signal(signal.SIGCONT)
+        stalled = time.monotonic() - t0
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out.decode(), err.decode(), stalled
+
+
 def scenario_interval_stall(_):
     """The acceptance test of latency over time: echod is stopped for
     500 ms in the middle of an open-loop run; the interval lines show the
@@ -45,27 +68,10 @@ def scenario_interval_stall(_):
     with ce.echod('epoll') as d:
         argv = [ce.ARGS.bench, '--connect', ce.host_port(d), '--conns', '4', '--rate', '2000',
                 '--duration', '4', '--warmup', '0', '--interval', '0.5', '--json']
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            # The first interval line says traffic is flowing: stall now.
-            check(wait_line(proc, 10), 'an interval line within 10 s')
-            d.signal(signal.SIGSTOP)
-            t0 = time.monotonic()
-            try:
-                # 500 ms at least, measured (sleep may end a hair early).
-                while time.monotonic() - t0 < 0.502:
-                    time.sleep(0.502 - (time.monotonic() - t0))
-            finally:
-                d.signal(signal.SIGCONT)
-            stalled = time.monotonic() - t0
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    objs = json_lines(out.decode())
-    print('stalled {:.3f} s; stderr: {}'.format(stalled, err.decode()), file=sys.stderr)
-    check(proc.returncode == 0, 'exit 0, got {}'.format(proc.returncode))
+        rc, out, err, stalled = run_stalled(d, argv)
+    objs = json_lines(out)
+    print('stalled {:.3f} s; stderr: {}'.format(stalled, err), file=sys.stderr)
+    check(rc == 0, 'exit 0, got {}'.format(rc))
     if len(objs) < 2:
         check(False, 'interval lines and a summary: {}'.format(out[:300]))
         return
@@ -120,6 +126,91 @@ def scenario_interval_text(_):
         rc, _, err, _ = bench('--interval', bad)
         check(rc == 2 and err.startswith('echo-bench: --interval'),
               '--interval {}: a usage error: {}'.format(bad, err))
+
+
+def scenario_udp_rate(_):
+    """--rate with --udp, the open loop for datagrams: echod is stopped
+    for 500 ms in the middle of a 3 s run at 200 datagrams/s; every
+    datagram due during the stall still leaves on time and its latency
+    counts from its scheduled send time, so about a sixth of them (p90
+    and above) show the stall and the max is near 500 ms, where a closed
+    loop would show one slow datagram per flow. A rate low enough that the
+    server's socket buffer holds the stall's datagrams: none is lost."""
+    with ce.Echod(ce.ARGS.echod, 'epoll', '--udp', '127.0.0.1:0', '--udp-rate', '0',
+                  quiet=False, lines=2) as d:
+        host, port = d.addrs[1]
+        argv = [ce.ARGS.bench, '--connect', '{}:{}'.format(host, port), '--udp', '--conns', '2',
+                '--rate', '200', '--duration', '3', '--warmup', '0', '--interval', '0.5',
+                '--json']
+        rc, out, err, _ = run_stalled(d, argv)
+    objs = json_lines(out)
+    if not objs:
+        check(False, 'a JSON report: {}'.format(err))
+        return
+    r = objs[-1]
+    lat = r.get('latency_us', {})
+    print('udp open loop: {} messages, lost {}, latency {}, unsent {}'.format(
+        r.get('messages'), r.get('lost'), lat, r.get('unsent')), file=sys.stderr)
+    check(rc == 0, 'exit 0, got {}: {}'.format(rc, err))
+    check(r.get('transport') == 'udp' and r.get('mode') == 'open' and
+          r.get('target_rate') == 200, 'the report names UDP and the open loop: {}'.format(r))
+    check(r.get('lost') == 0 and r.get('unsent') == 0, 'nothing lost, nothing unsent')
+    check(570 <= r.get('messages', 0) <= 600, 'the schedule kept: 600 due, {} echoed'.format(
+        r.get('messages')))
+    check(lat.get('max', 0) >= 450000, 'the stall in the max: {}'.format(lat))
+    check(lat.get('p90', 0) >= 50000, 'the datagrams due in the stall waited: {}'.format(lat))
+    check(max(o['latency_us']['p99'] for o in objs[:-1]) >= 400000,
+          'an interval line shows the stall')
+    for args in (['--udp', '--rate', '10', '--depth', '2'], ['--udp', '--never-read']):
+        rc, _, err, _ = bench(*args)
+        check(rc == 2 and err.startswith('echo-bench: --'), '{}: usage error: {}'.format(args, err))
+
+
+PLOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'plot.py')
+SVG_NS = '{http://www.w3.org/2000/svg}'
+
+
+def scenario_plot(_):
+    """bench/plot.py on a real run's JSON lines: the SVG parses as XML
+    and has one line per series (p50, p99, p99.9, max, messages/s)
+    with a point per interval, and a legend entry each; input without
+    interval lines is refused with exit 1."""
+    import tempfile
+    import xml.etree.ElementTree as ET
+    with ce.echod('epoll') as d:
+        rc, out, err, _ = bench('--connect', ce.host_port(d), '--conns', '2', '--rate', '1000',
+                                '--duration', '2', '--warmup', '0.5', '--interval', '0.25',
+                                '--json')
+    check(rc == 0, 'echo-bench exit 0: ' + err)
+    ivals = json_lines(out)[:-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        jsonl, svg = os.path.join(tmp, 'run.jsonl'), os.path.join(tmp, 'run.svg')
+        with open(jsonl, 'w') as f:
+            f.write(out)
+        p = subprocess.run([sys.executable, PLOT, jsonl, '-o', svg], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 0, 'plot.py exit 0: ' + p.stderr)
+        try:
+            root = ET.parse(svg).getroot()
+        except (ET.ParseError, OSError) as e:
+            check(False, 'the SVG parses as XML: {}'.format(e))
+            return
+        bad = subprocess.run([sys.executable, PLOT, '-o', svg], input='{"connect": "x"}\n',
+                             capture_output=True, text=True, timeout=30)
+    check(root.tag == SVG_NS + 'svg', 'the root is <svg>: ' + root.tag)
+    paths = {e.get('id'): e for e in root.iter(SVG_NS + 'path')}
+    ids = {e.get('id') for e in root.iter()}
+    for key in ('p50', 'p99', 'p99_9', 'max', 'rate'):
+        # A point per interval; latency only where something completed.
+        n = sum(1 for o in ivals if key == 'rate' or o['messages'])
+        pl = paths.get('series-' + key)
+        points = re.findall(r'[ML][\d.]+,[\d.]+', pl.get('d', '')) if pl is not None else []
+        check(len(ivals) >= 9 and len(points) == n,
+              'series-{}: a line through {} points: {}'.format(key, n, len(points)))
+        check('legend-' + key in ids, 'legend-{} present'.format(key))
+    check(len(list(root.iter(SVG_NS + 'rect'))) >= 3, 'warm-up intervals shaded')
+    check(bad.returncode == 1 and 'no interval line' in bad.stderr,
+          'no interval line: exit 1, said: ' + bad.stderr)
 
 
 def bench_json(*args, **kw):
@@ -354,6 +445,8 @@ SCENARIOS = {
     'churn-refused': scenario_churn_refused,
     'interval-stall': scenario_interval_stall,
     'interval-text': scenario_interval_text,
+    'udp-rate': scenario_udp_rate,
+    'plot': scenario_plot,
 }
 
 

@@ -1,9 +1,8 @@
 # SPDX-License-Identifier: MIT
 # echo-client and echo-bench: unit tests of their
-# histogram, content checker and option parsing, then end-to-end runs
+# content checker and option parsing, then end-to-end runs
 # against echod in every mode (each backend, and engine-uring), the seed's Python servers and a
 # misbehaving server (tests/clients_e2e.py, tests/fixtures/).
-iomux_test(test_histogram SOURCES test_histogram.c LIBS echo_bench_core m TIMEOUT 60)
 iomux_test(test_checker SOURCES test_checker.c LIBS echo_bench_core TIMEOUT 60)
 iomux_test(test_client_args SOURCES test_client_args.c LIBS echo_client_core echo_bench_core
            TIMEOUT 60)
@@ -86,7 +85,7 @@ if(TARGET echod)
       --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
       --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures --echod $<TARGET_FILE:echod>)
   foreach(scenario interval-stall interval-text churn churn-refused source source-usage
-          threads-auto knee)
+          threads-auto knee udp-rate plot)
     add_test(NAME bench27.${scenario} COMMAND ${bench27_e2e} ${scenario})
     set_tests_properties(bench27.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
   endforeach()

@@ -429,7 +429,7 @@ def scenario_usage(_):
 def bench_usage_errors():
     """echo-bench's usage errors: exit 2, the reason in one line
     "echo-bench: ...", then the line that points at --help."""
-    for args in (['--conns', 'many'], ['--size', '0'], ['--udp', '--rate', '10'],
+    for args in (['--conns', 'many'], ['--size', '0'], ['--udp', '--idle', '3'],
                  ['--connect', '1.2.3.4:99999'], ['--bogus'], ['--depth'],
                  ['--connect', 'unix:/tmp/x.sock', '--udp']):
         rc, _, err, _ = bench(*args)

@@ -24,3 +24,15 @@ foreach(case intervals edges merge)
   add_test(NAME hdr.java_${case} COMMAND ${hdr_java} ${case})
   set_tests_properties(hdr.java_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
+
+# --hdr-log from real runs against echod, read back and merged by the Java
+# library (tests/hdr_bench_e2e.py); skips without java, the jar or zlib.
+if(TARGET echod AND TARGET echo-bench)
+  set(hdr_bench ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/hdr_bench_e2e.py
+      --client $<TARGET_FILE:echo-client> --bench $<TARGET_FILE:echo-bench>
+      --fixtures ${CMAKE_CURRENT_SOURCE_DIR}/fixtures --echod $<TARGET_FILE:echod>)
+  foreach(scenario log merge)
+    add_test(NAME hdr.bench_${scenario} COMMAND ${hdr_bench} ${scenario})
+    set_tests_properties(hdr.bench_${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+  endforeach()
+endif()

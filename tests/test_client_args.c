@@ -280,6 +280,20 @@ static void test_bench_values(void)
     CHECK_EQ_U64(o.tuning.sndbuf, 65536);
     CHECK_EQ_U64(o.tuning.rcvbuf, 1048576);
     CHECK_EQ_INT(o.tuning.tos, 32);
+    /* The open loop over UDP, and an interval log (without zlib, a usage
+       error). */
+    const char *w10[] = {"--udp", "--rate", "500:900", NULL};
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w10), BENCH_ARGS_OK);
+    CHECK_EQ_U64(o.rate, 500);
+    CHECK_EQ_U64(o.rate_to, 900);
+    const char *w11[] = {"--hdr-log", "run.hlog", NULL};
+#ifdef ECHO_BENCH_HAVE_ZLIB
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w11), BENCH_ARGS_OK);
+    CHECK_STR(o.hdr_log, "run.hlog");
+#else
+    CHECK_EQ_INT(parse_bench(&o, err, sizeof err, w11), BENCH_ARGS_ERROR);
+    CHECK(strstr(err, "without zlib") != NULL);
+#endif
 }
 
 static void test_bench_bad(void)
@@ -319,7 +333,8 @@ static void test_bench_bad(void)
         {{"--sndbuf", "0", NULL}, "--sndbuf"},
         {{"--rcvbuf", "2G", NULL}, "--rcvbuf"},
         {{"--tos", "256", NULL}, "--tos"},
-        {{"--udp", "--rate", "10", NULL}, "--udp"},
+        {{"--udp", "--idle", "3", NULL}, "--udp"},
+        {{"--hdr-log", "", NULL}, "--hdr-log"},
         {{"--udp", "--never-read", NULL}, "--udp"},
         {{"--udp", "--size", "15", NULL}, "--udp"},
         {{"--udp", "--size", "65528", NULL}, "--udp"},

@@ -203,7 +203,9 @@ static const struct cli_spec specs[] = {
      "and its echo; each connection is a UDP socket\n"
      "with --depth in flight; loss (no answer within\n"
      "1 s) is counted and reported, corrupt or unknown\n"
-     "datagrams are errors. Closed loop only",
+     "datagrams are errors. With --rate, the open loop:\n"
+     "datagrams leave on the schedule, latency counts\n"
+     "from the scheduled send time",
      NULL},
     {"source", 0, "ADDR[-ADDR]", CLI_CALL, 0, 0, 0, 0, NULL, parse_source,
      "bind connections round-robin to the local IPv4\n"
@@ -224,6 +226,12 @@ static const struct cli_spec specs[] = {
      "outstanding; text on stderr, or with --json a\n"
      "JSON line each on stdout before the summary",
      "1 on a terminal, else none"},
+    {"hdr-log", 0, "FILE", CLI_STRING, F(hdr_log), 0, 0, 0, NULL, NULL,
+     "write an HdrHistogram interval log (format 1.3)\n"
+     "to FILE: a line per --interval (1 s if not given),\n"
+     "warm-up included, latencies in ns; HdrHistogram's\n"
+     "own tools read, merge and plot it",
+     NULL},
     {"json", 0, NULL, CLI_FLAG, F(json), 0, 0, 0, NULL, NULL,
      "print one JSON object instead of the text report", NULL},
     {"backend", 0, "NAME", CLI_CALL, 0, 0, 0, 0, NULL, parse_backend,
@@ -266,14 +274,18 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
              (o->rate || o->never_read || o->read_delay_ms || o->idle || o->udp || o->connect_rate))
         why = "--churn: cannot be combined with --rate, --never-read, --read-delay, --idle, "
               "--udp or --connect-rate";
+#ifndef ECHO_BENCH_HAVE_ZLIB
+    else if (o->hdr_log)
+        why = "--hdr-log: this echo-bench was built without zlib";
+#endif
     else if (o->slo_ms && !o->rate)
         why = "--slo: applies to the open loop (--rate) only";
     else if (o->rate != 0 && depth_given)
         why = "--depth: applies to the closed loop only, not with --rate";
     else if (o->never_read && (o->rate != 0 || o->read_delay_ms != 0))
         why = "--never-read: cannot be combined with --rate or --read-delay";
-    else if (o->udp && (o->rate || o->never_read || o->read_delay_ms || o->idle))
-        why = "--udp: closed loop only (no --rate, --never-read, --read-delay or --idle)";
+    else if (o->udp && (o->never_read || o->read_delay_ms || o->idle))
+        why = "--udp: cannot be combined with --never-read, --read-delay or --idle";
     else if (o->udp && o->source_count)
         why = "--source: TCP only, not with --udp";
     else if (o->udp && (o->size < 16 || o->size > 65527))

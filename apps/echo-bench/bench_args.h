@@ -36,6 +36,7 @@ struct bench_options {
     uint32_t source_first;       /* --source: first local IPv4 address (host order) */
     uint32_t source_count;       /* addresses in the range; 0: the kernel's choice */
     uint64_t interval_us;        /* a progress line per interval; 0: on a terminal */
+    const char *hdr_log;         /* --hdr-log: HdrHistogram interval log; NULL: none */
     bool never_read;             /* send without ever reading */
     bool json;                   /* one JSON object on stdout */
     bool udp;                    /* datagrams instead of a byte stream */

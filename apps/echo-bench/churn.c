@@ -21,7 +21,7 @@ int churn_init(struct worker *w)
         free(ch);
         return -ENOMEM;
     }
-    histogram_init(&ch->connect_hist);
+    hdr_init(&ch->connect_hist);
     /* Slot 0 on top: the first connects use the first slots. */
     for (unsigned i = 0; i < w->n_conns; i++)
         ch->free_slots[ch->n_free++] = w->n_conns - 1 - i;
@@ -100,7 +100,7 @@ void churn_opened(struct bench_conn *c, uint64_t now)
     const struct bench_options *o = w->shared->opt;
     ch->connected++;
     if (c->in_window)
-        histogram_record(&ch->connect_hist, now - c->connect_ns);
+        hdr_record(&ch->connect_hist, now - c->connect_ns);
     uint64_t first = o->depth < o->per_conn ? o->depth : o->per_conn;
     for (uint64_t k = 0; k < first && now < w->shared->t_end_ns; k++)
         release_closed(c, now);

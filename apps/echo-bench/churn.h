@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "histogram.h"
+#include "hdr.h"
 
 struct worker;
 struct bench_conn;
@@ -28,8 +28,8 @@ enum churn_failure {
 };
 
 struct churn {
-    struct histogram connect_hist; /* connect latency, connects started in the window */
-    unsigned *free_slots;          /* stack of free pool indexes */
+    struct hdr connect_hist; /* connect latency, connects started in the window */
+    unsigned *free_slots;    /* stack of free pool indexes */
     unsigned n_free;
     uint64_t started;       /* connects started by this worker (schedule index) */
     uint64_t period_ns;     /* between this worker's connects */

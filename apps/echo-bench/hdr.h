@@ -12,7 +12,7 @@
  * (2048 << 25 > 60 s), countsArrayLength (26 + 1) * 1024 = 27,648 64-bit
  * counts: 216 KiB per histogram. Fixed size, no allocation, O(1) record.
  *
- * Decision: this replaces histogram.c (128 sub-buckets per power of two,
+ * Decision: this replaced histogram.c (128 sub-buckets per power of two,
  * 0.4%, 58 KiB). Reasons: the interval log needs HdrHistogram's exact
  * index layout, and recording every latency twice (once per layout) would
  * double the hot-path cost; the precision is 3 digits instead of ~2.4; and
@@ -21,9 +21,8 @@
  * means echo-bench's summary and HistogramLogProcessor's report of the
  * same run agree to the nanosecond. The cost, 4x the memory (one
  * cumulative and one interval histogram per thread), is small next to the
- * per-connection buffers. The function names follow histogram.h so that
- * the callers change by prefix (histogram_x -> hdr_x, h->count ->
- * h->total); histogram.c and its test go once no caller is left.
+ * per-connection buffers; the schedule-lag histogram exists only in the
+ * open loop.
  */
 #ifndef ECHO_BENCH_HDR_H
 #define ECHO_BENCH_HDR_H

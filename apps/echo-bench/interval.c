@@ -2,14 +2,18 @@
 /* interval.c - latency over time (--interval); see interval.h. */
 #include "interval.h"
 
+#include <errno.h>
 #include <stdio.h>
 
+#ifdef ECHO_BENCH_HAVE_ZLIB
+#include "hdr_log.h"
+#endif
 #include "worker.h"
 
 void ival_init(struct ival_box *b)
 {
-    histogram_init(&b->bufs[0]);
-    histogram_init(&b->bufs[1]);
+    hdr_init(&b->bufs[0]);
+    hdr_init(&b->bufs[1]);
     b->cur = &b->bufs[0];
     b->box = &b->bufs[1];
     b->box_outstanding = 0;
@@ -35,19 +39,19 @@ uint64_t ival_tick(struct ival_box *b, uint64_t now, uint64_t outstanding)
     }
     uint64_t seq = atomic_load_explicit(&b->seq, memory_order_relaxed);
     if (b->ended > seq && atomic_load_explicit(&b->taken, memory_order_acquire) == seq) {
-        struct histogram *full = b->cur;
+        struct hdr *full = b->cur;
         b->cur = b->box;
         b->box = full;
         b->box_outstanding = outstanding;
         atomic_store_explicit(&b->seq, b->ended, memory_order_release);
-        histogram_init(b->cur);
+        hdr_init(b->cur);
     }
     return b->next_ns;
 }
 
 /* What main() gathers for one line. */
 struct ival_line {
-    struct histogram hist;
+    struct hdr hist;
     uint64_t outstanding;
     uint64_t errors;   /* all workers' errors so far */
     uint64_t messages; /* echoes completed (the last line's histogram also
@@ -60,7 +64,7 @@ static int take_box(struct ival_box *b, struct ival_line *l)
     uint64_t seq = atomic_load_explicit(&b->seq, memory_order_acquire);
     if (seq == atomic_load_explicit(&b->taken, memory_order_relaxed))
         return 0;
-    histogram_merge(&l->hist, b->box);
+    hdr_merge(&l->hist, b->box);
     l->outstanding += b->box_outstanding;
     atomic_store_explicit(&b->taken, seq, memory_order_release);
     return 1;
@@ -105,9 +109,9 @@ static void print_text(const struct ival_line *l, double t_s, double len_s, int 
                        uint64_t errors)
 {
     char p50[32], p99[32], p999[32], max[32];
-    fmt_latency(p50, sizeof p50, histogram_percentile(&l->hist, 50));
-    fmt_latency(p99, sizeof p99, histogram_percentile(&l->hist, 99));
-    fmt_latency(p999, sizeof p999, histogram_percentile(&l->hist, 99.9));
+    fmt_latency(p50, sizeof p50, hdr_percentile(&l->hist, 50));
+    fmt_latency(p99, sizeof p99, hdr_percentile(&l->hist, 99));
+    fmt_latency(p999, sizeof p999, hdr_percentile(&l->hist, 99.9));
     fmt_latency(max, sizeof max, l->hist.max);
     fprintf(stderr,
             "echo-bench: %6.1f s%s  %.0f msg/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %llu  "
@@ -119,15 +123,15 @@ static void print_text(const struct ival_line *l, double t_s, double len_s, int 
 static void print_json(const struct ival_line *l, uint64_t k, double t_s, double len_s, int warmup,
                        uint64_t errors)
 {
-    const struct histogram *h = &l->hist;
+    const struct hdr *h = &l->hist;
     printf("{\"interval\":%llu,\"t_s\":%.3f,\"duration_s\":%.3f,\"warmup\":%s,\"messages\":%llu,"
            "\"messages_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,"
            "\"max\":%.1f},\"errors\":%llu,\"outstanding\":%llu}\n",
            (unsigned long long)k, t_s, len_s, warmup ? "true" : "false",
            (unsigned long long)l->messages, len_s > 0 ? (double)l->messages / len_s : 0.0,
-           (double)histogram_percentile(h, 50) / 1e3, (double)histogram_percentile(h, 99) / 1e3,
-           (double)histogram_percentile(h, 99.9) / 1e3, (double)h->max / 1e3,
-           (unsigned long long)errors, (unsigned long long)l->outstanding);
+           (double)hdr_percentile(h, 50) / 1e3, (double)hdr_percentile(h, 99) / 1e3,
+           (double)hdr_percentile(h, 99.9) / 1e3, (double)h->max / 1e3, (unsigned long long)errors,
+           (unsigned long long)l->outstanding);
     fflush(stdout);
 }
 
@@ -151,12 +155,12 @@ int ival_knee(double *rate, double *t_s)
    within it follows: past the capacity the queue only grows, while a
    machine that stalls the server (or echo-bench) for a moment before that
    makes one interval over it and the next ones under again. */
-static void find_knee(const struct bench_shared *s, const struct histogram *h, uint64_t start_ns,
+static void find_knee(const struct bench_shared *s, const struct hdr *h, uint64_t start_ns,
                       uint64_t end_ns)
 {
     if (s->opt->slo_ms == 0 || start_ns < s->t_measure_ns)
         return;
-    if (histogram_percentile(h, 99) <= s->opt->slo_ms * 1000000u) {
+    if (hdr_percentile(h, 99) <= s->opt->slo_ms * 1000000u) {
         knee_found = 0;
         return;
     }
@@ -167,8 +171,22 @@ static void find_knee(const struct bench_shared *s, const struct histogram *h, u
     knee_t_s = (double)(end_ns - s->t_start_ns) / 1e9;
 }
 
+/* --hdr-log: the interval's histogram as one log line; the first failed
+   write is kept for main() to report, and the run goes on. */
+static void log_interval(struct bench_shared *s, const struct hdr *h, uint64_t start_ns,
+                         uint64_t end_ns)
+{
+#ifdef ECHO_BENCH_HAVE_ZLIB
+    if (s->hdr_log == NULL || s->hdr_log_errno != 0)
+        return;
+    if (hdrlog_interval(s->hdr_log, h, (double)(start_ns - s->t_start_ns) / 1e9,
+                        (double)(end_ns - start_ns) / 1e9) < 0)
+        s->hdr_log_errno = errno ? errno : EIO;
+#endif
+}
+
 /* Prints the line of the interval ending at `end_ns`. */
-static void print_line(const struct bench_shared *s, struct ival_line *l, uint64_t end_ns)
+static void print_line(struct bench_shared *s, struct ival_line *l, uint64_t end_ns)
 {
     uint64_t start_ns = s->t_start_ns + printed * s->report_ns;
     printed++;
@@ -178,6 +196,7 @@ static void print_line(const struct bench_shared *s, struct ival_line *l, uint64
     uint64_t errors = l->errors - errors_before;
     errors_before = l->errors;
     find_knee(s, &l->hist, start_ns, end_ns);
+    log_interval(s, &l->hist, start_ns, end_ns);
     if (s->report_quiet)
         return;
     if (s->report_json)
@@ -189,7 +208,7 @@ static void print_line(const struct bench_shared *s, struct ival_line *l, uint64
 void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
               volatile sig_atomic_t *interrupted)
 {
-    static struct ival_line line; /* 58 KiB: not on the stack */
+    static struct ival_line line; /* 216 KiB: not on the stack */
     while (!atomic_load(&s->abort_run) && bench_now_ns() < s->t_end_ns) {
         if (*interrupted) {
             atomic_store(&s->abort_run, 1);
@@ -205,11 +224,11 @@ void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
         bench_sleep_until(wake);
         if (!s->report_ns || boundary >= s->t_end_ns || bench_now_ns() < boundary)
             continue;
-        histogram_init(&line.hist);
+        hdr_init(&line.hist);
         line.outstanding = 0;
         gather(s, w, n, printed + 1, &line);
         errors_now(w, n, &line);
-        line.messages = line.hist.count;
+        line.messages = line.hist.total;
         print_line(s, &line, boundary);
     }
 }
@@ -222,7 +241,7 @@ void ival_final(struct bench_shared *s, struct worker **w, unsigned n, uint64_t 
     uint64_t start_ns = s->t_start_ns + printed * s->report_ns;
     if (end_ns <= start_ns)
         return;
-    histogram_init(&line.hist);
+    hdr_init(&line.hist);
     line.outstanding = 0;
     for (unsigned i = 0; i < n; i++)
         take_box(w[i]->ival, &line);
@@ -230,10 +249,10 @@ void ival_final(struct bench_shared *s, struct worker **w, unsigned n, uint64_t 
        what is outstanding is what was at the end. */
     line.outstanding = 0;
     for (unsigned i = 0; i < n; i++) {
-        histogram_merge(&line.hist, w[i]->ival->cur);
+        hdr_merge(&line.hist, w[i]->ival->cur);
         line.outstanding += w[i]->outstanding;
     }
     errors_now(w, n, &line);
-    line.messages = line.hist.count - line.outstanding;
+    line.messages = line.hist.total - line.outstanding;
     print_line(s, &line, end_ns);
 }

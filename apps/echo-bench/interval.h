@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * interval.h - latency over time (--interval): each worker records every
- * completion into a private histogram as well, and at each interval
- * boundary hands it to main() through a one-slot mailbox, without a lock:
+ * interval.h - latency over time (--interval, --hdr-log): each worker
+ * records every completion into a private histogram as well, and at each
+ * interval boundary hands it to main() through a one-slot mailbox,
+ * without a lock:
  *
  *   worker: at a boundary it counts the interval as ended; on that turn of
  *       its loop (or a later one, if main() has not emptied the mailbox
@@ -13,7 +14,7 @@
  *       the interval's total and stores `seq` in `taken` (release), which
  *       frees the mailbox for the worker's next swap.
  *
- * The per-message cost is one histogram_record() more; the swap, a
+ * The per-message cost is one hdr_record() more; the swap, a
  * pointer exchange and one clear, happens once per interval per thread.
  * A mailbox that main() was too slow to empty makes the worker keep
  * recording into `cur`: those completions show in the next line rather
@@ -26,21 +27,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "histogram.h"
+#include "hdr.h"
 
 struct worker;
 struct bench_shared;
 
 struct ival_box {
-    struct histogram *cur;      /* the worker records here */
-    struct histogram *box;      /* published; main() reads it while seq > taken */
+    struct hdr *cur;            /* the worker records here */
+    struct hdr *box;            /* published; main() reads it while seq > taken */
     uint64_t box_outstanding;   /* messages in flight when it was published */
     uint64_t ended;             /* worker: intervals ended so far */
     uint64_t next_ns;           /* worker: when the current interval ends */
     uint64_t period_ns;         /* --interval */
     atomic_uint_fast64_t seq;   /* ended intervals the mailbox covers */
     atomic_uint_fast64_t taken; /* seq main() has merged */
-    struct histogram bufs[2];
+    struct hdr bufs[2];
 };
 
 /* Empties the mailbox. */
@@ -56,7 +57,8 @@ uint64_t ival_tick(struct ival_box *b, uint64_t now, uint64_t outstanding);
 
 /* main(): waits for the end of the run (t_end, an abort, or *interrupted,
    which aborts it), printing a line per interval when s->report_ns is
-   set: text on stderr, or JSON lines on stdout with --json. */
+   set: text on stderr, or JSON lines on stdout with --json, and writing
+   each interval to s->hdr_log when there is one. */
 void ival_run(struct bench_shared *s, struct worker **w, unsigned n,
               volatile sig_atomic_t *interrupted);
 

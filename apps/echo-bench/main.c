@@ -22,7 +22,10 @@
 #include <iomux/net.h>
 
 #include "bench_args.h"
-#include "histogram.h"
+#include "clock.h"
+#ifdef ECHO_BENCH_HAVE_ZLIB
+#include "hdr_log.h"
+#endif
 #include "interval.h"
 #include "pattern.h"
 #include "report.h"
@@ -135,42 +138,78 @@ static int resolve(const struct bench_options *o, struct iomux_addr *addr, char 
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What main() holds for the run: its options, the workers and their
+   threads, and the --hdr-log file. */
+struct run {
+    struct bench_options o;
+    struct bench_shared *shared;
+    struct worker **workers;
+    pthread_t *tids;
+    unsigned started; /* threads running */
+    unsigned idle;    /* idle connections, after fit_nofile() */
+    const char *backend;
+    FILE *hdr_file;
+};
+
+/* Lines per interval when asked, or on a terminal once a second (as text:
+   --json without --interval keeps stdout to the summary); --slo finds its
+   knee in intervals and --hdr-log logs them, printed or not. */
+static void plan_intervals(struct bench_shared *s, const struct bench_options *o)
+{
+    s->report_ns = o->interval_us          ? o->interval_us * 1000u
+                   : isatty(STDERR_FILENO) ? 1000000000u
+                                           : 0;
+    s->report_json = o->interval_us && o->json;
+    if ((o->slo_ms || o->hdr_log) && s->report_ns == 0) {
+        s->report_ns = 1000000000u;
+        s->report_quiet = 1;
+    }
+}
+
+/* The backend the workers will get, for the report; NULL if no loop can
+   be created. */
+static const char *probe_backend(const struct bench_options *o)
+{
+    if (o->backend != NULL && strcmp(o->backend, "auto") != 0)
+        return o->backend;
+    struct iomux_loop *probe;
+    struct iomux_loop_options lo = {.backend = o->backend};
+    int rc = iomux_loop_new(&probe, &lo);
+    if (rc < 0) {
+        fprintf(stderr, "%s: creating the event loop: %s\n", progname, strerror(-rc));
+        return NULL;
+    }
+    const char *name = iomux_loop_backend(probe);
+    iomux_loop_free(probe);
+    return name;
+}
+
+/* Parses the options and prepares everything the workers need before they
+   start; returns -1 to go on, or the exit status. */
+static int prepare(struct run *r, int argc, char **argv)
 {
     char err[256];
-    struct bench_options o;
-    int rc = bench_args_parse(argc, argv, &o, err, sizeof err);
-    if (rc == BENCH_ARGS_HELP) {
-        bench_usage(stdout);
-        return 0;
-    }
-    if (rc == BENCH_ARGS_VERSION) {
-        printf("%s (iomux) %s\n", progname, iomux_version());
+    int rc = bench_args_parse(argc, argv, &r->o, err, sizeof err);
+    if (rc == BENCH_ARGS_HELP || rc == BENCH_ARGS_VERSION) {
+        if (rc == BENCH_ARGS_HELP)
+            bench_usage(stdout);
+        else
+            printf("%s (iomux) %s\n", progname, iomux_version());
         return 0;
     }
     if (rc != BENCH_ARGS_OK) {
         bench_usage_error(err);
         return 2;
     }
-
-    static struct bench_shared shared;
-    shared.opt = &o;
-    shared.pattern = &pattern;
-    shared.total_conns = o.conns;
-    shared.interval_ns = o.rate ? (uint64_t)o.conns * 1000000000u / o.rate : 0;
-    bench_tuning(&shared);
-    /* Lines per interval when asked, or on a terminal once a second (as
-       text: --json without --interval keeps stdout to the summary). */
-    shared.report_ns = o.interval_us           ? o.interval_us * 1000u
-                       : isatty(STDERR_FILENO) ? 1000000000u
-                                               : 0;
-    shared.report_json = o.interval_us && o.json;
-    /* --slo finds its knee in intervals, printed or not. */
-    if (o.slo_ms && shared.report_ns == 0) {
-        shared.report_ns = 1000000000u;
-        shared.report_quiet = 1;
-    }
-    rc = resolve(&o, &shared.addr, err, sizeof err);
+    struct bench_shared *s = r->shared;
+    const struct bench_options *o = &r->o;
+    s->opt = o;
+    s->pattern = &pattern;
+    s->total_conns = o->conns;
+    s->interval_ns = o->rate ? (uint64_t)o->conns * 1000000000u / o->rate : 0;
+    bench_tuning(s);
+    plan_intervals(s, o);
+    rc = resolve(o, &s->addr, err, sizeof err);
     if (rc != 0) {
         if (rc == 2)
             bench_usage_error(err);
@@ -178,73 +217,67 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", progname, err);
         return rc;
     }
-    unsigned idle = o.idle;
-    if (fit_nofile(&o, &idle) != 0)
+    r->idle = o->idle;
+    if (fit_nofile(o, &r->idle) != 0 || (r->backend = probe_backend(o)) == NULL)
         return 1;
-
-    /* The backend the workers will get, for the report. */
-    const char *backend = o.backend;
-    if (backend == NULL || strcmp(backend, "auto") == 0) {
-        struct iomux_loop *probe;
-        struct iomux_loop_options lo = {.backend = o.backend};
-        rc = iomux_loop_new(&probe, &lo);
-        if (rc < 0) {
-            fprintf(stderr, "%s: creating the event loop: %s\n", progname, strerror(-rc));
-            return 1;
-        }
-        backend = iomux_loop_backend(probe);
-        iomux_loop_free(probe);
+    if (o->hdr_log != NULL && (r->hdr_file = fopen(o->hdr_log, "w")) == NULL) {
+        fprintf(stderr, "%s: --hdr-log %s: %s\n", progname, o->hdr_log, strerror(errno));
+        return 1;
     }
-
     pattern_init(&pattern, 0x6563686f62656e63ULL); /* "echobenc" */
-    atomic_init(&shared.connects_done, 0);
-    atomic_init(&shared.connects_ok, 0);
-    atomic_init(&shared.go, 0);
-    atomic_init(&shared.abort_run, 0);
+    atomic_init(&s->connects_done, 0);
+    atomic_init(&s->connects_ok, 0);
+    atomic_init(&s->go, 0);
+    atomic_init(&s->abort_run, 0);
+    return -1;
+}
 
-    struct worker **workers = calloc(o.threads, sizeof *workers);
-    pthread_t *tids = calloc(o.threads, sizeof *tids);
-    if (workers == NULL || tids == NULL) {
-        fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
-        return 1;
+/* Allocates and starts worker i; -1 (the run is aborted) if it cannot. */
+static int start_worker(struct run *r, unsigned i)
+{
+    const struct bench_options *o = &r->o;
+    /* Connection k goes to worker k % T, so the global number of a
+       worker's i-th connection is index + i * T. */
+    unsigned n = o->conns / o->threads + (i < o->conns % o->threads);
+    unsigned ni = r->idle / o->threads + (i < r->idle % o->threads);
+    struct worker *w = malloc(sizeof *w);
+    int rc = ENOMEM;
+    if (w != NULL && worker_init(w, r->shared, i, n, ni, i, o->threads) == 0 &&
+        (!o->udp || udp_worker_init(w) == 0))
+        rc = pthread_create(&r->tids[i], NULL, o->udp ? udp_worker_main : worker_main, w);
+    if (rc == 0) {
+        r->workers[i] = w;
+        return 0;
     }
-    /* Ctrl-C ends the run early with a report. The workers block the
-       signals (they inherit this mask), so only main() sees them. */
+    fprintf(stderr, "%s: %s worker %u: %s\n", progname, rc == ENOMEM ? "allocating" : "starting", i,
+            strerror(rc));
+    if (w != NULL) {
+        udp_worker_fini(w);
+        worker_fini(w);
+        free(w);
+    }
+    atomic_store(&r->shared->abort_run, 1);
+    return -1;
+}
+
+/* Starts the threads with SIGINT and SIGTERM blocked (they inherit the
+   mask), so that only main() sees them: Ctrl-C ends the run early with a
+   report. Returns -1 if the arrays cannot be allocated. */
+static int start_workers(struct run *r)
+{
+    r->workers = calloc(r->o.threads, sizeof *r->workers);
+    r->tids = calloc(r->o.threads, sizeof *r->tids);
+    if (r->workers == NULL || r->tids == NULL) {
+        fprintf(stderr, "%s: allocating: %s\n", progname, strerror(ENOMEM));
+        return -1;
+    }
     sigset_t stop_signals, old_mask;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
-    unsigned started = 0;
-    for (unsigned i = 0; i < o.threads; i++) {
-        /* Connection k goes to worker k % T, so the global number of a
-           worker's i-th connection is index + i * T. */
-        unsigned n = o.conns / o.threads + (i < o.conns % o.threads);
-        unsigned ni = idle / o.threads + (i < idle % o.threads);
-        workers[i] = malloc(sizeof *workers[i]);
-        if (workers[i] == NULL || worker_init(workers[i], &shared, i, n, ni, i, o.threads) != 0 ||
-            (o.udp && udp_worker_init(workers[i]) != 0)) {
-            fprintf(stderr, "%s: allocating worker %u: %s\n", progname, i, strerror(ENOMEM));
-            if (workers[i] != NULL)
-                worker_fini(workers[i]);
-            free(workers[i]);
-            workers[i] = NULL;
-            atomic_store(&shared.abort_run, 1);
-            break;
-        }
-        rc = pthread_create(&tids[i], NULL, o.udp ? udp_worker_main : worker_main, workers[i]);
-        if (rc != 0) {
-            fprintf(stderr, "%s: starting thread %u: %s\n", progname, i, strerror(rc));
-            udp_worker_fini(workers[i]);
-            worker_fini(workers[i]);
-            free(workers[i]);
-            workers[i] = NULL;
-            atomic_store(&shared.abort_run, 1);
-            break;
-        }
-        started++;
-    }
-
+    while (r->started < r->o.threads && start_worker(r, r->started) == 0)
+        r->started++;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
@@ -252,82 +285,138 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    return 0;
+}
 
-    /* Wait for every connect to finish, well or badly: at most
-       --connect-timeout, plus the time a paced connect phase needs. */
-    unsigned total = o.conns + idle;
-    uint64_t limit_ns = o.connect_timeout_us * 1000u;
-    if (o.connect_rate)
-        limit_ns += (uint64_t)total * 1000000000u / o.connect_rate;
+/* Waits for every connect to finish, well or badly (at most
+   --connect-timeout plus the time a paced connect phase needs), then sets
+   the run's timeline and lets the traffic go. */
+static void set_timeline(struct run *r)
+{
+    const struct bench_options *o = &r->o;
+    struct bench_shared *s = r->shared;
+    unsigned total = o->conns + r->idle;
+    uint64_t limit_ns = o->connect_timeout_us * 1000u;
+    if (o->connect_rate)
+        limit_ns += (uint64_t)total * 1000000000u / o->connect_rate;
     uint64_t t0 = bench_now_ns();
-    while (!o.churn && started == o.threads && !atomic_load(&shared.abort_run) && !interrupted &&
-           atomic_load(&shared.connects_done) < total && bench_now_ns() - t0 < limit_ns)
+    while (!o->churn && r->started == o->threads && !atomic_load(&s->abort_run) && !interrupted &&
+           atomic_load(&s->connects_done) < total && bench_now_ns() - t0 < limit_ns)
         bench_sleep_until(bench_now_ns() + 2000000u);
-
     uint64_t now = bench_now_ns();
-    shared.t_start_ns = now;
-    shared.t_measure_ns = now + o.warmup_us * 1000u;
-    shared.t_end_ns = shared.t_measure_ns + o.duration_us * 1000u;
+    s->t_start_ns = now;
+    s->t_measure_ns = now + o->warmup_us * 1000u;
+    s->t_end_ns = s->t_measure_ns + o->duration_us * 1000u;
     /* Nothing connected: nothing to measure, so the run ends now rather
        than after --warmup and --duration of nothing. */
-    if (!o.churn && atomic_load(&shared.connects_ok) == 0)
-        shared.t_measure_ns = shared.t_end_ns = now;
-    atomic_store_explicit(&shared.go, 1, memory_order_release);
+    if (!o->churn && atomic_load(&s->connects_ok) == 0)
+        s->t_measure_ns = s->t_end_ns = now;
+#ifdef ECHO_BENCH_HAVE_ZLIB
+    /* The log's time 0 is the traffic's start. */
+    if (r->hdr_file != NULL &&
+        (s->hdr_log = hdrlog_open(r->hdr_file, (double)clock_ns(CLOCK_REALTIME) / 1e9)) == NULL)
+        s->hdr_log_errno = errno ? errno : EIO;
+#endif
+    atomic_store_explicit(&s->go, 1, memory_order_release);
+}
 
-    if (started == o.threads)
-        ival_run(&shared, workers, started, &interrupted);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    uint64_t end = bench_now_ns();
-    if (end > shared.t_end_ns)
-        end = shared.t_end_ns;
-    if (started == o.threads)
-        ival_final(&shared, workers, started, end);
+/* Flushes and closes the --hdr-log file; -1 (said on stderr) if any write
+   to it failed. */
+static int close_hdr_log(struct run *r)
+{
+    if (r->hdr_file == NULL)
+        return 0;
+    struct bench_shared *s = r->shared;
+#ifdef ECHO_BENCH_HAVE_ZLIB
+    if (hdrlog_close(s->hdr_log) < 0 && s->hdr_log_errno == 0)
+        s->hdr_log_errno = errno;
+#endif
+    if (fclose(r->hdr_file) != 0 && s->hdr_log_errno == 0)
+        s->hdr_log_errno = errno ? errno : EIO;
+    r->hdr_file = NULL;
+    if (s->hdr_log_errno == 0)
+        return 0;
+    fprintf(stderr, "%s: --hdr-log %s: writing: %s\n", progname, r->o.hdr_log,
+            strerror(s->hdr_log_errno));
+    return -1;
+}
 
-    struct totals t;
-    totals_collect(&t, workers, started, &o,
-                   end > shared.t_measure_ns ? (double)(end - shared.t_measure_ns) / 1e9 : 0.0);
-
-    if (o.json)
-        report_json(&o, backend, idle, &t);
-    else
-        report_text(&o, backend, idle, &t);
-
+/* The exit status, with a line on stderr for each reason it is not 0. */
+static int exit_status(const struct run *r, const struct totals *t)
+{
+    const struct bench_options *o = &r->o;
     int status = 0;
     if (interrupted) {
-        fprintf(stderr, "%s: interrupted; the report covers %.2f s\n", progname, t.window_s);
+        fprintf(stderr, "%s: interrupted; the report covers %.2f s\n", progname, t->window_s);
         status = 1;
     }
-    if (started != o.threads || t.fatal)
+    if (r->started != o->threads || t->fatal || t->errors || t->connect_failures ||
+        (!o->never_read && t->messages == 0))
         status = 1;
-    if (t.errors || t.connect_failures)
-        status = 1;
-    if (!o.never_read && t.messages == 0)
-        status = 1;
-    if (t.timed_out) {
+    if (t->timed_out) {
         fprintf(stderr,
                 "%s: %llu message(s) waited longer than --timeout %.3g s (the longest %.2f s; "
                 "%llu still unanswered at the end)\n",
-                progname, (unsigned long long)t.timed_out, (double)o.timeout_us / 1e6,
-                (double)t.max_wait_ns / 1e9, (unsigned long long)t.outstanding);
+                progname, (unsigned long long)t->timed_out, (double)o->timeout_us / 1e6,
+                (double)t->max_wait_ns / 1e9, (unsigned long long)t->outstanding);
         status = 1;
     }
-    if (t.ports_out)
-        ports_ran_out(&o, t.ports_out);
-    if (status != 0) {
-        if (t.first_error != NULL)
-            fprintf(stderr, "%s: %llu error(s), %llu connect failure(s); first: %s\n", progname,
-                    (unsigned long long)t.errors, (unsigned long long)t.connect_failures,
-                    t.first_error);
-        else if (!o.never_read && t.messages == 0)
-            fprintf(stderr, "%s: no echo completed during the measurement\n", progname);
+    if (t->ports_out)
+        ports_ran_out(o, t->ports_out);
+    if (status != 0 && t->first_error != NULL)
+        fprintf(stderr, "%s: %llu error(s), %llu connect failure(s); first: %s\n", progname,
+                (unsigned long long)t->errors, (unsigned long long)t->connect_failures,
+                t->first_error);
+    else if (status != 0 && !o->never_read && t->messages == 0)
+        fprintf(stderr, "%s: no echo completed during the measurement\n", progname);
+    return status;
+}
+
+static void free_run(struct run *r)
+{
+    for (unsigned i = 0; i < r->started; i++) {
+        udp_worker_fini(r->workers[i]);
+        worker_fini(r->workers[i]);
+        free(r->workers[i]);
     }
-    for (unsigned i = 0; i < started; i++) {
-        udp_worker_fini(workers[i]);
-        worker_fini(workers[i]);
-        free(workers[i]);
+    free(r->workers);
+    free(r->tids);
+    if (r->hdr_file != NULL)
+        fclose(r->hdr_file);
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench_shared shared;
+    static struct run r = {.shared = &shared};
+    int rc = prepare(&r, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (start_workers(&r) < 0) {
+        free_run(&r);
+        return 1;
     }
-    free(workers);
-    free(tids);
+    set_timeline(&r);
+    if (r.started == r.o.threads)
+        ival_run(&shared, r.workers, r.started, &interrupted);
+    for (unsigned i = 0; i < r.started; i++)
+        pthread_join(r.tids[i], NULL);
+    uint64_t end = bench_now_ns();
+    if (end > shared.t_end_ns)
+        end = shared.t_end_ns;
+    if (r.started == r.o.threads)
+        ival_final(&shared, r.workers, r.started, end);
+
+    static struct totals t; /* three 216 KiB histograms: not on the stack */
+    totals_collect(&t, r.workers, r.started, &r.o,
+                   end > shared.t_measure_ns ? (double)(end - shared.t_measure_ns) / 1e9 : 0.0);
+    if (r.o.json)
+        report_json(&r.o, r.backend, r.idle, &t);
+    else
+        report_text(&r.o, r.backend, r.idle, &t);
+    int status = exit_status(&r, &t);
+    if (close_hdr_log(&r) < 0)
+        status = 1;
+    free_run(&r);
     return status;
 }

@@ -67,13 +67,13 @@ static void print_latency(const char *label, uint64_t ns)
 }
 
 /* One line: p50, p90, p99, p99.9 and max after the label. */
-static void print_percentiles(const char *label, const struct histogram *h)
+static void print_percentiles(const char *label, const struct hdr *h)
 {
     fputs(label, stdout);
-    print_latency("p50", histogram_percentile(h, 50));
-    print_latency("p90", histogram_percentile(h, 90));
-    print_latency("p99", histogram_percentile(h, 99));
-    print_latency("p99.9", histogram_percentile(h, 99.9));
+    print_latency("p50", hdr_percentile(h, 50));
+    print_latency("p90", hdr_percentile(h, 90));
+    print_latency("p99", hdr_percentile(h, 99));
+    print_latency("p99.9", hdr_percentile(h, 99.9));
     print_latency("max", h->max);
     printf("\n");
 }
@@ -86,8 +86,7 @@ static void print_percentiles(const char *label, const struct histogram *h)
 
 static int fell_behind(const struct bench_options *o, const struct totals *t)
 {
-    return o->rate != 0 &&
-           (t->unsent > o->conns || histogram_percentile(&t->lag, 50) > BEHIND_LAG_NS);
+    return o->rate != 0 && (t->unsent > o->conns || hdr_percentile(&t->lag, 50) > BEHIND_LAG_NS);
 }
 
 static double achieved_rate(const struct totals *t)
@@ -101,7 +100,7 @@ static void json_schedule(const struct bench_options *o, const struct totals *t)
 {
     printf("\"target_rate\":%llu,\"achieved_rate\":%.1f,\"schedule_lag_us\":{\"p50\":%.1f,"
            "\"max\":%.1f},\"unsent\":%llu,\"behind\":",
-           (unsigned long long)o->rate, achieved_rate(t), us(histogram_percentile(&t->lag, 50)),
+           (unsigned long long)o->rate, achieved_rate(t), us(hdr_percentile(&t->lag, 50)),
            us(t->lag.max), (unsigned long long)t->unsent);
     if (fell_behind(o, t))
         printf("{\"unsent_share\":%.3f,\"cpu_limited\":%s},",
@@ -113,7 +112,7 @@ static void json_schedule(const struct bench_options *o, const struct totals *t)
 
 static void text_schedule(const struct bench_options *o, const struct totals *t)
 {
-    uint64_t p50 = histogram_percentile(&t->lag, 50);
+    uint64_t p50 = hdr_percentile(&t->lag, 50);
     printf("rate           target %llu msg/s, achieved %.0f msg/s; sends late by",
            (unsigned long long)o->rate, achieved_rate(t));
     print_latency("p50", p50);
@@ -174,12 +173,12 @@ static const char *const churn_kind_text[CHURN_KINDS] = {"refused", "reset", "ti
 
 static double connects_per_s(const struct totals *t)
 {
-    return t->window_s > 0 ? (double)t->connect_hist.count / t->window_s : 0.0;
+    return t->window_s > 0 ? (double)t->connect_hist.total / t->window_s : 0.0;
 }
 
 static void json_churn(const struct bench_options *o, const struct totals *t)
 {
-    const struct histogram *h = &t->connect_hist;
+    const struct hdr *h = &t->connect_hist;
     printf("\"churn\":{\"target_per_s\":%llu,\"per_conn\":%llu,\"connects_per_s\":%.1f,"
            "\"attempts\":%llu,\"connected\":%llu,\"finished\":%llu,",
            (unsigned long long)o->churn, (unsigned long long)o->per_conn, connects_per_s(t),
@@ -187,8 +186,8 @@ static void json_churn(const struct bench_options *o, const struct totals *t)
            (unsigned long long)t->churn_finished);
     printf("\"connect_latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,"
            "\"max\":%.1f},\"failures\":{",
-           us(histogram_percentile(h, 50)), us(histogram_percentile(h, 90)),
-           us(histogram_percentile(h, 99)), us(histogram_percentile(h, 99.9)), us(h->max));
+           us(hdr_percentile(h, 50)), us(hdr_percentile(h, 90)), us(hdr_percentile(h, 99)),
+           us(hdr_percentile(h, 99.9)), us(h->max));
     for (int k = 0; k < CHURN_KINDS; k++)
         printf("%s\"%s\":%llu", k ? "," : "", churn_kind_json[k],
                (unsigned long long)t->churn_failures[k]);
@@ -197,7 +196,7 @@ static void json_churn(const struct bench_options *o, const struct totals *t)
 
 static void text_churn(const struct bench_options *o, const struct totals *t)
 {
-    const struct histogram *h = &t->connect_hist;
+    const struct hdr *h = &t->connect_hist;
     printf("churn          target %llu connects/s, achieved %.0f/s; %llu attempted, %llu "
            "connected, %llu closed after %llu message(s)\n",
            (unsigned long long)o->churn, connects_per_s(t), (unsigned long long)t->churn_attempts,
@@ -214,7 +213,7 @@ static void text_churn(const struct bench_options *o, const struct totals *t)
 void report_json(const struct bench_options *o, const char *backend, unsigned idle,
                  const struct totals *t)
 {
-    const struct histogram *h = &t->hist;
+    const struct hdr *h = &t->hist;
     printf("{\"connect\":");
     json_string(o->connect);
     printf(",\"backend\":");
@@ -228,9 +227,8 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
            t->window_s > 0 ? (double)t->bytes / t->window_s / 1e6 : 0.0);
     printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,"
            "\"mean\":%.1f},",
-           us(histogram_percentile(h, 50)), us(histogram_percentile(h, 90)),
-           us(histogram_percentile(h, 99)), us(histogram_percentile(h, 99.9)), us(h->max),
-           histogram_mean(h) / 1000.0);
+           us(hdr_percentile(h, 50)), us(hdr_percentile(h, 90)), us(hdr_percentile(h, 99)),
+           us(hdr_percentile(h, 99.9)), us(h->max), hdr_mean(h) / 1000.0);
     if (o->udp)
         printf("\"transport\":\"udp\",\"lost\":%llu,\"late\":%llu,", (unsigned long long)t->lost,
                (unsigned long long)t->late);
@@ -266,10 +264,10 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
     printf("}\n");
 }
 
-void report_text(const struct bench_options *o, const char *backend, unsigned idle,
-                 const struct totals *t)
+/* The first line: what was run, how, and for how long. */
+static void text_header(const struct bench_options *o, const char *backend, unsigned idle,
+                        const struct totals *t)
 {
-    const struct histogram *h = &t->hist;
     printf("echo-bench: %s, %u %s", o->connect, o->conns, o->udp ? "UDP flow(s)" : "connection(s)");
     if (idle)
         printf(" + %u idle", idle);
@@ -284,6 +282,13 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
     else
         printf("closed loop, depth %u", o->depth);
     printf(", %u thread(s), backend %s, %.2f s measured\n", o->threads, backend, t->window_s);
+}
+
+void report_text(const struct bench_options *o, const char *backend, unsigned idle,
+                 const struct totals *t)
+{
+    const struct hdr *h = &t->hist;
+    text_header(o, backend, idle, t);
     if (o->never_read) {
         printf("server took    %.0f bytes per connection before pushing back (min %llu, max "
                "%llu)\n",
@@ -330,7 +335,7 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
 
 static void totals_churn(struct totals *t, const struct churn *ch)
 {
-    histogram_merge(&t->connect_hist, &ch->connect_hist);
+    hdr_merge(&t->connect_hist, &ch->connect_hist);
     t->churn_attempts += ch->attempts;
     t->churn_connected += ch->connected;
     t->churn_finished += ch->finished;
@@ -342,16 +347,17 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
                     const struct bench_options *o, double window_s)
 {
     memset(t, 0, sizeof *t);
-    histogram_init(&t->hist);
-    histogram_init(&t->lag);
-    histogram_init(&t->connect_hist);
+    hdr_init(&t->hist);
+    hdr_init(&t->lag);
+    hdr_init(&t->connect_hist);
     t->nr_min = UINT64_MAX;
     t->cpus = bench_usable_cpus();
     t->window_s = window_s;
     for (unsigned i = 0; i < n; i++) {
         const struct worker *w = workers[i];
-        histogram_merge(&t->hist, &w->hist);
-        histogram_merge(&t->lag, &w->lag);
+        hdr_merge(&t->hist, &w->hist);
+        if (w->lag != NULL)
+            hdr_merge(&t->lag, w->lag);
         t->scheduled += w->scheduled;
         t->unsent += w->unsent;
         t->retransmits += w->retransmits;

@@ -10,17 +10,17 @@
 
 #include "bench_args.h"
 #include "churn.h"
-#include "histogram.h"
+#include "hdr.h"
 
 struct worker;
 
 struct totals {
-    struct histogram hist;
+    struct hdr hist;
     uint64_t messages, bytes, errors, connect_failures, idle_closed;
     uint64_t outstanding, timed_out; /* see struct worker */
     uint64_t ports_out;
     uint64_t max_wait_ns;
-    struct histogram lag; /* open loop: schedule lag */
+    struct hdr lag; /* open loop: schedule lag */
     uint64_t scheduled, unsent;
     uint64_t retransmits;                                    /* TCP, summed over connections */
     unsigned retrans_known; /* connections that told them */ /* open loop: messages due, not sent */
@@ -29,7 +29,7 @@ struct totals {
     unsigned nr_conns;
     /* --churn: connect latency (connects started in the window), counts
        over the whole run */
-    struct histogram connect_hist;
+    struct hdr connect_hist;
     uint64_t churn_attempts, churn_connected, churn_finished;
     uint64_t churn_failures[CHURN_KINDS];
     int fatal;

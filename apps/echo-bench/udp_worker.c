@@ -18,6 +18,13 @@
  * is an error. When the send buffer is full (EAGAIN) the datagrams owed
  * wait in `owed` and go out when the socket is writable.
  *
+ * With --rate (the open loop) datagrams are released on the schedule
+ * instead (sched_due(), as the TCP connections), a timerfd waking the
+ * loop at each due time; a slot is stamped with the due time too and the
+ * latency counts from it, so a server that stalls is charged for every
+ * datagram that waited behind the stall. The slots per flow then cover
+ * twice the loss timeout at the flow's highest rate (udp_slots()).
+ *
  * After the measured time the flows stop releasing and wait, at most
  * UDP_LOSS_MS, for what is still in flight, so the loss count is exact.
  */
@@ -44,7 +51,8 @@
 
 struct udp_slot {
     uint64_t seq;
-    uint64_t sent_ns;
+    uint64_t sent_ns; /* when it left, for the loss timer */
+    uint64_t due_ns;  /* latency counts from here: sent_ns, or the schedule's */
     bool busy;
 };
 
@@ -54,7 +62,10 @@ struct udp_flow {
     unsigned id; /* global flow number */
     uint64_t base;
     uint64_t next_seq;
+    uint64_t released; /* open loop: datagrams due so far (sent or owed) */
+    uint64_t phase_ns; /* open loop: where its schedule starts */
     unsigned owed;     /* datagrams to send as soon as possible */
+    unsigned nslots;   /* --depth, or the open loop's udp_slots() */
     unsigned inflight; /* busy slots */
     bool writing;      /* IOMUX_WRITE is watched */
     struct udp_slot *slots;
@@ -124,7 +135,9 @@ static void flow_pump(struct udp_flow *f)
         f->owed--;
         f->next_seq++;
         f->inflight++;
-        f->slots[slot] = (struct udp_slot){.seq = seq, .sent_ns = bench_now_ns(), .busy = true};
+        uint64_t now = bench_now_ns();
+        uint64_t due = o->rate ? sched_due(w->shared, f->id, f->phase_ns, seq) : now;
+        f->slots[slot] = (struct udp_slot){.seq = seq, .sent_ns = now, .due_ns = due, .busy = true};
     }
     set_writing(f, f->fd >= 0 && f->owed > 0 && f->nfree > 0);
 }
@@ -151,7 +164,7 @@ static void flow_reply(struct udp_flow *f, const unsigned char *buf, size_t len,
     memcpy(hdr, buf, sizeof hdr);
     unsigned id = ntohl(hdr[0]), slot = ntohl(hdr[1]);
     uint64_t seq = (uint64_t)ntohl(hdr[2]) << 32 | ntohl(hdr[3]);
-    if (id != f->id || slot >= o->depth || seq >= f->next_seq) {
+    if (id != f->id || slot >= f->nslots || seq >= f->next_seq) {
         flow_error(f, "flow %u: a datagram came back that was never sent (flow %u, seq %llu)",
                    f->id, id, (unsigned long long)seq);
         return;
@@ -168,15 +181,16 @@ static void flow_reply(struct udp_flow *f, const unsigned char *buf, size_t len,
         w->late++; /* already counted lost, or a duplicate */
         return;
     }
-    if (w->ival != NULL)
-        histogram_record(w->ival->cur, now > sl->sent_ns ? now - sl->sent_ns : 0);
+    uint64_t latency = now > sl->due_ns ? now - sl->due_ns : 0;
+    if (w->ival != NULL && now < s->t_end_ns)
+        hdr_record(w->ival->cur, latency);
     if (now >= s->t_measure_ns && now < s->t_end_ns) {
-        histogram_record(&w->hist, now > sl->sent_ns ? now - sl->sent_ns : 0);
+        hdr_record(&w->hist, latency);
         w->messages++;
         w->bytes += len;
     }
     slot_free(f, slot);
-    if (now < s->t_end_ns)
+    if (now < s->t_end_ns && o->rate == 0) /* closed loop: the next one */
         f->owed++;
 }
 
@@ -212,13 +226,13 @@ static void sweep(struct worker *w, bool all)
         struct udp_flow *f = &w->flows[i];
         if (f->fd < 0)
             continue; /* failed: its error was counted */
-        for (unsigned k = 0; k < s->opt->depth && f->inflight; k++) {
+        for (unsigned k = 0; k < f->nslots && f->inflight; k++) {
             struct udp_slot *sl = &f->slots[k];
             if (!sl->busy || (!all && now - sl->sent_ns < UDP_LOSS_MS * 1000000ull))
                 continue;
             w->lost++;
             slot_free(f, k);
-            if (now < s->t_end_ns)
+            if (now < s->t_end_ns && s->opt->rate == 0)
                 f->owed++;
         }
         flow_pump(f);
@@ -250,9 +264,25 @@ static int flow_open(struct udp_flow *f)
     return rc;
 }
 
+/* Open loop: slots for the datagrams one flow sends in twice the loss
+   timeout at its highest rate, so that a server answering within it never
+   makes a due datagram wait for a slot (one that does wait is sent late
+   and its latency, counted from the schedule, says so). */
+#define OPEN_SLOTS_MAX 65536u
+
+static unsigned udp_slots(const struct bench_shared *s)
+{
+    const struct bench_options *o = s->opt;
+    if (o->rate == 0)
+        return o->depth;
+    uint64_t top = o->rate_to > o->rate ? o->rate_to : o->rate;
+    uint64_t n = top * 2u * UDP_LOSS_MS / 1000u / s->total_conns + 8u;
+    return n < OPEN_SLOTS_MAX ? (unsigned)n : OPEN_SLOTS_MAX;
+}
+
 int udp_worker_init(struct worker *w)
 {
-    unsigned depth = w->shared->opt->depth;
+    unsigned depth = udp_slots(w->shared);
     w->flows = calloc(w->n_conns ? w->n_conns : 1, sizeof *w->flows);
     struct udp_slot *slots = calloc((size_t)(w->n_conns ? w->n_conns : 1) * depth, sizeof *slots);
     unsigned *stacks = calloc((size_t)(w->n_conns ? w->n_conns : 1) * depth, sizeof *stacks);
@@ -274,6 +304,10 @@ int udp_worker_init(struct worker *w)
         for (unsigned k = 0; k < depth; k++)
             f->free_slots[k] = depth - 1 - k;
         f->nfree = depth;
+        f->nslots = depth;
+        /* Spread over one interval, as the TCP connections are. */
+        f->phase_ns =
+            w->shared->total_conns ? w->shared->interval_ns * f->id / w->shared->total_conns : 0;
     }
     return 0;
 }
@@ -309,18 +343,13 @@ static unsigned total_inflight(const struct worker *w)
     return n;
 }
 
-void *udp_worker_main(void *arg)
+/* UDP has no handshake: a flow is ready once its socket is connected. */
+static void open_flows(struct worker *w)
 {
-    struct worker *w = arg;
     struct bench_shared *s = w->shared;
-    const struct bench_options *o = s->opt;
-    if (worker_open_loop(w) < 0)
-        return NULL;
-    int rc;
-    /* UDP has no handshake: a flow is ready once its socket is connected. */
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct udp_flow *f = &w->flows[i];
-        rc = flow_open(f);
+        int rc = flow_open(f);
         if (rc == 0)
             atomic_fetch_add_explicit(&s->connects_ok, 1, memory_order_relaxed);
         if (rc < 0) {
@@ -331,34 +360,75 @@ void *udp_worker_main(void *arg)
         }
         atomic_fetch_add_explicit(&s->connects_done, 1, memory_order_relaxed);
     }
-    while (!atomic_load_explicit(&s->go, memory_order_acquire) &&
-           !atomic_load_explicit(&s->abort_run, memory_order_relaxed))
-        if (run_once(w, 2) < 0)
-            break;
+}
 
+/* The traffic starts: the loss sweep, then --depth datagrams per flow in
+   the closed loop, or the schedule's alarm clock in the open loop (without
+   a timerfd the loop polls, as wake.h says). Returns the sweep's timer. */
+static uint64_t start_flows(struct worker *w)
+{
+    struct bench_shared *s = w->shared;
     uint64_t sweep_id = 0;
-    if (!atomic_load(&s->abort_run)) {
-        rc = iomux_timer_add(w->loop, SWEEP_MS, SWEEP_MS, on_sweep, w, &sweep_id);
-        if (rc < 0) {
-            snprintf(w->first_error, sizeof w->first_error, "adding a timer: %s", strerror(-rc));
-            w->fatal = 1;
-            w->errors++;
-            atomic_store(&s->abort_run, 1);
-        }
-        for (unsigned i = 0; i < w->n_conns; i++) {
-            w->flows[i].owed = o->depth;
-            flow_pump(&w->flows[i]);
-        }
-        if (w->ival != NULL)
-            ival_start(w->ival, s);
-        w->started = 1;
+    int rc = iomux_timer_add(w->loop, SWEEP_MS, SWEEP_MS, on_sweep, w, &sweep_id);
+    if (rc < 0) {
+        snprintf(w->first_error, sizeof w->first_error, "adding a timer: %s", strerror(-rc));
+        w->fatal = 1;
+        w->errors++;
+        atomic_store(&s->abort_run, 1);
     }
+    if (s->opt->rate != 0)
+        (void)wake_open(&w->wake, w->loop);
+    for (unsigned i = 0; i < w->n_conns && s->opt->rate == 0; i++) {
+        w->flows[i].owed = s->opt->depth;
+        flow_pump(&w->flows[i]);
+    }
+    if (w->ival != NULL)
+        ival_start(w->ival, s);
+    w->started = 1;
+    return sweep_id;
+}
+
+/* Open loop: releases every datagram that is due, whether or not the
+   earlier ones were answered; returns the next due time (UINT64_MAX when
+   none is before the end). */
+static uint64_t release_due(struct worker *w, uint64_t now)
+{
+    const struct bench_shared *s = w->shared;
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < w->n_conns; i++) {
+        struct udp_flow *f = &w->flows[i];
+        if (f->fd < 0)
+            continue;
+        uint64_t due = sched_due(s, f->id, f->phase_ns, f->released);
+        unsigned before = f->owed;
+        while (due <= now && due < s->t_end_ns) {
+            if (due >= s->t_measure_ns)
+                hdr_record(w->lag, now - due);
+            f->released++;
+            f->owed++;
+            due = sched_due(s, f->id, f->phase_ns, f->released);
+        }
+        if (f->owed != before)
+            flow_pump(f);
+        if (due < next && due < s->t_end_ns)
+            next = due;
+    }
+    return next;
+}
+
+/* The loop until the end of the measured time. */
+static void run_flows(struct worker *w)
+{
+    struct bench_shared *s = w->shared;
     while (!atomic_load_explicit(&s->abort_run, memory_order_relaxed)) {
         uint64_t now = bench_now_ns();
         worker_cpu_tick(w, now);
         if (now >= s->t_end_ns)
             break;
         uint64_t until = s->t_end_ns;
+        uint64_t next = s->opt->rate != 0 ? release_due(w, now) : UINT64_MAX;
+        if (next < until && wake_arm(&w->wake, next) < 0)
+            until = next;
         if (w->ival != NULL) {
             uint64_t boundary = ival_tick(w->ival, now, total_inflight(w));
             until = boundary < until ? boundary : until;
@@ -368,8 +438,28 @@ void *udp_worker_main(void *arg)
             break;
     }
     worker_cpu_close(w);
-    /* The answers still on their way are waited for, for as long as a
-       datagram is given before it counts as lost. */
+}
+
+/* Open loop: the datagrams due before the end, and those of them that
+   never left (the socket did not take them, or no slot was free). */
+static void count_unsent(struct worker *w)
+{
+    const struct bench_shared *s = w->shared;
+    for (unsigned i = 0; i < w->n_conns; i++) {
+        struct udp_flow *f = &w->flows[i];
+        if (f->fd < 0)
+            continue;
+        uint64_t due = sched_due_count(s, f->id, f->phase_ns, f->released);
+        w->scheduled += due;
+        w->unsent += due > f->next_seq ? due - f->next_seq : 0;
+    }
+}
+
+/* Waits for the answers still on their way, for as long as a datagram is
+   given before it counts as lost, then closes every flow. */
+static void drain_flows(struct worker *w, uint64_t sweep_id)
+{
+    struct bench_shared *s = w->shared;
     uint64_t drain_end = bench_now_ns() + UDP_LOSS_MS * 1000000ull;
     while (!atomic_load_explicit(&s->abort_run, memory_order_relaxed) && total_inflight(w) &&
            bench_now_ns() < drain_end)
@@ -386,6 +476,28 @@ void *udp_worker_main(void *arg)
             f->fd = -1;
         }
     }
+}
+
+void *udp_worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct bench_shared *s = w->shared;
+    if (worker_open_loop(w) < 0)
+        return NULL;
+    open_flows(w);
+    while (!atomic_load_explicit(&s->go, memory_order_acquire) &&
+           !atomic_load_explicit(&s->abort_run, memory_order_relaxed))
+        if (run_once(w, 2) < 0)
+            break;
+    uint64_t sweep_id = 0;
+    if (!atomic_load(&s->abort_run)) {
+        sweep_id = start_flows(w);
+        run_flows(w);
+        if (s->opt->rate != 0)
+            count_unsent(w);
+    }
+    drain_flows(w, sweep_id);
+    wake_close(&w->wake);
     iomux_loop_free(w->loop);
     w->loop = NULL;
     return NULL;

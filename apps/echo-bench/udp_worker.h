@@ -9,7 +9,8 @@
  * 16-byte header (flow, slot, sequence number) and every byte is checked;
  * replies may come back in any order, as UDP allows. A datagram not
  * answered within UDP_LOSS_MS is counted as lost and replaced, so loss
- * slows a flow down but never stalls it.
+ * slows a flow down but never stalls it. With --rate the flows follow the
+ * open loop's schedule instead, latency counted from the scheduled time.
  */
 #ifndef ECHO_BENCH_UDP_WORKER_H
 #define ECHO_BENCH_UDP_WORKER_H

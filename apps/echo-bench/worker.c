@@ -127,10 +127,8 @@ static void on_read_resume(struct iomux_loop *loop, uint64_t id, void *data)
 static uint64_t msg_due(const struct bench_conn *c, uint64_t k)
 {
     const struct bench_shared *s = c->w->shared;
-    if (s->opt->rate_to != 0) /* a ramp: message k * conns + id overall */
-        return ramp_due(s, k * s->total_conns + c->id);
     if (s->opt->rate != 0)
-        return s->t_start_ns + c->phase_ns + k * s->interval_ns;
+        return sched_due(s, c->id, c->phase_ns, k);
     return c->send_ns[k % s->opt->depth];
 }
 
@@ -155,10 +153,12 @@ static void conn_complete(struct bench_conn *c, uint64_t now, int in_window)
         c->completed++;
         w->in_flight--;
         note_wait(w, wait);
-        if (w->ival != NULL)
-            histogram_record(w->ival->cur, wait);
+        /* The interval lines and --hdr-log hold what the summary does,
+           plus the warm-up: nothing after the end. */
+        if (w->ival != NULL && now < s->t_end_ns)
+            hdr_record(w->ival->cur, wait);
         if (in_window) {
-            histogram_record(&w->hist, wait);
+            hdr_record(&w->hist, wait);
             w->messages++;
         }
         if (o->rate == 0 && now < s->t_end_ns && (o->churn == 0 || c->released < o->per_conn))
@@ -181,22 +181,6 @@ static void count_retransmits(struct worker *w, const struct bench_conn *c)
     w->retrans_known++;
 }
 
-/* How many of the connection's messages fell due before the end: the
-   schedule's count, whether or not the loop got round to releasing them
-   (a generator too slow even to release them is behind too). */
-static uint64_t due_by_end(const struct bench_conn *c)
-{
-    const struct bench_shared *s = c->w->shared;
-    if (s->opt->rate_to == 0) {
-        uint64_t first = s->t_start_ns + c->phase_ns;
-        return s->t_end_ns > first ? (s->t_end_ns - first - 1) / s->interval_ns + 1 : 0;
-    }
-    uint64_t k = c->released;
-    while (msg_due(c, k) < s->t_end_ns)
-        k++;
-    return k;
-}
-
 /* Messages still unanswered when the run ends waited at least until then:
    their latency is charged up to the end, so that a server that stopped
    answering shows in the maximum and the high percentiles. */
@@ -208,7 +192,7 @@ static void count_outstanding(struct worker *w)
         if (c->state != CONN_OPEN)
             continue;
         if (s->opt->rate != 0) {
-            uint64_t due = due_by_end(c);
+            uint64_t due = sched_due_count(s, c->id, c->phase_ns, c->released);
             w->scheduled += due;
             w->unsent += due - c->sent / s->opt->size;
         }
@@ -216,12 +200,71 @@ static void count_outstanding(struct worker *w)
             uint64_t due = msg_due(c, k);
             uint64_t wait = s->t_end_ns > due ? s->t_end_ns - due : 0;
             note_wait(w, wait);
-            histogram_record(&w->hist, wait);
+            hdr_record(&w->hist, wait);
             if (w->ival != NULL)
-                histogram_record(w->ival->cur, wait);
+                hdr_record(w->ival->cur, wait);
             w->outstanding++;
         }
     }
+}
+
+/* recv() failed (n < 0, errno in err) or met the end of the stream
+   (n == 0): counts it as the connection's kind requires and closes it. */
+static void conn_read_ended(struct bench_conn *c, ssize_t n, int err)
+{
+    struct worker *w = c->w;
+    if (c->idle) {
+        w->idle_closed++;
+    } else {
+        if (w->churn != NULL)
+            churn_failed(w, n < 0 ? err : 0);
+        if (n < 0)
+            worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
+        else
+            worker_error(w,
+                         "conn %u: the server closed the connection (%llu of %llu bytes "
+                         "echoed)",
+                         c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
+    }
+    conn_close(c);
+}
+
+/* Checks `len` received bytes against what was sent; 0, or -1 (counted as
+   an error, the connection closed) if any is wrong or was never sent. */
+static int conn_verify(struct bench_conn *c, size_t len)
+{
+    struct worker *w = c->w;
+    const struct pattern *pat = w->shared->pattern;
+    if (c->received + len > c->sent) {
+        worker_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
+                     (unsigned long long)(c->received + len - c->sent));
+        conn_close(c);
+        return -1;
+    }
+    size_t ok = pattern_check(pat, c->base + c->received, w->read_buf, len);
+    if (ok == len)
+        return 0;
+    unsigned char want;
+    pattern_fill(pat, c->base + c->received + ok, &want, 1);
+    worker_error(w, "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received 0x%02x",
+                 c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
+    conn_close(c);
+    return -1;
+}
+
+/* --read-delay: a slow reader stops reading for a while after each read. */
+static void conn_pause_reading(struct bench_conn *c)
+{
+    struct worker *w = c->w;
+    uint64_t tid;
+    int rc = iomux_timer_add(w->loop, w->shared->opt->read_delay_ms, 0, on_read_resume, c, &tid);
+    if (rc < 0) {
+        worker_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->read_paused = 1;
+    conn_set_mask(c, conn_wanted_mask(c));
 }
 
 void conn_read(struct bench_conn *c)
@@ -230,53 +273,17 @@ void conn_read(struct bench_conn *c)
     const struct bench_shared *s = w->shared;
     for (;;) {
         ssize_t n = recv(c->fd, w->read_buf, sizeof w->read_buf, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            int err = errno;
-            if (c->idle)
-                w->idle_closed++;
-            else
-                worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
-            if (!c->idle && w->churn != NULL)
-                churn_failed(w, err);
-            conn_close(c);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        }
-        if (n == 0) {
-            if (!c->idle && w->churn != NULL)
-                churn_failed(w, 0);
-            if (c->idle) {
-                w->idle_closed++;
-            } else {
-                worker_error(w,
-                             "conn %u: the server closed the connection (%llu of %llu bytes "
-                             "echoed)",
-                             c->id, (unsigned long long)c->received, (unsigned long long)c->sent);
-            }
-            conn_close(c);
+        if (n <= 0) {
+            conn_read_ended(c, n, errno);
             return;
         }
         size_t len = (size_t)n;
-        if (c->received + len > c->sent) {
-            worker_error(w, "conn %u: %llu byte(s) came back that were never sent", c->id,
-                         (unsigned long long)(c->received + len - c->sent));
-            conn_close(c);
+        if (conn_verify(c, len) < 0)
             return;
-        }
-        size_t ok = pattern_check(s->pattern, c->base + c->received, w->read_buf, len);
-        if (ok < len) {
-            unsigned char want;
-            pattern_fill(s->pattern, c->base + c->received + ok, &want, 1);
-            worker_error(w,
-                         "conn %u: byte %llu of the stream is wrong: sent 0x%02x, received "
-                         "0x%02x",
-                         c->id, (unsigned long long)(c->received + ok), want, w->read_buf[ok]);
-            conn_close(c);
-            return;
-        }
         c->received += len;
         uint64_t now = bench_now_ns();
         int in_window = now >= s->t_measure_ns && now < s->t_end_ns;
@@ -288,16 +295,7 @@ void conn_read(struct bench_conn *c)
         if (c->state != CONN_OPEN)
             return;
         if (s->opt->read_delay_ms != 0) {
-            /* A slow reader: one read, then a pause. */
-            uint64_t tid;
-            int rc = iomux_timer_add(w->loop, s->opt->read_delay_ms, 0, on_read_resume, c, &tid);
-            if (rc < 0) {
-                worker_error(w, "conn %u: adding a timer: %s", c->id, strerror(-rc));
-                conn_close(c);
-                return;
-            }
-            c->read_paused = 1;
-            conn_set_mask(c, conn_wanted_mask(c));
+            conn_pause_reading(c);
             return;
         }
         if (len < sizeof w->read_buf)
@@ -319,11 +317,16 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
     w->first_id = first_id;
     w->id_stride = id_stride;
     w->never_read_min = UINT64_MAX;
-    histogram_init(&w->hist);
-    histogram_init(&w->lag);
+    hdr_init(&w->hist);
     w->wake.fd = -1;
     if (shared->report_ns != 0 && (w->ival = malloc(sizeof *w->ival)) == NULL)
         return -ENOMEM;
+    if (o->rate != 0 && (w->lag = malloc(sizeof *w->lag)) == NULL) {
+        worker_fini(w);
+        return -ENOMEM;
+    }
+    if (w->lag != NULL)
+        hdr_init(w->lag);
     if (w->ival != NULL)
         ival_init(w->ival);
     if (o->churn != 0 && churn_init(w) != 0) {
@@ -337,8 +340,7 @@ int worker_init(struct worker *w, struct bench_shared *shared, unsigned index, u
         free(w->conns);
         free(slots);
         w->conns = NULL;
-        free(w->ival);
-        w->ival = NULL;
+        worker_fini(w);
         return -ENOMEM;
     }
     uint64_t interval = shared->interval_ns;
@@ -368,6 +370,8 @@ void worker_fini(struct worker *w)
     w->conns = NULL;
     free(w->ival);
     w->ival = NULL;
+    free(w->lag);
+    w->lag = NULL;
     churn_fini(w);
 }
 
@@ -416,7 +420,7 @@ static uint64_t release_due(struct worker *w, uint64_t now)
         int more = 0;
         while (due <= now && due < s->t_end_ns) {
             if (due >= s->t_measure_ns)
-                histogram_record(&w->lag, now - due);
+                hdr_record(w->lag, now - due);
             c->released++;
             c->queued += s->opt->size;
             w->in_flight++;

@@ -14,7 +14,7 @@
 #include <iomux/net.h>
 
 #include "bench_args.h"
-#include "histogram.h"
+#include "hdr.h"
 #include "interval.h"
 #include "pattern.h"
 #include "sockopt.h"
@@ -37,12 +37,15 @@ struct bench_shared {
     uint64_t t_start_ns;       /* traffic starts (warm-up begins) */
     uint64_t t_measure_ns;     /* measurement window: [t_measure, t_end) */
     uint64_t t_end_ns;
-    uint64_t report_ns; /* a line per interval this long (interval.h); 0: none */
-    int report_json;    /* those lines in JSON on stdout, else text on stderr */
-    int report_quiet;   /* none printed: intervals only for --slo's knee */
+    uint64_t report_ns;     /* a line per interval this long (interval.h); 0: none */
+    int report_json;        /* those lines in JSON on stdout, else text on stderr */
+    int report_quiet;       /* none printed: intervals only for --slo's knee */
+    struct hdrlog *hdr_log; /* --hdr-log (hdr_log.h), main() only; NULL: none */
+    int hdr_log_errno;      /* the first failed write to it, 0 if none */
 };
 
 struct bench_conn;
+struct hdrlog;
 struct udp_flow;
 
 struct worker {
@@ -61,7 +64,7 @@ struct worker {
     int fatal;        /* the worker could not run at all */
 
     /* Results, owned by the worker; main() reads them after the join. */
-    struct histogram hist;
+    struct hdr hist;
     uint64_t messages; /* echoes completed inside the window */
     uint64_t bytes;    /* bytes echoed back inside the window */
     uint64_t errors;
@@ -73,7 +76,7 @@ struct worker {
     uint64_t max_wait_ns; /* the longest wait, answered or not, whole run */
     /* Open loop: how late each message due in the window was released for
        sending, and the messages due that the sockets had not taken. */
-    struct histogram lag;
+    struct hdr *lag;    /* allocated with --rate only: 216 KiB */
     uint64_t scheduled; /* messages released over the whole run */
     uint64_t unsent;
     uint64_t retransmits;   /* TCP_INFO tcpi_total_retrans, summed at the end */
@@ -136,6 +139,13 @@ uint64_t bench_now_ns(void);
    UINT64_MAX if never. And the rate at time t_ns. */
 uint64_t ramp_due(const struct bench_shared *s, uint64_t m);
 double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns);
+
+/* The open loop's schedule (--rate): when message k of connection or
+   flow `id` (whose schedule starts phase_ns after the start) is due, and
+   how many of its messages from `from` on are due before the end. */
+uint64_t sched_due(const struct bench_shared *s, unsigned id, uint64_t phase_ns, uint64_t k);
+uint64_t sched_due_count(const struct bench_shared *s, unsigned id, uint64_t phase_ns,
+                         uint64_t from);
 
 /* Sleeps until bench_now_ns() reaches deadline_ns. */
 void bench_sleep_until(uint64_t deadline_ns);

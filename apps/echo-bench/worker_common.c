@@ -108,6 +108,28 @@ double ramp_rate_at(const struct bench_shared *s, uint64_t t_ns)
     return (double)s->opt->rate + ramp_slope(s) * (double)(t_ns - s->t_measure_ns) / 1e9;
 }
 
+uint64_t sched_due(const struct bench_shared *s, unsigned id, uint64_t phase_ns, uint64_t k)
+{
+    if (s->opt->rate_to != 0) /* a ramp: message k * conns + id overall */
+        return ramp_due(s, k * s->total_conns + id);
+    return s->t_start_ns + phase_ns + k * s->interval_ns;
+}
+
+/* The schedule's count, whether or not the loop got round to releasing
+   them (a generator too slow even to release them is behind too). */
+uint64_t sched_due_count(const struct bench_shared *s, unsigned id, uint64_t phase_ns,
+                         uint64_t from)
+{
+    if (s->opt->rate_to == 0) {
+        uint64_t first = s->t_start_ns + phase_ns;
+        return s->t_end_ns > first ? (s->t_end_ns - first - 1) / s->interval_ns + 1 : 0;
+    }
+    uint64_t k = from;
+    while (sched_due(s, id, phase_ns, k) < s->t_end_ns)
+        k++;
+    return k;
+}
+
 void bench_sleep_until(uint64_t deadline_ns)
 {
     uint64_t now = bench_now_ns();
