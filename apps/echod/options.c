@@ -414,7 +414,14 @@ static void usage(FILE *f)
             "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
             "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
             "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
-            "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
+            "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n"
+            "  echod --listen 127.0.0.1:10000,proxy=v2 --listen 127.0.0.1:10001  # behind "
+            "HAProxy\n"
+            "\n"
+            "PROXY protocol: on a proxy= listener, a header not valid or not complete within\n"
+            "--proxy-timeout, or from a peer outside --proxy-from, closes the connection\n"
+            "(counted on the SIGUSR1 line). Socket-activated listeners are plain. PROXY over\n"
+            "UDP is not supported.\n",
             echod_udp_refused_ports_text);
 }
 
