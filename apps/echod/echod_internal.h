@@ -39,6 +39,7 @@ enum log_kind {
 };
 
 struct echod;
+struct sideport;
 
 struct listener {
     struct echod *d;
@@ -98,11 +99,13 @@ struct echod {
     uint64_t npending;         /* how many: they count toward --max-conns */
     struct echod_proxy_stats proxy;
     struct echod_user user; /* --user: looked up before binding */
+    /* --agent, --metrics (sideport.h): NULL when not asked for. */
+    struct sideport *agent, *metrics;
     /* Start-up lines for stderr, printed once serving (say_later()). */
     char startup[4096];
     size_t startup_len;
     /* Bound port-0 addresses, printed on stdout once serving. */
-    char announced[2 * ECHOD_MAX_LISTEN][IOMUX_ADDR_STRLEN];
+    char announced[2 * ECHOD_MAX_LISTEN + 2][IOMUX_ADDR_STRLEN]; /* + --agent, --metrics */
     size_t nannounced;
 };
 

@@ -232,6 +232,23 @@ static const struct cli_spec specs[] = {
      .field = F(user),
      .help = "after binding, switch to the user NAME and its group;\n"
              "refuses to run on as root if that fails"},
+    {.name = "agent",
+     .arg = "HOST:PORT",
+     .kind = CLI_STRING,
+     .field = F(agent),
+     .help = "answer HAProxy's agent-check on this address: one\n"
+             "line per connection, 'up ready' ('up ready N%' with\n"
+             "--max-conns, N the share still free), 'maint' at\n"
+             "--max-conns, 'drain' once shutting down. Port 0:\n"
+             "printed on stdout after the --listen and --udp ones"},
+    {.name = "metrics",
+     .arg = "HOST:PORT",
+     .kind = CLI_STRING,
+     .field = F(metrics),
+     .help = "serve Prometheus metrics at http://HOST:PORT/metrics\n"
+             "(text format 0.0.4): connections, bytes, refusals,\n"
+             "resets, errors, agent state. Port 0: printed on\n"
+             "stdout after --agent's"},
     {.name = "backend",
      .arg = "NAME",
      .kind = CLI_CALL,
@@ -460,6 +477,8 @@ static int check_options(const struct echod_options *o, const bool *given, char 
         return cli_fail(err, errsize, "--batch-wait: only with --engine uring");
     if (o->inetd && (o->nlisten || o->nudp))
         return cli_fail(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
+    if (o->inetd && (o->agent || o->metrics))
+        return cli_fail(err, errsize, "--inetd serves one connection: it takes no --agent or --metrics");
     if (o->proxy_timeout_ms == 0)
         return cli_fail(err, errsize, "--proxy-timeout: must be above 0");
     bool proxied = false;

@@ -87,6 +87,8 @@ struct echod_options {
     struct echod_cidr proxy_from[ECHOD_MAX_PROXY_FROM];
     size_t nproxy_from;
     uint64_t proxy_timeout_ms;
+    const char *agent;         /* --agent HOST:PORT, or NULL */
+    const char *metrics;       /* --metrics HOST:PORT, or NULL */
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;
