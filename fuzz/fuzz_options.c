@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (!o.high_water || !o.low_water || o.low_water > o.high_water)
             abort();
-        if ((o.engine != ECHOD_ENGINE_LOOP && o.engine != ECHOD_ENGINE_URING) ||
+        if ((o.engine != ECHOD_ENGINE_AUTO && o.engine != ECHOD_ENGINE_LOOP &&
+             o.engine != ECHOD_ENGINE_URING) ||
             (o.spin_receive != ECHOD_SPIN_AUTO && o.spin_receive != ECHOD_SPIN_ON &&
              o.spin_receive != ECHOD_SPIN_OFF))
             abort();

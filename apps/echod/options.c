@@ -22,7 +22,7 @@
 #define ECHOD_VERSION "unknown"
 #endif
 
-const char *const echod_engine_names[] = {"loop", "uring", NULL};
+const char *const echod_engine_names[] = {"auto", "loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
 
 /* The defaults --help shows are written out in the table: these keep them
@@ -131,8 +131,11 @@ static const struct cli_spec specs[] = {
              "uring: io_uring does it (multishot accept and\n"
              "receive, provided buffers), when built with liburing.\n"
              "Timers, signals and --udp stay on the --backend loop\n"
-             "(epoll, poll or select)",
-     .def = "loop"},
+             "(epoll, poll or select). auto: uring where it is built\n"
+             "and the kernel allows it, else loop (the start-up\n"
+             "line says which, and why); loop when --backend is\n"
+             "given, uring when an option of its own is",
+     .def = "auto"},
     {.name = "uring-buffers",
      .arg = "N",
      .kind = CLI_U64,
@@ -316,6 +319,30 @@ static int bad(char *err, size_t errsize, const char *what)
     return -1;
 }
 
+/* --engine auto, when another option decides it: a readiness backend
+   named (--backend) means the loop engine, the one that runs on it; an
+   option of the io_uring engine's own means that engine. Otherwise auto
+   stays, for echod_engine_start() to try io_uring and fall back. */
+static void resolve_auto_engine(struct echod_options *o, const bool *given)
+{
+    static const char *const uring_own[] = {"uring-buffers", "busy-poll", "batch-wait",
+                                            "spin-receive"};
+    if (o->engine != ECHOD_ENGINE_AUTO)
+        return;
+    if (strcmp(o->backend, "auto") != 0) {
+        o->engine = ECHOD_ENGINE_LOOP;
+        o->engine_given = "backend";
+        return;
+    }
+    for (size_t i = 0; i < sizeof(uring_own) / sizeof(uring_own[0]); i++) {
+        if (cli_given(specs, given, uring_own[i])) {
+            o->engine = ECHOD_ENGINE_URING;
+            o->engine_given = uring_own[i];
+            return;
+        }
+    }
+}
+
 /* Checks across options, once all are parsed; 0 or -1 with the reason. */
 static int check_options(const struct echod_options *o, const bool *given, char *err,
                          size_t errsize)
@@ -355,7 +382,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     char err[256] = "";
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
-    o->engine = ECHOD_ENGINE_LOOP;
+    o->engine = ECHOD_ENGINE_AUTO;
     o->uring_buffers = ECHOD_URING_BUFFERS;
     o->batch_wait_us = ECHOD_BATCH_WAIT_US;
     o->spin_receive = ECHOD_SPIN_AUTO;
@@ -381,6 +408,8 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         if (o->low_water == 0)
             o->low_water = 1;
     }
+    if (rc == CLI_PARSE_OK)
+        resolve_auto_engine(o, given);
     if (rc != CLI_PARSE_OK || check_options(o, given, err, sizeof(err)) < 0) {
         echod_usage_error("%s", err);
         return ECHOD_USAGE;
