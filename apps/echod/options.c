@@ -239,23 +239,8 @@ static const struct cli_spec specs[] = {
              "and count if not given); a dead peer is then\n"
              "closed",
      .def = "off"},
-    {.name = "sndbuf",
-     .arg = "BYTES",
-     .kind = CLI_BYTES,
-     .field = F(tuning.sndbuf),
-     .min = 1,
-     .max = SOCK_BUF_MAX,
-     .help = "SO_SNDBUF of every TCP client, K, M, G suffixes\n"
-             "allowed (the kernel doubles it, up to\n"
-             "net.core.wmem_max; default: its own, self-tuned)"},
-    {.name = "rcvbuf",
-     .arg = "BYTES",
-     .kind = CLI_BYTES,
-     .field = F(tuning.rcvbuf),
-     .min = 1,
-     .max = SOCK_BUF_MAX,
-     .help = "SO_RCVBUF of every TCP client, likewise (up to\n"
-             "net.core.rmem_max)"},
+    SOCK_SPEC_SNDBUF(F(tuning), "every TCP client"),
+    SOCK_SPEC_RCVBUF(F(tuning), "every TCP client"),
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
