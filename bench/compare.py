@@ -71,22 +71,25 @@ def servers(build):
     fix = os.path.join(ROOT, "tests/fixtures")
     peers = os.path.join(build, "bench")
     all_s = list(SCENARIOS)
+
+    def echod_cmd(*opts):
+        return [echod, "--listen", "127.0.0.1:0"] + list(opts) + ["--quiet"]
+
     out = [
         ("lean-epoll", [os.path.join(peers, "peer_lean_epoll"), "0"], all_s),
-        ("echod-epoll", [echod, "--listen", "127.0.0.1:0", "--backend", "epoll", "--quiet"], all_s),
-        ("echod-poll", [echod, "--listen", "127.0.0.1:0", "--backend", "poll", "--quiet"], all_s),
-        ("echod-select", [echod, "--listen", "127.0.0.1:0", "--backend", "select", "--quiet"], all_s),
-        ("echod-uring", [echod, "--listen", "127.0.0.1:0", "--backend", "uring", "--quiet"], all_s),
+        # Each names its engine: echod's default (--engine auto) would
+        # otherwise choose for them.
+        ("echod-epoll", echod_cmd("--engine", "loop", "--backend", "epoll"), all_s),
+        ("echod-poll", echod_cmd("--engine", "loop", "--backend", "poll"), all_s),
+        ("echod-select", echod_cmd("--engine", "loop", "--backend", "select"), all_s),
+        ("echod-uring", echod_cmd("--engine", "loop", "--backend", "uring"), all_s),
         # The io_uring completion engine (issue 9), next to the readiness
         # backends it has to beat.
-        ("echod-engine-uring", [echod, "--listen", "127.0.0.1:0", "--engine", "uring", "--quiet"],
-         all_s),
+        ("echod-engine-uring", echod_cmd("--engine", "uring"), all_s),
         # Without batched waits (--batch-wait 0): a wake-up per receive.
-        ("echod-engine-uring-nobatch", [echod, "--listen", "127.0.0.1:0", "--engine", "uring",
-                                        "--batch-wait", "0", "--quiet"], all_s),
+        ("echod-engine-uring-nobatch", echod_cmd("--engine", "uring", "--batch-wait", "0"), all_s),
         # The same with --busy-poll: spins instead of sleeping, for CPU.
-        ("echod-engine-uring-busy", [echod, "--listen", "127.0.0.1:0", "--engine", "uring",
-                                     "--busy-poll", "50", "--quiet"], all_s),
+        ("echod-engine-uring-busy", echod_cmd("--engine", "uring", "--busy-poll", "50"), all_s),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),

@@ -37,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$echod" --listen 127.0.0.1:0 --backend "$backend" --idle-timeout 10 \
+"$echod" --listen 127.0.0.1:0 --engine loop --backend "$backend" --idle-timeout 10 \
     >"$tmp/addr" 2>"$tmp/echod.err" &
 echod_pid=$!
 for _ in $(seq 100); do [[ -s $tmp/addr ]] && break; sleep 0.1; done

@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         if (o.nproxy_from == 0 || o.nproxy_from > ECHOD_MAX_PROXY_FROM || !o.proxy_timeout_ms)
             abort();
-        if ((o.engine != ECHOD_ENGINE_LOOP && o.engine != ECHOD_ENGINE_URING) ||
+        if ((o.engine != ECHOD_ENGINE_AUTO && o.engine != ECHOD_ENGINE_LOOP &&
+             o.engine != ECHOD_ENGINE_URING) ||
             (o.spin_receive != ECHOD_SPIN_AUTO && o.spin_receive != ECHOD_SPIN_ON &&
              o.spin_receive != ECHOD_SPIN_OFF))
             abort();

@@ -3,6 +3,7 @@
 #   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
 #                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES),
 #                     and engine-uring-poll and engine-uring-spin
+#   echod.engine-auto --engine auto: the engine it picks, and its fall-back
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
@@ -34,3 +35,12 @@ iomux_test(test_batch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_batch.c LIBS echod_
 # echod's command line (apps/echod/options.c), without starting a server.
 iomux_test(test_echod_options SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_echod_options.c
            LIBS echod_core TIMEOUT 60)
+# --engine auto, the default: io_uring where it works, the readiness engine
+# where a seccomp filter (tests/no_uring.c) makes the kernel refuse it.
+if(Python3_Interpreter_FOUND AND TARGET echod AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_executable(no_uring ${CMAKE_CURRENT_LIST_DIR}/no_uring.c)
+  add_test(NAME echod.engine-auto
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_auto_e2e.py
+                   $<TARGET_FILE:echod> $<TARGET_FILE:no_uring>)
+  set_tests_properties(echod.engine-auto PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

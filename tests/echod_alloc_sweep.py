@@ -6,7 +6,7 @@ sanitizer build.
 Usage: echod_alloc_sweep.py --echod PATH MODE
   PATH  echod_alloc_wrap (tests/alloc_sweep.cmake): echod linked with the
         counting allocator of tests/alloc_wrap.c through the linker's --wrap
-  MODE  epoll, poll, select or uring (--backend MODE), or engine-uring
+  MODE  epoll, poll, select or uring (--engine loop --backend MODE), or engine-uring
         (--engine uring)
 
 echod starts with a TCP and a UDP port-0 address, --max-conns-per-ip and

@@ -8,8 +8,9 @@ Readiness is polled for: the bound port-0 addresses are read from echod's
 stdout, and stderr is searched as it grows.
 
 A test runs in a MODE: a readiness backend of the loop (epoll, poll, select,
-uring: `echod --backend MODE`) or `engine-uring`, the io_uring completion
-engine (`echod --engine uring`). mode_args() gives echod's options for a
+uring: `echod --engine loop --backend MODE`) or `engine-uring`, the io_uring
+completion engine (`echod --engine uring`). The engine is always named, so
+that a mode tests what it names whatever echod's default (--engine auto). mode_args() gives echod's options for a
 mode, mode_label() what echod calls it in its own lines. A test that only
 makes sense for one backend compares the mode with that backend's name, so
 an engine counts as "not that backend".
@@ -71,12 +72,14 @@ def check(cond, msg):
 
 def mode_args(mode):
     """echod's options for a mode: `--engine uring` for engine-uring (plus
-    `--backend poll` for engine-uring-poll), `--backend MODE` for anything
-    else."""
+    `--backend poll` for engine-uring-poll), `--engine loop --backend MODE`
+    for anything else."""
     if mode in ENGINES:
         engine, backend, more = ENGINES[mode]
         return ["--engine", engine] + (["--backend", backend] if backend else []) + more
-    return ["--backend", mode]
+    if mode == "auto":
+        return ["--engine", "auto"]  # tests/echod_auto_e2e.py: what it chooses
+    return ["--engine", "loop", "--backend", mode]
 
 
 def mode_label(mode):

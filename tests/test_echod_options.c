@@ -35,7 +35,8 @@ static void test_defaults(void)
     struct echod_options o;
     if (!CHECK_INT(PARSE(&o, "--quiet"), ==, ECHOD_RUN))
         return;
-    CHECK_INT(o.engine, ==, ECHOD_ENGINE_LOOP);
+    CHECK_INT(o.engine, ==, ECHOD_ENGINE_AUTO);
+    CHECK(o.engine_given == NULL);
     CHECK_INT(o.spin_receive, ==, ECHOD_SPIN_AUTO);
     CHECK_STR(o.backend, "auto");
     CHECK_U64(o.nlisten, ==, 1);
@@ -55,12 +56,41 @@ static void test_choices(void)
     if (CHECK_INT(PARSE(&o, "--engine=uring", "--spin-receive=on"), ==, ECHOD_RUN))
         CHECK_INT(o.spin_receive, ==, ECHOD_SPIN_ON);
     CHECK_INT(PARSE(&o, "--engine", "ring"), ==, ECHOD_USAGE);
-    CHECK_INT(PARSE(&o, "--spin-receive", "on"), ==, ECHOD_USAGE); /* loop engine */
-    CHECK_INT(PARSE(&o, "--spin-receive", "off"), ==, ECHOD_RUN);  /* harmless */
-    CHECK_INT(PARSE(&o, "--busy-poll", "10"), ==, ECHOD_USAGE);    /* loop engine */
+    CHECK_INT(PARSE(&o, "--engine", "loop", "--spin-receive", "on"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--engine", "loop", "--spin-receive", "off"), ==, ECHOD_RUN); /* harmless */
+    CHECK_INT(PARSE(&o, "--engine", "loop", "--busy-poll", "10"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--engine", "uring", "--backend", "uring"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--engine", "uring", "--uring-buffers", "100"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--engine", "uring", "--spin-receive", "on", "--trace"), ==, ECHOD_USAGE);
+}
+
+/* --engine auto (the default) is decided by the options where they say
+   which engine is meant: a --backend means the loop engine that runs on
+   it, an option of io_uring's own means that engine; else it stays auto,
+   for the start to try io_uring and fall back. */
+static void test_engine_auto(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--backend", "poll"), ==, ECHOD_RUN)) {
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_LOOP);
+        CHECK_STR(o.engine_given, "backend");
+    }
+    if (CHECK_INT(PARSE(&o, "--engine", "auto", "--backend", "auto"), ==, ECHOD_RUN))
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_AUTO);
+    if (CHECK_INT(PARSE(&o, "--busy-poll", "10"), ==, ECHOD_RUN)) {
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_URING);
+        CHECK_STR(o.engine_given, "busy-poll");
+    }
+    if (CHECK_INT(PARSE(&o, "--spin-receive", "off"), ==, ECHOD_RUN))
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_URING);
+    if (CHECK_INT(PARSE(&o, "--engine", "loop", "--backend", "poll"), ==, ECHOD_RUN)) {
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_LOOP);
+        CHECK(o.engine_given == NULL);
+    }
+    if (CHECK_INT(PARSE(&o, "--engine", "uring", "--busy-poll", "10"), ==, ECHOD_RUN))
+        CHECK(o.engine_given == NULL);
+    /* Both: the backend wins, and the loop engine has no --busy-poll. */
+    CHECK_INT(PARSE(&o, "--backend", "epoll", "--busy-poll", "10"), ==, ECHOD_USAGE);
 }
 
 /* Defect 8: a time under half a microsecond was rounded to 0, which means
@@ -195,6 +225,7 @@ int main(void)
 {
     test_defaults();
     test_choices();
+    test_engine_auto();
     test_short_times();
     test_others();
     test_listen_settings();

@@ -227,14 +227,10 @@ static const struct cli_spec specs[] = {
      PROXY_CLI_VERSION_HELP ",\nchurn's included (TCP and Unix only)", NULL},
     {"proxy-source", 0, "ADDR:PORT", CLI_CALL, 0, 0, 0, 0, NULL, parse_proxy_source,
      PROXY_CLI_SOURCE_HELP, NULL},
-    {"nodelay", 0, "on|off", CLI_CHOICE, F(tuning.nodelay), 0, 0, 0, sock_nodelay_choices, NULL,
-     "TCP_NODELAY on every connection", "on"},
-    {"sndbuf", 0, "BYTES", CLI_BYTES, F(tuning.sndbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
-     "SO_SNDBUF of every connection", "the kernel's"},
-    {"rcvbuf", 0, "BYTES", CLI_BYTES, F(tuning.rcvbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
-     "SO_RCVBUF of every connection", "the kernel's"},
-    {"tos", 0, "N", CLI_UNSIGNED, F(tuning.tos), 0, 0, 255, NULL, NULL,
-     "IP_TOS / IPV6_TCLASS of every connection", "0"},
+    SOCK_SPEC_NODELAY(F(tuning), "every connection", "on"),
+    SOCK_SPEC_SNDBUF(F(tuning), "every connection"),
+    SOCK_SPEC_RCVBUF(F(tuning), "every connection"),
+    SOCK_SPEC_TOS(F(tuning), "every connection"),
     {"interval", 0, "SECS", CLI_SECONDS_US, F(interval_us), 0, 0, MAX_SECONDS, NULL, NULL,
      "a line per SECS interval: messages/s, p50, p99,\n"
      "p99.9 and max latency of the interval, errors,\n"

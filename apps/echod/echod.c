@@ -328,8 +328,11 @@ static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
 
 const char *echod_serving_label(const struct echod *d, char *buf, size_t size)
 {
-    if (d->opt->engine == ECHOD_ENGINE_URING)
-        snprintf(buf, size, "engine uring");
+    /* The readiness engine is known by its loop's backend. */
+    if (!d->engine_ops)
+        snprintf(buf, size, "%c", ECHOD_LABEL_LATER);
+    else if (strcmp(d->engine_ops->name, echod_engine_names[ECHOD_ENGINE_LOOP]) != 0)
+        snprintf(buf, size, "engine %s", d->engine_ops->name);
     else
         snprintf(buf, size, "backend %s", iomux_loop_backend(d->loop));
     return buf;

@@ -83,13 +83,9 @@ static int engine_failed(const struct engine_ops *ops, int rc)
     return rc;
 }
 
-int echod_engine_start(struct echod *d)
+/* Makes the engine `ops` on d's loop, with the hooks above: 0 or -errno. */
+static int engine_create(struct echod *d, const struct engine_ops *ops)
 {
-    const struct engine_ops *ops = engine_find(echod_engine_names[d->opt->engine]);
-    if (!ops) {
-        fprintf(stderr, "echod: --engine %s: no such engine\n", echod_engine_names[d->opt->engine]);
-        return -EINVAL;
-    }
     const struct echod_options *opt = d->opt;
     const struct engine_config cfg = {
         .loop = d->loop,
@@ -117,8 +113,46 @@ int echod_engine_start(struct echod *d)
         .io_error = hook_io_error,
     };
     int rc = ops->create(&cfg, &hooks, &d->engine);
-    if (rc < 0)
-        return engine_failed(ops, rc);
-    d->engine_ops = ops;
-    return 0;
+    if (rc == 0)
+        d->engine_ops = ops;
+    return rc;
+}
+
+/* --engine auto, left for now by the options: io_uring if this build and
+   kernel (or a seccomp policy) let it be made, else the readiness engine,
+   which runs wherever the loop does. `why` says what was chosen and why. */
+static int engine_auto(struct echod *d, char *why, size_t size)
+{
+    const struct engine_ops *uring = engine_find(echod_engine_names[ECHOD_ENGINE_URING]);
+    const struct engine_ops *loop = engine_find(echod_engine_names[ECHOD_ENGINE_LOOP]);
+    int rc = engine_create(d, uring);
+    if (rc == 0) {
+        snprintf(why, size, "engine %s (--engine auto)", uring->name);
+        return 0;
+    }
+    if (rc == -ENOENT)
+        snprintf(why, size, "engine %s (--engine auto: %s not compiled in, no %s)", loop->name,
+                 uring->name, uring->needs);
+    else
+        snprintf(why, size, "engine %s (--engine auto: %s not available here: %s)", loop->name,
+                 uring->name, strerror(-rc));
+    rc = engine_create(d, loop);
+    return rc < 0 ? engine_failed(loop, rc) : 0;
+}
+
+int echod_engine_start(struct echod *d, char *why, size_t size)
+{
+    const struct echod_options *opt = d->opt;
+    why[0] = '\0';
+    if (opt->engine == ECHOD_ENGINE_AUTO)
+        return engine_auto(d, why, size);
+    const struct engine_ops *ops = engine_find(echod_engine_names[opt->engine]);
+    if (!ops) {
+        fprintf(stderr, "echod: --engine %s: no such engine\n", echod_engine_names[opt->engine]);
+        return -EINVAL;
+    }
+    if (opt->engine_given)
+        snprintf(why, size, "engine %s (--engine auto: --%s given)", ops->name, opt->engine_given);
+    int rc = engine_create(d, ops);
+    return rc < 0 ? engine_failed(ops, rc) : 0;
 }

@@ -113,8 +113,13 @@ struct echod {
 bool echod_keeps_peer(const struct echod *d);
 
 /* --engine NAME: makes d->engine on d->loop, with the hooks below. 0, or -errno with the reason
- * said (-EINVAL: not built). */
-int echod_engine_start(struct echod *d);
+ * said (-EINVAL: not built). When --engine auto chose, `why` (of `size` bytes) says what and
+ * why, for the start-up lines; else it is "". */
+int echod_engine_start(struct echod *d, char *why, size_t size);
+
+/* Stands in the start-up lines for echod_serving_label() until the engine
+   is chosen, after the listeners are bound (print_startup() fills it in). */
+#define ECHOD_LABEL_LATER '\001'
 
 /* Turns an accepted socket into a served connection (with the engine's
    I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes

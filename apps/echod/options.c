@@ -22,7 +22,7 @@
 #define ECHOD_VERSION "unknown"
 #endif
 
-const char *const echod_engine_names[] = {"loop", "uring", NULL};
+const char *const echod_engine_names[] = {"auto", "loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
 static const char *const proxy_names[] = {"v1", "v2", "any", NULL};
 
@@ -266,8 +266,11 @@ static const struct cli_spec specs[] = {
              "uring: io_uring does it (multishot accept and\n"
              "receive, provided buffers), when built with liburing.\n"
              "Timers, signals and --udp stay on the --backend loop\n"
-             "(epoll, poll or select)",
-     .def = "loop"},
+             "(epoll, poll or select). auto: uring where it is built\n"
+             "and the kernel allows it, else loop (the start-up\n"
+             "line says which, and why); loop when --backend is\n"
+             "given, uring when an option of its own is",
+     .def = "auto"},
     {.name = "uring-buffers",
      .arg = "N",
      .kind = CLI_U64,
@@ -371,23 +374,8 @@ static const struct cli_spec specs[] = {
              "and count if not given); a dead peer is then\n"
              "closed",
      .def = "off"},
-    {.name = "sndbuf",
-     .arg = "BYTES",
-     .kind = CLI_BYTES,
-     .field = F(tuning.sndbuf),
-     .min = 1,
-     .max = SOCK_BUF_MAX,
-     .help = "SO_SNDBUF of every TCP client, K, M, G suffixes\n"
-             "allowed (the kernel doubles it, up to\n"
-             "net.core.wmem_max; default: its own, self-tuned)"},
-    {.name = "rcvbuf",
-     .arg = "BYTES",
-     .kind = CLI_BYTES,
-     .field = F(tuning.rcvbuf),
-     .min = 1,
-     .max = SOCK_BUF_MAX,
-     .help = "SO_RCVBUF of every TCP client, likewise (up to\n"
-             "net.core.rmem_max)"},
+    SOCK_SPEC_SNDBUF(F(tuning), "every TCP client"),
+    SOCK_SPEC_RCVBUF(F(tuning), "every TCP client"),
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
@@ -452,6 +440,30 @@ void echod_usage_error(const char *fmt, ...)
     va_end(ap);
 }
 
+/* --engine auto, when another option decides it: a readiness backend
+   named (--backend) means the loop engine, the one that runs on it; an
+   option of the io_uring engine's own means that engine. Otherwise auto
+   stays, for echod_engine_start() to try io_uring and fall back. */
+static void resolve_auto_engine(struct echod_options *o, const bool *given)
+{
+    static const char *const uring_own[] = {"uring-buffers", "busy-poll", "batch-wait",
+                                            "spin-receive"};
+    if (o->engine != ECHOD_ENGINE_AUTO)
+        return;
+    if (strcmp(o->backend, "auto") != 0) {
+        o->engine = ECHOD_ENGINE_LOOP;
+        o->engine_given = "backend";
+        return;
+    }
+    for (size_t i = 0; i < sizeof(uring_own) / sizeof(uring_own[0]); i++) {
+        if (cli_given(specs, given, uring_own[i])) {
+            o->engine = ECHOD_ENGINE_URING;
+            o->engine_given = uring_own[i];
+            return;
+        }
+    }
+}
+
 /* Checks across options, once all are parsed; 0 or -1 with the reason. */
 static int check_options(const struct echod_options *o, const bool *given, char *err,
                          size_t errsize)
@@ -478,7 +490,8 @@ static int check_options(const struct echod_options *o, const bool *given, char 
     if (o->inetd && (o->nlisten || o->nudp))
         return cli_fail(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
     if (o->inetd && (o->agent || o->metrics))
-        return cli_fail(err, errsize, "--inetd serves one connection: it takes no --agent or --metrics");
+        return cli_fail(err, errsize,
+                        "--inetd serves one connection: it takes no --agent or --metrics");
     if (o->proxy_timeout_ms == 0)
         return cli_fail(err, errsize, "--proxy-timeout: must be above 0");
     bool proxied = false;
@@ -501,7 +514,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     char err[256] = "";
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
-    o->engine = ECHOD_ENGINE_LOOP;
+    o->engine = ECHOD_ENGINE_AUTO;
     o->uring_buffers = ECHOD_URING_BUFFERS;
     o->batch_wait_us = ECHOD_BATCH_WAIT_US;
     o->spin_receive = ECHOD_SPIN_AUTO;
@@ -528,6 +541,8 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
         if (o->low_water == 0)
             o->low_water = 1;
     }
+    if (rc == CLI_PARSE_OK)
+        resolve_auto_engine(o, given);
     if (rc != CLI_PARSE_OK || check_options(o, given, err, sizeof(err)) < 0) {
         echod_usage_error("%s", err);
         return ECHOD_USAGE;

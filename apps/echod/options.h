@@ -26,6 +26,7 @@
 /* --engine: what does the TCP I/O. The order is the choices' order in
    --help and echod_engine_names[]; a new engine is one more of each. */
 enum echod_engine {
+    ECHOD_ENGINE_AUTO,  /* uring where it works, else loop (echod_engine_start()) */
     ECHOD_ENGINE_LOOP,  /* the event loop of --backend (readiness) */
     ECHOD_ENGINE_URING, /* io_uring completions */
 };
@@ -61,6 +62,7 @@ struct echod_options {
     size_t nlisten;
     const char *backend;      /* "auto", "epoll", "poll", "select", "uring" */
     int engine;               /* enum echod_engine (an int: the parser stores choices so) */
+    const char *engine_given; /* the option (no dashes) that decided --engine auto, or NULL */
     uint64_t uring_buffers;   /* --engine uring: provided receive buffers */
     uint64_t busy_poll_us;    /* --engine uring: spin before sleeping; 0 = never */
     uint64_t batch_wait_us;   /* --engine uring: wait this long for a fuller batch */

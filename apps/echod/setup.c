@@ -119,7 +119,17 @@ static void announce(struct echod *d, const char *addr)
 /* Only once everything is set up: whoever reads an address may connect. */
 static void print_startup(struct echod *d)
 {
-    fputs(d->startup, stderr);
+    char label[48];
+    echod_serving_label(d, label, sizeof(label));
+    for (const char *p = d->startup; *p;) {
+        const char *later = strchr(p, ECHOD_LABEL_LATER);
+        size_t n = later ? (size_t)(later - p) : strlen(p);
+        fwrite(p, 1, n, stderr);
+        if (!later)
+            break;
+        fputs(label, stderr);
+        p = later + 1;
+    }
     for (size_t i = 0; i < d->nannounced; i++)
         printf("%s\n", d->announced[i]);
     if (d->nannounced)
@@ -350,9 +360,13 @@ static int setup_inetd(struct echod *d)
  * connection). 0 or -errno. */
 static int start_serving(struct echod *d)
 {
-    int rc = echod_engine_start(d);
+    char why[160];
+    int rc = echod_engine_start(d, why, sizeof(why));
     if (rc < 0)
         return rc;
+    /* --trace's lines are the seed's. */
+    if (why[0] && !d->opt->trace)
+        say_later(d, "echod: %s\n", why);
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
         rc = d->engine_ops->listen(d->engine, l->fd, &l->addr, l);
