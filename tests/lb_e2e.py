@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""lb_e2e.py - echod behind real load balancers: HAProxy and nginx.
+
+usage: lb_e2e.py ECHOD ECHO_BENCH GROUP MODE [TEST...]
+
+GROUP (haproxy.tcp, haproxy.proxy, haproxy.drain, nginx.tcp, nginx.proxy)
+names the balancer and what is tested. The balancer runs from the example
+configuration in contrib/ (tests/lb_proc.py) in front of real echods
+(tests/echod_proc.py) in MODE, all on loopback. Through each balancer
+echo-bench runs with every byte verified. tcp: plain TCP, and HAProxy's
+two plain health checks (connect; a string sent and expected back) see
+the echods UP, then DOWN once one stops. proxy: with a PROXY header
+(HAProxy send-proxy-v2, nginx proxy_protocol v1), echod names the real
+client (the address echo-bench bound) and --max-conns-per-ip counts it.
+drain: HAProxy's agent-check hears `drain` after SIGTERM and sends new
+connections only to the other echod, while those open on the draining
+one end cleanly after their echoes.
+
+Exit 77 (skipped) when the balancer is not installed, or when echod lacks
+the group's feature (`echod --help` does not mention it), saying which.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echod_proc import (DEFAULT_TIMEOUT, Echod, Skip, check, closed_by_peer,  # noqa: E402
+                        fail, roundtrip, run_each, exit_status, select_tests,
+                        stat_field)
+from lb_proc import HAProxy, Nginx, free_port, wait_until  # noqa: E402
+
+ECHOD = ECHO_BENCH = MODE = None
+HELP = ""
+# Real clients: loopback addresses other than the balancer's 127.0.0.1.
+CLIENT_A = "127.0.0.5"
+CLIENT_B = "127.0.0.6"
+NGINX_PLAIN, NGINX_PROXY = "127.0.0.1:7000", "127.0.0.1:7001"
+NGINX_PLAIN_UP, NGINX_PROXY_UP = "127.0.0.1:10001", "127.0.0.1:10002"
+
+
+def require(feature, pattern):
+    """Skips the test unless echod --help matches pattern."""
+    if not re.search(pattern, HELP, re.M):
+        raise Skip("echod has no %s (not in echod --help)" % feature)
+
+
+def require_proxy():
+    require("PROXY protocol listeners (--listen ADDR,proxy=v1|v2)", r"proxy=")
+
+
+def echod(*args, listen="127.0.0.1:0"):
+    return Echod(ECHOD, MODE, *args, listen=listen, lines=1)
+
+
+def addr(e):
+    return "%s:%d" % (e.host, e.port)
+
+
+def bench(port, *args, conns=4, duration="1"):
+    """echo-bench through 127.0.0.1:port; fails unless it exits 0 (every
+    byte came back right) having echoed messages. Returns its report."""
+    argv = [ECHO_BENCH, "--connect", "127.0.0.1:%d" % port, "--conns", str(conns),
+            "--depth", "2", "--size", "1K", "--duration", duration, "--warmup", "0.2",
+            "--json"] + list(args)
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=60 + float(duration))
+    check(out.returncode == 0, "%s exited %d: %s %s" % (" ".join(argv), out.returncode,
+                                                         out.stdout.decode()[-1500:],
+                                                         out.stderr.decode()[-1500:]))
+    report = json.loads(out.stdout)
+    check(report["messages"] > 0 and report["errors"] == 0, "echo-bench report: %s" % report)
+    return report
+
+
+def client(port, source):
+    """A connection to 127.0.0.1:port from source (a loopback address)."""
+    s = socket.socket()
+    try:
+        s.bind((source, 0))
+        s.settimeout(DEFAULT_TIMEOUT)
+        s.connect(("127.0.0.1", port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def check_real_client(e, source):
+    """echod's --trace names connections from `source` (the real client,
+    from the PROXY header), and none from the balancer's 127.0.0.1 but its
+    health checks (which carry no data)."""
+    e.wait_stderr(r"connection from \('%s', \d+\)" % re.escape(source))
+    text = e.stderr()
+    check(not re.search(r"received .* from \('127\.0\.0\.1'", text),
+          "echod names the balancer as the client of echoed data: %s" % text[-1500:])
+
+
+def check_per_ip(port, servers):
+    """With --max-conns-per-ip 1 on each of `servers` echods behind the
+    balancer on port: CLIENT_A gets one connection per echod and no more;
+    CLIENT_B, from the same balancer, is still served."""
+    held = []
+    try:
+        for _ in range(servers):
+            s = client(port, CLIENT_A)
+            held.append(s)
+            roundtrip(s, b"served\n")
+        extra = client(port, CLIENT_A)
+        held.append(extra)
+        try:
+            extra.sendall(b"over the limit\n")
+        except OSError:
+            pass
+        check(closed_by_peer(extra), "a connection over %s's per-ip limit was served"
+              % CLIENT_A)
+        other = client(port, CLIENT_B)
+        held.append(other)
+        roundtrip(other, b"another client\n")
+        for s in held[:servers]:
+            roundtrip(s, b"still served\n")
+    finally:
+        for s in held:
+            s.close()
+
+
+# --------------------------------------------------------------------------
+# HAProxy
+
+
+def haproxy_tcp(e1, e2):
+    return HAProxy("echod-tcp.cfg", {"ECHOD1": addr(e1), "ECHOD2": addr(e2)},
+                   fronts=("ECHO_FRONT", "ECHO_CONNECT_FRONT"))
+
+
+def test_haproxy_tcp():
+    """Plain TCP: both health checks see both echods UP (the string check
+    at layer 7, the connect at layer 4); echo-bench through each front end
+    is served by both echods, every byte right."""
+    with echod() as e1, echod() as e2, haproxy_tcp(e1, e2) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$", proxy="echo")
+            wait_until("echo/%s string check passed" % server,
+                       lambda: lb.servers("echo")[server]["check_status"] == "L7OK")
+            lb.wait_status(server, "UP$", proxy="echo_connect")
+            wait_until("echo_connect/%s connect check passed" % server,
+                       lambda: lb.servers("echo_connect")[server]["check_status"] == "L4OK")
+        for proxy, front in (("echo", "ECHO_FRONT"), ("echo_connect", "ECHO_CONNECT_FRONT")):
+            bench(lb.ports[front])
+            stot = {k: v[1] for k, v in lb.sessions(proxy).items()}
+            check(stot["echod1"] >= 2 and stot["echod2"] >= 2,
+                  "%s: sessions per server %s, not spread over both" % (proxy, stot))
+
+
+def test_haproxy_tcp_down():
+    """A stopped echod goes DOWN under both health checks, the other stays
+    UP, and echo-bench through the balancer is still served in full."""
+    with echod() as e1, echod() as e2, haproxy_tcp(e1, e2) as lb:
+        for proxy in ("echo", "echo_connect"):
+            lb.wait_status("echod2", "UP$", proxy=proxy)
+        check(e2.stop() == 0, "echod2 did not exit 0")
+        for proxy in ("echo", "echo_connect"):
+            lb.wait_status("echod2", "DOWN", proxy=proxy)
+            check(lb.servers(proxy)["echod1"]["status"] == "UP", "echod1 is not UP")
+        before = lb.sessions("echo")["echod2"][1]
+        bench(lb.ports["ECHO_FRONT"])
+        check(lb.sessions("echo")["echod2"][1] == before, "sessions went to the DOWN server")
+
+
+def haproxy_proxy(e1, e2, agent_ports=None):
+    """echod-proxy.cfg in front of e1 and e2; agent_ports: their --agent
+    ports (default: free ports nobody answers on, which HAProxy ignores)."""
+    agents = agent_ports or (free_port(), free_port())
+    return HAProxy("echod-proxy.cfg", {
+        "ECHOD1": addr(e1), "ECHOD1_AGENT_PORT": str(agents[0]),
+        "ECHOD2": addr(e2), "ECHOD2_AGENT_PORT": str(agents[1])})
+
+
+def test_haproxy_proxy_v2():
+    """send-proxy-v2 in front of two proxy=v2 echods: every byte comes
+    back, both echods served, and each names echo-bench's address."""
+    require_proxy()
+    listen = "127.0.0.1:0,proxy=v2"
+    with echod("--trace", listen=listen) as e1, echod("--trace", listen=listen) as e2, \
+            haproxy_proxy(e1, e2) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$")
+        bench(lb.ports["ECHO_FRONT"], "--source", CLIENT_A)
+        for e in (e1, e2):
+            check_real_client(e, CLIENT_A)
+
+
+def test_haproxy_proxy_per_ip():
+    """--max-conns-per-ip 1 behind HAProxy counts the real client."""
+    require_proxy()
+    listen = "127.0.0.1:0,proxy=v2"
+    with echod("--max-conns-per-ip", "1", listen=listen) as e1, \
+            echod("--max-conns-per-ip", "1", listen=listen) as e2, \
+            haproxy_proxy(e1, e2) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$")
+        check_per_ip(lb.ports["ECHO_FRONT"], 2)
+        refused = sum(stat_field(e.stats(), "per-ip") for e in (e1, e2))
+        check(refused == 1, "per-ip refusals: %d, not 1" % refused)
+
+
+def test_haproxy_drain():
+    """SIGTERM to echod1: its agent says drain, HAProxy marks it DRAIN and
+    sends new connections only to echod2, and the connections open on
+    echod1 get back every byte echod1 took before it ends them."""
+    require_proxy()
+    require("--agent (HAProxy agent-check)", r"^\s*--agent ")
+    ports = (free_port(), free_port())
+    listen = "127.0.0.1:0,proxy=v2"
+    with echod("--agent", "127.0.0.1:%d" % ports[0], "--grace", "60", listen=listen) as e1, \
+            echod("--agent", "127.0.0.1:%d" % ports[1], "--grace", "60", listen=listen) as e2, \
+            haproxy_proxy(e1, e2, ports) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$")
+        drain(lb, e1, e2)
+
+
+def drain(lb, e1, e2):
+    held = []
+    try:
+        # Four connections, two on each echod (round robin), each with a
+        # message echoed in full before the drain.
+        message = os.urandom(96 * 1024)
+        for _ in range(4):
+            s = client(lb.ports["ECHO_FRONT"], CLIENT_A)
+            held.append(s)
+            roundtrip(s, b"open\n")
+        scur = {k: v[0] for k, v in lb.sessions().items()}
+        check(scur == {"echod1": 2, "echod2": 2}, "open sessions per server: %s" % scur)
+        for s in held:
+            roundtrip(s, message)
+        stot1 = lb.sessions()["echod1"][1]
+        e1.signal(signal.SIGTERM)
+        lb.wait_status("echod1", "DRAIN")
+        for _ in range(6):
+            s = client(lb.ports["ECHO_FRONT"], CLIENT_B)
+            held.append(s)
+            roundtrip(s, b"new connection\n")
+        sessions = lb.sessions()
+        check(sessions["echod1"][1] == stot1,
+              "the draining echod got new connections: %s" % sessions)
+        check(sessions["echod2"][0] == 2 + 6, "echod2 sessions: %s" % sessions)
+        # echod1's two end cleanly (end of stream, no reset, nothing more);
+        # echod2's two still echo.
+        ended = [s for s in held[:4] if ended_cleanly(s)]
+        check(len(ended) == 2, "%d open connections ended, not the 2 on echod1" % len(ended))
+        for s in held[:4]:
+            if s not in ended:
+                roundtrip(s, message)
+    finally:
+        for s in held:
+            s.close()
+    check(e1.wait() == 0, "the drained echod did not exit 0")
+
+
+def ended_cleanly(s):
+    """True if the peer ended s with an end of stream and nothing before
+    it; False if it is still open after a short wait. A reset or stray
+    bytes fail."""
+    s.settimeout(0.5)
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        fail("a connection on the draining echod was reset")
+    check(data == b"", "stray bytes after the echo: %r" % data[:100])
+    return True
+
+
+# --------------------------------------------------------------------------
+# nginx
+
+
+def nginx(plain=None, proxied=None):
+    """contrib/nginx/echod-stream.conf: the plain front end to echod
+    `plain`, the PROXY v1 one to `proxied` (a free port when None)."""
+    return Nginx("echod-stream.conf", {
+        NGINX_PLAIN: None, NGINX_PROXY: None,
+        NGINX_PLAIN_UP: addr(plain) if plain else "127.0.0.1:%d" % free_port(),
+        NGINX_PROXY_UP: addr(proxied) if proxied else "127.0.0.1:%d" % free_port()})
+
+
+def test_nginx_tcp():
+    """Plain TCP through nginx's stream proxy: every byte comes back."""
+    with echod() as e, nginx(plain=e) as lb:
+        bench(lb.ports[NGINX_PLAIN])
+        served = int(re.search(r"(\d+) total", e.stats()).group(1))
+        check(served >= 4, "echod served %d connections, not the 4 of echo-bench" % served)
+
+
+def test_nginx_proxy_v1():
+    """proxy_protocol on (v1) in front of a proxy=v1 echod: every byte
+    comes back, and echod names echo-bench's address."""
+    require_proxy()
+    with echod("--trace", listen="127.0.0.1:0,proxy=v1") as e, nginx(proxied=e) as lb:
+        bench(lb.ports[NGINX_PROXY], "--source", CLIENT_A)
+        check_real_client(e, CLIENT_A)
+
+
+def test_nginx_proxy_per_ip():
+    """--max-conns-per-ip 1 behind nginx counts the real client."""
+    require_proxy()
+    with echod("--max-conns-per-ip", "1", listen="127.0.0.1:0,proxy=v1") as e, \
+            nginx(proxied=e) as lb:
+        check_per_ip(lb.ports[NGINX_PROXY], 1)
+        check(stat_field(e.stats(), "per-ip") == 1, "echod refused other than 1 per-ip")
+
+
+# Groups, each a CTest test of its own (tests/lb.cmake), so that one whose
+# echod feature is missing is reported as skipped.
+TESTS = {
+    "haproxy.tcp": [test_haproxy_tcp, test_haproxy_tcp_down],
+    "haproxy.proxy": [test_haproxy_proxy_v2, test_haproxy_proxy_per_ip],
+    "haproxy.drain": [test_haproxy_drain],
+    "nginx.tcp": [test_nginx_tcp],
+    "nginx.proxy": [test_nginx_proxy_v1, test_nginx_proxy_per_ip],
+}
+
+
+def main():
+    global ECHOD, ECHO_BENCH, MODE, HELP
+    if len(sys.argv) < 5 or sys.argv[3] not in TESTS:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    ECHOD, ECHO_BENCH, group, MODE = sys.argv[1:5]
+    HELP = subprocess.run([ECHOD, "--help"], stdout=subprocess.PIPE, timeout=30).stdout.decode()
+    chosen = select_tests(TESTS[group], sys.argv[5:])
+    failed, skipped = run_each(chosen)
+    return exit_status(failed, skipped, len(chosen))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
