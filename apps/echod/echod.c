@@ -26,6 +26,7 @@
 #include <iomux/net.h>
 
 #include "daemon.h"
+#include "sideport.h"
 #include "trace.h"
 #include "udp.h"
 
@@ -437,6 +438,8 @@ void echod_free(struct echod *d)
     if (d->engine)
         d->engine_ops->free(d->engine);
     echod_udp_free(d->udp);
+    sideport_free(d->agent);
+    sideport_free(d->metrics);
     echod_perip_free(d->perip);
     echod_unix_cleanup();
     if (d->reserve_fd >= 0)

@@ -37,6 +37,7 @@ enum log_kind {
 };
 
 struct echod;
+struct sideport;
 
 struct listener {
     struct echod *d;
@@ -71,11 +72,13 @@ struct echod {
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
     struct echod_user user; /* --user: looked up before binding */
+    /* --agent, --metrics (sideport.h): NULL when not asked for. */
+    struct sideport *agent, *metrics;
     /* Start-up lines for stderr, printed once serving (say_later()). */
     char startup[4096];
     size_t startup_len;
     /* Bound port-0 addresses, printed on stdout once serving. */
-    char announced[2 * ECHOD_MAX_LISTEN][IOMUX_ADDR_STRLEN];
+    char announced[2 * ECHOD_MAX_LISTEN + 2][IOMUX_ADDR_STRLEN]; /* + --agent, --metrics */
     size_t nannounced;
 };
 

@@ -114,6 +114,15 @@ static const struct cli_spec specs[] = {
      .field = F(user),
      .help = "after binding, switch to the user NAME and its group;\n"
              "refuses to run on as root if that fails"},
+    {.name = "agent",
+     .arg = "HOST:PORT",
+     .kind = CLI_STRING,
+     .field = F(agent),
+     .help = "answer HAProxy's agent-check on this address: one\n"
+             "line per connection, 'up ready' ('up ready N%' with\n"
+             "--max-conns, N the share still free), 'maint' at\n"
+             "--max-conns, 'drain' once shutting down. Port 0:\n"
+             "printed on stdout after the --listen and --udp ones"},
     {.name = "backend",
      .arg = "NAME",
      .kind = CLI_CALL,
@@ -340,6 +349,8 @@ static int check_options(const struct echod_options *o, const bool *given, char 
         return bad(err, errsize, "--batch-wait: only with --engine uring");
     if (o->inetd && (o->nlisten || o->nudp))
         return bad(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
+    if (o->inetd && (o->agent || o->metrics))
+        return bad(err, errsize, "--inetd serves one connection: it takes no --agent or --metrics");
     /* A lone --low-water is checked against the real high water. */
     if (o->low_water > o->high_water) {
         snprintf(err, errsize, "--low-water (%llu) is above --high-water (%llu)",

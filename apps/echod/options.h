@@ -61,6 +61,8 @@ struct echod_options {
     uint64_t max_conns_per_ip; /* 0 = no limit */
     bool inetd;                /* serve the connection on stdin, then exit */
     const char *user;          /* --user NAME, or NULL */
+    const char *agent;         /* --agent HOST:PORT, or NULL */
+    const char *metrics;       /* --metrics HOST:PORT, or NULL */
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;

@@ -20,7 +20,9 @@
 #include <iomux/loop.h>
 #include <iomux/net.h>
 
+#include "agent.h"
 #include "daemon.h"
+#include "sideport.h"
 #include "sockopt.h"
 #include "udp.h"
 
@@ -372,6 +374,30 @@ static int setup_sockets(struct echod *d)
     return rc;
 }
 
+/* --agent or --metrics on `text`, served by start() from now on; a port
+   0 is announced after the --listen and --udp ones. 0 or -errno. */
+static int setup_side_port(struct echod *d, const char *opt, const char *text,
+                           int (*start)(struct echod *d, int fd))
+{
+    int fd;
+    struct iomux_addr bound;
+    char shown[IOMUX_ADDR_STRLEN];
+    int asked = sideport_bind(opt, text, &fd, &bound);
+    if (asked < 0)
+        return asked;
+    if (iomux_addr_format(&bound, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", text);
+    int rc = start(d, fd);
+    if (rc < 0) {
+        fprintf(stderr, "echod: %s %s: %s\n", opt, shown, strerror(-rc));
+        return rc;
+    }
+    if (asked == 0)
+        announce(d, shown);
+    say_later(d, "echod: %s on %s\n", opt + 2, shown);
+    return 0;
+}
+
 /* The loop, the buffers and the signals; 0 or -errno (-EINVAL: a
    --backend not built). */
 static int make_loop(struct echod *d)
@@ -444,6 +470,8 @@ int echod_new(const struct echod_options *opt, struct echod **out)
         fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
     if (rc == 0)
         rc = setup_sockets(d);
+    if (rc == 0 && opt->agent)
+        rc = setup_side_port(d, "--agent", opt->agent, echod_agent_start);
     /* Everything that needs privileges is done: drop them before the
        first byte from a client is read. */
     if (rc == 0 && opt->user && (rc = echod_user_switch(&d->user)) == 0)
