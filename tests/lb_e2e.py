@@ -53,6 +53,10 @@ def require_proxy():
     require("PROXY protocol listeners (--listen ADDR,proxy=v1|v2)", r"proxy=")
 
 
+def require_agent():
+    require("--agent (HAProxy agent-check)", r"^\s*--agent ")
+
+
 def echod(*args, listen="127.0.0.1:0"):
     return Echod(ECHOD, MODE, *args, listen=listen, lines=1)
 
@@ -213,7 +217,7 @@ def test_haproxy_drain():
     sends new connections only to echod2, and the connections open on
     echod1 get back every byte echod1 took before it ends them."""
     require_proxy()
-    require("--agent (HAProxy agent-check)", r"^\s*--agent ")
+    require_agent()
     ports = (free_port(), free_port())
     listen = "127.0.0.1:0,proxy=v2"
     with echod("--agent", "127.0.0.1:%d" % ports[0], "--grace", "60", listen=listen) as e1, \
@@ -222,6 +226,43 @@ def test_haproxy_drain():
         for server in ("echod1", "echod2"):
             lb.wait_status(server, "UP$")
         drain(lb, e1, e2)
+
+
+def test_haproxy_agent_maint():
+    """A full echod (--max-conns) answers maint: HAProxy puts it in MAINT
+    and serves new clients from the other echod, none refused; once a
+    connection ends, the agent's `up ready` brings it back UP."""
+    require_proxy()
+    require_agent()
+    ports = (free_port(), free_port())
+    listen = "127.0.0.1:0,proxy=v2"
+    with echod("--agent", "127.0.0.1:%d" % ports[0], "--max-conns", "1", listen=listen) as e1, \
+            echod("--agent", "127.0.0.1:%d" % ports[1], listen=listen) as e2, \
+            haproxy_proxy(e1, e2, ports) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$")
+        maint(lb)
+
+
+def maint(lb):
+    held = []
+    try:
+        # Round robin: within two connections, one is echod1's only one.
+        while lb.sessions()["echod1"][0] == 0:
+            check(len(held) < 2, "two connections and none on echod1: %s" % lb.sessions())
+            held.append(client(lb.ports["ECHO_FRONT"], CLIENT_A))
+            roundtrip(held[-1], b"fill\n")
+        lb.wait_status("echod1", "MAINT")
+        stot1 = lb.sessions()["echod1"][1]
+        for _ in range(4):
+            held.append(client(lb.ports["ECHO_FRONT"], CLIENT_A))
+            roundtrip(held[-1], b"while echod1 is full\n")
+        check(lb.sessions()["echod1"][1] == stot1,
+              "a full echod got new connections: %s" % lb.sessions())
+    finally:
+        for s in held:
+            s.close()
+    lb.wait_status("echod1", "UP$")
 
 
 def drain(lb, e1, e2):
@@ -321,7 +362,7 @@ def test_nginx_proxy_per_ip():
 TESTS = {
     "haproxy.tcp": [test_haproxy_tcp, test_haproxy_tcp_down],
     "haproxy.proxy": [test_haproxy_proxy_v2, test_haproxy_proxy_per_ip],
-    "haproxy.drain": [test_haproxy_drain],
+    "haproxy.drain": [test_haproxy_drain, test_haproxy_agent_maint],
     "nginx.tcp": [test_nginx_tcp],
     "nginx.proxy": [test_nginx_proxy_v1, test_nginx_proxy_per_ip],
 }
