@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz
-	set -e; for t in addr options stream proxy; do \
+	set -e; for t in addr options stream proxy http; do \
 	    mkdir -p build/fuzz/new-$$t; \
 	    echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; \
 	    ./build/fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=3 \

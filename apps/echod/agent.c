@@ -30,7 +30,6 @@ static size_t agent_answer(void *ctx, const char *head, size_t len, bool full, c
 int echod_agent_start(struct echod *d, int fd)
 {
     const struct sideport_config cfg = {
-        .name = "--agent",
         .head_max = 0,
         .answer_max = AGENT_REPLY_MAX,
         .max_conns = AGENT_MAX_CONNS,

@@ -123,6 +123,14 @@ static const struct cli_spec specs[] = {
              "--max-conns, N the share still free), 'maint' at\n"
              "--max-conns, 'drain' once shutting down. Port 0:\n"
              "printed on stdout after the --listen and --udp ones"},
+    {.name = "metrics",
+     .arg = "HOST:PORT",
+     .kind = CLI_STRING,
+     .field = F(metrics),
+     .help = "serve Prometheus metrics at http://HOST:PORT/metrics\n"
+             "(text format 0.0.4): connections, bytes, refusals,\n"
+             "resets, errors, agent state. Port 0: printed on\n"
+             "stdout after --agent's"},
     {.name = "backend",
      .arg = "NAME",
      .kind = CLI_CALL,

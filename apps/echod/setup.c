@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "daemon.h"
+#include "metrics.h"
 #include "sideport.h"
 #include "sockopt.h"
 #include "udp.h"
@@ -472,6 +473,8 @@ int echod_new(const struct echod_options *opt, struct echod **out)
         rc = setup_sockets(d);
     if (rc == 0 && opt->agent)
         rc = setup_side_port(d, "--agent", opt->agent, echod_agent_start);
+    if (rc == 0 && opt->metrics)
+        rc = setup_side_port(d, "--metrics", opt->metrics, echod_metrics_start);
     /* Everything that needs privileges is done: drop them before the
        first byte from a client is read. */
     if (rc == 0 && opt->user && (rc = echod_user_switch(&d->user)) == 0)

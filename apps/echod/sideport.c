@@ -248,6 +248,8 @@ int sideport_new(struct iomux_loop *loop, int fd, const struct sideport_config *
     struct sideport *s = calloc(1, sizeof(*s));
     if (!s) {
         close(fd);
+        if (cfg->ctx_free)
+            cfg->ctx_free(cfg->ctx);
         return -ENOMEM;
     }
     s->loop = loop;
@@ -273,6 +275,8 @@ void sideport_free(struct sideport *s)
         iomux_timer_cancel(s->loop, s->pause_timer);
     iomux_fd_unwatch(s->loop, s->fd);
     close(s->fd);
+    if (s->cfg.ctx_free)
+        s->cfg.ctx_free(s->cfg.ctx);
     free(s);
 }
 

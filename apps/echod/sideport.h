@@ -26,7 +26,6 @@
 #define SIDEPORT_MORE ((size_t)-1)
 
 struct sideport_config {
-    const char *name;     /* "--agent", "--metrics": for error lines */
     size_t head_max;      /* bytes of request read at most; 0: answer at once, read nothing */
     size_t answer_max;    /* room for the answer */
     unsigned max_conns;   /* connections at once */
@@ -41,6 +40,7 @@ struct sideport_config {
      */
     size_t (*answer)(void *ctx, const char *head, size_t len, bool full, char *out, size_t size);
     void *ctx;
+    void (*ctx_free)(void *ctx); /* NULL: ctx is not the port's to free */
 };
 
 /* Counters, for the exporter. */
@@ -60,8 +60,9 @@ struct sideport;
  */
 int sideport_bind(const char *opt, const char *text, int *fd, struct iomux_addr *bound);
 
-/* Serves the listening socket `fd` (taken, closed by sideport_free() or
-   on failure) on `loop` with `cfg` (copied). 0 or -errno. */
+/* Serves the listening socket `fd` on `loop` with `cfg` (copied). Takes
+   `fd` and cfg->ctx (with ctx_free), released by sideport_free() or on
+   failure. 0 or -errno. */
 int sideport_new(struct iomux_loop *loop, int fd, const struct sideport_config *cfg,
                  struct sideport **out);
 
