@@ -40,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (!o.high_water || !o.low_water || o.low_water > o.high_water)
             abort();
+        for (size_t i = 0; i < o.nlisten; i++)
+            if (!o.listen[i].addr[0] || o.listen[i].proxy < ECHOD_PROXY_OFF ||
+                o.listen[i].proxy > ECHOD_PROXY_ANY)
+                abort();
+        if (o.nproxy_from == 0 || o.nproxy_from > ECHOD_MAX_PROXY_FROM || !o.proxy_timeout_ms)
+            abort();
         if ((o.engine != ECHOD_ENGINE_LOOP && o.engine != ECHOD_ENGINE_URING) ||
             (o.spin_receive != ECHOD_SPIN_AUTO && o.spin_receive != ECHOD_SPIN_ON &&
              o.spin_receive != ECHOD_SPIN_OFF))

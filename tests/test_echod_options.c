@@ -2,10 +2,17 @@
 /*
  * test_echod_options.c - echod's command line (apps/echod/options.c):
  * defaults, choices stored as enums, a positive time that never rounds to
- * 0 ("off"), and checks across options refused as usage errors.
+ * 0 ("off"), checks across options refused as usage errors, --listen's
+ * per-listener settings, and --proxy-from's ranges (cidr.c).
  */
 #include "check.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "cidr.h"
 #include "options.h"
 
 /* Parses the words of `args` (NULL-terminated) after "echod". */
@@ -98,11 +105,99 @@ static void test_others(void)
     CHECK_INT(PARSE(&o, "stray"), ==, ECHOD_USAGE);
 }
 
+/* --listen ADDR[,KEY=VALUE]...: the address apart, each key parsed,
+   unknown keys and bad values refused. */
+static void test_listen_settings(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--listen", "127.0.0.1:0,proxy=v2", "--listen", "[::1]:7,proxy=any",
+                        "--listen", "unix:/tmp/x", "--listen", "localhost:9,proxy=v1"),
+                  ==, ECHOD_RUN)) {
+        CHECK_U64(o.nlisten, ==, 4);
+        CHECK_STR(o.listen[0].addr, "127.0.0.1:0");
+        CHECK_INT(o.listen[0].proxy, ==, ECHOD_PROXY_V2);
+        CHECK_STR(o.listen[1].addr, "[::1]:7");
+        CHECK_INT(o.listen[1].proxy, ==, ECHOD_PROXY_ANY);
+        CHECK_STR(o.listen[2].addr, "unix:/tmp/x");
+        CHECK_INT(o.listen[2].proxy, ==, ECHOD_PROXY_OFF);
+        CHECK_INT(o.listen[3].proxy, ==, ECHOD_PROXY_V1);
+        CHECK_U64(o.proxy_timeout_ms, ==, 5000);
+        CHECK_U64(o.nproxy_from, ==, 2); /* loopback: 127.0.0.0/8 and ::1 */
+    }
+    static const char *const bad[] = {
+        "127.0.0.1:0,proxy=v3", "127.0.0.1:0,proxy=",
+        "127.0.0.1:0,proxy",    "127.0.0.1:0,",
+        "127.0.0.1:0,=v1",      ",proxy=v1",
+        "127.0.0.1:0,tls=x",    "127.0.0.1:0,proxy=v1,proxy=v1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INT(PARSE(&o, "--listen", bad[i]), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--proxy-from", "10.0.0.0/8"), ==, ECHOD_USAGE); /* no proxy= */
+    CHECK_INT(PARSE(&o, "--listen", "127.0.0.1:0,proxy=v1", "--proxy-timeout", "0"), ==,
+              ECHOD_USAGE);
+    if (CHECK_INT(PARSE(&o, "--listen", "127.0.0.1:0,proxy=v1", "--proxy-timeout", "0.5",
+                        "--proxy-from", "10.0.0.0/8", "--proxy-from", "2001:db8::/32"),
+                  ==, ECHOD_RUN)) {
+        CHECK_U64(o.proxy_timeout_ms, ==, 500);
+        CHECK_U64(o.nproxy_from, ==, 2); /* no loopback once some are given */
+    }
+}
+
+static struct iomux_addr ip(const char *text)
+{
+    struct iomux_addr a;
+    memset(&a, 0, sizeof(a));
+    if (strchr(text, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.ss;
+        s6->sin6_family = AF_INET6;
+        CHECK_INT(inet_pton(AF_INET6, text, &s6->sin6_addr), ==, 1);
+        a.len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+        s4->sin_family = AF_INET;
+        CHECK_INT(inet_pton(AF_INET, text, &s4->sin_addr), ==, 1);
+        a.len = sizeof(*s4);
+    }
+    return a;
+}
+
+static void test_cidr(void)
+{
+    struct echod_cidr r[4];
+    CHECK_OK(cidr_parse("10.0.0.0/8", &r[0]));
+    CHECK_OK(cidr_parse("192.0.2.128/25", &r[1]));
+    CHECK_OK(cidr_parse("2001:db8::/32", &r[2]));
+    CHECK_OK(cidr_parse("198.51.100.7", &r[3])); /* itself alone */
+    static const char *const in[] = {"10.1.2.3", "192.0.2.200", "2001:db8::5", "198.51.100.7",
+                                     "::ffff:10.9.9.9"};
+    static const char *const out[] = {"11.0.0.1",     "192.0.2.127", "2001:db9::1",
+                                      "198.51.100.8", "::1",         "::ffff:11.0.0.1"};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        struct iomux_addr a = ip(in[i]);
+        CHECK(cidr_match(r, 4, &a));
+    }
+    for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+        struct iomux_addr a = ip(out[i]);
+        CHECK(!cidr_match(r, 4, &a));
+    }
+    struct echod_cidr all;
+    CHECK_OK(cidr_parse("0.0.0.0/0", &all));
+    struct iomux_addr any4 = ip("203.0.113.1");
+    CHECK(cidr_match(&all, 1, &any4));
+    static const char *const bad[] = {"10.0.0.1/8", "10.0.0.0/33", "::/129",
+                                      "10.0.0.0/",  "10.0.0.0/08", "/8",
+                                      "host/8",     "10.0.0.0/8x", "[::1]/128"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INT(cidr_parse(bad[i], &all), ==, -EINVAL);
+}
+
 int main(void)
 {
     test_defaults();
     test_choices();
     test_short_times();
     test_others();
+    test_listen_settings();
+    test_cidr();
     return check_exit();
 }

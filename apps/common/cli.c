@@ -13,10 +13,7 @@
 
 #include <iomux/loop.h>
 
-static int fail(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errsize, const char *fmt, ...)
+int cli_fail(char *err, size_t errsize, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -47,7 +44,7 @@ int cli_next(struct cli_iter *it, const struct cli_option *opts, const char **va
         name = "help";
         name_len = 4;
     } else if (arg[1] != '-') {
-        fail(err, errsize, "unknown option '%s'", arg);
+        cli_fail(err, errsize, "unknown option '%s'", arg);
         return CLI_ERROR;
     } else {
         name = arg + 2;
@@ -61,14 +58,14 @@ int cli_next(struct cli_iter *it, const struct cli_option *opts, const char **va
             continue;
         if (!o->takes_value) {
             if (inline_value != NULL) {
-                fail(err, errsize, "option '--%s' takes no value", o->name);
+                cli_fail(err, errsize, "option '--%s' takes no value", o->name);
                 return CLI_ERROR;
             }
             return o->id;
         }
         if (inline_value == NULL) {
             if (it->index >= it->argc) {
-                fail(err, errsize, "option '--%s' needs a value", o->name);
+                cli_fail(err, errsize, "option '--%s' needs a value", o->name);
                 return CLI_ERROR;
             }
             inline_value = it->argv[it->index++];
@@ -76,7 +73,7 @@ int cli_next(struct cli_iter *it, const struct cli_option *opts, const char **va
         *value = inline_value;
         return o->id;
     }
-    fail(err, errsize, "unknown option '%s'", arg);
+    cli_fail(err, errsize, "unknown option '%s'", arg);
     return CLI_ERROR;
 }
 
@@ -100,10 +97,10 @@ int cli_parse_u64(const char *opt, const char *text, uint64_t min, uint64_t max,
     *out = v;
     return 0;
 bad:
-    return fail(err, errsize, "%s: '%s' is not a whole number", opt, text);
+    return cli_fail(err, errsize, "%s: '%s' is not a whole number", opt, text);
 range:
-    return fail(err, errsize, "%s: '%s' is out of range %llu..%llu", opt, text,
-                (unsigned long long)min, (unsigned long long)max);
+    return cli_fail(err, errsize, "%s: '%s' is out of range %llu..%llu", opt, text,
+                    (unsigned long long)min, (unsigned long long)max);
 }
 
 int cli_parse_seconds(const char *opt, const char *text, double max_s, uint64_t *out_us, char *err,
@@ -125,10 +122,10 @@ int cli_parse_seconds(const char *opt, const char *text, double max_s, uint64_t 
         }
     }
     if (digits == 0 || *p != '\0')
-        return fail(err, errsize, "%s: '%s' is not a number of seconds", opt, text);
+        return cli_fail(err, errsize, "%s: '%s' is not a number of seconds", opt, text);
     double s = whole + frac;
     if (s > max_s)
-        return fail(err, errsize, "%s: '%s' is more than %g seconds", opt, text, max_s);
+        return cli_fail(err, errsize, "%s: '%s' is more than %g seconds", opt, text, max_s);
     *out_us = (uint64_t)(s * 1e6 + 0.5);
     return 0;
 }
@@ -144,5 +141,5 @@ int cli_check_backend(const char *text, char *err, size_t errsize)
         size_t len = strlen(names);
         snprintf(names + len, sizeof names - len, ", %s", *b);
     }
-    return fail(err, errsize, "--backend: '%s' is not one of: %s", text, names);
+    return cli_fail(err, errsize, "--backend: '%s' is not one of: %s", text, names);
 }

@@ -52,6 +52,10 @@ int cli_parse_u64(const char *opt, const char *text, uint64_t min, uint64_t max,
 int cli_parse_seconds(const char *opt, const char *text, double max_s, uint64_t *out_us, char *err,
                       size_t errsize);
 
+/* Writes a one-line reason (printf-style) into err; returns -1, so a
+   parser can `return cli_fail(err, errsize, ...)`. */
+int cli_fail(char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Checks a --backend value: "auto" or one of iomux_backend_names(). */
 int cli_check_backend(const char *text, char *err, size_t errsize);
 

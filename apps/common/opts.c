@@ -11,18 +11,6 @@
 
 #include "cli.h"
 
-static int fail(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errsize, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int cli_parse_bytes(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out,
                     char *err, size_t errsize)
 {
@@ -36,14 +24,14 @@ int cli_parse_bytes(const char *opt, const char *text, uint64_t min, uint64_t ma
         n--;
     }
     if (n == 0 || n >= sizeof digits)
-        return fail(err, errsize, "%s: '%s' is not a number of bytes", opt, text);
+        return cli_fail(err, errsize, "%s: '%s' is not a number of bytes", opt, text);
     memcpy(digits, text, n);
     digits[n] = '\0';
     uint64_t v;
     if (cli_parse_u64(opt, digits, 0, UINT64_MAX / unit, &v, err, errsize) < 0 || v * unit < min ||
         v * unit > max)
-        return fail(err, errsize, "%s: '%s' is not a number of bytes from %llu to %llu", opt, text,
-                    (unsigned long long)min, (unsigned long long)max);
+        return cli_fail(err, errsize, "%s: '%s' is not a number of bytes from %llu to %llu", opt,
+                        text, (unsigned long long)min, (unsigned long long)max);
     *out = v * unit;
     return 0;
 }
@@ -86,16 +74,16 @@ static int store(const struct cli_spec *s, void *opts, const char *v, char *err,
         return cli_parse_bytes(opt, v, s->min, s->max, (uint64_t *)field, err, errsize);
     case CLI_STRING:
         if (v[0] == '\0')
-            return fail(err, errsize, "%s: the value is empty", opt);
+            return cli_fail(err, errsize, "%s: the value is empty", opt);
         *(const char **)field = v;
         return 0;
     case CLI_LIST: {
         size_t *count = (size_t *)((char *)opts + s->count_field);
         if (v[0] == '\0')
-            return fail(err, errsize, "%s: the value is empty", opt);
+            return cli_fail(err, errsize, "%s: the value is empty", opt);
         if (*count >= s->max)
-            return fail(err, errsize, "%s: at most %llu are allowed", opt,
-                        (unsigned long long)s->max);
+            return cli_fail(err, errsize, "%s: at most %llu are allowed", opt,
+                            (unsigned long long)s->max);
         ((const char **)field)[(*count)++] = v;
         return 0;
     }
@@ -109,7 +97,7 @@ static int store(const struct cli_spec *s, void *opts, const char *v, char *err,
             size_t len = strlen(names);
             snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", s->choices[i]);
         }
-        return fail(err, errsize, "%s: '%s' is not one of: %s", opt, v, names);
+        return cli_fail(err, errsize, "%s: '%s' is not one of: %s", opt, v, names);
     }
     case CLI_CALL:
         return s->call(opts, opt, v, err, errsize);
@@ -117,7 +105,7 @@ static int store(const struct cli_spec *s, void *opts, const char *v, char *err,
     case CLI_VERSION:
         return 0;
     }
-    return fail(err, errsize, "internal error: %s has no kind", opt);
+    return cli_fail(err, errsize, "internal error: %s has no kind", opt);
 }
 
 /* Finds the spec an argument names; *inline_value gets "=VALUE"'s value. */
@@ -154,18 +142,18 @@ int cli_parse(const struct cli_spec *specs, int argc, char **argv, void *opts, b
         }
         if (only_operands || arg[0] != '-' || arg[1] == '\0') {
             if (operands == NULL)
-                return fail(err, errsize, "unexpected argument '%s'", arg);
+                return cli_fail(err, errsize, "unexpected argument '%s'", arg);
             operands->items[operands->count++] = arg;
             continue;
         }
         const struct cli_spec *s = match(specs, arg, &v);
         if (s == NULL)
-            return fail(err, errsize, "unknown option '%s'", arg);
+            return cli_fail(err, errsize, "unknown option '%s'", arg);
         if (s->arg == NULL && v != NULL)
-            return fail(err, errsize, "option '--%s' takes no value", s->name);
+            return cli_fail(err, errsize, "option '--%s' takes no value", s->name);
         if (s->arg != NULL && v == NULL) {
             if (i + 1 >= argc)
-                return fail(err, errsize, "option '--%s' needs a value", s->name);
+                return cli_fail(err, errsize, "option '--%s' needs a value", s->name);
             v = argv[++i];
         }
         if (store(s, opts, v, err, errsize) < 0)

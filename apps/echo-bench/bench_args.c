@@ -55,6 +55,17 @@ static int parse_ipv4(const char *text, size_t len, uint32_t *out)
     return 0;
 }
 
+static int parse_proxy_version(void *opts, const char *opt, const char *v, char *err,
+                               size_t errsize)
+{
+    return proxy_cli_version(&((struct bench_options *)opts)->proxy_version, opt, v, err, errsize);
+}
+
+static int parse_proxy_source(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    return proxy_cli_source(&((struct bench_options *)opts)->proxy_source, opt, v, err, errsize);
+}
+
 /* --source ADDR or ADDR-ADDR: a range of local IPv4 addresses. */
 static int parse_source(void *opts, const char *opt, const char *v, char *err, size_t errsize)
 {
@@ -210,6 +221,10 @@ static const struct cli_spec specs[] = {
      "addresses ADDR to ADDR (127.0.0.2-127.0.0.9 on\n"
      "loopback): each has its own ephemeral ports",
      "the kernel's choice"},
+    {"proxy-protocol", 0, "v1|v2", CLI_CALL, 0, 0, 0, 0, NULL, parse_proxy_version,
+     PROXY_CLI_VERSION_HELP ",\nchurn's included (TCP and Unix only)", NULL},
+    {"proxy-source", 0, "ADDR:PORT", CLI_CALL, 0, 0, 0, 0, NULL, parse_proxy_source,
+     PROXY_CLI_SOURCE_HELP, NULL},
     {"nodelay", 0, "on|off", CLI_CHOICE, F(tuning.nodelay), 0, 0, 0, sock_nodelay_choices, NULL,
      "TCP_NODELAY on every connection", "on"},
     {"sndbuf", 0, "BYTES", CLI_BYTES, F(tuning.sndbuf), 0, 1, SOCK_BUF_MAX, NULL, NULL,
@@ -276,6 +291,10 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
         why = "--udp: closed loop only (no --rate, --never-read, --read-delay or --idle)";
     else if (o->udp && o->source_count)
         why = "--source: TCP only, not with --udp";
+    else if (o->udp && o->proxy_version)
+        why = "--proxy-protocol: TCP only, not with --udp";
+    else if (!o->proxy_version && o->proxy_source.kind != PROXY_SOURCE_REAL)
+        why = "--proxy-source needs --proxy-protocol";
     else if (o->udp && (o->size < 16 || o->size > 65527))
         why = "--udp: --size must be 16 to 65527 bytes (one datagram)";
     if (why != NULL) {

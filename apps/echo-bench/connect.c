@@ -15,6 +15,8 @@
 #include <iomux/loop.h>
 #include <iomux/net.h>
 
+#include "proxy_client.h"
+
 static void connect_done(struct bench_conn *c)
 {
     atomic_fetch_add_explicit(&c->w->shared->connects_done, 1, memory_order_relaxed);
@@ -46,6 +48,11 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
         int err = iomux_socket_error(c->fd);
         if (err == 0 && (events & (IOMUX_ERROR | IOMUX_HUP)))
             err = -ECONNREFUSED;
+        /* --proxy-protocol: the header before any message (built here,
+           once per connection, churn's too). */
+        if (err == 0 && c->w->shared->opt->proxy_version)
+            err = proxy_client_send(c->fd, c->w->shared->opt->proxy_version,
+                                    &c->w->shared->opt->proxy_source);
         if (err < 0) {
             connect_failed(c, -err);
             return;

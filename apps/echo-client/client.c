@@ -284,6 +284,14 @@ static void on_event(struct iomux_loop *loop, int fd, unsigned events, void *dat
         k->connected = 1;
         format_sockname(k->fd, k->name, sizeof k->name);
         client_progress(c);
+        /* The header goes first, before TLS too, as a balancer sends it. */
+        int rc = c->opt->proxy_version
+                     ? proxy_client_send(k->fd, c->opt->proxy_version, &c->opt->proxy_source)
+                     : 0;
+        if (rc < 0) {
+            client_fail(c, "%s: sending the PROXY header: %s", k->name, strerror(-rc));
+            return;
+        }
     }
     if (!k->handshaken) {
         if (conn_handshake(k) == 1)

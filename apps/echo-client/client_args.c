@@ -40,6 +40,17 @@ static int parse_connect(void *opts, const char *opt, const char *v, char *err, 
     return 0;
 }
 
+static int parse_proxy_version(void *opts, const char *opt, const char *v, char *err,
+                               size_t errsize)
+{
+    return proxy_cli_version(&((struct client_options *)opts)->proxy_version, opt, v, err, errsize);
+}
+
+static int parse_proxy_source(void *opts, const char *opt, const char *v, char *err, size_t errsize)
+{
+    return proxy_cli_source(&((struct client_options *)opts)->proxy_source, opt, v, err, errsize);
+}
+
 #define F(field) offsetof(struct client_options, field)
 static const struct cli_spec specs[] = {
     {.name = "connect",
@@ -158,6 +169,16 @@ static const struct cli_spec specs[] = {
      .kind = CLI_STRING,
      .field = F(alpn),
      .help = "ALPN protocols to offer, comma-separated"},
+    {.name = "proxy-protocol",
+     .arg = "v1|v2",
+     .kind = CLI_CALL,
+     .call = parse_proxy_version,
+     .help = PROXY_CLI_VERSION_HELP " (before\nTLS)"},
+    {.name = "proxy-source",
+     .arg = "ADDR:PORT",
+     .kind = CLI_CALL,
+     .call = parse_proxy_source,
+     .help = PROXY_CLI_SOURCE_HELP},
     {.name = "quiet",
      .kind = CLI_FLAG,
      .field = F(quiet),
@@ -279,6 +300,10 @@ int client_args_parse(int argc, char **argv, struct client_options *o, const cha
         return CLIENT_ARGS_ERROR;
     if (check_tls(o, given, err, errsize) != CLIENT_ARGS_OK)
         return CLIENT_ARGS_ERROR;
+    if (o->proxy_version == 0 && cli_given(specs, given, "proxy-source")) {
+        snprintf(err, errsize, "--proxy-source needs --proxy-protocol");
+        return CLIENT_ARGS_ERROR;
+    }
     if (o->file != NULL)
         return check_file(o, given, operands.count, err, errsize);
     return set_parts(o, parts_store, operands.count, err, errsize);

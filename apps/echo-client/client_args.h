@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "opts.h"
+#include "proxy_client.h"
 #include "sockopt.h"
 
 /* --backend; the index into client_backend_names. */
@@ -36,7 +37,9 @@ struct client_options {
     bool tls;                  /* --tls and its settings (strings borrowed) */
     bool tls_insecure;
     const char *tls_ca, *tls_sni, *tls_cert, *tls_key, *alpn;
-    int tls_version;          /* index into "any", "1.2", "1.3" */
+    int tls_version;        /* index into "any", "1.2", "1.3" */
+    unsigned proxy_version; /* --proxy-protocol: 1 or 2; 0 = none */
+    struct proxy_source proxy_source;
     bool parts_from_stdin;    /* "-" was the only part */
     const char *const *parts; /* the parts to send; borrowed from argv, or
                                  the built-in defaults; NULL from stdin */

@@ -154,8 +154,8 @@ static void conn_end(struct echod *d, struct conn *c)
     d->engine_ops->end(d->engine, c);
 }
 
-static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
-                   const char *why)
+void echod_refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
+                  const char *why)
 {
     close(fd);
     if (d->opt->trace) {
@@ -175,16 +175,16 @@ static void refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum 
    per-address slot is then taken); otherwise it is closed and refused. */
 static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 {
-    if (d->opt->max_conns && d->open >= d->opt->max_conns) {
+    if (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns) {
         d->refused_max++;
-        refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
+        echod_refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
         return false;
     }
     int prc = echod_perip_acquire(d->perip, peer);
     if (prc < 0) {
         d->refused_perip++;
-        refuse(d, fd, peer, LOG_PERIP,
-               prc == -EDQUOT ? "--max-conns-per-ip reached" : strerror(-prc));
+        echod_refuse(d, fd, peer, LOG_PERIP,
+                     prc == -EDQUOT ? "--max-conns-per-ip reached" : strerror(-prc));
         return false;
     }
     return true;
@@ -219,12 +219,12 @@ static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer,
                      FD_SETSIZE);
         else
             snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
-        refuse(d, fd, peer, LOG_WATCH, why);
+        echod_refuse(d, fd, peer, LOG_WATCH, why);
     } else {
         /* Out of memory, most likely: not a descriptor shortage. */
         d->errors++;
         snprintf(why, sizeof(why), "%s", strerror(-err));
-        refuse(d, fd, peer, LOG_ACCEPT, why);
+        echod_refuse(d, fd, peer, LOG_ACCEPT, why);
     }
 }
 
@@ -349,6 +349,8 @@ static void print_stats(struct echod *d)
             d->bytes_out, d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch,
             d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
             d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached);
+    if (d->proxy_listeners)
+        echod_proxy_print_stats(d, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
     fputc('\n', stderr);
     if (d->udp)
@@ -383,6 +385,8 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
     }
     d->stopping = true;
     close_listeners(d);
+    /* Not yet clients: nothing of theirs to drain. */
+    echod_proxy_close_all(d);
     /* Datagrams have nothing to drain. Statistics are lost with them,
        which is why SIGUSR1 is the way to read them. */
     echod_udp_free(d->udp);
@@ -431,6 +435,7 @@ void echod_free(struct echod *d)
     if (d->loop) {
         cut_all(d, "exiting");
         close_listeners(d);
+        echod_proxy_close_all(d);
     }
     if (d->inetd_fd >= 0)
         close(d->inetd_fd);

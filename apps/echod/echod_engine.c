@@ -10,17 +10,23 @@
 #include <stdio.h>
 #include <string.h>
 
-static void hook_accepted(void *policy, int fd, const struct iomux_addr *peer)
+/* A proxy= listener's connections read their header first. */
+static void hook_accepted(void *policy, void *listener, int fd, const struct iomux_addr *peer)
 {
-    echod_admit(policy, fd, peer);
+    struct listener *l = listener;
+    if (l->proxy != ECHOD_PROXY_OFF)
+        echod_proxy_start(policy, l, fd, peer);
+    else
+        echod_admit(policy, fd, peer);
 }
 
 /* Kept peers need it, and so does a refusal for --max-conns, which names
-   the client it refuses. */
+   the client it refuses, and --proxy-from's check. */
 static bool hook_wants_peer(void *policy)
 {
     const struct echod *d = policy;
-    return echod_keeps_peer(d) || (d->opt->max_conns && d->open >= d->opt->max_conns);
+    return echod_keeps_peer(d) || d->proxy_listeners ||
+           (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns);
 }
 
 static bool hook_accept_error(void *policy, void *listener, int err)

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include <iomux/buf.h>
@@ -33,6 +34,7 @@ enum log_kind {
     LOG_ACCEPT,   /* other accept() or set-up failure */
     LOG_PERIP,    /* --max-conns-per-ip reached */
     LOG_IO,       /* engine-level I/O failure */
+    LOG_PROXY,    /* a PROXY header refused (proxy_accept.c) */
     LOG_KINDS,
 };
 
@@ -43,6 +45,26 @@ struct listener {
     struct echod *d;
     int fd;
     struct iomux_addr addr; /* as bound */
+    int proxy;              /* enum echod_proxy_mode: its proxy= */
+};
+
+/* The longest v2 PROXY header taken (16 + announced length): addresses
+   and a generous share of TLVs; a longer one is refused as v2_too_long. */
+#define ECHOD_PROXY_V2_MAX 4096
+
+/* PROXY headers on proxy= listeners, for SIGUSR1 and --metrics. */
+struct echod_proxy_stats {
+    uint64_t accepted;         /* a header with the client's address */
+    uint64_t local;            /* v2 LOCAL or v1 UNKNOWN: the real addresses kept */
+    uint64_t rejected_invalid; /* not a valid header of an accepted version */
+    uint64_t rejected_timeout; /* not complete within --proxy-timeout */
+    uint64_t rejected_source;  /* from an address not in --proxy-from */
+    uint64_t rejected_closed;  /* closed (or reset) before the header was complete */
+};
+
+/* Connections waiting for their header (proxy_accept.c's, opaque here). */
+struct proxy_link {
+    struct proxy_link *prev, *next;
 };
 
 struct echod {
@@ -71,6 +93,11 @@ struct echod {
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
     uint64_t refused_perip;
+    /* PROXY protocol (proxy_accept.c). */
+    bool proxy_listeners;      /* some listener has proxy= */
+    struct proxy_link pending; /* connections waiting for their header */
+    uint64_t npending;         /* how many: they count toward --max-conns */
+    struct echod_proxy_stats proxy;
     struct echod_user user; /* --user: looked up before binding */
     /* --agent, --metrics (sideport.h): NULL when not asked for. */
     struct sideport *agent, *metrics;
@@ -93,6 +120,22 @@ int echod_engine_start(struct echod *d);
    I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes
    it, saying why. Takes `fd`. */
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
+
+/* Closes `fd` and says why it was refused (`peer` named, rate-limited
+   by kind unless --trace). */
+void echod_refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
+                  const char *why);
+
+/* An accepted socket on a proxy= listener: refused at once if its peer is
+   not in --proxy-from or --max-conns is reached, else watched until its
+   header is read, then echod_admit() with the header's client. Takes fd. */
+void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct iomux_addr *peer);
+
+/* Closes every connection still waiting for its header (shutdown). */
+void echod_proxy_close_all(struct echod *d);
+
+/* The PROXY part of the SIGUSR1 line, after "; ". */
+void echod_proxy_print_stats(const struct echod *d, FILE *f);
 
 /* A connection the engine set up: puts it on the list, counts it, traces
    it. `peer` goes into `stored` when the peer is kept (stored may be NULL

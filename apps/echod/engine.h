@@ -100,9 +100,11 @@ struct engine_config {
 /* The policy, as an engine may call it. `policy` is passed back as is. */
 struct engine_hooks {
     void *policy;
-    /* An accepted socket (the engine's own accept): the policy refuses
-       it or serves it through the engine's admit(). Takes `fd`. */
-    void (*accepted)(void *policy, int fd, const struct iomux_addr *peer);
+    /* An accepted socket (the engine's own accept) on `listener`
+       (listen()'s token): the policy refuses it, serves it through the
+       engine's admit(), or first reads a PROXY header itself and admits
+       it later. Takes `fd`. */
+    void (*accepted)(void *policy, void *listener, int fd, const struct iomux_addr *peer);
     /* Whether the next accepted socket's peer address is needed (kept, or
        a refusal will name it); without, accepted() gets the family only. */
     bool (*wants_peer)(void *policy);

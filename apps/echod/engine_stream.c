@@ -109,7 +109,7 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
         int cfd;
         int rc = iomux_tcp_accept(l->fd, &peer, &cfd);
         if (rc == 0) {
-            e->hooks.accepted(e->hooks.policy, cfd, &peer);
+            e->hooks.accepted(e->hooks.policy, l->token, cfd, &peer);
             continue;
         }
         if (rc == -EAGAIN)

@@ -164,7 +164,7 @@ static void accepted(struct engine_uring *e, struct ulistener *l, int fd)
         peer.ss.ss_family = l->family;
         peer.len = sizeof(peer.ss);
     }
-    e->hooks.accepted(e->hooks.policy, fd, &peer);
+    e->hooks.accepted(e->hooks.policy, l->token, fd, &peer);
 }
 
 void uring_on_accept(struct engine_uring *e, struct ulistener *l, const struct io_uring_cqe *cqe)

@@ -24,6 +24,7 @@
 
 const char *const echod_engine_names[] = {"loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
+static const char *const proxy_names[] = {"v1", "v2", "any", NULL};
 
 /* The defaults --help shows are written out in the table: these keep them
    true. */
@@ -51,22 +52,139 @@ static int parse_keepalive(void *opts, const char *opt, const char *value, char 
                                        errsize);
 }
 
+/* ---- --listen ADDR[,KEY=VALUE]... ---------------------------------------- */
+
+static int parse_proxy_key(struct listener_opts *l, const char *value)
+{
+    for (int i = 0; proxy_names[i]; i++) {
+        if (strcmp(value, proxy_names[i]) == 0) {
+            l->proxy = ECHOD_PROXY_V1 + i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The settings a --listen may carry after its address. A new one (TLS
+   files, fault modes) is a field of struct listener_opts and a row here. */
+static const struct listener_key {
+    const char *name;
+    const char *values; /* what the usage error says is expected */
+    int (*parse)(struct listener_opts *l, const char *value); /* 0 or -1 */
+} listener_keys[] = {
+    {"proxy", "v1, v2 or any", parse_proxy_key},
+};
+#define NKEYS (sizeof(listener_keys) / sizeof(listener_keys[0]))
+
+/* One KEY=VALUE of `text` (the whole --listen value, for messages). */
+static int parse_setting(struct listener_opts *l, char *kv, bool *seen, const char *text, char *err,
+                         size_t errsize)
+{
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return cli_fail(err, errsize, "--listen %s: '%s': expected KEY=VALUE", text, kv);
+    *eq = '\0';
+    for (size_t k = 0; k < NKEYS; k++) {
+        if (strcmp(kv, listener_keys[k].name) != 0)
+            continue;
+        if (seen[k])
+            return cli_fail(err, errsize, "--listen %s: %s given twice", text, kv);
+        seen[k] = true;
+        if (listener_keys[k].parse(l, eq + 1) == 0)
+            return 0;
+        return cli_fail(err, errsize, "--listen %s: %s='%s': expected %s", text, kv, eq + 1,
+                        listener_keys[k].values);
+    }
+    char known[128] = "";
+    for (size_t k = 0; k < NKEYS; k++)
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", k ? ", " : "",
+                 listener_keys[k].name);
+    return cli_fail(err, errsize, "--listen %s: unknown setting '%s' (known: %s)", text, kv, known);
+}
+
+/* The address ends at the first comma (so a unix:PATH cannot hold one);
+   each comma after it starts a KEY=VALUE. */
+static int parse_listen(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (o->nlisten == ECHOD_MAX_LISTEN)
+        return cli_fail(err, errsize, "--listen: at most 16 are allowed");
+    struct listener_opts *l = &o->listen[o->nlisten];
+    memset(l, 0, sizeof(*l));
+    size_t n = strcspn(value, ",");
+    if (n == 0)
+        return cli_fail(err, errsize, "--listen '%s': the address is empty", value);
+    if (n >= sizeof(l->addr))
+        return cli_fail(err, errsize, "--listen '%.40s...': the address is too long", value);
+    memcpy(l->addr, value, n);
+    char rest[256];
+    if (snprintf(rest, sizeof(rest), "%s", value + n) >= (int)sizeof(rest))
+        return cli_fail(err, errsize, "--listen %s: the settings are too long", l->addr);
+    bool seen[NKEYS] = {false};
+    for (char *kv = rest; *kv == ',';) {
+        char *next = strchr(kv + 1, ',');
+        if (next)
+            *next = '\0';
+        if (parse_setting(l, kv + 1, seen, value, err, errsize) < 0)
+            return -1;
+        if (!next)
+            break;
+        *next = ',';
+        kv = next;
+    }
+    o->nlisten++;
+    return 0;
+}
+
+static int parse_proxy_from(void *opts, const char *opt, const char *value, char *err,
+                            size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (o->nproxy_from == ECHOD_MAX_PROXY_FROM)
+        return cli_fail(err, errsize, "--proxy-from: at most 32 are allowed");
+    if (cidr_parse(value, &o->proxy_from[o->nproxy_from]) < 0)
+        return cli_fail(err, errsize,
+                        "--proxy-from '%s': expected ADDR/BITS or ADDR (numeric, no host bits set)",
+                        value);
+    o->nproxy_from++;
+    return 0;
+}
+
 #define F(field)  offsetof(struct echod_options, field)
 #define BYTES_MAX ((uint64_t)1 << 40)
 #define SECS_MAX  1000000
 
 static const struct cli_spec specs[] = {
     {.name = "listen",
-     .arg = "HOST:PORT",
-     .kind = CLI_LIST,
-     .field = F(listen),
-     .count_field = F(nlisten),
-     .max = ECHOD_MAX_LISTEN,
+     .arg = "ADDR[,KEY=VALUE]...",
+     .kind = CLI_CALL,
+     .call = parse_listen,
      .help = "address to listen on; repeatable (default\n" ECHOD_DEFAULT_LISTEN
-             ", unless --udp is given). HOST is an\n"
-             "IPv4 address, [IPV6] in brackets, or a name; port 0\n"
-             "picks a free port and prints HOST:PORT on stdout.\n"
-             "unix:PATH listens on a Unix-domain stream socket"},
+             ", unless --udp is given). ADDR is\n"
+             "HOST:PORT, HOST an IPv4 address, [IPV6] in brackets,\n"
+             "or a name; port 0 picks a free port and prints\n"
+             "HOST:PORT on stdout. unix:PATH listens on a\n"
+             "Unix-domain stream socket (PATH without commas).\n"
+             "Settings of this listener, after commas:\n"
+             "proxy=v1|v2|any: every connection must start with a\n"
+             "PROXY protocol header of that version, whose client\n"
+             "address is then the client's"},
+    {.name = "proxy-from",
+     .arg = "CIDR",
+     .kind = CLI_CALL,
+     .call = parse_proxy_from,
+     .help = "accept PROXY headers only from these addresses\n"
+             "(ADDR/BITS or ADDR; repeatable; Unix-domain clients\n"
+             "always); others are closed at once",
+     .def = "127.0.0.0/8 and ::1"},
+    {.name = "proxy-timeout",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(proxy_timeout_ms),
+     .max = SECS_MAX,
+     .help = "close a connection whose PROXY header is not\n"
+             "complete after SECS seconds (above 0)",
+     .def = "5"},
     {.name = "udp",
      .arg = "HOST:PORT",
      .kind = CLI_LIST,
@@ -313,7 +431,14 @@ static void usage(FILE *f)
             "  echod --listen [::1]:7000 --backend poll --max-conns 1000 --idle-timeout 30\n"
             "  echod --trace --tick 1                  # the seed's story, with timeouts\n"
             "  echod --listen [::]:7 --udp [::]:7 --user nobody   # as root: port 7, then drop\n"
-            "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n",
+            "  echod --listen unix:/run/echod.sock --udp unix:/run/echod.dgram\n"
+            "  echod --listen 127.0.0.1:10000,proxy=v2 --listen 127.0.0.1:10001  # behind "
+            "HAProxy\n"
+            "\n"
+            "PROXY protocol: on a proxy= listener, a header not valid or not complete within\n"
+            "--proxy-timeout, or from a peer outside --proxy-from, closes the connection\n"
+            "(counted on the SIGUSR1 line). Socket-activated listeners are plain. PROXY over\n"
+            "UDP is not supported.\n",
             echod_udp_refused_ports_text);
 }
 
@@ -327,43 +452,46 @@ void echod_usage_error(const char *fmt, ...)
     va_end(ap);
 }
 
-static int bad(char *err, size_t errsize, const char *what)
-{
-    snprintf(err, errsize, "%s", what);
-    return -1;
-}
-
 /* Checks across options, once all are parsed; 0 or -1 with the reason. */
 static int check_options(const struct echod_options *o, const bool *given, char *err,
                          size_t errsize)
 {
     bool uring = o->engine == ECHOD_ENGINE_URING;
     if (o->uring_buffers & (o->uring_buffers - 1))
-        return bad(err, errsize, "--uring-buffers: not a power of two");
+        return cli_fail(err, errsize, "--uring-buffers: not a power of two");
     /* Wake-ups get lost when one ring waits on another's fd. */
     if (uring && strcmp(o->backend, "uring") == 0)
-        return bad(err, errsize,
-                   "--engine uring: its loop must be --backend epoll, poll or select, not uring");
+        return cli_fail(
+            err, errsize,
+            "--engine uring: its loop must be --backend epoll, poll or select, not uring");
     /* The readiness loop would need a system call per look. */
     if (!uring && o->busy_poll_us)
-        return bad(err, errsize, "--busy-poll: only with --engine uring");
+        return cli_fail(err, errsize, "--busy-poll: only with --engine uring");
     if (!uring && o->spin_receive != ECHOD_SPIN_OFF && cli_given(specs, given, "spin-receive"))
-        return bad(err, errsize, "--spin-receive: only with --engine uring");
+        return cli_fail(err, errsize, "--spin-receive: only with --engine uring");
     /* The trace prints every turn of the loop, and a spinning one turns
        all the time. */
     if (o->trace && o->spin_receive == ECHOD_SPIN_ON)
-        return bad(err, errsize, "--spin-receive on: not with --trace");
+        return cli_fail(err, errsize, "--spin-receive on: not with --trace");
     if (!uring && o->batch_wait_us && cli_given(specs, given, "batch-wait"))
-        return bad(err, errsize, "--batch-wait: only with --engine uring");
+        return cli_fail(err, errsize, "--batch-wait: only with --engine uring");
     if (o->inetd && (o->nlisten || o->nudp))
-        return bad(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
+        return cli_fail(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
+    if (o->proxy_timeout_ms == 0)
+        return cli_fail(err, errsize, "--proxy-timeout: must be above 0");
+    bool proxied = false;
+    for (size_t i = 0; i < o->nlisten; i++)
+        proxied |= o->listen[i].proxy != ECHOD_PROXY_OFF;
+    if (!proxied && (o->nproxy_from || cli_given(specs, given, "proxy-timeout")))
+        return cli_fail(err, errsize,
+                        "--proxy-from and --proxy-timeout need a --listen ADDR,proxy=...");
     if (o->inetd && (o->agent || o->metrics))
-        return bad(err, errsize, "--inetd serves one connection: it takes no --agent or --metrics");
+        return cli_fail(err, errsize,
+                        "--inetd serves one connection: it takes no --agent or --metrics");
     /* A lone --low-water is checked against the real high water. */
     if (o->low_water > o->high_water) {
-        snprintf(err, errsize, "--low-water (%llu) is above --high-water (%llu)",
-                 (unsigned long long)o->low_water, (unsigned long long)o->high_water);
-        return -1;
+        return cli_fail(err, errsize, "--low-water (%llu) is above --high-water (%llu)",
+                        (unsigned long long)o->low_water, (unsigned long long)o->high_water);
     }
     return 0;
 }
@@ -382,6 +510,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->udp_rate = ECHOD_UDP_RATE;
     o->high_water = IOMUX_STREAM_HIGH_WATER;
     o->tuning.nodelay = SOCK_NODELAY_KEEP;
+    o->proxy_timeout_ms = ECHOD_PROXY_TIMEOUT_MS;
 
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, sizeof(err));
     if (rc == CLI_PARSE_HELP) {
@@ -409,6 +538,12 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     /* The default TCP address only when nothing at all was asked for: a
        UDP-only server must not also take localhost:10000. */
     if (o->nlisten == 0 && o->nudp == 0 && !o->inetd)
-        o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
+        snprintf(o->listen[o->nlisten++].addr, sizeof(o->listen[0].addr), "%s",
+                 ECHOD_DEFAULT_LISTEN);
+    /* Loopback only, unless told: the balancer on the same machine. */
+    if (o->nproxy_from == 0) {
+        (void)cidr_parse("127.0.0.0/8", &o->proxy_from[o->nproxy_from++]);
+        (void)cidr_parse("::1/128", &o->proxy_from[o->nproxy_from++]);
+    }
     return ECHOD_RUN;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "sockopt.h"
 
 #define ECHOD_MAX_LISTEN        16
@@ -18,6 +19,9 @@
 #define ECHOD_BUSY_POLL_MAX_US  10000u
 #define ECHOD_BATCH_WAIT_US     200u /* default */
 #define ECHOD_BATCH_WAIT_MAX_US 1000u
+#define ECHOD_LISTEN_ADDR_MAX   300 /* a --listen address, without its settings */
+#define ECHOD_MAX_PROXY_FROM    32
+#define ECHOD_PROXY_TIMEOUT_MS  5000u /* --proxy-timeout's default, as HAProxy's */
 
 /* --engine: what does the TCP I/O. The order is the choices' order in
    --help and echod_engine_names[]; a new engine is one more of each. */
@@ -35,8 +39,25 @@ enum echod_spin {
 };
 extern const char *const echod_spin_names[];
 
+/* proxy= of a --listen: the PROXY protocol header its connections must
+   start with (docs/proxy-protocol.md). */
+enum echod_proxy_mode {
+    ECHOD_PROXY_OFF, /* none: a plain listener */
+    ECHOD_PROXY_V1,
+    ECHOD_PROXY_V2,
+    ECHOD_PROXY_ANY, /* either version */
+};
+
+/* One --listen ADDR[,KEY=VALUE]...: the address and its settings. Every
+   per-listener setting is a field here and a row of options.c's key
+   table, in this one form on the command line. */
+struct listener_opts {
+    char addr[ECHOD_LISTEN_ADDR_MAX]; /* HOST:PORT, [IPV6]:PORT or unix:PATH */
+    int proxy;                        /* enum echod_proxy_mode */
+};
+
 struct echod_options {
-    const char *listen[ECHOD_MAX_LISTEN]; /* borrowed from argv */
+    struct listener_opts listen[ECHOD_MAX_LISTEN];
     size_t nlisten;
     const char *backend;      /* "auto", "epoll", "poll", "select", "uring" */
     int engine;               /* enum echod_engine (an int: the parser stores choices so) */
@@ -63,6 +84,11 @@ struct echod_options {
     const char *user;          /* --user NAME, or NULL */
     const char *agent;         /* --agent HOST:PORT, or NULL */
     const char *metrics;       /* --metrics HOST:PORT, or NULL */
+    /* PROXY protocol listeners (proxy_accept.c): who may send a header
+       (none given: loopback only), and how long it may take. */
+    struct echod_cidr proxy_from[ECHOD_MAX_PROXY_FROM];
+    size_t nproxy_from;
+    uint64_t proxy_timeout_ms;
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;

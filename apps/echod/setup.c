@@ -80,7 +80,10 @@ static int check_addresses(const char *opt, const char *const *texts, size_t n)
 static int check_before_binding(struct echod *d)
 {
     const struct echod_options *opt = d->opt;
-    int rc = check_addresses("--listen", opt->listen, opt->nlisten);
+    const char *listen[ECHOD_MAX_LISTEN];
+    for (size_t i = 0; i < opt->nlisten; i++)
+        listen[i] = opt->listen[i].addr;
+    int rc = check_addresses("--listen", listen, opt->nlisten);
     if (rc == 0)
         rc = check_addresses("--udp", opt->udp, opt->nudp);
     if (rc == 0 && opt->user)
@@ -178,7 +181,7 @@ static void say_starting_up(struct echod *d, const char *text, unsigned port)
     say_later(d, "starting up on %s port %u\n", host, port);
 }
 
-static int setup_listener(struct echod *d, const char *text)
+static int bind_listener(struct echod *d, const char *text)
 {
     struct iomux_addr addr;
     int fd;
@@ -214,6 +217,17 @@ static int setup_listener(struct echod *d, const char *text)
         say_later(d, "echod: listening on %s (%s)\n", bound,
                   echod_serving_label(d, label, sizeof(label)));
     return 0;
+}
+
+/* A --listen: bound, and its settings (proxy=) given to the listener. */
+static int setup_listener(struct echod *d, const struct listener_opts *lo)
+{
+    int rc = bind_listener(d, lo->addr);
+    if (rc == 0 && lo->proxy != ECHOD_PROXY_OFF) {
+        d->listeners[d->nlisteners - 1].proxy = lo->proxy;
+        d->proxy_listeners = true;
+    }
+    return rc;
 }
 
 /* The datagram service, made on first use. */
@@ -288,8 +302,11 @@ static int setup_udp(struct echod *d, const char *text)
 static int setup_activated(struct echod *d, const struct echod_passed *p, size_t n)
 {
     const struct echod_options *opt = d->opt;
-    if (opt->nudp || (opt->nlisten && strcmp(opt->listen[0], ECHOD_DEFAULT_LISTEN) != 0))
-        fprintf(stderr, "echod: socket-activated: --listen and --udp are ignored\n");
+    /* Passed sockets are plain listeners: a --listen's settings (proxy=)
+       are not carried over to them. */
+    if (opt->nudp || (opt->nlisten && strcmp(opt->listen[0].addr, ECHOD_DEFAULT_LISTEN) != 0))
+        fprintf(stderr, "echod: socket-activated: --listen (with its settings) and --udp are "
+                        "ignored\n");
     for (size_t i = 0; i < n; i++) {
         struct iomux_addr a;
         char addr[IOMUX_ADDR_STRLEN + 40], shown[sizeof(addr) + 96];
@@ -369,7 +386,7 @@ static int setup_sockets(struct echod *d)
     if (opt->inetd)
         return setup_inetd(d);
     for (size_t i = 0; i < opt->nlisten && rc == 0; i++)
-        rc = setup_listener(d, opt->listen[i]);
+        rc = setup_listener(d, &opt->listen[i]);
     for (size_t i = 0; i < opt->nudp && rc == 0; i++)
         rc = setup_udp(d, opt->udp[i]);
     return rc;
@@ -461,6 +478,7 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     }
     d->opt = opt;
     d->conns.next = d->conns.prev = &d->conns;
+    d->pending.next = d->pending.prev = &d->pending;
     d->reserve_fd = -1;
     d->inetd_fd = -1;
     int rc = check_before_binding(d);
