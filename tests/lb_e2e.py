@@ -94,14 +94,45 @@ def client(port, source):
     return s
 
 
-def check_real_client(e, source):
-    """echod's --trace names connections from `source` (the real client,
-    from the PROXY header), and none from the balancer's 127.0.0.1 but its
-    health checks (which carry no data)."""
-    e.wait_stderr(r"connection from \('%s', \d+\)" % re.escape(source))
-    text = e.stderr()
-    check(not re.search(r"received .* from \('127\.0\.0\.1'", text),
-          "echod names the balancer as the client of echoed data: %s" % text[-1500:])
+def check_real_clients(echods, source, port):
+    """Each echod's --trace names the real clients, from the balancer's
+    PROXY headers: echo-bench's `source` for its connections, and exactly
+    the address and port of one more client per echod made here, from
+    CLIENT_B through `port` (round robin: one each); the balancer's own
+    address is never the client of echoed data. Their SIGUSR1 lines count
+    the headers, none rejected; returns those lines."""
+    held = []
+    try:
+        for _ in echods:
+            held.append(client(port, CLIENT_B))
+            roundtrip(held[-1], b"who am I\n")
+        names = ["('%s', %d)" % s.getsockname() for s in held]
+    finally:
+        for s in held:
+            s.close()
+    lines = []
+    for e in echods:
+        e.wait_stderr(r"PROXY v\d header from \('127\.0\.0\.1', \d+\): client \('%s', \d+\)"
+                      % re.escape(source))
+        text = e.stderr()
+        mine = [n for n in names if "received b'who am I\\n' from %s\n" % n in text]
+        check(len(mine) == 1, "echod names %d of the clients %s: %s" % (len(mine), names,
+                                                                     text[-1500:]))
+        check(not re.search(r"received .* from \('127\.0\.0\.1'", text),
+              "echod names the balancer as the client of echoed data: %s" % text[-1500:])
+        line = e.stats()
+        check(proxy_stat(line, "accepted") >= 2 and proxy_stat(line, "rejected") == 0,
+              "PROXY headers: %s" % line)
+        lines.append(line)
+    return lines
+
+
+def proxy_stat(line, name):
+    """A number of the SIGUSR1 line's PROXY part: "accepted", "local",
+    "rejected" (all causes)."""
+    m = re.search(r"proxy headers (\d+) accepted, (\d+) local.*proxy rejected (\d+)", line)
+    check(m, "no PROXY counters in %r" % line)
+    return int(m.group({"accepted": 1, "local": 2, "rejected": 3}[name]))
 
 
 def check_per_ip(port, servers):
@@ -193,9 +224,10 @@ def test_haproxy_proxy_v2():
             haproxy_proxy(e1, e2) as lb:
         for server in ("echod1", "echod2"):
             lb.wait_status(server, "UP$")
-        bench(lb.ports["ECHO_FRONT"], "--source", CLIENT_A)
-        for e in (e1, e2):
-            check_real_client(e, CLIENT_A)
+        bench(lb.ports["ECHO_FRONT"], "--source", CLIENT_A, duration="0.5")
+        for line in check_real_clients((e1, e2), CLIENT_A, lb.ports["ECHO_FRONT"]):
+            # The health checks (check-send-proxy) say LOCAL.
+            check(proxy_stat(line, "local") >= 1, "no LOCAL header from the checks: %s" % line)
 
 
 def test_haproxy_proxy_per_ip():
@@ -292,6 +324,8 @@ def drain(lb, e1, e2):
         check(sessions["echod2"][0] == 2 + 6, "echod2 sessions: %s" % sessions)
         # echod1's two end cleanly (end of stream, no reset, nothing more);
         # echod2's two still echo.
+        wait_until("2 of the open connections ended",
+                   lambda: sum(ended_cleanly(s) for s in held[:4]) >= 2)
         ended = [s for s in held[:4] if ended_cleanly(s)]
         check(len(ended) == 2, "%d open connections ended, not the 2 on echod1" % len(ended))
         for s in held[:4]:
@@ -304,16 +338,18 @@ def drain(lb, e1, e2):
 
 
 def ended_cleanly(s):
-    """True if the peer ended s with an end of stream and nothing before
-    it; False if it is still open after a short wait. A reset or stray
-    bytes fail."""
-    s.settimeout(0.5)
+    """True once the peer has ended s with an end of stream and nothing
+    before it (a recv then keeps returning b""); False while it is open
+    with nothing to read. A reset or stray bytes fail."""
+    s.setblocking(False)
     try:
         data = s.recv(65536)
-    except socket.timeout:
+    except BlockingIOError:
         return False
     except ConnectionResetError:
         fail("a connection on the draining echod was reset")
+    finally:
+        s.settimeout(DEFAULT_TIMEOUT)
     check(data == b"", "stray bytes after the echo: %r" % data[:100])
     return True
 
@@ -344,8 +380,8 @@ def test_nginx_proxy_v1():
     comes back, and echod names echo-bench's address."""
     require_proxy()
     with echod("--trace", listen="127.0.0.1:0,proxy=v1") as e, nginx(proxied=e) as lb:
-        bench(lb.ports[NGINX_PROXY], "--source", CLIENT_A)
-        check_real_client(e, CLIENT_A)
+        bench(lb.ports[NGINX_PROXY], "--source", CLIENT_A, duration="0.5")
+        check_real_clients((e,), CLIENT_A, lb.ports[NGINX_PROXY])
 
 
 def test_nginx_proxy_per_ip():
