@@ -39,6 +39,8 @@ HELP = ""
 # Real clients: loopback addresses other than the balancer's 127.0.0.1.
 CLIENT_A = "127.0.0.5"
 CLIENT_B = "127.0.0.6"
+# echod's log line for the refusal over the limit names the real client.
+REFUSED_LOG = re.compile(r"^echod: refusing connection from %s:\d+: " % re.escape(CLIENT_A), re.M)
 NGINX_PLAIN, NGINX_PROXY = "127.0.0.1:7000", "127.0.0.1:7001"
 NGINX_PLAIN_UP, NGINX_PROXY_UP = "127.0.0.1:10001", "127.0.0.1:10002"
 
@@ -57,8 +59,8 @@ def require_agent():
     require("--agent (HAProxy agent-check)", r"^\s*--agent ")
 
 
-def echod(*args, listen="127.0.0.1:0"):
-    return Echod(ECHOD, MODE, *args, listen=listen, lines=1)
+def echod(*args, listen="127.0.0.1:0", quiet=True):
+    return Echod(ECHOD, MODE, *args, listen=listen, lines=1, quiet=quiet)
 
 
 def addr(e):
@@ -234,14 +236,17 @@ def test_haproxy_proxy_per_ip():
     """--max-conns-per-ip 1 behind HAProxy counts the real client."""
     require_proxy()
     listen = "127.0.0.1:0,proxy=v2"
-    with echod("--max-conns-per-ip", "1", listen=listen) as e1, \
-            echod("--max-conns-per-ip", "1", listen=listen) as e2, \
+    with echod("--max-conns-per-ip", "1", listen=listen, quiet=False) as e1, \
+            echod("--max-conns-per-ip", "1", listen=listen, quiet=False) as e2, \
             haproxy_proxy(e1, e2) as lb:
         for server in ("echod1", "echod2"):
             lb.wait_status(server, "UP$")
         check_per_ip(lb.ports["ECHO_FRONT"], 2)
         refused = sum(stat_field(e.stats(), "per-ip") for e in (e1, e2))
         check(refused == 1, "per-ip refusals: %d, not 1" % refused)
+        logged = [e for e in (e1, e2) if REFUSED_LOG.search(e.stderr())]
+        check(len(logged) == 1, "the refusal of %s is logged by %d echods, not 1"
+              % (CLIENT_A, len(logged)))
 
 
 def test_haproxy_drain():
@@ -387,10 +392,11 @@ def test_nginx_proxy_v1():
 def test_nginx_proxy_per_ip():
     """--max-conns-per-ip 1 behind nginx counts the real client."""
     require_proxy()
-    with echod("--max-conns-per-ip", "1", listen="127.0.0.1:0,proxy=v1") as e, \
+    with echod("--max-conns-per-ip", "1", listen="127.0.0.1:0,proxy=v1", quiet=False) as e, \
             nginx(proxied=e) as lb:
         check_per_ip(lb.ports[NGINX_PROXY], 1)
         check(stat_field(e.stats(), "per-ip") == 1, "echod refused other than 1 per-ip")
+        e.wait_stderr(REFUSED_LOG.pattern)
 
 
 # Groups, each a CTest test of its own (tests/lb.cmake), so that one whose
