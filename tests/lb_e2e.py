@@ -170,7 +170,7 @@ def check_per_ip(port, servers):
 
 
 def haproxy_tcp(e1, e2):
-    return HAProxy("echod-tcp.cfg", {"ECHOD1": addr(e1), "ECHOD2": addr(e2)},
+    return HAProxy.start("echod-tcp.cfg", {"ECHOD1": addr(e1), "ECHOD2": addr(e2)},
                    fronts=("ECHO_FRONT", "ECHO_CONNECT_FRONT"))
 
 
@@ -212,7 +212,7 @@ def haproxy_proxy(e1, e2, agent_ports=None):
     """echod-proxy.cfg in front of e1 and e2; agent_ports: their --agent
     ports (default: free ports nobody answers on, which HAProxy ignores)."""
     agents = agent_ports or (free_port(), free_port())
-    return HAProxy("echod-proxy.cfg", {
+    return HAProxy.start("echod-proxy.cfg", {
         "ECHOD1": addr(e1), "ECHOD1_AGENT_PORT": str(agents[0]),
         "ECHOD2": addr(e2), "ECHOD2_AGENT_PORT": str(agents[1])})
 
@@ -366,7 +366,7 @@ def ended_cleanly(s):
 def nginx(plain=None, proxied=None):
     """contrib/nginx/echod-stream.conf: the plain front end to echod
     `plain`, the PROXY v1 one to `proxied` (a free port when None)."""
-    return Nginx("echod-stream.conf", {
+    return Nginx.start("echod-stream.conf", {
         NGINX_PLAIN: None, NGINX_PROXY: None,
         NGINX_PLAIN_UP: addr(plain) if plain else "127.0.0.1:%d" % free_port(),
         NGINX_PROXY_UP: addr(proxied) if proxied else "127.0.0.1:%d" % free_port()})

@@ -44,8 +44,20 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def listening_ports():
-    """The TCP ports in LISTEN state on this network namespace."""
+def listening_ports(pid):
+    """The TCP ports process pid listens on (its sockets in LISTEN state,
+    not another's on the same port)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
     ports = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -53,7 +65,7 @@ def listening_ports():
                 next(f)
                 for line in f:
                     fields = line.split()
-                    if fields[3] == "0A":  # TCP_LISTEN
+                    if fields[3] == "0A" and fields[9] in inodes:  # TCP_LISTEN
                         ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         except FileNotFoundError:
             pass
@@ -86,9 +98,21 @@ def child_pids(pid):
 
 
 class Balancer:
-    """A balancer process; subclasses build argv and the configuration."""
+    """A balancer process; subclasses build argv and the configuration.
+    Start one with start(), which retries with other ports when a front
+    port was taken between free_port() and the balancer's bind."""
 
     name = "balancer"
+
+    @classmethod
+    def start(cls, *args, **kw):
+        for attempt in range(3):
+            try:
+                return cls(*args, **kw)
+            except AssertionError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
+        return None
 
     def __init__(self, argv, fronts, env=None, timeout=DEFAULT_TIMEOUT):
         self.fronts = fronts
@@ -108,7 +132,7 @@ class Balancer:
     def _ready(self):
         if self.proc.poll() is not None:
             fail("%s exited (%s): %s" % (self.name, self.proc.returncode, self.output()))
-        return set(self.fronts) <= listening_ports()
+        return set(self.fronts) <= listening_ports(self.proc.pid)
 
     def output(self):
         with open(self.log.name, "rb") as f:
@@ -168,6 +192,8 @@ class HAProxy(Balancer):
         wait_until("haproxy stats socket", self._stats_answers, timeout)
 
     def _stats_answers(self):
+        if self.proc.poll() is not None:
+            fail("haproxy exited (%s): %s" % (self.proc.returncode, self.output()))
         try:
             return self.command("show info").startswith("Name: HAProxy")
         except OSError:
