@@ -198,10 +198,10 @@ static void on_header_bytes(struct iomux_loop *loop, int fd, unsigned events, vo
 /* Refuses `fd` before anything is read (not from --proxy-from, or the
    stage could not be set up): counted in *counter. */
 static void refuse_early(struct echod *d, int fd, const struct iomux_addr *peer, uint64_t *counter,
-                         const char *why)
+                         enum log_kind kind, const char *why)
 {
     (*counter)++;
-    echod_refuse(d, fd, peer, LOG_PROXY, why);
+    echod_refuse(d, fd, peer, kind, why);
 }
 
 void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct iomux_addr *peer)
@@ -209,17 +209,18 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
     /* Unix-domain clients are on this machine: local, like loopback. */
     if (peer->ss.ss_family != AF_UNIX &&
         !cidr_match(d->opt->proxy_from, d->opt->nproxy_from, peer)) {
-        refuse_early(d, fd, peer, &d->proxy.rejected_source, "not allowed by --proxy-from");
+        refuse_early(d, fd, peer, &d->proxy.rejected_source, LOG_PROXY,
+                     "PROXY header: not allowed by --proxy-from");
         return;
     }
     /* A header-less connection still holds a descriptor: it counts. */
     if (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns) {
-        refuse_early(d, fd, peer, &d->refused_max, "--max-conns reached");
+        refuse_early(d, fd, peer, &d->refused_max, LOG_MAXCONNS, "--max-conns reached");
         return;
     }
     struct proxy_pending *p = calloc(1, sizeof(*p));
     if (!p) {
-        refuse_early(d, fd, peer, &d->errors, strerror(ENOMEM));
+        refuse_early(d, fd, peer, &d->errors, LOG_ACCEPT, strerror(ENOMEM));
         return;
     }
     p->d = d;
@@ -236,7 +237,8 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
     }
     if (rc < 0) {
         free(p);
-        refuse_early(d, fd, peer, rc == -ERANGE ? &d->refused_watch : &d->errors, strerror(-rc));
+        refuse_early(d, fd, peer, rc == -ERANGE ? &d->refused_watch : &d->errors,
+                     rc == -ERANGE ? LOG_WATCH : LOG_ACCEPT, strerror(-rc));
         return;
     }
     p->link.prev = d->pending.prev;
