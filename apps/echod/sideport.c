@@ -42,7 +42,7 @@ struct side_conn {
     size_t in_len;           /* request bytes in buf */
     size_t out_off, out_len; /* answer: sent so far, total (at buf + head_max) */
     bool lingering;          /* answer sent, write side shut: waiting for the end */
-    char buf[];              /* head_max bytes of request, then answer_max of answer */
+    char *buf; /* right after the struct: head_max bytes of request, then answer_max of answer */
 };
 
 struct sideport {
@@ -138,23 +138,21 @@ static void conn_linger(struct side_conn *c)
         conn_close(c);
 }
 
-/* Asks the callback; true if an answer is now being sent (or the
-   connection was closed). */
-static bool conn_try_answer(struct side_conn *c, bool full)
+/* Asks the callback for the answer to what has come so far, and sends it;
+   or, when it needs more, waits (or closes, when no more can come). */
+static void conn_try_answer(struct side_conn *c, bool full)
 {
     struct sideport *s = c->s;
     size_t n = s->cfg.answer(s->cfg.ctx, c->buf, c->in_len, full, c->buf + s->cfg.head_max,
                              s->cfg.answer_max);
     if (n == SIDEPORT_MORE) {
-        if (!full)
-            return false;
-        conn_close(c); /* nothing more will come, and nothing to say */
-        return true;
+        if (full)
+            conn_close(c); /* nothing more will come, and nothing to say */
+        return;
     }
     c->out_len = n < s->cfg.answer_max ? n : s->cfg.answer_max;
     c->out_off = 0;
     conn_flush(c);
-    return true;
 }
 
 static void conn_read(struct side_conn *c)
@@ -193,6 +191,7 @@ static void conn_start(struct sideport *s, int fd)
         return;
     }
     memset(c, 0, sizeof(*c));
+    c->buf = (char *)(c + 1);
     c->s = s;
     c->fd = fd;
     c->prev = s->conns.prev;
