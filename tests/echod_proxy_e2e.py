@@ -151,7 +151,18 @@ def test_split_header():
         tlvs = b"\x04\x00\x03abc" + b"\x02\x00\x0bexample.com"
         body = socket.inet_aton("192.0.2.8") * 2 + struct.pack("!HH", 8, 10000) + tlvs
         proxied_roundtrip(d.port, v2(1, 0x11, body), split=True)
-        wait_stats(d, {"accepted": 3, "rejected": 0})
+        # Longer than the first buffer (232 bytes): a 2000-byte NOOP TLV,
+        # whole with the data, and in pieces.
+        body = socket.inet_aton("192.0.2.9") * 2 + struct.pack("!HH", 9, 10000)
+        big = v2(1, 0x11, body + b"\x04" + struct.pack("!H", 2000) + b"n" * 2000)
+        proxied_roundtrip(d.port, big)
+        s = connect(d.port)
+        for i in range(0, len(big), 300):
+            s.sendall(big[i:i + 300])
+            time.sleep(0.001)
+        roundtrip(s, b"after a long header")
+        s.close()
+        wait_stats(d, {"accepted": 5, "rejected": 0})
 
 
 def test_any_and_plain():
