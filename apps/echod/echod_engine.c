@@ -9,11 +9,20 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A proxy= listener's connections read their header first. */
 static void hook_accepted(void *policy, void *listener, int fd, const struct iomux_addr *peer)
 {
     struct listener *l = listener;
+    struct echod *d = policy;
+    if (peer->len == 0) { /* reset before its address could be read */
+        d->resets++;
+        if (l->proxy != ECHOD_PROXY_OFF)
+            d->proxy.rejected_closed++;
+        close(fd);
+        return;
+    }
     if (l->proxy != ECHOD_PROXY_OFF)
         echod_proxy_start(policy, l, fd, peer);
     else

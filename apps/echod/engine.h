@@ -103,7 +103,8 @@ struct engine_hooks {
     /* An accepted socket (the engine's own accept) on `listener`
        (listen()'s token): the policy refuses it, serves it through the
        engine's admit(), or first reads a PROXY header itself and admits
-       it later. Takes `fd`. */
+       it later. Takes `fd`. A `peer` of length 0 is a client that went
+       (reset) before its address could be read. */
     void (*accepted)(void *policy, void *listener, int fd, const struct iomux_addr *peer);
     /* Whether the next accepted socket's peer address is needed (kept, or
        a refusal will name it); without, accepted() gets the family only. */

@@ -157,8 +157,9 @@ static void accepted(struct engine_uring *e, struct ulistener *l, int fd)
            client). */
         peer.len = sizeof(peer.ss);
         if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
-            close(fd); /* it is gone already */
-            return;
+            /* Reset already: the policy counts it as such. */
+            peer.ss.ss_family = l->family;
+            peer.len = 0;
         }
     } else {
         peer.ss.ss_family = l->family;
