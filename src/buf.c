@@ -99,6 +99,7 @@ void iomux_buf_pool_stats(const struct iomux_buf_pool *pool, struct iomux_buf_po
     out->chunks_cached = pool->cached;
     out->chunk_allocs = pool->allocs;
     out->read_size = pool->read_buf ? pool->read_size : 0;
+    out->chunk_size = pool->chunk_size;
 }
 
 static struct iomux_buf_chunk *chunk_get(struct iomux_buf_pool *pool)

@@ -50,6 +50,7 @@ struct engine_stream {
     struct engine_hooks hooks;
     uint64_t *bytes_in, *bytes_out;
     size_t high_water, low_water;
+    size_t buffered_limit; /* 0: none */
     bool trace, keep_peer;
     bool accepting;
     struct slistener listeners[ENGINE_MAX_LISTEN];
@@ -61,14 +62,33 @@ static inline struct engine_stream *stream_of(struct engine *e)
     return (struct engine_stream *)(void *)e;
 }
 
+static size_t stream_buffered(struct engine *eng)
+{
+    struct iomux_buf_pool_stats ps;
+    iomux_buf_pool_stats(stream_of(eng)->pool, &ps);
+    return ps.chunks_in_use * ps.chunk_size;
+}
+
+/* The memory budget, looked at only when an echo had to be queued (most
+   go straight to the socket): past the engine's share, a client that does
+   not keep up is held until it has taken its queue. */
+static void check_budget(struct engine_stream *e, struct iomux_stream *s)
+{
+    if (e->buffered_limit && iomux_stream_queued(s) > 0 &&
+        stream_buffered((struct engine *)(void *)e) >= e->buffered_limit)
+        (void)iomux_stream_hold(s);
+}
+
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
     struct engine_stream *e = data;
     *e->bytes_in += len;
     /* A failed write needs nothing here: the stream reports the reason
        once, through on_close. */
-    if (iomux_stream_write(s, bytes, len) == 0)
+    if (iomux_stream_write(s, bytes, len) == 0) {
         *e->bytes_out += len;
+        check_budget(e, s);
+    }
 }
 
 static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len, void *data)
@@ -81,6 +101,7 @@ static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len,
         *e->bytes_out += len;
         if (iomux_stream_queued(s) == 0)
             e->hooks.queue_empty(e->hooks.policy, c);
+        check_budget(e, s);
     }
 }
 
@@ -132,6 +153,7 @@ static int stream_create(const struct engine_config *cfg, const struct engine_ho
     e->bytes_out = cfg->bytes_out;
     e->high_water = cfg->high_water;
     e->low_water = cfg->low_water;
+    e->buffered_limit = cfg->buffered_limit;
     e->trace = cfg->trace;
     e->keep_peer = cfg->keep_peer;
     e->accepting = true;
@@ -212,6 +234,16 @@ static uint64_t stream_last_io(struct engine *eng, struct conn *c)
     return iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
+static size_t stream_queued(struct engine *eng, struct conn *c)
+{
+    return iomux_stream_queued(iomux_stream_of_extra(c));
+}
+
+static bool stream_hold(struct engine *eng, struct conn *c)
+{
+    return iomux_stream_hold(iomux_stream_of_extra(c)) == 1;
+}
+
 /* Nothing of its own to count: the policy's line says it all. */
 static void stream_print_stats(struct engine *eng, FILE *f) {}
 
@@ -232,6 +264,9 @@ const struct engine_ops engine_stream_ops = {
     .end = stream_end,
     .cut = stream_cut,
     .last_io = stream_last_io,
+    .buffered = stream_buffered,
+    .queued = stream_queued,
+    .hold = stream_hold,
     .print_stats = stream_print_stats,
     .run_once = stream_run_once,
 };

@@ -232,8 +232,8 @@ static void uring_end(struct engine *eng, struct conn *conn)
     /* Input is dropped from now on: nothing holds the peer back. The
        receive is armed again from the next reap (the starved list), not
        here: a failure to arm closes, and the caller is walking the list. */
-    if (c->flags & U_PAUSED) {
-        c->flags &= (uint16_t)~U_PAUSED;
+    if (c->flags & (U_PAUSED | U_HELD)) {
+        c->flags &= (uint16_t) ~(U_PAUSED | U_HELD);
         if (!(c->flags & (U_RECV | U_STARVED | U_EOF))) {
             uring_starve(e, c);
             kick(e); /* a guest's next reap may be far off otherwise */
@@ -396,6 +396,9 @@ const struct engine_ops engine_uring_ops = {
     .end = uring_end,
     .cut = uring_cut,
     .last_io = uring_last_io,
+    .buffered = uring_buffered,
+    .queued = uring_queued,
+    .hold = uring_hold,
     .print_stats = uring_print_stats,
     .run_once = uring_run_once,
 };

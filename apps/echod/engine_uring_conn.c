@@ -58,6 +58,8 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     if (e->spinning)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
+    else if (c->flags & U_SINGLE)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0); /* one buffer, then look again */
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -71,7 +73,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
 /* Arms the receive again if it ended and is still wanted; says if it did. */
 static bool rearm_recv(struct engine_uring *e, struct uconn *c)
 {
-    if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED))
+    if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED | U_HELD))
         return false;
     if (!e->spinning)
         e->rearms++;
@@ -103,6 +105,13 @@ static void send_queued(struct engine_uring *e, struct uconn *c)
         c->send_bid = NO_BID;
         start_send(e, c, iov.iov_base, iov.iov_len);
     }
+}
+
+static size_t queued(const struct uconn *c);
+
+size_t uring_queued(struct engine *eng, struct conn *conn)
+{
+    return queued(uconn_of(conn));
 }
 
 static size_t queued(const struct uconn *c)
@@ -142,13 +151,61 @@ static void release_send_buf(struct engine_uring *e, struct uconn *c)
     }
 }
 
-static void pause_recv(struct engine_uring *e, struct uconn *c)
+/* Ends the receive armed on `c`, if any; the end of it re-arms it, as
+   its flags then say. */
+static void stop_recv(struct engine_uring *e, struct uconn *c)
 {
-    c->flags |= U_PAUSED;
     if ((c->flags & U_RECV) && !(c->flags & U_CANCELLED)) {
         c->flags |= U_CANCELLED;
         cancel(e, c, OP_RECV);
     }
+}
+
+static void pause_recv(struct engine_uring *e, struct uconn *c)
+{
+    c->flags |= U_PAUSED;
+    stop_recv(e, c);
+}
+
+/*
+ * Step 3, once bytes are queued: one buffer per receive. A multishot
+ * receive goes on filling buffers, a completion each, until the cancel
+ * that pauses it reaches the kernel at the next io_uring_enter(); from a
+ * client with megabytes in its socket a batch brought 16 buffers and more
+ * after the one that crossed --high-water, and every one was copied into
+ * the queue: 300 clients that never read cost echod about 500 KiB each at
+ * a 256 KiB mark. A one-shot receive brings one buffer, and the next is
+ * armed only after the queue has been looked at, so a queue ends at most
+ * one buffer above the mark. Clients that keep up never get here: their
+ * echoes go out while the receive is armed, and the multishot receive
+ * comes back as soon as the queue is empty.
+ */
+static void receive_singly(struct engine_uring *e, struct uconn *c)
+{
+    if (c->flags & U_SINGLE)
+        return;
+    c->flags |= U_SINGLE;
+    if (!e->spinning) /* spinning receives are one-shot already */
+        stop_recv(e, c);
+}
+
+bool uring_hold(struct engine *eng, struct conn *conn)
+{
+    struct engine_uring *e = uring_of(eng);
+    struct uconn *c = uconn_of(conn);
+    if ((c->flags & (U_CLOSED | U_ENDING)) || uring_drained(c))
+        return false;
+    c->flags |= U_HELD;
+    stop_recv(e, c);
+    return true;
+}
+
+size_t uring_buffered(struct engine *eng)
+{
+    struct engine_uring *e = uring_of(eng);
+    struct iomux_buf_pool_stats ps;
+    iomux_buf_pool_stats(e->cfg.pool, &ps);
+    return ps.chunks_in_use * ps.chunk_size + (size_t)e->held * e->buf_size;
 }
 
 static void resume_recv(struct engine_uring *e, struct uconn *c)
@@ -189,10 +246,15 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
         return;
     }
     *e->cfg.bytes_out += len;
+    receive_singly(e, c);
     if (idle)
         send_queued(e, c);
     else if (queued(c) > e->cfg.high_water)
         pause_recv(e, c);
+    /* The memory budget (engine.h): looked at only when bytes are queued. */
+    if (e->cfg.buffered_limit && !(c->flags & U_HELD) &&
+        uring_buffered((struct engine *)(void *)e) >= e->cfg.buffered_limit)
+        (void)uring_hold((struct engine *)(void *)e, &c->link);
 }
 
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe)
@@ -276,9 +338,14 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
     } else {
         iomux_buf_consume(&c->out, (size_t)res);
     }
+    bool was_held = false;
     if (iomux_buf_len(&c->out) > 0) {
         send_queued(e, c);
     } else {
+        /* Everything went: receive in multishot again, and a client held
+           for the memory budget reads its echoes. */
+        was_held = c->flags & U_HELD;
+        c->flags &= (uint16_t) ~(U_SINGLE | U_HELD);
         if (e->cfg.trace)
             e->hooks.queue_empty(e->hooks.policy, &c->link);
         if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
@@ -292,6 +359,8 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
     }
     if ((c->flags & U_PAUSED) && queued(c) <= e->cfg.low_water)
         resume_recv(e, c);
+    else if (was_held)
+        rearm_recv(e, c); /* if nothing else holds it back */
 }
 
 /* Step 5: receives waiting for buffers are armed again once some are back. */

@@ -75,6 +75,8 @@ enum {
     U_WR_SHUT = 1u << 6,   /* our write side is shut */
     U_CLOSED = 1u << 7,    /* fd closed; waiting for operations to end */
     U_CANCELLED = 1u << 8, /* the receive's cancellation is on its way */
+    U_SINGLE = 1u << 9,    /* bytes are queued: one buffer per receive (step 3) */
+    U_HELD = 1u << 10,     /* the memory budget: not receiving until the queue is empty */
 };
 
 /* The engine's list of every connection it allocated, open or closed
@@ -257,6 +259,9 @@ void uring_starve(struct engine_uring *e, struct uconn *c);
 void uring_feed_starved(struct engine_uring *e);
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
 void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
+size_t uring_buffered(struct engine *eng);
+size_t uring_queued(struct engine *eng, struct conn *conn);
+bool uring_hold(struct engine *eng, struct conn *conn);
 
 /* engine_uring.c: accepting. */
 void uring_on_accept(struct engine_uring *e, struct ulistener *l, const struct io_uring_cqe *cqe);

@@ -42,6 +42,7 @@ struct iomux_buf_pool_stats {
     size_t chunks_cached; /* free, kept for reuse */
     size_t chunk_allocs;  /* chunks ever taken from the system */
     size_t read_size;     /* bytes of the read buffer (0 until first use) */
+    size_t chunk_size;    /* payload bytes per chunk: in use x this = bytes held */
 };
 
 /*
