@@ -96,6 +96,7 @@ int echod_engine_start(struct echod *d)
         .spin = spin_mode(opt->spin_receive),
         .trace = opt->trace,
         .keep_peer = echod_keeps_peer(d),
+        .buffered_limit = echod_budget_engine_share(d),
         .bytes_in = &d->bytes_in,
         .bytes_out = &d->bytes_out,
     };

@@ -66,7 +66,8 @@ static size_t stream_buffered(struct engine *eng)
 {
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(stream_of(eng)->pool, &ps);
-    return ps.chunks_in_use * ps.chunk_size;
+    /* Queued, or kept for reuse: memory either way. */
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size;
 }
 
 /* The memory budget, looked at only when an echo had to be queued (most

@@ -58,7 +58,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     if (e->spinning)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
-    else if (c->flags & U_SINGLE)
+    else if ((c->flags & U_SINGLE) || e->near_budget)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0); /* one buffer, then look again */
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -200,12 +200,37 @@ bool uring_hold(struct engine *eng, struct conn *conn)
     return true;
 }
 
+/* Chunks taken from the system (queued or kept for reuse), and every
+   receive buffer: they are ours wherever they are (in the ring, in a
+   send, being copied), and resident once touched. */
 size_t uring_buffered(struct engine *eng)
 {
     struct engine_uring *e = uring_of(eng);
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(e->cfg.pool, &ps);
-    return ps.chunks_in_use * ps.chunk_size + (size_t)e->held * e->buf_size;
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size + e->bufs_bytes;
+}
+
+/*
+ * Once per batch (step 4): how many buffers the ring may hold. Every byte
+ * copied into a queue came in a ring buffer, so one batch can add no more
+ * than the ring holds: with no more than the budget has room for (but
+ * always WINDOW_MIN, for the clients that read their echoes), a batch
+ * cannot carry echod past it. Near it, every receive is one-shot too, so
+ * that no connection brings a batch of buffers before the engine has seen
+ * the first (receive_singly()).
+ */
+unsigned uring_budget_window(struct engine_uring *e)
+{
+    size_t limit = e->cfg.buffered_limit;
+    if (!limit)
+        return e->window;
+    size_t held = uring_buffered((struct engine *)(void *)e);
+    size_t room = held < limit ? (limit - held) / e->buf_size : 0;
+    e->near_budget = room < e->window;
+    if (!e->near_budget)
+        return e->window;
+    return room > WINDOW_MIN ? (unsigned)room : WINDOW_MIN;
 }
 
 static void resume_recv(struct engine_uring *e, struct uconn *c)
@@ -214,6 +239,17 @@ static void resume_recv(struct engine_uring *e, struct uconn *c)
         return;
     c->flags &= (uint16_t)~U_PAUSED;
     rearm_recv(e, c); /* if the cancelled receive is still live, its end does it */
+}
+
+/* The memory budget (engine.h): past the engine's share, a connection
+   that holds anything, a queue or a ring buffer in a send, receives no
+   more until it has sent it all. Once there, a client that does not read
+   takes one more buffer at most, in its send, and never a chunk. */
+static void hold_if_over(struct engine_uring *e, struct uconn *c)
+{
+    if (e->cfg.buffered_limit && !(c->flags & U_HELD) &&
+        uring_buffered((struct engine *)(void *)e) >= e->cfg.buffered_limit)
+        (void)uring_hold((struct engine *)(void *)e, &c->link);
 }
 
 /* Step 3: `len` bytes arrived in ring buffer `bid`. */
@@ -227,6 +263,8 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     *e->cfg.bytes_in += len;
     if (e->cfg.trace)
         e->hooks.echoed(e->hooks.policy, &c->link, p, len);
+    if (e->near_budget)
+        receive_singly(e, c);
     bool idle = uring_drained(c);
     if (idle && e->sending < e->buf_count / 2) {
         c->send_bid = (uint16_t)bid;
@@ -235,6 +273,8 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
         e->sending++;
         start_send(e, c, p, len);
         *e->cfg.bytes_out += len;
+        if (e->near_budget)
+            hold_if_over(e, c);
         return;
     }
     /* Behind a send in flight, or too many buffers are out already in
@@ -251,10 +291,7 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
         send_queued(e, c);
     else if (queued(c) > e->cfg.high_water)
         pause_recv(e, c);
-    /* The memory budget (engine.h): looked at only when bytes are queued. */
-    if (e->cfg.buffered_limit && !(c->flags & U_HELD) &&
-        uring_buffered((struct engine *)(void *)e) >= e->cfg.buffered_limit)
-        (void)uring_hold((struct engine *)(void *)e, &c->link);
+    hold_if_over(e, c);
 }
 
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe)

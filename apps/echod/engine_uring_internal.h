@@ -129,6 +129,7 @@ struct engine_uring {
     bool ran_dry;            /* a receive found the ring empty in this batch */
     unsigned sending;        /* of those, how many are in sends (step 3) */
     bool pumping;            /* inside pump(): it submits when done */
+    bool near_budget;        /* receives are one-shot (uring_budget_window()) */
     /* Owner mode: the engine waits for the loop (in the ring, on its
        backend fd). Guest mode: the loop waits for the ring (its fd). */
     bool owner;
@@ -260,6 +261,7 @@ void uring_feed_starved(struct engine_uring *e);
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
 void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
 size_t uring_buffered(struct engine *eng);
+unsigned uring_budget_window(struct engine_uring *e);
 size_t uring_queued(struct engine *eng, struct conn *conn);
 bool uring_hold(struct engine *eng, struct conn *conn);
 

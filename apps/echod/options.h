@@ -18,6 +18,9 @@
 #define ECHOD_BUSY_POLL_MAX_US  10000u
 #define ECHOD_BATCH_WAIT_US     200u /* default */
 #define ECHOD_BATCH_WAIT_MAX_US 1000u
+#define ECHOD_SHED_AFTER_MS     5000u
+/* --max-buffered by default: an eighth of physical memory, at most this. */
+#define ECHOD_MAX_BUFFERED_CAP ((uint64_t)1 << 30)
 
 /* --engine: what does the TCP I/O. The order is the choices' order in
    --help and echod_engine_names[]; a new engine is one more of each. */
@@ -50,6 +53,8 @@ struct echod_options {
     uint64_t grace_ms;        /* drain time on SIGINT/SIGTERM */
     uint64_t high_water;      /* bytes; the stream default if not given */
     uint64_t low_water;
+    uint64_t max_buffered;  /* bytes for all clients together (budget.h); 0 = no limit */
+    uint64_t shed_after_ms; /* at the budget that long: shed the largest holders */
     bool trace;
     bool quiet;
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
