@@ -19,11 +19,13 @@ struct holder {
     size_t queued;
 };
 
-/* A sixteenth below the budget: the reads already under way when it
-   fills (one per connection that had nothing queued) land in that room. */
+/* An eighth below the budget: what the reads under way when it fills
+   bring lands in that room. Each is capped by the engines near the mark,
+   but a connection that had nothing queued takes a whole chunk (16 KiB)
+   when it first queues: an eighth of 16 MiB is 128 of them. */
 static size_t full_mark(const struct echod *d)
 {
-    return d->max_buffered - d->max_buffered / 16;
+    return d->max_buffered - d->max_buffered / 8;
 }
 
 /* Shedding stops, and the budget counts as full no more, once a quarter

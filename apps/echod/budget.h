@@ -14,7 +14,7 @@
  * pool, can later add their share without a shared counter on the
  * per-message path.
  *
- * At the budget (its full mark, a sixteenth below it, so that the reads
+ * At the budget (its full mark, an eighth below it, so that the reads
  * already under way fit):
  *   1. Every connection with echoes waiting is held: it is not read from
  *      until its client has taken everything queued for it (engine.h:

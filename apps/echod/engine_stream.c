@@ -28,6 +28,8 @@
 /* The seed reads with recv(1024); --trace does the same so that its
    "received" lines cut the data where the seed would. */
 #define TRACE_READ_MAX 1024
+/* The least a read takes near the memory budget (cap_reads()). */
+#define READ_CAP_MIN 1024
 
 /* The stream's extra space when the peer is kept: conn_peer() finds the
    address right after the struct conn. */
@@ -51,6 +53,7 @@ struct engine_stream {
     uint64_t *bytes_in, *bytes_out;
     size_t high_water, low_water;
     size_t buffered_limit; /* 0: none */
+    size_t open;           /* connections, for the read cap of the budget */
     bool trace, keep_peer;
     bool accepting;
     struct slistener listeners[ENGINE_MAX_LISTEN];
@@ -117,6 +120,7 @@ static void on_drain(struct iomux_stream *s, void *data)
 static void on_close(struct iomux_stream *s, int error, void *data)
 {
     struct engine_stream *e = data;
+    e->open--;
     /* The memory of the struct conn goes with the stream, after this. */
     e->hooks.closed(e->hooks.policy, iomux_stream_extra(s), error);
 }
@@ -216,6 +220,7 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
     int rc = iomux_stream_new(e->loop, e->pool, fd, &so, &s);
     if (rc < 0)
         return rc;
+    e->open++;
     e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
     return 0;
 }
@@ -227,6 +232,7 @@ static void stream_end(struct engine *eng, struct conn *c)
 
 static void stream_cut(struct engine *eng, struct conn *c)
 {
+    stream_of(eng)->open--;
     iomux_stream_close(iomux_stream_of_extra(c));
 }
 
@@ -248,9 +254,29 @@ static bool stream_hold(struct engine *eng, struct conn *c)
 /* Nothing of its own to count: the policy's line says it all. */
 static void stream_print_stats(struct engine *eng, FILE *f) {}
 
+/*
+ * Once per turn, with a budget: a read may add what it reads to a queue,
+ * and in one turn every client may read once, so each read is capped to
+ * the budget's room shared among the clients (between 1 KiB and the whole
+ * 64 KiB read buffer). Far from the budget that is the whole buffer; near
+ * it, a turn cannot carry echod past it by much (a client that had
+ * nothing queued still takes one chunk when it first queues).
+ */
+static void cap_reads(struct engine_stream *e)
+{
+    size_t held = stream_buffered((struct engine *)(void *)e);
+    size_t room = held < e->buffered_limit ? e->buffered_limit - held : 0;
+    size_t cap = room / (e->open ? e->open : 1);
+    cap = cap < READ_CAP_MIN ? READ_CAP_MIN : cap > IOMUX_BUF_READ_SIZE ? 0 : cap;
+    iomux_buf_pool_set_read_cap(e->pool, cap);
+}
+
 static int stream_run_once(struct engine *eng, int timeout_ms)
 {
-    return iomux_loop_run_once(stream_of(eng)->loop, timeout_ms);
+    struct engine_stream *e = stream_of(eng);
+    if (e->buffered_limit)
+        cap_reads(e);
+    return iomux_loop_run_once(e->loop, timeout_ms);
 }
 
 const struct engine_ops engine_stream_ops = {
