@@ -19,21 +19,20 @@ struct holder {
     size_t queued;
 };
 
-/* An eighth below the budget: what the reads under way when it fills
-   bring lands in that room. Each is capped by the engines near the mark,
-   but a connection that had nothing queued takes a whole chunk (16 KiB)
-   when it first queues: an eighth of 16 MiB is 128 of them. */
+/* Below the budget by what the reads under way when it fills may bring
+   (engine_budget_mark()). */
 static size_t full_mark(const struct echod *d)
 {
-    return d->max_buffered - d->max_buffered / 8;
+    return engine_budget_mark(d->max_buffered, d->open);
 }
 
-/* Shedding stops, and the budget counts as full no more, once a quarter
-   of it is free: room for new clients' queues, and no shedding of one
-   connection at a time as every held one adds a byte. */
+/* Shedding stops, and the budget counts as full no more, an eighth of it
+   below the full mark: room for new clients' queues, and no shedding of
+   one connection at a time as every held one adds a byte. */
 static size_t free_mark(const struct echod *d)
 {
-    return d->max_buffered - d->max_buffered / 4;
+    size_t full = full_mark(d), eighth = d->max_buffered / 8;
+    return full > eighth ? full - eighth : 0;
 }
 
 size_t echod_budget_engine_share(struct echod *d)
@@ -42,10 +41,9 @@ size_t echod_budget_engine_share(struct echod *d)
     d->budget.fixed = d->udp ? echod_udp_buffered(d->udp) : 0;
     if (!d->max_buffered)
         return 0;
-    size_t mark = full_mark(d);
     /* A budget that UDP's batch alone fills leaves the engine nothing:
        then it holds every client that has anything queued (1 byte). */
-    return mark > d->budget.fixed ? mark - d->budget.fixed : 1;
+    return d->max_buffered > d->budget.fixed ? d->max_buffered - d->budget.fixed : 1;
 }
 
 size_t echod_budget_buffered(struct echod *d)

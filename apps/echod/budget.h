@@ -14,8 +14,9 @@
  * pool, can later add their share without a shared counter on the
  * per-message path.
  *
- * At the budget (its full mark, an eighth below it, so that the reads
- * already under way fit):
+ * At the budget (its full mark, below it by a chunk per connection, at
+ * least an eighth and at most half of it, so that the reads under way
+ * fit: engine.h's engine_budget_mark()):
  *   1. Every connection with echoes waiting is held: it is not read from
  *      until its client has taken everything queued for it (engine.h:
  *      hold()). A client that reads its echoes empties its queue within
@@ -44,8 +45,8 @@ struct echod_budget {
     uint64_t shed_rounds; /* times shedding ran */
 };
 
-/* What the engine may hold: its share of --max-buffered up to the full
-   mark (0: no budget). Call once UDP is set up, before the engine starts. */
+/* What the engine may hold: its share of --max-buffered (0: no budget).
+   Call once UDP is set up, before the engine starts. */
 size_t echod_budget_engine_share(struct echod *d);
 
 /* Looks at what is held now, after a turn of the engine: cheap (a few

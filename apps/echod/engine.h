@@ -92,8 +92,9 @@ struct engine_config {
     bool trace;                  /* --trace: read as the seed does, call the trace hooks */
     bool keep_peer;              /* store each peer's address after its struct conn */
     /* The most this engine may hold in user space for its connections,
-       its share of --max-buffered (budget.h); 0: no limit. Past it, a
-       connection that queues more stops receiving (as hold() does). */
+       its share of --max-buffered (budget.h); 0: no limit. Past its mark
+       (engine_budget_mark()), a connection that queues more stops
+       receiving (as hold() does). */
     size_t buffered_limit;
     /* Added to for every byte received and every byte queued or sent
        back: the policy's counters, owned by it. */
@@ -127,6 +128,23 @@ struct engine_hooks {
        system call: the policy logs it, rate-limited. */
     void (*io_error)(void *policy, const char *what, int err);
 };
+
+/*
+ * Where a memory budget of `limit` bytes counts as full with `conns`
+ * connections open (the policy's view and each engine's agree on it): room
+ * is kept for a chunk per connection, what a client that stops reading
+ * takes when it first queues, however small the reads near the mark; at
+ * least an eighth of the budget and at most half of it.
+ */
+static inline size_t engine_budget_mark(size_t limit, size_t conns)
+{
+    size_t reserve = conns * IOMUX_BUF_CHUNK_SIZE;
+    if (reserve < limit / 8)
+        reserve = limit / 8;
+    if (reserve > limit / 2)
+        reserve = limit / 2;
+    return limit - reserve;
+}
 
 /* An engine's state: each engine has its own, behind this opaque tag. */
 struct engine;

@@ -28,8 +28,10 @@
 /* The seed reads with recv(1024); --trace does the same so that its
    "received" lines cut the data where the seed would. */
 #define TRACE_READ_MAX 1024
-/* The least a read takes near the memory budget (cap_reads()). */
-#define READ_CAP_MIN 1024
+/* The least a read takes near the memory budget (cap_reads()): a chunk,
+   what a client that first queues takes anyway, and no less, so that
+   clients that read their echoes still read whole messages. */
+#define READ_CAP_MIN IOMUX_BUF_CHUNK_SIZE
 
 /* The stream's extra space when the peer is kept: conn_peer() finds the
    address right after the struct conn. */
@@ -79,7 +81,8 @@ static size_t stream_buffered(struct engine *eng)
 static void check_budget(struct engine_stream *e, struct iomux_stream *s)
 {
     if (e->buffered_limit && iomux_stream_queued(s) > 0 &&
-        stream_buffered((struct engine *)(void *)e) >= e->buffered_limit)
+        stream_buffered((struct engine *)(void *)e) >=
+            engine_budget_mark(e->buffered_limit, e->open))
         (void)iomux_stream_hold(s);
 }
 
@@ -257,15 +260,16 @@ static void stream_print_stats(struct engine *eng, FILE *f) {}
 /*
  * Once per turn, with a budget: a read may add what it reads to a queue,
  * and in one turn every client may read once, so each read is capped to
- * the budget's room shared among the clients (between 1 KiB and the whole
- * 64 KiB read buffer). Far from the budget that is the whole buffer; near
+ * the budget's room shared among the clients (between a 16 KiB chunk and
+ * the whole 64 KiB read buffer). Far from the budget that is the whole buffer; near
  * it, a turn cannot carry echod past it by much (a client that had
  * nothing queued still takes one chunk when it first queues).
  */
 static void cap_reads(struct engine_stream *e)
 {
     size_t held = stream_buffered((struct engine *)(void *)e);
-    size_t room = held < e->buffered_limit ? e->buffered_limit - held : 0;
+    size_t mark = engine_budget_mark(e->buffered_limit, e->open);
+    size_t room = held < mark ? mark - held : 0;
     size_t cap = room / (e->open ? e->open : 1);
     cap = cap < READ_CAP_MIN ? READ_CAP_MIN : cap > IOMUX_BUF_READ_SIZE ? 0 : cap;
     iomux_buf_pool_set_read_cap(e->pool, cap);

@@ -222,9 +222,9 @@ size_t uring_buffered(struct engine *eng)
  */
 unsigned uring_budget_window(struct engine_uring *e)
 {
-    size_t limit = e->cfg.buffered_limit;
-    if (!limit)
+    if (!e->cfg.buffered_limit)
         return e->window;
+    size_t limit = engine_budget_mark(e->cfg.buffered_limit, e->open);
     size_t held = uring_buffered((struct engine *)(void *)e);
     size_t room = held < limit ? (limit - held) / e->buf_size : 0;
     e->near_budget = room < e->window;
@@ -248,7 +248,8 @@ static void resume_recv(struct engine_uring *e, struct uconn *c)
 static void hold_if_over(struct engine_uring *e, struct uconn *c)
 {
     if (e->cfg.buffered_limit && !(c->flags & U_HELD) &&
-        uring_buffered((struct engine *)(void *)e) >= e->cfg.buffered_limit)
+        uring_buffered((struct engine *)(void *)e) >=
+            engine_budget_mark(e->cfg.buffered_limit, e->open))
         (void)uring_hold((struct engine *)(void *)e, &c->link);
 }
 
