@@ -77,6 +77,7 @@ enum {
     U_CANCELLED = 1u << 8, /* the receive's cancellation is on its way */
     U_SINGLE = 1u << 9,    /* bytes are queued: one buffer per receive (step 3) */
     U_HELD = 1u << 10,     /* the memory budget: not receiving until the queue is empty */
+    U_BEHIND = 1u << 11,   /* once paused at --high-water: U_SINGLE for good */
 };
 
 /* The engine's list of every connection it allocated, open or closed
