@@ -57,7 +57,15 @@
  *   - Sends are never overlapped on one socket (their order would be the
  *     kernel's): one send at a time, the rest queued behind it.
  *   - Backpressure: above --high-water queued bytes the receive is
- *     cancelled, and re-armed below --low-water.
+ *     cancelled, and re-armed below --low-water. A cancel reaches the
+ *     kernel only at the next io_uring_enter(), and a multishot receive
+ *     fills buffers until then: once bytes are queued on a connection it
+ *     receives one buffer at a time (receive_singly()), so its queue ends
+ *     one buffer above the mark, not a batch above it.
+ *   - The memory budget (engine.h): the ring is counted whole, the ring is
+ *     topped up only to the room the budget has left (uring_budget_window()),
+ *     and past its mark a connection that queues is held until its queue
+ *     is empty.
  *
  * Spinning (--spin-receive; spin.h says when and why): the multishot
  * receives are cancelled, and each ends as usual, re-armed as a one-shot
