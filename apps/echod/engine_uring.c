@@ -62,10 +62,9 @@
  *     fills buffers until then: once bytes are queued on a connection it
  *     receives one buffer at a time (receive_singly()), so its queue ends
  *     one buffer above the mark, not a batch above it.
- *   - The memory budget (engine.h): the ring is counted whole, the ring is
- *     topped up only to the room the budget has left (uring_budget_window()),
- *     and past its mark a connection that queues is held until its queue
- *     is empty.
+ *   - The memory budget (engine.h): the ring is counted whole, and topped
+ *     up only to the room the budget has left (uring_budget_window()); past
+ *     its mark a connection that queues is held until its queue is empty.
  *
  * Spinning (--spin-receive; spin.h says when and why): the multishot
  * receives are cancelled, and each ends as usual, re-armed as a one-shot

@@ -58,7 +58,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     if (e->spinning)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
-    else if ((c->flags & U_SINGLE) || e->near_budget)
+    else if ((c->flags & U_SINGLE) || e->over_budget)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0); /* one buffer, then look again */
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -218,11 +218,13 @@ size_t uring_buffered(struct engine *eng)
 /*
  * Once per batch (step 4): how many buffers the ring may hold. Every byte
  * copied into a queue came in a ring buffer, so one batch can add no more
- * than the ring holds: with no more than the budget has room for (but
- * always WINDOW_MIN, for the clients that read their echoes), a batch
- * cannot carry echod past it. Near it, every receive is one-shot too, so
- * that no connection brings a batch of buffers before the engine has seen
- * the first (receive_singly()).
+ * than the ring holds: with no more than the budget has room for, a batch
+ * cannot carry echod past it, whether receives are multishot or not. At
+ * least BUDGET_WINDOW_MIN buffers stay, for the clients that read: their
+ * buffers come back within the batch, as their echoes go out. But then a
+ * client that has just stopped reading could take them all, every batch
+ * another: past the mark every receive is one-shot (one buffer, then the
+ * engine looks), until shedding or readers make room again.
  */
 unsigned uring_budget_window(struct engine_uring *e)
 {
@@ -231,10 +233,10 @@ unsigned uring_budget_window(struct engine_uring *e)
     size_t limit = engine_budget_mark(e->cfg.buffered_limit, e->open);
     size_t held = uring_buffered((struct engine *)(void *)e);
     size_t room = held < limit ? (limit - held) / e->buf_size : 0;
-    e->near_budget = room < e->window;
-    if (!e->near_budget)
+    e->over_budget = held >= limit;
+    if (room >= e->window)
         return e->window;
-    return room > WINDOW_MIN ? (unsigned)room : WINDOW_MIN;
+    return room > BUDGET_WINDOW_MIN ? (unsigned)room : BUDGET_WINDOW_MIN;
 }
 
 static void resume_recv(struct engine_uring *e, struct uconn *c)
@@ -267,7 +269,7 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     *e->cfg.bytes_in += len;
     if (e->cfg.trace)
         e->hooks.echoed(e->hooks.policy, &c->link, p, len);
-    if (e->near_budget)
+    if (e->over_budget)
         receive_singly(e, c);
     bool idle = uring_drained(c);
     if (idle && e->sending < e->buf_count / 2) {

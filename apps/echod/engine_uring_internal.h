@@ -44,6 +44,10 @@
 /* The smallest window of ring buffers (step 4): 16 of 16 KiB fill a
    quarter of a 1 MiB L2 cache. */
 #define WINDOW_MIN 16u
+/* The least the memory budget leaves in the ring (uring_budget_window()):
+   a receive each for 32 clients per batch, 512 KiB past the budget's mark
+   at most. */
+#define BUDGET_WINDOW_MIN 32u
 /* Shutdown: how long to wait for cancelled requests to end (drain()). */
 #define DRAIN_WAIT_MS 100
 #define DRAIN_ROUNDS  20
@@ -130,7 +134,7 @@ struct engine_uring {
     bool ran_dry;            /* a receive found the ring empty in this batch */
     unsigned sending;        /* of those, how many are in sends (step 3) */
     bool pumping;            /* inside pump(): it submits when done */
-    bool near_budget;        /* receives are one-shot (uring_budget_window()) */
+    bool over_budget;        /* past the budget's mark: one-shot receives */
     /* Owner mode: the engine waits for the loop (in the ring, on its
        backend fd). Guest mode: the loop waits for the ring (its fd). */
     bool owner;
