@@ -182,7 +182,8 @@ static void pause_recv(struct engine_uring *e, struct uconn *c)
  * fell a whole mark behind (U_BEHIND): its queue empties whenever the
  * kernel's send buffer grows, and each return to multishot brought a
  * batch again (1,000 clients that never read, --high-water 64K: 131 KiB
- * queued each, 37 KiB with one buffer at a time from then on).
+ * queued each; 78 KiB, the mark and one buffer, receiving one buffer at a
+ * time from then on).
  */
 static void receive_singly(struct engine_uring *e, struct uconn *c)
 {
