@@ -4,7 +4,8 @@
 #                   against --max-buffered 16M: RSS under the budget plus the
 #                   overhead measured once serving, echoes byte-exact at
 #                   least half their rate alone, never-readers shed only
-#                   after --shed-after
+#                   after --shed-after; and --udp's receive batch counts
+#                   (an idle echod with --udp holds 512 KiB more)
 # `budget_e2e.py measure MODE` prints the RSS per never-reading client
 # without a budget (the figures of docs/reliability.md); it is not a test.
 find_package(Python3 COMPONENTS Interpreter)

@@ -203,9 +203,27 @@ def spawn_never_readers(port, n):
     return pid, r
 
 
+def udp_counted():
+    """The datagram echo's receive batch (8 x 64 KiB, allocated once)
+    counts against the budget: an idle echod with --udp holds that much
+    more than one without."""
+    held = []
+    for extra in ([], ["--udp", "127.0.0.1:0"]):
+        with Echod(ARGS.echod, ARGS.mode, "--max-buffered", "4M", *extra, may_exit=True,
+                   timeout=20, lines=1 + len(extra) // 2) as d:
+            check(d.port, "echod did not start: %s" % d.stderr())
+            st = d.stats()
+            check(stat_field(st, "budget") == 4 * MiB, "budget: %s" % st)
+            held.append(stat_field(st, "buffered"))
+            check(d.stop() == 0, "exit status; stderr: %s" % d.stderr()[-2000:])
+    check(held[1] - held[0] == 8 * 64 * KiB, "--udp adds %d bytes buffered, not 512 KiB: %s"
+          % (held[1] - held[0], held))
+
+
 def budget():
     """300 never-readers and 20 echoing clients against --max-buffered
     16M (issue 29's acceptance)."""
+    udp_counted()
     n_never, n_echo, budget_mib, grace = 300, 20, 16, 3.0
     raise_nofile(n_never + n_echo + 200)
     # Small socket buffers, for echod's clients: what the never-readers
