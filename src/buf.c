@@ -27,6 +27,7 @@ struct iomux_buf_chunk {
 struct iomux_buf_pool {
     size_t chunk_size;
     size_t read_size;
+    size_t read_cap;  /* 0, or what iomux_buf_pool_read_buffer() offers instead */
     size_t cache_max; /* chunks */
     struct iomux_buf_chunk *cache;
     size_t cached;
@@ -89,8 +90,14 @@ char *iomux_buf_pool_read_buffer(struct iomux_buf_pool *pool, size_t *size)
             return NULL;
     }
     if (size)
-        *size = pool->read_size;
+        *size =
+            pool->read_cap && pool->read_cap < pool->read_size ? pool->read_cap : pool->read_size;
     return pool->read_buf;
+}
+
+void iomux_buf_pool_set_read_cap(struct iomux_buf_pool *pool, size_t cap)
+{
+    pool->read_cap = cap;
 }
 
 void iomux_buf_pool_stats(const struct iomux_buf_pool *pool, struct iomux_buf_pool_stats *out)
@@ -99,6 +106,7 @@ void iomux_buf_pool_stats(const struct iomux_buf_pool *pool, struct iomux_buf_po
     out->chunks_cached = pool->cached;
     out->chunk_allocs = pool->allocs;
     out->read_size = pool->read_buf ? pool->read_size : 0;
+    out->chunk_size = pool->chunk_size;
 }
 
 static struct iomux_buf_chunk *chunk_get(struct iomux_buf_pool *pool)

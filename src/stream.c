@@ -72,6 +72,7 @@ struct iomux_stream {
     bool ending : 1;        /* iomux_stream_end() was called */
     bool wr_shut : 1;       /* we shut down our write side */
     bool backpressured : 1; /* reading paused: queue above high water */
+    bool held : 1;          /* reading paused by iomux_stream_hold() until the queue empties */
     bool watched : 1;       /* fd is in the loop */
     bool closed : 1;        /* fd closed; only freeing is left */
     bool user_closed : 1;   /* closed by iomux_stream_close(): no on_close */
@@ -159,7 +160,7 @@ static void set_error(struct iomux_stream *s, int err)
 
 static bool want_read(const struct iomux_stream *s)
 {
-    return !s->closed && !s->error && !s->eof && !s->backpressured;
+    return !s->closed && !s->error && !s->eof && !s->backpressured && !s->held;
 }
 
 /* True when nothing but closing is left to do. */
@@ -354,6 +355,7 @@ static void flush(struct iomux_stream *s)
         s->backpressured = false;
     if (queued(s) > 0)
         return;
+    s->held = false; /* its peer took everything: it reads its echoes */
     if (s->ending && !s->wr_shut) {
         if (shutdown(s->fd, SHUT_WR) < 0)
             set_error(s, -errno);
@@ -472,6 +474,7 @@ void iomux_stream_end(struct iomux_stream *s)
     /* Input is now dropped, never queued, so backpressure has no reason
        to hold the peer back any more. */
     s->backpressured = false;
+    s->held = false;
     if (!s->error && queued(s) == 0 && !s->wr_shut) {
         if (shutdown(s->fd, SHUT_WR) < 0)
             set_error(s, -errno);
@@ -523,4 +526,15 @@ struct iomux_stream *iomux_stream_of_extra(void *extra)
 int iomux_stream_backpressured(const struct iomux_stream *s)
 {
     return s->backpressured ? 1 : 0;
+}
+
+int iomux_stream_hold(struct iomux_stream *s)
+{
+    /* With nothing queued no flush would ever lift the hold; and a stream
+       that ends drops its input, so holding it back would help nobody. */
+    if (s->closed || s->ending || queued(s) == 0)
+        return 0;
+    s->held = true;
+    after_call(s);
+    return 1;
 }

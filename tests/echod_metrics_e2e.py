@@ -184,6 +184,8 @@ def test_counters():
         s = wait_sample(d, "echod_idle_closed_total", 1)
         check(s["echod_connections_total"] == 3, "idle: %s" % s)
         check(s["echod_uptime_seconds"] >= 0.2, "uptime %s" % s["echod_uptime_seconds"])
+        check(s["echod_max_buffered_bytes"] > 0 and s["echod_shed_memory_total"] == 0 and
+              0 <= s["echod_buffered_bytes"] <= s["echod_max_buffered_bytes"], "budget %s" % s)
         check(abs(s["echod_start_time_seconds"] - time.time()) < 60, "start time")
 
 

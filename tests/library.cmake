@@ -14,6 +14,8 @@ iomux_test(loop_api SOURCES test_loop_api.c)
 iomux_backend_test(level SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_level.c)
 # Buffers and streams over socket pairs (white-box).
 iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
+# iomux_stream_hold() and the pool's read cap: what echod's memory budget uses.
+iomux_backend_test(stream_hold SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream_hold.c)
 iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
 # Waking a loop from other threads and signal handlers (async handles).
 iomux_backend_test(async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_async.c LIBS Threads::Threads)

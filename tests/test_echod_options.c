@@ -44,6 +44,25 @@ static void test_defaults(void)
     CHECK_U64(o.idle_timeout_ms, ==, 0);
     CHECK_U64(o.tick_ms, ==, 0);
     CHECK_U64(o.low_water, <=, o.high_water);
+    /* The memory budget: an eighth of physical memory, at most 1 GiB. */
+    CHECK_U64(o.max_buffered, >, 0);
+    CHECK_U64(o.max_buffered, <=, ECHOD_MAX_BUFFERED_CAP);
+    CHECK_U64(o.shed_after_ms, ==, ECHOD_SHED_AFTER_MS);
+}
+
+static void test_budget(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--max-buffered", "16M", "--shed-after", "0.5"), ==, ECHOD_RUN)) {
+        CHECK_U64(o.max_buffered, ==, 16u << 20);
+        CHECK_U64(o.shed_after_ms, ==, 500);
+    }
+    if (CHECK_INT(PARSE(&o, "--max-buffered", "0", "--shed-after", "0"), ==, ECHOD_RUN)) {
+        CHECK_U64(o.max_buffered, ==, 0); /* no budget */
+        CHECK_U64(o.shed_after_ms, ==, 0);
+    }
+    CHECK_INT(PARSE(&o, "--max-buffered", "16Q"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--shed-after", "-1"), ==, ECHOD_USAGE);
 }
 
 static void test_choices(void)
@@ -230,5 +249,6 @@ int main(void)
     test_others();
     test_listen_settings();
     test_cidr();
+    test_budget();
     return check_exit();
 }

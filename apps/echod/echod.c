@@ -147,6 +147,11 @@ static void conn_cut(struct echod *d, struct conn *c, const char *why)
     d->engine_ops->cut(d->engine, c);
 }
 
+void echod_conn_cut(struct echod *d, struct conn *c, const char *why)
+{
+    conn_cut(d, c, why);
+}
+
 /* Starts the graceful end of a connection (SIGTERM): never closes it from
    here, so the caller may walk the list. */
 static void conn_end(struct echod *d, struct conn *c)
@@ -347,11 +352,13 @@ static void print_stats(struct echod *d)
             "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
             " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
             ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached",
+            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached"
+            "; buffered %zu bytes, budget %zu, shed for memory %" PRIu64,
             echod_serving_label(d, label, sizeof(label)), d->open, d->total, d->bytes_in,
             d->bytes_out, d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch,
             d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
-            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached);
+            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached, echod_budget_buffered(d),
+            d->max_buffered, d->shed_memory);
     if (d->proxy_listeners)
         echod_proxy_print_stats(d, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
@@ -423,6 +430,7 @@ int echod_run(struct echod *d)
             fprintf(stderr, "echod: event loop: %s\n", strerror(-n));
             return n;
         }
+        echod_budget_check(d);
         if (n == 0 && tick > 0 && d->opt->trace)
             fputs("  timed out, do some other work here\n", stderr);
     }

@@ -107,6 +107,7 @@ static int engine_create(struct echod *d, const struct engine_ops *ops)
         .spin = spin_mode(opt->spin_receive),
         .trace = opt->trace,
         .keep_peer = echod_keeps_peer(d),
+        .buffered_limit = echod_budget_engine_share(d),
         .bytes_in = &d->bytes_in,
         .bytes_out = &d->bytes_out,
     };

@@ -21,6 +21,7 @@
 #include <iomux/loop.h>
 #include <iomux/net.h>
 
+#include "budget.h"
 #include "daemon.h"
 #include "echod.h"
 #include "engine.h"
@@ -35,6 +36,7 @@ enum log_kind {
     LOG_PERIP,    /* --max-conns-per-ip reached */
     LOG_IO,       /* engine-level I/O failure */
     LOG_PROXY,    /* a PROXY header refused (proxy_accept.c) */
+    LOG_MEMORY,   /* connections shed for the memory budget */
     LOG_KINDS,
 };
 
@@ -89,6 +91,11 @@ struct echod {
     uint64_t errors; /* connections ended by any other error (ENOMEM, ...) */
     uint64_t refused_max, refused_fds, refused_watch;
     struct ratelog logs[LOG_KINDS];
+    /* The memory budget (budget.c): bytes held for clients in user space
+       (as of the last look), --max-buffered (0: none), connections shed. */
+    size_t buffered_bytes, max_buffered;
+    uint64_t shed_memory;
+    struct echod_budget budget;
     /* Datagram echo and daemon integration (udp.c, daemon.c). */
     struct echod_udp *udp;     /* NULL when no datagram socket is served */
     struct echod_perip *perip; /* NULL without --max-conns-per-ip */
@@ -151,6 +158,10 @@ void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *st
 /* The connection ended (on its own, with `error` 0 or -errno): off the list,
    counted, traced, the per-address slot released. */
 void echod_conn_closed(struct echod *d, struct conn *c, int error);
+
+/* Closes `c` on the policy's initiative (`why` for --trace): unlisted,
+   then cut by the engine. */
+void echod_conn_cut(struct echod *d, struct conn *c, const char *why);
 
 /* --trace: the seed's "received"/"sending" lines for `len` bytes. */
 void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len);

@@ -91,6 +91,11 @@ struct engine_config {
     enum engine_spin spin;       /* --spin-receive */
     bool trace;                  /* --trace: read as the seed does, call the trace hooks */
     bool keep_peer;              /* store each peer's address after its struct conn */
+    /* The most this engine may hold in user space for its connections,
+       its share of --max-buffered (budget.h); 0: no limit. Past its mark
+       (engine_budget_mark()), a connection that queues more stops
+       receiving (as hold() does). */
+    size_t buffered_limit;
     /* Added to for every byte received and every byte queued or sent
        back: the policy's counters, owned by it. */
     uint64_t *bytes_in;
@@ -126,6 +131,23 @@ struct engine_hooks {
        system call: the policy logs it, rate-limited. */
     void (*io_error)(void *policy, const char *what, int err);
 };
+
+/*
+ * Where a memory budget of `limit` bytes counts as full with `conns`
+ * connections open (the policy's view and each engine's agree on it): room
+ * is kept for a chunk per connection, what a client that stops reading
+ * takes when it first queues, however small the reads near the mark; at
+ * least an eighth of the budget and at most half of it.
+ */
+static inline size_t engine_budget_mark(size_t limit, size_t conns)
+{
+    size_t reserve = conns * IOMUX_BUF_CHUNK_SIZE;
+    if (reserve < limit / 8)
+        reserve = limit / 8;
+    if (reserve > limit / 2)
+        reserve = limit / 2;
+    return limit - reserve;
+}
 
 /* An engine's state: each engine has its own, behind this opaque tag. */
 struct engine;
@@ -164,6 +186,19 @@ struct engine_ops {
     /* When `c` last sent or received, in loop milliseconds (the idle
        sweep; never on the per-message path). */
     uint64_t (*last_io)(struct engine *e, struct conn *c);
+    /* --- the memory budget (budget.h): what an engine holds, and holding
+       back the clients it holds it for. --- */
+    /* Bytes held in user space for connections now: chunks of queued
+       echoes, receive buffers held by sends. Read from counters kept where
+       chunks and buffers are taken and given back, never per message. */
+    size_t (*buffered)(struct engine *e);
+    /* Bytes queued on `c`, waiting for its client to read them. */
+    size_t (*queued)(struct engine *e, struct conn *c);
+    /* Stops receiving on `c` until everything queued on it has been sent:
+       a client that reads its echoes is read from again as soon as it has
+       them all, one that does not read stays held. False if nothing is
+       queued (nothing to wait for: nothing changed). */
+    bool (*hold)(struct engine *e, struct conn *c);
     /* The engine's part of the SIGUSR1 line, each item after "; " (the
        policy ends the line). */
     void (*print_stats)(struct engine *e, FILE *f);

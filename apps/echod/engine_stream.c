@@ -28,6 +28,10 @@
 /* The seed reads with recv(1024); --trace does the same so that its
    "received" lines cut the data where the seed would. */
 #define TRACE_READ_MAX 1024
+/* The least a read takes near the memory budget (cap_reads()): a chunk,
+   what a client that first queues takes anyway, and no less, so that
+   clients that read their echoes still read whole messages. */
+#define READ_CAP_MIN IOMUX_BUF_CHUNK_SIZE
 
 /* The stream's extra space when the peer is kept: conn_peer() finds the
    address right after the struct conn. */
@@ -50,6 +54,8 @@ struct engine_stream {
     struct engine_hooks hooks;
     uint64_t *bytes_in, *bytes_out;
     size_t high_water, low_water;
+    size_t buffered_limit; /* 0: none */
+    size_t open;           /* connections, for the read cap of the budget */
     bool trace, keep_peer;
     bool accepting;
     struct slistener listeners[ENGINE_MAX_LISTEN];
@@ -61,14 +67,35 @@ static inline struct engine_stream *stream_of(struct engine *e)
     return (struct engine_stream *)(void *)e;
 }
 
+static size_t stream_buffered(struct engine *eng)
+{
+    struct iomux_buf_pool_stats ps;
+    iomux_buf_pool_stats(stream_of(eng)->pool, &ps);
+    /* Queued, or kept for reuse: memory either way. */
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size;
+}
+
+/* The memory budget, looked at only when an echo had to be queued (most
+   go straight to the socket): past the engine's share, a client that does
+   not keep up is held until it has taken its queue. */
+static void check_budget(struct engine_stream *e, struct iomux_stream *s)
+{
+    if (e->buffered_limit && iomux_stream_queued(s) > 0 &&
+        stream_buffered((struct engine *)(void *)e) >=
+            engine_budget_mark(e->buffered_limit, e->open))
+        (void)iomux_stream_hold(s);
+}
+
 static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
     struct engine_stream *e = data;
     *e->bytes_in += len;
     /* A failed write needs nothing here: the stream reports the reason
        once, through on_close. */
-    if (iomux_stream_write(s, bytes, len) == 0)
+    if (iomux_stream_write(s, bytes, len) == 0) {
         *e->bytes_out += len;
+        check_budget(e, s);
+    }
 }
 
 static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len, void *data)
@@ -81,6 +108,7 @@ static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len,
         *e->bytes_out += len;
         if (iomux_stream_queued(s) == 0)
             e->hooks.queue_empty(e->hooks.policy, c);
+        check_budget(e, s);
     }
 }
 
@@ -95,6 +123,7 @@ static void on_drain(struct iomux_stream *s, void *data)
 static void on_close(struct iomux_stream *s, int error, void *data)
 {
     struct engine_stream *e = data;
+    e->open--;
     /* The memory of the struct conn goes with the stream, after this. */
     e->hooks.closed(e->hooks.policy, iomux_stream_extra(s), error);
 }
@@ -132,6 +161,7 @@ static int stream_create(const struct engine_config *cfg, const struct engine_ho
     e->bytes_out = cfg->bytes_out;
     e->high_water = cfg->high_water;
     e->low_water = cfg->low_water;
+    e->buffered_limit = cfg->buffered_limit;
     e->trace = cfg->trace;
     e->keep_peer = cfg->keep_peer;
     e->accepting = true;
@@ -193,6 +223,7 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
     int rc = iomux_stream_new(e->loop, e->pool, fd, &so, &s);
     if (rc < 0)
         return rc;
+    e->open++;
     e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
     return 0;
 }
@@ -204,6 +235,7 @@ static void stream_end(struct engine *eng, struct conn *c)
 
 static void stream_cut(struct engine *eng, struct conn *c)
 {
+    stream_of(eng)->open--;
     iomux_stream_close(iomux_stream_of_extra(c));
 }
 
@@ -212,12 +244,43 @@ static uint64_t stream_last_io(struct engine *eng, struct conn *c)
     return iomux_stream_last_io(iomux_stream_of_extra(c));
 }
 
+static size_t stream_queued(struct engine *eng, struct conn *c)
+{
+    return iomux_stream_queued(iomux_stream_of_extra(c));
+}
+
+static bool stream_hold(struct engine *eng, struct conn *c)
+{
+    return iomux_stream_hold(iomux_stream_of_extra(c)) == 1;
+}
+
 /* Nothing of its own to count: the policy's line says it all. */
 static void stream_print_stats(struct engine *eng, FILE *f) {}
 
+/*
+ * Once per turn, with a budget: a read may add what it reads to a queue,
+ * and in one turn every client may read once, so each read is capped to
+ * the budget's room shared among the clients (between a 16 KiB chunk and
+ * the whole 64 KiB read buffer). Far from the budget that is the whole buffer; near
+ * it, a turn cannot carry echod past it by much (a client that had
+ * nothing queued still takes one chunk when it first queues).
+ */
+static void cap_reads(struct engine_stream *e)
+{
+    size_t held = stream_buffered((struct engine *)(void *)e);
+    size_t mark = engine_budget_mark(e->buffered_limit, e->open);
+    size_t room = held < mark ? mark - held : 0;
+    size_t cap = room / (e->open ? e->open : 1);
+    cap = cap < READ_CAP_MIN ? READ_CAP_MIN : cap > IOMUX_BUF_READ_SIZE ? 0 : cap;
+    iomux_buf_pool_set_read_cap(e->pool, cap);
+}
+
 static int stream_run_once(struct engine *eng, int timeout_ms)
 {
-    return iomux_loop_run_once(stream_of(eng)->loop, timeout_ms);
+    struct engine_stream *e = stream_of(eng);
+    if (e->buffered_limit)
+        cap_reads(e);
+    return iomux_loop_run_once(e->loop, timeout_ms);
 }
 
 const struct engine_ops engine_stream_ops = {
@@ -232,6 +295,9 @@ const struct engine_ops engine_stream_ops = {
     .end = stream_end,
     .cut = stream_cut,
     .last_io = stream_last_io,
+    .buffered = stream_buffered,
+    .queued = stream_queued,
+    .hold = stream_hold,
     .print_stats = stream_print_stats,
     .run_once = stream_run_once,
 };

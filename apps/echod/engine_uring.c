@@ -57,7 +57,14 @@
  *   - Sends are never overlapped on one socket (their order would be the
  *     kernel's): one send at a time, the rest queued behind it.
  *   - Backpressure: above --high-water queued bytes the receive is
- *     cancelled, and re-armed below --low-water.
+ *     cancelled, and re-armed below --low-water. A cancel reaches the
+ *     kernel only at the next io_uring_enter(), and a multishot receive
+ *     fills buffers until then: once bytes are queued on a connection it
+ *     receives one buffer at a time (receive_singly()), so its queue ends
+ *     one buffer above the mark, not a batch above it.
+ *   - The memory budget (engine.h): the ring is counted whole, and topped
+ *     up only to the room the budget has left (uring_budget_window()); past
+ *     its mark a connection that queues is held until its queue is empty.
  *
  * Spinning (--spin-receive; spin.h says when and why): the multishot
  * receives are cancelled, and each ends as usual, re-armed as a one-shot
@@ -233,8 +240,8 @@ static void uring_end(struct engine *eng, struct conn *conn)
     /* Input is dropped from now on: nothing holds the peer back. The
        receive is armed again from the next reap (the starved list), not
        here: a failure to arm closes, and the caller is walking the list. */
-    if (c->flags & U_PAUSED) {
-        c->flags &= (uint16_t)~U_PAUSED;
+    if (c->flags & (U_PAUSED | U_HELD)) {
+        c->flags &= (uint16_t) ~(U_PAUSED | U_HELD);
         if (!(c->flags & (U_RECV | U_STARVED | U_EOF))) {
             uring_starve(e, c);
             kick(e); /* a guest's next reap may be far off otherwise */
@@ -397,6 +404,9 @@ const struct engine_ops engine_uring_ops = {
     .end = uring_end,
     .cut = uring_cut,
     .last_io = uring_last_io,
+    .buffered = uring_buffered,
+    .queued = uring_queued,
+    .hold = uring_hold,
     .print_stats = uring_print_stats,
     .run_once = uring_run_once,
 };

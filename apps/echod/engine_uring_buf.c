@@ -39,8 +39,9 @@ static void size_window(struct engine_uring *e)
 void uring_publish(struct engine_uring *e)
 {
     size_window(e);
+    unsigned window = uring_budget_window(e);
     unsigned n = 0, mask = (unsigned)io_uring_buf_ring_mask(e->buf_count);
-    while (e->in_ring + n < e->window && e->nfree > 0) {
+    while (e->in_ring + n < window && e->nfree > 0) {
         unsigned bid = e->free_bids[--e->nfree];
         io_uring_buf_ring_add(e->br, buf_addr(e, bid), (unsigned)e->buf_size, (unsigned short)bid,
                               (int)mask, (int)n);

@@ -58,6 +58,8 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     if (e->spinning)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
+    else if ((c->flags & U_SINGLE) || e->over_budget)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0); /* one buffer, then look again */
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -71,7 +73,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
 /* Arms the receive again if it ended and is still wanted; says if it did. */
 static bool rearm_recv(struct engine_uring *e, struct uconn *c)
 {
-    if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED))
+    if (c->flags & (U_RECV | U_CLOSED | U_EOF | U_PAUSED | U_STARVED | U_HELD))
         return false;
     if (!e->spinning)
         e->rearms++;
@@ -103,6 +105,13 @@ static void send_queued(struct engine_uring *e, struct uconn *c)
         c->send_bid = NO_BID;
         start_send(e, c, iov.iov_base, iov.iov_len);
     }
+}
+
+static size_t queued(const struct uconn *c);
+
+size_t uring_queued(struct engine *eng, struct conn *conn)
+{
+    return queued(uconn_of(conn));
 }
 
 static size_t queued(const struct uconn *c)
@@ -142,13 +151,93 @@ static void release_send_buf(struct engine_uring *e, struct uconn *c)
     }
 }
 
-static void pause_recv(struct engine_uring *e, struct uconn *c)
+/* Ends the receive armed on `c`, if any; the end of it re-arms it, as
+   its flags then say. */
+static void stop_recv(struct engine_uring *e, struct uconn *c)
 {
-    c->flags |= U_PAUSED;
     if ((c->flags & U_RECV) && !(c->flags & U_CANCELLED)) {
         c->flags |= U_CANCELLED;
         cancel(e, c, OP_RECV);
     }
+}
+
+static void pause_recv(struct engine_uring *e, struct uconn *c)
+{
+    c->flags |= U_PAUSED | U_BEHIND;
+    stop_recv(e, c);
+}
+
+/*
+ * Step 3, once bytes are queued: one buffer per receive. A multishot
+ * receive goes on filling buffers, a completion each, until the cancel
+ * that pauses it reaches the kernel at the next io_uring_enter(); from a
+ * client with megabytes in its socket a batch brought 16 buffers and more
+ * after the one that crossed --high-water, and every one was copied into
+ * the queue: 300 clients that never read cost echod about 500 KiB each at
+ * a 256 KiB mark. A one-shot receive brings one buffer, and the next is
+ * armed only after the queue has been looked at, so a queue ends at most
+ * one buffer above the mark. Clients that keep up never get here: their
+ * echoes go out while the receive is armed, and the multishot receive
+ * comes back as soon as the queue is empty. Not for a client that once
+ * fell a whole mark behind (U_BEHIND): its queue empties whenever the
+ * kernel's send buffer grows, and each return to multishot brought a
+ * batch again (1,000 clients that never read, --high-water 64K: 131 KiB
+ * queued each; 78 KiB, the mark and one buffer, receiving one buffer at a
+ * time from then on).
+ */
+static void receive_singly(struct engine_uring *e, struct uconn *c)
+{
+    if (c->flags & U_SINGLE)
+        return;
+    c->flags |= U_SINGLE;
+    if (!e->spinning) /* spinning receives are one-shot already */
+        stop_recv(e, c);
+}
+
+bool uring_hold(struct engine *eng, struct conn *conn)
+{
+    struct engine_uring *e = uring_of(eng);
+    struct uconn *c = uconn_of(conn);
+    if ((c->flags & (U_CLOSED | U_ENDING)) || uring_drained(c))
+        return false;
+    c->flags |= U_HELD;
+    stop_recv(e, c);
+    return true;
+}
+
+/* Chunks taken from the system (queued or kept for reuse), and every
+   receive buffer: they are ours wherever they are (in the ring, in a
+   send, being copied), and resident once touched. */
+size_t uring_buffered(struct engine *eng)
+{
+    struct engine_uring *e = uring_of(eng);
+    struct iomux_buf_pool_stats ps;
+    iomux_buf_pool_stats(e->cfg.pool, &ps);
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size + e->bufs_bytes;
+}
+
+/*
+ * Once per batch (step 4): how many buffers the ring may hold. Every byte
+ * copied into a queue came in a ring buffer, so one batch can add no more
+ * than the ring holds: with no more than the budget has room for, a batch
+ * cannot carry echod past it, whether receives are multishot or not. At
+ * least BUDGET_WINDOW_MIN buffers stay, for the clients that read: their
+ * buffers come back within the batch, as their echoes go out. But then a
+ * client that has just stopped reading could take them all, every batch
+ * another: past the mark every receive is one-shot (one buffer, then the
+ * engine looks), until shedding or readers make room again.
+ */
+unsigned uring_budget_window(struct engine_uring *e)
+{
+    if (!e->cfg.buffered_limit)
+        return e->window;
+    size_t limit = engine_budget_mark(e->cfg.buffered_limit, e->open);
+    size_t held = uring_buffered((struct engine *)(void *)e);
+    size_t room = held < limit ? (limit - held) / e->buf_size : 0;
+    e->over_budget = held >= limit;
+    if (room >= e->window)
+        return e->window;
+    return room > BUDGET_WINDOW_MIN ? (unsigned)room : BUDGET_WINDOW_MIN;
 }
 
 static void resume_recv(struct engine_uring *e, struct uconn *c)
@@ -157,6 +246,17 @@ static void resume_recv(struct engine_uring *e, struct uconn *c)
         return;
     c->flags &= (uint16_t)~U_PAUSED;
     rearm_recv(e, c); /* if the cancelled receive is still live, its end does it */
+}
+
+/* The memory budget (engine.h): past the engine's mark, a connection
+   that queues receives no more until it has sent it all. (A send from a
+   ring buffer adds nothing: the ring is counted whole.) */
+static void hold_if_over(struct engine_uring *e, struct uconn *c)
+{
+    if (e->cfg.buffered_limit && !(c->flags & U_HELD) &&
+        uring_buffered((struct engine *)(void *)e) >=
+            engine_budget_mark(e->cfg.buffered_limit, e->open))
+        (void)uring_hold((struct engine *)(void *)e, &c->link);
 }
 
 /* Step 3: `len` bytes arrived in ring buffer `bid`. */
@@ -170,6 +270,8 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     *e->cfg.bytes_in += len;
     if (e->cfg.trace)
         e->hooks.echoed(e->hooks.policy, &c->link, p, len);
+    if (e->over_budget)
+        receive_singly(e, c);
     bool idle = uring_drained(c);
     if (idle && e->sending < e->buf_count / 2) {
         c->send_bid = (uint16_t)bid;
@@ -189,10 +291,12 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
         return;
     }
     *e->cfg.bytes_out += len;
+    receive_singly(e, c);
     if (idle)
         send_queued(e, c);
     else if (queued(c) > e->cfg.high_water)
         pause_recv(e, c);
+    hold_if_over(e, c);
 }
 
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe)
@@ -276,9 +380,16 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
     } else {
         iomux_buf_consume(&c->out, (size_t)res);
     }
+    bool was_held = false;
     if (iomux_buf_len(&c->out) > 0) {
         send_queued(e, c);
     } else {
+        /* Everything went: receive in multishot again, and a client held
+           for the memory budget reads its echoes. */
+        was_held = c->flags & U_HELD;
+        c->flags &= (uint16_t)~U_HELD;
+        if (!(c->flags & U_BEHIND))
+            c->flags &= (uint16_t)~U_SINGLE;
         if (e->cfg.trace)
             e->hooks.queue_empty(e->hooks.policy, &c->link);
         if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
@@ -292,6 +403,8 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
     }
     if ((c->flags & U_PAUSED) && queued(c) <= e->cfg.low_water)
         resume_recv(e, c);
+    else if (was_held)
+        rearm_recv(e, c); /* if nothing else holds it back */
 }
 
 /* Step 5: receives waiting for buffers are armed again once some are back. */

@@ -44,6 +44,10 @@
 /* The smallest window of ring buffers (step 4): 16 of 16 KiB fill a
    quarter of a 1 MiB L2 cache. */
 #define WINDOW_MIN 16u
+/* The least the memory budget leaves in the ring (uring_budget_window()):
+   a receive each for 32 clients per batch, 512 KiB past the budget's mark
+   at most. */
+#define BUDGET_WINDOW_MIN 32u
 /* Shutdown: how long to wait for cancelled requests to end (drain()). */
 #define DRAIN_WAIT_MS 100
 #define DRAIN_ROUNDS  20
@@ -75,6 +79,9 @@ enum {
     U_WR_SHUT = 1u << 6,   /* our write side is shut */
     U_CLOSED = 1u << 7,    /* fd closed; waiting for operations to end */
     U_CANCELLED = 1u << 8, /* the receive's cancellation is on its way */
+    U_SINGLE = 1u << 9,    /* bytes are queued: one buffer per receive (step 3) */
+    U_HELD = 1u << 10,     /* the memory budget: not receiving until the queue is empty */
+    U_BEHIND = 1u << 11,   /* once paused at --high-water: U_SINGLE for good */
 };
 
 /* The engine's list of every connection it allocated, open or closed
@@ -127,6 +134,7 @@ struct engine_uring {
     bool ran_dry;            /* a receive found the ring empty in this batch */
     unsigned sending;        /* of those, how many are in sends (step 3) */
     bool pumping;            /* inside pump(): it submits when done */
+    bool over_budget;        /* past the budget's mark: one-shot receives */
     /* Owner mode: the engine waits for the loop (in the ring, on its
        backend fd). Guest mode: the loop waits for the ring (its fd). */
     bool owner;
@@ -257,6 +265,10 @@ void uring_starve(struct engine_uring *e, struct uconn *c);
 void uring_feed_starved(struct engine_uring *e);
 void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
 void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
+size_t uring_buffered(struct engine *eng);
+unsigned uring_budget_window(struct engine_uring *e);
+size_t uring_queued(struct engine *eng, struct conn *conn);
+bool uring_hold(struct engine *eng, struct conn *conn);
 
 /* engine_uring.c: accepting. */
 void uring_on_accept(struct engine_uring *e, struct ulistener *l, const struct io_uring_cqe *cqe);

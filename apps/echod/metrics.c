@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "budget.h"
 #include "echod_internal.h"
 #include "http_head.h"
 #include "sideport.h"
@@ -247,6 +248,19 @@ static void render_side(struct prom *p, const struct echod *d)
     }
 }
 
+/* The memory budget (budget.h): what is held against --max-buffered. */
+static void render_budget(struct prom *p, struct echod *d)
+{
+    prom_family(p, "echod_buffered_bytes", "gauge",
+                "Bytes held in user space for all connections (queues, receive buffers).");
+    prom_u64(p, "echod_buffered_bytes", "", echod_budget_buffered(d));
+    prom_family(p, "echod_max_buffered_bytes", "gauge", "--max-buffered (0: no budget).");
+    prom_u64(p, "echod_max_buffered_bytes", "", d->max_buffered);
+    prom_family(p, "echod_shed_memory_total", "counter",
+                "Connections closed because the memory budget stayed full (--shed-after).");
+    prom_u64(p, "echod_shed_memory_total", "", d->shed_memory);
+}
+
 /* The exposition in m->body; its length, or 0 if it did not fit. */
 static size_t render(struct echod_metrics *m)
 {
@@ -255,6 +269,7 @@ static size_t render(struct echod_metrics *m)
     render_table(&p, m->d);
     render_state(&p, m->d);
     render_side(&p, m->d);
+    render_budget(&p, m->d);
     return p.full ? 0 : p.len;
 }
 

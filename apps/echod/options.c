@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "opts.h"
@@ -34,6 +35,8 @@ _Static_assert(ECHOD_BATCH_WAIT_US == 200 && ECHOD_BATCH_WAIT_MAX_US == 1000, "-
 _Static_assert(ECHOD_BUSY_POLL_MAX_US == 10000, "--busy-poll help");
 _Static_assert(SPIN_MAX_CONNS == 32, "--spin-receive help");
 _Static_assert(ECHOD_DEFAULT_GRACE_MS == 2000, "--grace help");
+_Static_assert(ECHOD_SHED_AFTER_MS == 5000 && ECHOD_MAX_BUFFERED_CAP == 1024 * 1024 * 1024,
+               "--shed-after/--max-buffered help");
 _Static_assert(IOMUX_STREAM_HIGH_WATER == 256 * 1024 && IOMUX_STREAM_LOW_WATER == 64 * 1024,
                "--high-water/--low-water help");
 
@@ -364,6 +367,26 @@ static const struct cli_spec specs[] = {
      .max = BYTES_MAX,
      .help = "read from it again once that is down to BYTES\n"
              "(default 64K, or high-water / 4 if that is smaller)"},
+    {.name = "max-buffered",
+     .arg = "BYTES",
+     .kind = CLI_BYTES,
+     .field = F(max_buffered),
+     .max = BYTES_MAX,
+     .help = "hold at most BYTES for all clients together (their\n"
+             "queues; --engine uring's receive buffers; --udp's\n"
+             "batch); at it, clients with echoes waiting are not\n"
+             "read from until they take them. K, M, G suffixes\n"
+             "allowed; 0: no limit",
+     .def = "1/8 of RAM, at most 1G"},
+    {.name = "shed-after",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(shed_after_ms),
+     .max = SECS_MAX,
+     .help = "when --max-buffered stays reached that long, close\n"
+             "the clients holding the most that took nothing for\n"
+             "half that time (\"shed for memory\")",
+     .def = "5"},
     {.name = "keepalive",
      .arg = "IDLE[:INTVL:CNT]",
      .kind = CLI_CALL,
@@ -438,6 +461,18 @@ void echod_usage_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputs("\nTry 'echod --help' for more information.\n", stderr);
     va_end(ap);
+}
+
+/* An eighth of physical memory, so clients who never read cannot push the
+   machine into swap or the OOM killer; at most 1 GiB (4,096 clients at the
+   default high water: past that, memory holds echoes nobody reads). */
+static uint64_t default_max_buffered(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0)
+        return ECHOD_MAX_BUFFERED_CAP;
+    uint64_t eighth = (uint64_t)pages / 8 * (uint64_t)size;
+    return eighth < ECHOD_MAX_BUFFERED_CAP ? eighth : ECHOD_MAX_BUFFERED_CAP;
 }
 
 /* --engine auto, when another option decides it: a readiness backend
@@ -521,6 +556,8 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->grace_ms = ECHOD_DEFAULT_GRACE_MS;
     o->udp_rate = ECHOD_UDP_RATE;
     o->high_water = IOMUX_STREAM_HIGH_WATER;
+    o->max_buffered = default_max_buffered();
+    o->shed_after_ms = ECHOD_SHED_AFTER_MS;
     o->tuning.nodelay = SOCK_NODELAY_KEEP;
     o->proxy_timeout_ms = ECHOD_PROXY_TIMEOUT_MS;
 

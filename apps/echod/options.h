@@ -22,6 +22,9 @@
 #define ECHOD_LISTEN_ADDR_MAX   300 /* a --listen address, without its settings */
 #define ECHOD_MAX_PROXY_FROM    32
 #define ECHOD_PROXY_TIMEOUT_MS  5000u /* --proxy-timeout's default, as HAProxy's */
+#define ECHOD_SHED_AFTER_MS     5000u
+/* --max-buffered by default: an eighth of physical memory, at most this. */
+#define ECHOD_MAX_BUFFERED_CAP ((uint64_t)1 << 30)
 
 /* --engine: what does the TCP I/O. The order is the choices' order in
    --help and echod_engine_names[]; a new engine is one more of each. */
@@ -73,6 +76,8 @@ struct echod_options {
     uint64_t grace_ms;        /* drain time on SIGINT/SIGTERM */
     uint64_t high_water;      /* bytes; the stream default if not given */
     uint64_t low_water;
+    uint64_t max_buffered;  /* bytes for all clients together (budget.h); 0 = no limit */
+    uint64_t shed_after_ms; /* at the budget that long: shed the largest holders */
     bool trace;
     bool quiet;
     /* Datagram echo and daemon integration (udp.c, daemon.c). */

@@ -506,6 +506,11 @@ size_t echod_udp_count(const struct echod_udp *u)
     return u ? u->nsocks : 0;
 }
 
+size_t echod_udp_buffered(const struct echod_udp *u)
+{
+    return u ? BATCH * u->cfg.recv_size : 0;
+}
+
 void echod_udp_stats(const struct echod_udp *u, struct echod_udp_stats *out)
 {
     *out = u->st;

@@ -73,6 +73,10 @@ size_t echod_udp_count(const struct echod_udp *u);
 
 void echod_udp_stats(const struct echod_udp *u, struct echod_udp_stats *out);
 
+/* Bytes of datagrams it holds between receiving and echoing them: its
+   receive batch, allocated once (nothing is queued beyond it). */
+size_t echod_udp_buffered(const struct echod_udp *u);
+
 /* One statistics line, "echod: udp stats: ...", for SIGUSR1. */
 void echod_udp_print_stats(const struct echod_udp *u, FILE *f);
 

@@ -42,6 +42,7 @@ struct iomux_buf_pool_stats {
     size_t chunks_cached; /* free, kept for reuse */
     size_t chunk_allocs;  /* chunks ever taken from the system */
     size_t read_size;     /* bytes of the read buffer (0 until first use) */
+    size_t chunk_size;    /* payload bytes per chunk: in use x this = bytes held */
 };
 
 /*
@@ -60,6 +61,12 @@ void iomux_buf_pool_free(struct iomux_buf_pool *pool);
    be done with the bytes before anyone else asks for it (one loop, one
    callback at a time). NULL if out of memory. */
 char *iomux_buf_pool_read_buffer(struct iomux_buf_pool *pool, size_t *size);
+
+/* Offers at most `cap` bytes of the read buffer from now on (0: all of
+   it), so that every stream of the pool reads at most that much at once:
+   for an owner short of memory, each read is at most what it may have to
+   queue. */
+void iomux_buf_pool_set_read_cap(struct iomux_buf_pool *pool, size_t cap);
 
 /* Releases every cached free chunk to the system. */
 void iomux_buf_pool_trim(struct iomux_buf_pool *pool);

@@ -135,6 +135,16 @@ uint64_t iomux_stream_last_io(const struct iomux_stream *stream);
 int iomux_stream_backpressured(const struct iomux_stream *stream);
 
 /*
+ * Stops reading from the stream until everything queued on it has been
+ * sent, below the high watermark too: for an owner that runs short of
+ * memory as a whole (a budget over many streams). A peer that reads what
+ * is sent to it is read from again as soon as it has taken it all.
+ * Returns 1 if reading stopped, 0 if there was nothing queued to wait for
+ * (or the stream is ending or closed): then nothing changed.
+ */
+int iomux_stream_hold(struct iomux_stream *stream);
+
+/*
  * The owner's `extra_size` bytes allocated with the stream (zeroed at
  * creation, aligned for any object of 8-byte alignment), or NULL if
  * extra_size was 0. They belong to the stream's memory: valid until
