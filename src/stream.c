@@ -49,7 +49,6 @@ struct stream_out *iomux__stream_out(struct iomux_stream *s)
     return s->out;
 }
 
-
 /* Finds or makes the shared config matching these options. */
 static struct iomux__stream_cfg *cfg_get(const struct iomux__stream_cfg *want)
 {
@@ -449,9 +448,10 @@ static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
         (void)read_once(s);
     /* Bytes the transport took from the fd already (a record decrypted,
        or read ahead) raise no readiness: read them now. Stops at the
-       first read that has to wait (an incomplete record). */
+       first read that has to wait (an incomplete record, or a write the
+       transport must make first). */
     if (s->has_tx) {
-        while (!s->error && want_read(s) && tx_pending(s) && read_once(s)) {
+        while (!s->error && want_read(s) && !s->rd_wants_write && tx_pending(s) && read_once(s)) {
         }
         if (tx_shut_due(s))
             shut_write(s);

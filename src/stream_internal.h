@@ -32,8 +32,8 @@ struct iomux__stream_cfg {
    settle timer is needed), then kept: a stream that queued once is likely
    to again, and "no allocation per message" matters more than 48 bytes. */
 struct stream_out {
-    struct iomux_buf buf; /* bytes accepted by write() and not sent yet */
-    uint64_t timer;       /* pending zero-delay "settle" timer, 0 if none */
+    struct iomux_buf buf;                    /* bytes accepted by write() and not sent yet */
+    uint64_t timer;                          /* pending zero-delay "settle" timer, 0 if none */
     const struct iomux_stream_transport *tx; /* NULL: recv()/send() */
     void *tx_ctx;
 };

@@ -15,3 +15,5 @@ iomux_backend_test(level SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_level.c)
 # Buffers and streams over socket pairs (white-box).
 iomux_backend_test(stream SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream.c)
 iomux_test(net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_net.c)
+# Transports (stream.h's iomux_stream_transport) with a fake TLS-like one.
+iomux_backend_test(stream_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream_tx.c)

@@ -176,8 +176,8 @@ struct iomux_stream_transport {
  * Returns 0, -EINVAL (an operation but release missing, a transport set
  * already, or the stream has queued, ended or failed already) or -ENOMEM.
  */
-int iomux_stream_set_transport(struct iomux_stream *stream, const struct iomux_stream_transport *ops,
-                               void *ctx);
+int iomux_stream_set_transport(struct iomux_stream *stream,
+                               const struct iomux_stream_transport *ops, void *ctx);
 
 /* The socket (owned by the stream), or -1 once it is closed. */
 int iomux_stream_fd(const struct iomux_stream *stream);
