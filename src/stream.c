@@ -86,6 +86,9 @@ static void cfg_put(struct iomux__stream_cfg *cfg)
 /* Frees the memory; the fd is closed and the queue empty by now. */
 static void stream_free(struct iomux_stream *s)
 {
+    /* After on_close, so that it may still ask the transport why. */
+    if (s->has_tx && s->out->tx->release)
+        s->out->tx->release(s->out->tx_ctx);
     cfg_put(s->cfg);
     iomux__free(s->out);
     iomux__free(s);
@@ -111,7 +114,8 @@ static bool want_read(const struct iomux_stream *s)
    side in teardown, or at once on end().) */
 static bool tx_shut_due(const struct iomux_stream *s)
 {
-    return s->has_tx && !s->wr_shut && !s->error && (s->eof || s->ending) && queued(s) == 0;
+    return s->has_tx && !s->closed && !s->wr_shut && !s->error && (s->eof || s->ending) &&
+           queued(s) == 0;
 }
 
 /* Something to send: bytes, or a transport's end of stream. */
@@ -166,10 +170,6 @@ static void teardown(struct iomux_stream *s)
     }
     /* A clean end shuts the write side first, so the peer sees end of
        stream after the last byte even if it still has the fd shared. */
-    if (s->has_tx && s->out->tx->release) {
-        s->out->tx->release(s->out->tx_ctx);
-        s->has_tx = false;
-    }
     if (s->fd >= 0) {
         if (!s->error && !s->wr_shut && !s->user_closed)
             (void)shutdown(s->fd, SHUT_WR);

@@ -9,6 +9,13 @@ else()
   iomux_test(test_tls SOURCES test_tls.c TIMEOUT 60)
 endif()
 
+# TLS on iomux streams (tls_stream.c), on every backend.
+if(IOMUX_HAVE_TLS)
+  iomux_backend_test(tls_stream SOURCES test_tls_stream.c LIBS iomux_tls TIMEOUT 120)
+else()
+  iomux_backend_test(tls_stream SOURCES test_tls_stream.c TIMEOUT 60)
+endif()
+
 find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND)
   return()

@@ -151,8 +151,9 @@ void iomux_stream_close(struct iomux_stream *stream);
  *               taken from the fd (TLS: a record decrypted, or read ahead):
  *               the fd will not signal them, so the stream reads them
  *               without waiting for readiness. Called after every read.
- *   release     frees `ctx` (optional); called once, when the stream's fd
- *               is about to be closed, however the stream ends.
+ *   release     frees `ctx` (optional); called once, when the stream is
+ *               freed however it ended: after on_close returns (which may
+ *               still ask the transport why), the fd closed already.
  *
  * A stream without a transport pays one flag test per operation for this.
  */
