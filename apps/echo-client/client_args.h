@@ -13,6 +13,7 @@
 
 #include "opts.h"
 #include "sockopt.h"
+#include "tls_opts.h"
 
 /* --backend; the index into client_backend_names. */
 enum client_backend {
@@ -33,13 +34,10 @@ struct client_options {
     bool quiet;                /* no trace on stderr, only errors */
     const char *file;          /* --file: a path, or "-" for stdin; NULL: parts */
     struct sock_tuning tuning; /* --nodelay, --sndbuf, --rcvbuf, --tos */
-    bool tls;                  /* --tls and its settings (strings borrowed) */
-    bool tls_insecure;
-    const char *tls_ca, *tls_sni, *tls_cert, *tls_key, *alpn;
-    int tls_version;          /* index into "any", "1.2", "1.3" */
-    bool parts_from_stdin;    /* "-" was the only part */
-    const char *const *parts; /* the parts to send; borrowed from argv, or
-                                 the built-in defaults; NULL from stdin */
+    struct tls_cli tls;        /* --tls and its settings (tls_opts.h) */
+    bool parts_from_stdin;     /* "-" was the only part */
+    const char *const *parts;  /* the parts to send; borrowed from argv, or
+                                  the built-in defaults; NULL from stdin */
     size_t n_parts;
 };
 
