@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "sockopt.h"
+#include "tls_opts.h"
 
 struct bench_options {
     const char *connect;         /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
@@ -40,6 +41,7 @@ struct bench_options {
     bool json;                   /* one JSON object on stdout */
     bool udp;                    /* datagrams instead of a byte stream */
     struct sock_tuning tuning;   /* --nodelay, --sndbuf, --rcvbuf, --tos */
+    struct tls_cli tls;          /* --tls and its settings, as echo-client's */
     const char *backend;         /* NULL = the loop's default */
 };
 
