@@ -389,7 +389,7 @@ static bool echo_total(struct rig *r, size_t total)
     peer_queue(r, data, total);
     /* Ends when all is back, or after 5 s without progress. */
     uint64_t progress_ns = mono_ns();
-    while (r->got_len < total && !r->closes && mono_ns() - progress_ns < 5000 * MS_NS) {
+    while (r->got_len < total && !r->closes && mono_ns() - progress_ns < (uint64_t)5000 * MS_NS) {
         size_t before = r->got_len;
         peer_pump(r);
         CHECK_COUNT(iomux_loop_run_once(r->loop, 10));

@@ -153,8 +153,14 @@ static void run(struct rig *r, struct tls_ctx *cctx, struct tls_ctx *sctx, uint6
          CHECK_OK(tls_handshake_start(&r->c.hs, r->loop, r->c.conn, hs_ms, on_handshake, &r->c)))) {
         uint64_t t0 = mono_ns();
         while (!(side_done(&r->s) && (side_done(&r->c) || r->mode != ECHO)) &&
-               mono_ns() - t0 < 60000 * MS_NS)
+               mono_ns() - t0 < (uint64_t)60000 * MS_NS)
             CHECK_COUNT(iomux_loop_run_once(r->loop, 100));
+        if (r->mode == ECHO && r->c.got != r->total && r->c.hs_status == 0 && r->s.hs_status == 0)
+            fprintf(
+                stderr,
+                "  stopped after %.1f s: client hs %d/%d closes %d, server hs %d/%d closes %d\n",
+                (double)(mono_ns() - t0) / 1e9, r->c.hs_done, r->c.hs_status, r->c.closes,
+                r->s.hs_done, r->s.hs_status, r->s.closes);
     }
     if (r->mode == CLIENT_SILENT)
         r->c.hs_done = 1;
