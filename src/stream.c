@@ -136,6 +136,12 @@ static bool tx_pending(const struct iomux_stream *s)
     return s->has_tx && s->out->tx->pending(s->out->tx_ctx) != 0;
 }
 
+/* Bytes held by the transport that it can hand over now. */
+static bool tx_held(const struct iomux_stream *s)
+{
+    return s->has_tx && !s->rd_wants_write && tx_pending(s);
+}
+
 /* Gives the loop the interest that matches the state: READ unless paused,
    WRITE only while something is queued (watching WRITE on an empty queue
    would wake the loop on every iteration for nothing). */
@@ -444,18 +450,15 @@ static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
     unsigned rd_ready = s->rd_wants_write ? IOMUX_WRITE : IOMUX_READ;
     if (!s->error && !s->closed && wants_output(s) && (events & (wr_ready | fault)))
         flush(s);
-    if (!s->error && want_read(s) && (events & (rd_ready | fault)))
-        (void)read_once(s);
     /* Bytes the transport took from the fd already (a record decrypted,
-       or read ahead) raise no readiness: read them now. Stops at the
-       first read that has to wait (an incomplete record, or a write the
-       transport must make first). */
-    if (s->has_tx) {
-        while (!s->error && want_read(s) && !s->rd_wants_write && tx_pending(s) && read_once(s)) {
-        }
-        if (tx_shut_due(s))
-            shut_write(s);
-    }
+       or read ahead) raise no readiness: they are read without it, until
+       a read has to wait (an incomplete record, or a write the transport
+       must make first). One call site, so that the plain path inlines. */
+    bool go = (events & (rd_ready | fault)) || tx_held(s);
+    while (go && !s->error && want_read(s))
+        go = read_once(s) && tx_held(s);
+    if (tx_shut_due(s))
+        shut_write(s);
     s->depth--;
     if (s->depth == 0)
         settle(s);
