@@ -352,6 +352,9 @@ def scenario_bench_socat():
             for size in ('1', '64', '16K', '1M'):
                 bench_ok(s.port, 'socat TLS {} {} B'.format(version, size), '--tls-version',
                          version, '--size', size, '--conns', '2')
+        # --churn with --tls: every connection is a full handshake, its
+        # latency part of the connect's; K echoes each, all verified.
+        bench_ok(s.port, 'socat TLS churn', '--churn', '20', '--per-conn', '2')
         rc, out, err = bench('--connect', 'localhost:{}'.format(s.port), '--tls', '--tls-ca',
                              CERTS('other-ca.pem'), '--duration', '0.5')
         check(rc == 1 and 'certificate verify failed' in err, 'a stranger CA: refused, said why')
