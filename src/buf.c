@@ -42,6 +42,11 @@ struct iomux__stream_cfg **iomux__buf_pool_stream_cfgs(struct iomux_buf_pool *po
     return &pool->stream_cfgs;
 }
 
+size_t iomux__buf_pool_chunk_size(const struct iomux_buf_pool *pool)
+{
+    return pool->chunk_size;
+}
+
 int iomux_buf_pool_new(struct iomux_buf_pool **out, const struct iomux_buf_pool_options *opts)
 {
     if (!out)

@@ -29,67 +29,13 @@
 #include "iomux/stream.h"
 #include "buf_internal.h"
 #include "loop_internal.h"
+#include "stream_internal.h"
 
 /* Chunks offered to one sendmsg(); 32 x 16 KiB is more than any socket
    send buffer takes in one go, so a bigger array would not help. */
 #define FLUSH_IOV 32
 
-/* What the streams made with the same options share; one per distinct
-   set of options in a pool, found by comparing them (a server has one or
-   two), freed with its last stream. */
-struct iomux__stream_cfg {
-    struct iomux__stream_cfg *next; /* the pool's list */
-    size_t refs;
-    struct iomux_loop *loop;
-    struct iomux_buf_pool *pool; /* chunks for the queue; the read buffer */
-    iomux_stream_data_cb *on_data;
-    iomux_stream_event_cb *on_eof;
-    iomux_stream_event_cb *on_drain;
-    iomux_stream_close_cb *on_close;
-    size_t high, low, read_max, extra;
-};
-
-/* Allocated on the first write that cannot go out at once (or when the
-   settle timer is needed), then kept: a stream that queued once is likely
-   to again, and "no allocation per message" matters more than 48 bytes. */
-struct stream_out {
-    struct iomux_buf buf; /* bytes accepted by write() and not sent yet */
-    uint64_t timer;       /* pending zero-delay "settle" timer, 0 if none */
-};
-
-/* 40 bytes on LP64; the owner's extra bytes follow it. */
-struct iomux_stream {
-    struct iomux__stream_cfg *cfg;
-    struct stream_out *out; /* NULL until needed */
-    void *data;
-    int fd;
-    int error;              /* first failure, 0 if none */
-    uint32_t last_io;       /* low 32 bits of the loop's ms clock: 49 days of range */
-    uint8_t mask;           /* interest the loop currently has for fd */
-    uint8_t depth;          /* callbacks of this stream on the stack */
-    bool eof : 1;           /* the peer shut down its write side */
-    bool no_writes : 1;     /* write() refuses: ending, failed, or past on_eof */
-    bool ending : 1;        /* iomux_stream_end() was called */
-    bool wr_shut : 1;       /* we shut down our write side */
-    bool backpressured : 1; /* reading paused: queue above high water */
-    bool held : 1;          /* reading paused by iomux_stream_hold() until the queue empties */
-    bool watched : 1;       /* fd is in the loop */
-    bool closed : 1;        /* fd closed; only freeing is left */
-    bool user_closed : 1;   /* closed by iomux_stream_close(): no on_close */
-    bool dead : 1;          /* free when depth drops to 0 */
-};
-
-static size_t queued(const struct iomux_stream *s)
-{
-    return s->out ? iomux_buf_len(&s->out->buf) : 0;
-}
-
-static bool timer_pending(const struct iomux_stream *s)
-{
-    return s->out && s->out->timer;
-}
-
-static struct stream_out *get_out(struct iomux_stream *s)
+struct stream_out *iomux__stream_out(struct iomux_stream *s)
 {
     if (!s->out) {
         s->out = iomux__malloc(sizeof(*s->out));
@@ -97,13 +43,10 @@ static struct stream_out *get_out(struct iomux_stream *s)
             return NULL;
         iomux_buf_init(&s->out->buf, s->cfg->pool);
         s->out->timer = 0;
+        s->out->tx = NULL;
+        s->out->tx_ctx = NULL;
     }
     return s->out;
-}
-
-static void touch(struct iomux_stream *s)
-{
-    s->last_io = (uint32_t)iomux_loop_now(s->cfg->loop);
 }
 
 /* Finds or makes the shared config matching these options. */
@@ -143,6 +86,9 @@ static void cfg_put(struct iomux__stream_cfg *cfg)
 /* Frees the memory; the fd is closed and the queue empty by now. */
 static void stream_free(struct iomux_stream *s)
 {
+    /* After on_close, so that it may still ask the transport why. */
+    if (s->has_tx && s->out->tx->release)
+        s->out->tx->release(s->out->tx_ctx);
     cfg_put(s->cfg);
     iomux__free(s->out);
     iomux__free(s);
@@ -163,10 +109,37 @@ static bool want_read(const struct iomux_stream *s)
     return !s->closed && !s->error && !s->eof && !s->backpressured && !s->held;
 }
 
+/* A transport's end of stream is due: everything queued went out after
+   the peer's end or iomux_stream_end(). (A plain stream shuts its write
+   side in teardown, or at once on end().) */
+static bool tx_shut_due(const struct iomux_stream *s)
+{
+    return s->has_tx && !s->closed && !s->wr_shut && !s->error && (s->eof || s->ending) &&
+           queued(s) == 0;
+}
+
+/* Something to send: bytes, or a transport's end of stream. */
+static bool wants_output(const struct iomux_stream *s)
+{
+    return queued(s) > 0 || tx_shut_due(s);
+}
+
 /* True when nothing but closing is left to do. */
 static bool finished(const struct iomux_stream *s)
 {
-    return s->error || (s->eof && queued(s) == 0);
+    return s->error || (s->eof && queued(s) == 0 && (!s->has_tx || s->wr_shut));
+}
+
+/* Bytes inside the transport that the fd will not signal. */
+static bool tx_pending(const struct iomux_stream *s)
+{
+    return s->has_tx && s->out->tx->pending(s->out->tx_ctx) != 0;
+}
+
+/* Bytes held by the transport that it can hand over now. */
+static bool tx_held(const struct iomux_stream *s)
+{
+    return s->has_tx && !s->rd_wants_write && tx_pending(s);
 }
 
 /* Gives the loop the interest that matches the state: READ unless paused,
@@ -178,9 +151,9 @@ static void update_mask(struct iomux_stream *s)
         return;
     unsigned mask = 0;
     if (want_read(s))
-        mask |= IOMUX_READ;
-    if (!s->error && queued(s) > 0)
-        mask |= IOMUX_WRITE;
+        mask |= s->rd_wants_write ? IOMUX_WRITE : IOMUX_READ;
+    if (!s->error && wants_output(s))
+        mask |= s->wr_wants_read ? IOMUX_READ : IOMUX_WRITE;
     if (mask == s->mask)
         return;
     int rc = iomux_fd_modify(s->cfg->loop, s->fd, mask);
@@ -239,11 +212,28 @@ static void settle(struct iomux_stream *s)
         finish(s);
 }
 
+/* The zero-delay timer: settles the stream, and reads what its transport
+   holds when no fd event would ever come for it. */
 static void on_settle_timer(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct iomux_stream *s = data;
     s->out->timer = 0;
-    settle(s);
+    if (!finished(s) && want_read(s) && tx_pending(s))
+        on_io(loop, s->fd, 0, s); /* settles when done */
+    else
+        settle(s);
+}
+
+bool iomux__stream_defer(struct iomux_stream *s)
+{
+    if (timer_pending(s))
+        return true;
+    struct stream_out *out = iomux__stream_out(s);
+    if (out && iomux_timer_add(s->cfg->loop, 0, 0, on_settle_timer, s, &out->timer) == 0)
+        return true;
+    if (out)
+        out->timer = 0;
+    return false;
 }
 
 /* After a call from the owner: the mask may need changing, or the stream
@@ -256,20 +246,20 @@ static void after_call(struct iomux_stream *s)
         return; /* the callback we are in settles when it returns */
     if (!finished(s))
         update_mask(s);
-    if (finished(s) && !timer_pending(s)) {
-        struct stream_out *out = get_out(s);
-        if (!out || iomux_timer_add(s->cfg->loop, 0, 0, on_settle_timer, s, &out->timer) < 0) {
-            /* No memory for a timer either. The stream is failing anyway:
-               shutting the socket down both ways makes it readable (end of
-               stream) and hung up on every backend, so on_io runs soon
-               and settles it. */
-            if (out)
-                out->timer = 0;
-            (void)shutdown(s->fd, SHUT_RDWR);
-            unsigned mask = IOMUX_READ | IOMUX_WRITE;
-            if (s->watched && iomux_fd_modify(s->cfg->loop, s->fd, mask) == 0)
-                s->mask = (uint8_t)mask;
-        }
+    /* A transport's write may have read records the fd will not signal
+       again (TLS renegotiation): the timer reads them. */
+    bool late_read = !finished(s) && want_read(s) && tx_pending(s);
+    if (late_read && !iomux__stream_defer(s))
+        set_error(s, -ENOMEM);
+    if (finished(s) && !iomux__stream_defer(s)) {
+        /* No memory for a timer either. The stream is failing anyway:
+           shutting the socket down both ways makes it readable (end of
+           stream) and hung up on every backend, so on_io runs soon and
+           settles it. */
+        (void)shutdown(s->fd, SHUT_RDWR);
+        unsigned mask = IOMUX_READ | IOMUX_WRITE;
+        if (s->watched && iomux_fd_modify(s->cfg->loop, s->fd, mask) == 0)
+            s->mask = (uint8_t)mask;
     }
 }
 
@@ -323,8 +313,9 @@ int iomux_stream_new(struct iomux_loop *loop, struct iomux_buf_pool *pool, int f
     return 0;
 }
 
-/* Sends from the queue until it is empty or the socket is full. */
-static void flush(struct iomux_stream *s)
+/* Sends from the queue with sendmsg() until it is empty or the socket is
+   full. */
+static void flush_plain(struct iomux_stream *s)
 {
     while (queued(s) > 0) {
         struct iovec iov[FLUSH_IOV];
@@ -349,6 +340,34 @@ static void flush(struct iomux_stream *s)
         if ((size_t)w < offered)
             break; /* the socket buffer is full: wait for IOMUX_WRITE */
     }
+}
+
+/* Shuts our write side down: the transport's end of stream first, if
+   there is one (it may have to wait), then the fd's. */
+static void shut_write(struct iomux_stream *s)
+{
+    if (s->has_tx) {
+        int rc = iomux__stream_tx_close_write(s);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
+            set_error(s, rc);
+            return;
+        }
+    }
+    if (shutdown(s->fd, SHUT_WR) < 0)
+        set_error(s, -errno);
+    s->wr_shut = true;
+}
+
+/* Sends what is queued, then the end of stream when it is due. */
+static void flush(struct iomux_stream *s)
+{
+    bool had_bytes = queued(s) > 0;
+    if (s->has_tx)
+        iomux__stream_tx_flush(s);
+    else
+        flush_plain(s);
     if (s->error)
         return;
     if (s->backpressured && queued(s) <= s->cfg->low)
@@ -356,41 +375,55 @@ static void flush(struct iomux_stream *s)
     if (queued(s) > 0)
         return;
     s->held = false; /* its peer took everything: it reads its echoes */
-    if (s->ending && !s->wr_shut) {
-        if (shutdown(s->fd, SHUT_WR) < 0)
-            set_error(s, -errno);
-        s->wr_shut = true;
-    }
-    if (s->cfg->on_drain && !s->ending && !s->error)
+    if ((s->ending || tx_shut_due(s)) && !s->wr_shut)
+        shut_write(s);
+    if (had_bytes && s->cfg->on_drain && !s->ending && !s->error)
         s->cfg->on_drain(s, s->data);
 }
 
-static void read_once(struct iomux_stream *s)
+/* recv(), or the transport's read: bytes, 0 at the end, or -errno. */
+static ssize_t read_some(struct iomux_stream *s, char *buf, size_t cap)
+{
+    if (s->has_tx) {
+        ssize_t n = iomux__stream_tx_read(s, buf, cap);
+        /* After end() input is only dropped, so a peer that answers our
+           end of stream by closing without its own loses us nothing. */
+        return n == IOMUX_STREAM_TRUNCATED && s->ending ? 0 : n;
+    }
+    ssize_t n;
+    do
+        n = recv(s->fd, buf, cap, 0);
+    while (n < 0 && errno == EINTR);
+    return n >= 0 ? n : errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* One read, delivered; true when bytes came. */
+static bool read_once(struct iomux_stream *s)
 {
     size_t cap;
     char *buf = iomux_buf_pool_read_buffer(s->cfg->pool, &cap);
     if (!buf) {
         set_error(s, -ENOMEM);
-        return;
+        return false;
     }
     if (s->cfg->read_max && s->cfg->read_max < cap)
         cap = s->cfg->read_max;
-    ssize_t n;
-    do
-        n = recv(s->fd, buf, cap, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = read_some(s, buf, cap);
     if (n > 0) {
         touch(s);
         if (!s->ending) /* after end(), input is read only to be dropped */
             s->cfg->on_data(s, buf, (size_t)n, s->data);
-    } else if (n == 0) {
+        return true;
+    }
+    if (n == 0) {
         s->eof = true;
         if (s->cfg->on_eof && !s->ending && !s->no_writes)
             s->cfg->on_eof(s, s->data);
         s->no_writes = true;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        set_error(s, -errno);
+    } else if (n != -EAGAIN) {
+        set_error(s, (int)n);
     }
+    return false;
 }
 
 static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
@@ -411,12 +444,22 @@ static void on_io(struct iomux_loop *loop, int fd, unsigned events, void *data)
     }
     /* Flush first: it frees room, and may lift backpressure so that this
        same event can read. HUP and ERROR go to whichever I/O is pending,
-       whose system call then reports the actual condition. */
-    if (!s->error && !s->closed && queued(s) > 0 &&
-        (events & (IOMUX_WRITE | IOMUX_HUP | IOMUX_ERROR)))
+       whose system call then reports the actual condition. A transport's
+       write may wait for READ and its read for WRITE. */
+    const unsigned fault = IOMUX_HUP | IOMUX_ERROR;
+    unsigned wr_ready = s->wr_wants_read ? IOMUX_READ : IOMUX_WRITE;
+    unsigned rd_ready = s->rd_wants_write ? IOMUX_WRITE : IOMUX_READ;
+    if (!s->error && !s->closed && wants_output(s) && (events & (wr_ready | fault)))
         flush(s);
-    if (!s->error && want_read(s) && (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR)))
-        read_once(s);
+    /* Bytes the transport took from the fd already (a record decrypted,
+       or read ahead) raise no readiness: they are read without it, until
+       a read has to wait (an incomplete record, or a write the transport
+       must make first). One call site, so that the plain path inlines. */
+    bool go = (events & (rd_ready | fault)) || tx_held(s);
+    while (go && !s->error && want_read(s))
+        go = read_once(s) && tx_held(s);
+    if (tx_shut_due(s))
+        shut_write(s);
     s->depth--;
     if (s->depth == 0)
         settle(s);
@@ -433,12 +476,18 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
         /* Nothing queued: try the socket directly, which in the common
            case sends everything without copying or touching the loop. */
         ssize_t w;
-        do
-            w = send(s->fd, p, len, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
+        if (s->has_tx) {
+            w = iomux__stream_tx_write(s, p, len);
+        } else {
+            do
+                w = send(s->fd, p, len, MSG_NOSIGNAL);
+            while (w < 0 && errno == EINTR);
+            if (w < 0)
+                w = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
         if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                set_error(s, -errno);
+            if (w != -EAGAIN) {
+                set_error(s, (int)w);
                 after_call(s);
                 return -EPIPE;
             }
@@ -450,7 +499,7 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
         len -= (size_t)w;
     }
     if (len > 0) {
-        struct stream_out *out = get_out(s);
+        struct stream_out *out = iomux__stream_out(s);
         if (!out || iomux_buf_append(&out->buf, p, len) < 0) {
             /* Part may have been sent already, so the byte stream cannot
                be continued correctly: the stream fails. */
@@ -475,11 +524,8 @@ void iomux_stream_end(struct iomux_stream *s)
        to hold the peer back any more. */
     s->backpressured = false;
     s->held = false;
-    if (!s->error && queued(s) == 0 && !s->wr_shut) {
-        if (shutdown(s->fd, SHUT_WR) < 0)
-            set_error(s, -errno);
-        s->wr_shut = true;
-    }
+    if (!s->error && queued(s) == 0 && !s->wr_shut)
+        shut_write(s);
     after_call(s);
 }
 

@@ -24,3 +24,5 @@ iomux_backend_test(async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_async.c LIBS Thr
 iomux_backend_test(async_pipe SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_async.c
                    ${PROJECT_SOURCE_DIR}/src/async.c LIBS Threads::Threads)
 target_compile_definitions(test_async_pipe PRIVATE IOMUX_WAKE_PIPE=1)
+# Transports (stream.h's iomux_stream_transport) with a fake TLS-like one.
+iomux_backend_test(stream_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream_tx.c)

@@ -25,55 +25,11 @@ int main(void)
 #include <unistd.h>
 
 #include <iomux/loop.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "tls_certs.h"
 
 #define TOTAL ((size_t)1 << 20)
-
-static char dir[] = "/tmp/iomux-test-tls-XXXXXX";
-
-static void path(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/%s", dir, name);
-}
-
-/* A self-signed P-256 certificate (its own CA) and its key, as PEM files. */
-static int make_cert(const char *name, long serial)
-{
-    char p[256];
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    int ok = k != NULL && x != NULL;
-    if (ok) {
-        X509_set_version(x, 2);
-        ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-        X509_gmtime_adj(X509_getm_notBefore(x), -60);
-        X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-        X509_set_pubkey(x, k);
-        X509_NAME *n = X509_get_subject_name(x);
-        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
-        X509_set_issuer_name(x, n);
-        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "CA:TRUE");
-        ok = e != NULL && X509_add_ext(x, e, -1) == 1 && X509_sign(x, k, EVP_sha256()) > 0;
-        X509_EXTENSION_free(e);
-    }
-    snprintf(p, sizeof p, "%s/%s.pem", dir, name);
-    FILE *f = ok ? fopen(p, "w") : NULL;
-    ok = f != NULL && PEM_write_X509(f, x) == 1;
-    if (f != NULL)
-        fclose(f);
-    snprintf(p, sizeof p, "%s/%s.key", dir, name);
-    f = ok ? fopen(p, "w") : NULL;
-    ok = f != NULL && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
-    if (f != NULL)
-        fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(k);
-    return ok ? 0 : -1;
-}
 
 struct side {
     struct iomux_loop *loop;
@@ -311,13 +267,8 @@ int main(void)
     test_echo(TLS_VERSION_12, "TLSv1.2, ");
     test_wrong_ca();
     test_bad_files();
-    static const char *const files[] = {"server.pem", "server.key", "other.pem", "other.key"};
-    for (size_t i = 0; i < 4; i++) {
-        char p[256];
-        path(p, sizeof p, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    static const char *const names[] = {"server", "other"};
+    remove_certs(names, 2);
     tls_library_cleanup();
     return check_exit();
 }

@@ -242,8 +242,9 @@ def scenario_mtls():
 class PyServer:
     """A threaded Python TLS echo server noting each handshake's SNI and ALPN."""
 
-    def __init__(self, alpn):
+    def __init__(self, alpn, corrupt_at=None):
         self.seen = []
+        self.corrupt_at = corrupt_at  # flip the byte at this offset of the echo
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(CERTS('server.pem'), CERTS('server.key'))
         ctx.set_alpn_protocols(alpn)
@@ -265,10 +266,15 @@ class PyServer:
         try:
             with self.ctx.wrap_socket(conn, server_side=True) as t:
                 self.seen.append(('alpn', t.selected_alpn_protocol()))
+                done = 0
                 while True:
                     b = t.recv(65536)
                     if not b:
                         break
+                    at = None if self.corrupt_at is None else self.corrupt_at - done
+                    if at is not None and 0 <= at < len(b):
+                        b = b[:at] + bytes([b[at] ^ 1]) + b[at + 1:]
+                    done += len(b)
                     t.sendall(b)
         except (OSError, ssl.SSLError):
             pass
@@ -309,7 +315,89 @@ def scenario_usage():
               '{}: the first line names "{}"'.format(args, needle))
 
 
+def bench(*args, timeout=60):
+    """Runs echo-bench; returns (exit status, stdout, stderr)."""
+    if not ARGS.bench:
+        raise Skip('no --bench given')
+    argv = [ARGS.bench] + [str(a) for a in args]
+    try:
+        p = subprocess.run(argv, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        check(False, '{} did not finish within {} s'.format(' '.join(argv), timeout))
+        return None, '', ''
+    out, err = p.stdout.decode(errors='replace'), p.stderr.decode(errors='replace')
+    print('$ {}  -> {}\n  {}'.format(' '.join(argv), p.returncode,
+                                     (out + err).rstrip().replace('\n', '\n  ')), file=sys.stderr)
+    return p.returncode, out, err
+
+
+def bench_ok(port, what, *more):
+    rc, out, err = bench(*tls_args(port, '--duration', '1', '--warmup', '0.2', *more))
+    check(rc == 0, what + ': exit 0')
+    check('errors 0' in out + err, what + ': no error')
+    n = [int(line.split()[1]) for line in (out + err).splitlines() if line.startswith('messages ')]
+    check(n and n[0] > 0, what + ': messages echoed')
+
+
+def scenario_bench_socat():
+    """echo-bench --tls against socat OPENSSL-LISTEN ... PIPE, both versions,
+    small and large messages; then a refused certificate."""
+    if shutil.which('socat') is None:
+        raise Skip('socat is not installed')
+    opts = 'reuseaddr,fork,cert={},key={},verify=0'.format(CERTS('server.pem'),
+                                                           CERTS('server.key'))
+    with Proc(lambda port: ['socat', 'OPENSSL-LISTEN:{},bind=127.0.0.1,{}'.format(port, opts),
+                            'PIPE'], 'socat') as s:
+        for version in ('1.2', '1.3'):
+            for size in ('1', '64', '16K', '1M'):
+                bench_ok(s.port, 'socat TLS {} {} B'.format(version, size), '--tls-version',
+                         version, '--size', size, '--conns', '2')
+        # --churn with --tls: every connection is a full handshake, its
+        # latency part of the connect's; K echoes each, all verified.
+        bench_ok(s.port, 'socat TLS churn', '--churn', '20', '--per-conn', '2')
+        rc, out, err = bench('--connect', 'localhost:{}'.format(s.port), '--tls', '--tls-ca',
+                             CERTS('other-ca.pem'), '--duration', '0.5')
+        check(rc == 1 and 'certificate verify failed' in err, 'a stranger CA: refused, said why')
+
+
+def scenario_bench_ncat():
+    if shutil.which('ncat') is None:
+        raise Skip('ncat is not installed')
+    argv = lambda port: ['ncat', '--ssl', '--ssl-cert', CERTS('server.pem'), '--ssl-key',  # noqa
+                         CERTS('server.key'), '-l', '-k', '127.0.0.1', str(port), '--exec',
+                         '/bin/cat']
+    with Proc(argv, 'ncat') as s:
+        bench_ok(s.port, 'ncat TLS 64 B', '--size', '64')
+
+
+def scenario_bench_verify():
+    """Every echoed byte is checked over TLS: a server flipping one bit is
+    caught; mutual TLS and ALPN reach the server; a plain-TCP port fails
+    the handshake."""
+    srv = PyServer(['echo'], corrupt_at=1000)
+    rc, out, err = bench(*tls_args(srv.port, '--size', '64', '--duration', '1', '--alpn', 'echo',
+                                   host='127.0.0.1'))
+    check(rc == 1, 'a corrupted echo: exit 1')
+    check('differ' in err or 'mismatch' in err or 'byte' in err, 'a corrupted echo: said so')
+    check(('alpn', 'echo') in srv.seen, 'ALPN offered')
+    plain = socket.create_server(('127.0.0.1', 0))
+    threading.Thread(target=lambda: [c.sendall(b'not TLS at all\n' * 100) for c in
+                                     [plain.accept()[0]]], daemon=True).start()
+    rc, out, err = bench(*tls_args(plain.getsockname()[1], '--duration', '0.5',
+                                   host='127.0.0.1'))
+    check(rc == 1 and 'TLS handshake' in err, 'a plain-TCP port: the handshake fails, said so')
+    plain.close()
+    for args, needle in ((['--tls-ca', 'x'], '--tls-ca needs --tls'),
+                         (['--tls', '--udp'], '--tls: TCP only'),
+                         (['--tls', '--tls-version', '1.1'], '1.1')):
+        rc, out, err = bench('--connect', '127.0.0.1:1', *args)
+        check(rc == 2 and needle in err, '{}: usage error naming {}'.format(args, needle))
+
+
 SCENARIOS = {
+    'bench-socat': scenario_bench_socat,
+    'bench-ncat': scenario_bench_ncat,
+    'bench-verify': scenario_bench_verify,
     'socat': scenario_socat,
     'ncat': scenario_ncat,
     'file': scenario_file,
@@ -325,6 +413,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--client', required=True)
     ap.add_argument('--have-tls', required=True)
+    ap.add_argument('--bench', help='echo-bench, for the bench-* scenarios')
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ARGS = ap.parse_args()
     try:

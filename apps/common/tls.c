@@ -29,7 +29,9 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
+    int fd;
     int server;
+    int sys_errno; /* the last TLS_ERROR's errno, if a system call failed */
     char error[200];
 };
 
@@ -290,6 +292,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
     if (c == NULL)
         return NULL;
     c->server = ctx->server;
+    c->fd = fd;
     c->ssl = SSL_new(ctx->ssl);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1 ||
         (!c->server && conn_set_host(c->ssl, ctx) != 1)) {
@@ -330,9 +333,12 @@ static int status(struct tls_conn *c, int rc)
             ERR_clear_error();
             return TLS_EOF;
         }
+        c->sys_errno = errno;
         snprintf(c->error, sizeof c->error, "%s", strerror(errno));
-        break;
+        ERR_clear_error();
+        return TLS_ERROR;
     default: {
+        c->sys_errno = 0;
         if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
             ERR_clear_error();
             return TLS_EOF;
@@ -384,6 +390,31 @@ int tls_conn_shutdown(struct tls_conn *c)
     if (rc >= 0)
         return TLS_OK;
     return status(c, rc);
+}
+
+int tls_conn_errno(const struct tls_conn *c)
+{
+    return c->sys_errno;
+}
+
+int tls_conn_fd(const struct tls_conn *c)
+{
+    return c->fd;
+}
+
+void tls_conn_read_ahead(struct tls_conn *c)
+{
+    SSL_set_read_ahead(c->ssl, 1);
+}
+
+int tls_conn_pending(const struct tls_conn *c)
+{
+    return SSL_has_pending(c->ssl);
+}
+
+int tls_conn_resumed(const struct tls_conn *c)
+{
+    return SSL_session_reused(c->ssl);
 }
 
 const char *tls_conn_error(const struct tls_conn *c)

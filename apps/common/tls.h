@@ -119,6 +119,26 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t len, size_t *n);
 int tls_conn_write(struct tls_conn *c, const void *buf, size_t len, size_t *n);
 int tls_conn_shutdown(struct tls_conn *c);
 
+/* The errno of the last TLS_ERROR when a system call failed (ECONNRESET,
+   EPIPE...), else 0. */
+int tls_conn_errno(const struct tls_conn *c);
+
+/* The fd given to tls_conn_new(). */
+int tls_conn_fd(const struct tls_conn *c);
+
+/* Lets OpenSSL read as much as the socket has (one recv() for many small
+   records) instead of a record at a time. Decrypted or buffered bytes then
+   wait inside it with no readiness on the fd: only for callers that ask
+   tls_conn_pending() after each read, as the stream transport does. */
+void tls_conn_read_ahead(struct tls_conn *c);
+
+/* Non-zero when OpenSSL holds bytes read from the fd and not yet returned
+   (SSL_has_pending: possibly only part of a record). */
+int tls_conn_pending(const struct tls_conn *c);
+
+/* After the handshake: 1 if it resumed an earlier session, else 0. */
+int tls_conn_resumed(const struct tls_conn *c);
+
 /* The reason of the last TLS_ERROR, one line; "" before any. */
 const char *tls_conn_error(const struct tls_conn *c);
 
@@ -129,5 +149,52 @@ void tls_conn_describe(const struct tls_conn *c, char *buf, size_t size);
 /* At exit, after every ctx and conn is freed: OpenSSL's global state goes,
    so leak checkers see only ours. No TLS call may follow. */
 void tls_library_cleanup(void);
+
+/*
+ * On the iomux loop (tls_stream.c): a handshake with a deadline, then an
+ * iomux stream whose bytes go through the connection.
+ *
+ *   tls_handshake_start(&h, loop, conn, 10000, done, data);
+ *   ... done(conn, 0, data): unwatched again, the fd is the caller's:
+ *   iomux_stream_new(loop, pool, fd, &opts, &stream);
+ *   iomux_stream_set_transport(stream, &tls_stream_transport, conn);
+ *
+ * The stream then owns the conn (tls_conn_free() when it is freed, after
+ * on_close, which may still read tls_conn_error()). Its errors: a peer's
+ * TCP end without close_notify is IOMUX_STREAM_TRUNCATED, a TLS failure
+ * -EPROTO with the reason in tls_conn_error(). Its end (iomux_stream_end,
+ * or after the peer's close_notify) sends close_notify, then the FIN.
+ * A conn whose handshake has not finished works too (OpenSSL finishes it
+ * on the first read or write), but nobody then watches the deadline.
+ */
+#include <stdint.h>
+
+#include <iomux/loop.h>
+#include <iomux/stream.h>
+
+extern const struct iomux_stream_transport tls_stream_transport;
+
+/* The handshake's end: 0 done, -ETIMEDOUT past the deadline, -EPROTO
+   failed (tls_conn_error() says why), IOMUX_STREAM_TRUNCATED the peer
+   closed during it. The fd is unwatched and the conn still the caller's. */
+typedef void tls_handshake_cb(struct tls_conn *conn, int status, void *data);
+
+/* The caller's, for the handshake's duration (fields private). */
+struct tls_handshake {
+    struct iomux_loop *loop;
+    struct tls_conn *conn;
+    uint64_t timer;
+    tls_handshake_cb *cb;
+    void *data;
+};
+
+/* Watches the conn's fd and drives its handshake; calls cb once, from the
+   loop (never from here). 0, or a negative errno from the loop (nothing
+   is watched then). */
+int tls_handshake_start(struct tls_handshake *h, struct iomux_loop *loop, struct tls_conn *conn,
+                        uint64_t timeout_ms, tls_handshake_cb *cb, void *data);
+
+/* Stops it without calling cb (the conn and fd stay the caller's). */
+void tls_handshake_cancel(struct tls_handshake *h);
 
 #endif /* IOMUX_APPS_TLS_H */

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "opts.h"
+#include "tls_opts.h"
 
 /* Bounds that keep every product in the engine far from overflow. */
 #define MAX_CONNS   1000000u
@@ -204,6 +205,7 @@ static const struct cli_spec specs[] = {
      NULL},
     {"per-conn", 0, "K", CLI_U64, F(per_conn), 0, 1, 1000000000, NULL, NULL,
      "--churn: messages echoed on each connection", "1"},
+    TLS_CLI_SPECS(F(tls)),
     {"read-delay", 0, "MS", CLI_U64, F(read_delay_ms), 0, 1, 3600000, NULL, NULL,
      "pause MS milliseconds after every read (slow reader)", NULL},
     {"never-read", 0, NULL, CLI_FLAG, F(never_read), 0, 0, 0, NULL, NULL,
@@ -297,6 +299,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
         why = "--never-read: cannot be combined with --rate or --read-delay";
     else if (o->udp && (o->never_read || o->read_delay_ms || o->idle))
         why = "--udp: cannot be combined with --never-read, --read-delay or --idle";
+    else if (o->udp && o->tls.on)
+        why = "--tls: TCP only, not with --udp";
     else if (o->udp && o->source_count)
         why = "--source: TCP only, not with --udp";
     else if (o->udp && o->proxy_version)
@@ -347,6 +351,8 @@ int bench_args_parse(int argc, char **argv, struct bench_options *o, char *err, 
         cpus = cpus < MAX_THREADS ? cpus : MAX_THREADS;
         o->threads = cpus < o->conns ? cpus : o->conns;
     }
+    if (tls_cli_check(&o->tls, specs, given, "echo-bench", err, errsize) < 0)
+        return BENCH_ARGS_ERROR;
     if (!o->churn && cli_given(specs, given, "per-conn")) {
         snprintf(err, errsize, "--per-conn: applies to --churn only");
         return BENCH_ARGS_ERROR;

@@ -13,6 +13,7 @@
 
 #include "proxy_client.h"
 #include "sockopt.h"
+#include "tls_opts.h"
 
 struct bench_options {
     const char *connect;              /* "HOST:PORT" or "unix:PATH" (borrowed from argv) */
@@ -44,6 +45,7 @@ struct bench_options {
     bool json;                        /* one JSON object on stdout */
     bool udp;                         /* datagrams instead of a byte stream */
     struct sock_tuning tuning;        /* --nodelay, --sndbuf, --rcvbuf, --tos */
+    struct tls_cli tls;               /* --tls and its settings, as echo-client's */
     const char *backend;              /* NULL = the loop's default */
 };
 

@@ -68,7 +68,8 @@ static void sweep(struct worker *w, uint64_t now)
     uint64_t limit = w->shared->opt->connect_timeout_us * 1000u;
     for (unsigned i = 0; i < w->n_conns; i++) {
         struct bench_conn *c = &w->conns[i];
-        if (c->busy && c->state == CONN_CONNECTING && now - c->connect_ns >= limit)
+        if (c->busy && (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE) &&
+            now - c->connect_ns >= limit)
             connect_failed(c, ETIMEDOUT);
     }
 }

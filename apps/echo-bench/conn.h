@@ -15,6 +15,7 @@
 enum conn_state {
     CONN_NEW, /* connect not started yet (pacing) */
     CONN_CONNECTING,
+    CONN_HANDSHAKE, /* --tls: connected, TLS handshake under way */
     CONN_OPEN,
     CONN_CLOSED,
 };
@@ -40,6 +41,10 @@ struct bench_conn {
     int busy;            /* its pool slot is taken */
     int in_window;       /* its connect started in the measurement window */
     uint64_t connect_ns; /* when its connect started */
+    /* --tls (tls.h); NULL otherwise */
+    struct tls_conn *tls;
+    int read_wants_write; /* the last TLS read waits for writability */
+    int write_wants_read; /* the last TLS write waits for readability */
 };
 
 /* Unwatches and closes it (any state); it is CONN_CLOSED after. */
@@ -60,6 +65,29 @@ void release_closed(struct bench_conn *c, uint64_t now);
 /* Starts a non-blocking connect; its end, either way, comes to
    on_conn_event(). */
 void start_connect(struct bench_conn *c);
+
+/* recv() and send() for the connection, through TLS with --tls: bytes, or
+   -1 with errno (EAGAIN: wait, as conn_wanted_mask() says), or 0 at the
+   server's end. */
+ssize_t conn_recv(struct bench_conn *c, void *buf, size_t len);
+ssize_t conn_send(struct bench_conn *c, const void *buf, size_t len);
+
+/* The interest a connection needs now. */
+unsigned conn_wanted_mask(const struct bench_conn *c);
+
+/* Why the last conn_recv/conn_send failed, with --tls; else strerror. */
+const char *conn_error(const struct bench_conn *c, int err);
+
+/* --tls: starts or continues the handshake of a connected connection:
+   1 done (or no TLS), 0 waiting (the mask is set), -1 failed (counted as a
+   failed connect, closed). */
+int conn_handshake(struct bench_conn *c);
+
+/* Sends close_notify when it can, and frees the connection's TLS. */
+void conn_tls_close(struct bench_conn *c);
+
+/* Frees the worker's TLS context. */
+void worker_tls_fini(struct worker *w);
 
 /* Counts a failed connect (err: an errno) and closes the connection. */
 void connect_failed(struct bench_conn *c, int err);

@@ -57,6 +57,10 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
             connect_failed(c, -err);
             return;
         }
+    }
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE) {
+        if (conn_handshake(c) <= 0)
+            return;
         c->state = CONN_OPEN;
         atomic_fetch_add_explicit(&c->w->shared->connects_ok, 1, memory_order_relaxed);
         connect_done(c);
@@ -68,9 +72,12 @@ static void on_conn_event(struct iomux_loop *loop, int fd, unsigned events, void
     }
     if (c->state != CONN_OPEN)
         return;
-    if (events & (IOMUX_READ | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
+    /* With --tls a read may wait for WRITE and a write for READ. */
+    unsigned rd = c->read_wants_write ? IOMUX_WRITE : IOMUX_READ;
+    unsigned wr = c->write_wants_read ? IOMUX_READ : IOMUX_WRITE;
+    if (events & (rd | IOMUX_HUP | IOMUX_ERROR | IOMUX_INVALID))
         conn_read(c);
-    if (c->state == CONN_OPEN && (events & IOMUX_WRITE))
+    if (c->state == CONN_OPEN && (events & wr))
         conn_flush(c);
 }
 

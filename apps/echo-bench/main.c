@@ -26,6 +26,9 @@
 #ifdef ECHO_BENCH_HAVE_ZLIB
 #include "hdr_log.h"
 #endif
+#ifdef IOMUX_HAVE_TLS
+#include "tls.h"
+#endif
 #include "interval.h"
 #include "pattern.h"
 #include "report.h"
@@ -418,5 +421,8 @@ int main(int argc, char **argv)
     if (close_hdr_log(&r) < 0)
         status = 1;
     free_run(&r);
+#ifdef IOMUX_HAVE_TLS
+    tls_library_cleanup(); /* so that leak checkers see only ours */
+#endif
     return status;
 }

@@ -42,8 +42,9 @@ void conn_close(struct bench_conn *c)
 {
     if (c->state == CONN_OPEN && !c->idle)
         c->w->in_flight -= c->released - c->completed;
-    if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) {
         iomux_fd_unwatch(c->w->loop, c->fd);
+        conn_tls_close(c);
         close(c->fd);
     }
     c->fd = -1;
@@ -65,15 +66,14 @@ void conn_set_mask(struct bench_conn *c, unsigned mask)
     c->mask = mask;
 }
 
-/* The interest a connection needs now. */
-static unsigned conn_wanted_mask(const struct bench_conn *c)
+unsigned conn_wanted_mask(const struct bench_conn *c)
 {
     const struct bench_options *o = c->w->shared->opt;
     unsigned mask = 0;
     if (!o->never_read && !c->read_paused)
-        mask |= IOMUX_READ;
+        mask |= c->read_wants_write ? IOMUX_WRITE : IOMUX_READ;
     if (c->queued > c->sent)
-        mask |= IOMUX_WRITE;
+        mask |= c->write_wants_read ? IOMUX_READ : IOMUX_WRITE;
     return mask;
 }
 
@@ -85,7 +85,7 @@ void conn_flush(struct bench_conn *c)
         const unsigned char *p = pattern_at(w->shared->pattern, c->base + c->sent, &avail);
         uint64_t left = c->queued - c->sent;
         size_t n = left < avail ? (size_t)left : avail;
-        ssize_t got = send(c->fd, p, n, MSG_NOSIGNAL);
+        ssize_t got = conn_send(c, p, n);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -94,7 +94,7 @@ void conn_flush(struct bench_conn *c)
             int err = errno;
             if (w->churn != NULL)
                 churn_failed(w, err);
-            worker_error(w, "conn %u: send: %s", c->id, strerror(err));
+            worker_error(w, "conn %u: send: %s", c->id, conn_error(c, err));
             conn_close(c);
             return;
         }
@@ -219,7 +219,7 @@ static void conn_read_ended(struct bench_conn *c, ssize_t n, int err)
         if (w->churn != NULL)
             churn_failed(w, n < 0 ? err : 0);
         if (n < 0)
-            worker_error(w, "conn %u: recv: %s", c->id, strerror(err));
+            worker_error(w, "conn %u: recv: %s", c->id, conn_error(c, err));
         else
             worker_error(w,
                          "conn %u: the server closed the connection (%llu of %llu bytes "
@@ -272,7 +272,7 @@ void conn_read(struct bench_conn *c)
     struct worker *w = c->w;
     const struct bench_shared *s = w->shared;
     for (;;) {
-        ssize_t n = recv(c->fd, w->read_buf, sizeof w->read_buf, 0);
+        ssize_t n = conn_recv(c, w->read_buf, sizeof w->read_buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -373,6 +373,7 @@ void worker_fini(struct worker *w)
     free(w->lag);
     w->lag = NULL;
     churn_fini(w);
+    worker_tls_fini(w);
 }
 
 /* Starts the traffic once main() set the timeline: connections still not
@@ -385,7 +386,7 @@ static void start_traffic(struct worker *w, uint64_t now)
         (void)wake_open(&w->wake, w->loop); /* else: poll, as wake.h says */
     for (unsigned i = 0; o->churn == 0 && i < w->n_conns + w->n_idle; i++) {
         struct bench_conn *c = &w->conns[i];
-        if (c->state == CONN_NEW || c->state == CONN_CONNECTING) {
+        if (c->state == CONN_NEW || c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE) {
             connect_failed(c, ETIMEDOUT);
             continue;
         }

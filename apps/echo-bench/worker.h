@@ -94,6 +94,7 @@ struct worker {
     /* Latency over time (interval.h); NULL when no lines are printed. */
     struct ival_box *ival;
     struct churn *churn; /* --churn (churn.h); NULL otherwise */
+    struct tls_ctx *tls; /* --tls: this worker's client context (tls.h) */
     uint64_t in_flight;  /* messages released and not yet complete */
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */

@@ -10,9 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
-#ifdef IOMUX_HAVE_TLS
-#include "tls.h"
-#endif
+#include "tls_opts.h"
 
 /* The seed's select_echo_multiclient.py messages. */
 static const char *const default_parts[] = {
@@ -22,7 +20,6 @@ static const char *const default_parts[] = {
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "poll", "select", "uring", NULL};
-static const char *const tls_versions[] = {"any", "1.2", "1.3", NULL};
 
 /* A day is far beyond any sensible pause, and keeps the microsecond
    arithmetic far from overflow. */
@@ -105,46 +102,7 @@ static const struct cli_spec specs[] = {
     SOCK_SPEC_SNDBUF(F(tuning), "every connection"),
     SOCK_SPEC_RCVBUF(F(tuning), "every connection"),
     SOCK_SPEC_TOS(F(tuning), "every connection"),
-    {.name = "tls",
-     .kind = CLI_FLAG,
-     .field = F(tls),
-     .help = "TLS 1.2 or 1.3 on every connection (OpenSSL),\nverifying the server's certificate"},
-    {.name = "tls-ca",
-     .arg = "FILE",
-     .kind = CLI_STRING,
-     .field = F(tls_ca),
-     .help = "trusted CA certificates (PEM); unset: the\nsystem's"},
-    {.name = "tls-insecure",
-     .kind = CLI_FLAG,
-     .field = F(tls_insecure),
-     .help = "do not verify the server's certificate"},
-    {.name = "tls-sni",
-     .arg = "NAME",
-     .kind = CLI_STRING,
-     .field = F(tls_sni),
-     .help = "server name to send and verify; unset: the\n--connect host"},
-    {.name = "tls-cert",
-     .arg = "FILE",
-     .kind = CLI_STRING,
-     .field = F(tls_cert),
-     .help = "client certificate chain (PEM), mutual TLS"},
-    {.name = "tls-key",
-     .arg = "FILE",
-     .kind = CLI_STRING,
-     .field = F(tls_key),
-     .help = "its private key (PEM); unset: in --tls-cert"},
-    {.name = "tls-version",
-     .arg = "VER",
-     .kind = CLI_CHOICE,
-     .field = F(tls_version),
-     .choices = tls_versions,
-     .help = "pin the protocol: 1.2 or 1.3; any: either",
-     .def = "any"},
-    {.name = "alpn",
-     .arg = "LIST",
-     .kind = CLI_STRING,
-     .field = F(alpn),
-     .help = "ALPN protocols to offer, comma-separated"},
+    TLS_CLI_SPECS(F(tls)),
     {.name = "proxy-protocol",
      .arg = "v1|v2",
      .kind = CLI_CALL,
@@ -206,37 +164,6 @@ static int check_file(struct client_options *o, const bool *given, size_t n_oper
     return CLIENT_ARGS_OK;
 }
 
-/* The TLS settings need --tls, a build with TLS, and agree. */
-static int check_tls(const struct client_options *o, const bool *given, char *err, size_t errsize)
-{
-    static const char *const needs_tls[] = {"tls-ca",  "tls-insecure", "tls-sni", "tls-cert",
-                                            "tls-key", "tls-version",  "alpn"};
-    for (size_t i = 0; !o->tls && i < sizeof needs_tls / sizeof *needs_tls; i++) {
-        if (cli_given(specs, given, needs_tls[i])) {
-            snprintf(err, errsize, "--%s needs --tls", needs_tls[i]);
-            return CLIENT_ARGS_ERROR;
-        }
-    }
-    if (!o->tls)
-        return CLIENT_ARGS_OK;
-#ifndef IOMUX_HAVE_TLS
-    snprintf(err, errsize, "--tls: this echo-client was built without TLS (no OpenSSL 3)");
-    return CLIENT_ARGS_ERROR;
-#else
-    if (o->tls_insecure && o->tls_ca != NULL) {
-        snprintf(err, errsize, "--tls-insecure: no verification, so --tls-ca has no use");
-        return CLIENT_ARGS_ERROR;
-    }
-    if (o->tls_key != NULL && o->tls_cert == NULL) {
-        snprintf(err, errsize, "--tls-key needs --tls-cert");
-        return CLIENT_ARGS_ERROR;
-    }
-    if (o->alpn != NULL && tls_alpn_check(o->alpn, err, errsize) < 0)
-        return CLIENT_ARGS_ERROR;
-    return CLIENT_ARGS_OK;
-#endif
-}
-
 static int set_parts(struct client_options *o, const char **store, size_t n, char *err,
                      size_t errsize)
 {
@@ -274,7 +201,7 @@ int client_args_parse(int argc, char **argv, struct client_options *o, const cha
     if (o->backend != CLIENT_BACKEND_AUTO &&
         cli_check_backend(client_backend_name(o), err, errsize) < 0)
         return CLIENT_ARGS_ERROR;
-    if (check_tls(o, given, err, errsize) != CLIENT_ARGS_OK)
+    if (tls_cli_check(&o->tls, specs, given, "echo-client", err, errsize) < 0)
         return CLIENT_ARGS_ERROR;
     if (o->proxy_version == 0 && cli_given(specs, given, "proxy-source")) {
         snprintf(err, errsize, "--proxy-source needs --proxy-protocol");

@@ -14,6 +14,7 @@
 #include "opts.h"
 #include "proxy_client.h"
 #include "sockopt.h"
+#include "tls_opts.h"
 
 /* --backend; the index into client_backend_names. */
 enum client_backend {
@@ -34,11 +35,8 @@ struct client_options {
     bool quiet;                /* no trace on stderr, only errors */
     const char *file;          /* --file: a path, or "-" for stdin; NULL: parts */
     struct sock_tuning tuning; /* --nodelay, --sndbuf, --rcvbuf, --tos */
-    bool tls;                  /* --tls and its settings (strings borrowed) */
-    bool tls_insecure;
-    const char *tls_ca, *tls_sni, *tls_cert, *tls_key, *alpn;
-    int tls_version;        /* index into "any", "1.2", "1.3" */
-    unsigned proxy_version; /* --proxy-protocol: 1 or 2; 0 = none */
+    struct tls_cli tls;        /* --tls and its settings (tls_opts.h) */
+    unsigned proxy_version;    /* --proxy-protocol: 1 or 2; 0 = none */
     struct proxy_source proxy_source;
     bool parts_from_stdin;    /* "-" was the only part */
     const char *const *parts; /* the parts to send; borrowed from argv, or

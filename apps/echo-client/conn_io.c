@@ -22,24 +22,6 @@
 #endif
 
 #ifdef IOMUX_HAVE_TLS
-/* The name the server's certificate must carry: --tls-sni, else the
-   --connect host ("[::1]" without brackets); none for unix:PATH. */
-static const char *verify_host(const struct client_options *o, char *buf, size_t size)
-{
-    if (o->tls_sni != NULL)
-        return o->tls_sni;
-    if (strncmp(o->connect, "unix:", 5) == 0)
-        return NULL;
-    const char *h = o->connect;
-    size_t len = (size_t)(strrchr(h, ':') - h);
-    if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
-        h++;
-        len -= 2;
-    }
-    snprintf(buf, size, "%.*s", (int)len, h);
-    return buf;
-}
-
 static const int tls_version_of[] = {TLS_VERSION_ANY, TLS_VERSION_12, TLS_VERSION_13};
 #endif
 
@@ -47,17 +29,17 @@ int conn_tls_init(struct client *c)
 {
 #ifdef IOMUX_HAVE_TLS
     const struct client_options *o = c->opt;
-    if (!o->tls)
+    if (!o->tls.on)
         return 0;
     char host[256];
     struct tls_client_config cfg = {
-        .ca_file = o->tls_ca,
-        .insecure = o->tls_insecure,
-        .host = verify_host(o, host, sizeof host),
-        .cert_file = o->tls_cert,
-        .key_file = o->tls_key,
-        .alpn = o->alpn,
-        .version = tls_version_of[o->tls_version],
+        .ca_file = o->tls.ca,
+        .insecure = o->tls.insecure,
+        .host = tls_cli_host(&o->tls, o->connect, host, sizeof host),
+        .cert_file = o->tls.cert,
+        .key_file = o->tls.key,
+        .alpn = o->tls.alpn,
+        .version = tls_version_of[o->tls.version],
     };
     char why[400];
     if (tls_ctx_client(&c->tls, &cfg, why, sizeof why) < 0) {

@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     int status = rc == CLIENT_ARGS_OK ? run(&o) : rc == CLIENT_ARGS_ERROR ? usage_error(err) : 0;
     free(parts_store);
 #ifdef IOMUX_HAVE_TLS
-    if (rc == CLIENT_ARGS_OK && o.tls)
+    if (rc == CLIENT_ARGS_OK && o.tls.on)
         tls_library_cleanup(); /* leak checkers then see only ours */
 #endif
     return status;

@@ -19,7 +19,8 @@
  *   - error 0: the peer shut down its side and everything queued was sent
  *     (the stream then shuts down its write side and closes), or
  *     iomux_stream_end() finished;
- *   - error < 0: the connection failed (-ECONNRESET, -EPIPE, -ENOMEM...).
+ *   - error < 0: the connection failed (-ECONNRESET, -EPIPE, -ENOMEM...,
+ *     and with a transport IOMUX_STREAM_TRUNCATED or the transport's own).
  * The stream and its fd are freed when on_close returns. on_close is not
  * called after iomux_stream_close(): the owner knows already.
  * on_close never runs from inside a function of this header called by the
@@ -35,8 +36,10 @@
 #ifndef IOMUX_STREAM_H
 #define IOMUX_STREAM_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "iomux/buf.h"
 #include "iomux/loop.h"
@@ -119,6 +122,63 @@ void iomux_stream_end(struct iomux_stream *stream);
  * when that callback returns). A no-op from inside on_close.
  */
 void iomux_stream_close(struct iomux_stream *stream);
+
+/*
+ * Transports. A stream moves its bytes with recv()/send() on its fd unless
+ * it is given a transport: operations that move them some other way over
+ * the same fd (TLS is the case in point: apps/common/tls_stream.c), while
+ * the stream keeps doing the queueing, backpressure, half-close and
+ * lifetime above. Every operation gets the transport's `ctx`, returns at
+ * once and never calls into the stream. On -EAGAIN it sets *wait to the
+ * readiness that lets it go on: IOMUX_READ or IOMUX_WRITE, which need not
+ * be its own direction (a TLS read may have to send first, a TLS write may
+ * have to receive first); the stream's watch mask follows.
+ *
+ *   read        fills up to `len` bytes of `buf`: returns how many (> 0);
+ *               0 at the transport's clean end of stream (TLS: the peer's
+ *               close_notify); -EAGAIN; IOMUX_STREAM_TRUNCATED when the fd
+ *               reached end of stream without that end marker; or another
+ *               negative errno, with which the stream fails.
+ *   write       takes up to `len` bytes: returns how many (> 0), -EAGAIN or
+ *               a negative errno. After -EAGAIN the stream offers the same
+ *               first bytes again and at least as many (TLS's retry rule;
+ *               the buffer may have moved): it offers at most one chunk of
+ *               its pool per call, which the queue's first chunk then holds.
+ *   close_write sends the transport's end of stream (TLS: close_notify):
+ *               0 once done (the stream then shuts down the fd's write
+ *               side), -EAGAIN, or a negative errno.
+ *   pending     non-zero when the transport holds bytes it has already
+ *               taken from the fd (TLS: a record decrypted, or read ahead):
+ *               the fd will not signal them, so the stream reads them
+ *               without waiting for readiness. Called after every read.
+ *   release     frees `ctx` (optional); called once, when the stream is
+ *               freed however it ended: after on_close returns (which may
+ *               still ask the transport why), the fd closed already.
+ *
+ * A stream without a transport pays one flag test per operation for this.
+ */
+#define IOMUX_STREAM_TRUNCATED (-ECONNABORTED)
+
+struct iomux_stream_transport {
+    ssize_t (*read)(void *ctx, void *buf, size_t len, unsigned *wait);
+    ssize_t (*write)(void *ctx, const void *buf, size_t len, unsigned *wait);
+    int (*close_write)(void *ctx, unsigned *wait);
+    int (*pending)(void *ctx);
+    void (*release)(void *ctx);
+};
+
+/*
+ * Makes the stream move its bytes through `ops` (borrowed: it must outlive
+ * the stream) on `ctx`. Call it right after iomux_stream_new(), before the
+ * loop runs and before any write. On success the stream owns `ctx` (it
+ * calls ops->release(ctx) when it closes, on_close or iomux_stream_close()
+ * alike); on failure `ctx` stays the caller's. Bytes the transport already
+ * holds (ops->pending) are delivered from the loop, as soon as it runs.
+ * Returns 0, -EINVAL (an operation but release missing, a transport set
+ * already, or the stream has queued, ended or failed already) or -ENOMEM.
+ */
+int iomux_stream_set_transport(struct iomux_stream *stream,
+                               const struct iomux_stream_transport *ops, void *ctx);
 
 /* The socket (owned by the stream), or -1 once it is closed. */
 int iomux_stream_fd(const struct iomux_stream *stream);
