@@ -50,6 +50,9 @@
 
 static const char *progname = "splice_echo";
 
+/* System calls the server made for the current cell (io_uring: submits). */
+static unsigned long server_syscalls;
+
 enum engine { ENG_COPY, ENG_SPLICE, ENG_URING };
 
 struct mode {
@@ -77,6 +80,7 @@ struct cell_result {
     double thread_us_per_msg;
     double proc_us_per_msg;
     unsigned long link_breaks; /* io_uring: linked splice-out cancelled */
+    double syscalls_per_msg;
 };
 
 struct config {
@@ -114,6 +118,7 @@ static double cpu_s(int who)
 static void wait_fd(int fd, short events)
 {
     struct pollfd p = {.fd = fd, .events = events};
+    server_syscalls++;
     while (poll(&p, 1, -1) < 0)
         if (errno != EINTR)
             die("poll");
@@ -123,6 +128,7 @@ static void send_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        server_syscalls++;
         if (n > 0) {
             buf += n;
             len -= (size_t)n;
@@ -138,6 +144,7 @@ static void serve_copy(int fd, char *buf)
 {
     for (;;) {
         ssize_t n = recv(fd, buf, SERVER_BUF, 0);
+        server_syscalls++;
         if (n > 0)
             send_all(fd, buf, (size_t)n);
         else if (n == 0)
@@ -153,6 +160,7 @@ static void drain_pipe(int pipe_rd, int fd, size_t len)
 {
     while (len > 0) {
         ssize_t n = splice(pipe_rd, NULL, fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        server_syscalls++;
         if (n > 0)
             len -= (size_t)n;
         else if (n < 0 && errno == EAGAIN)
@@ -166,6 +174,7 @@ static void serve_splice(int fd, const int pipefd[2], size_t pipe_size)
 {
     for (;;) {
         ssize_t n = splice(fd, NULL, pipefd[1], NULL, pipe_size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        server_syscalls++;
         if (n > 0)
             drain_pipe(pipefd[0], fd, (size_t)n);
         else if (n == 0)
@@ -202,6 +211,7 @@ static void uring_splice_out(struct io_uring *ring, const int pipefd[2], int fd,
         io_uring_prep_splice(sqe, pipefd[0], -1, fd, -1, (unsigned)len, SPLICE_F_MOVE);
         sqe->user_data = 2;
         io_uring_submit(ring);
+        server_syscalls++;
         uint64_t tag;
         int res = uring_reap(ring, &tag);
         if (res <= 0) {
@@ -214,11 +224,12 @@ static void uring_splice_out(struct io_uring *ring, const int pipefd[2], int fd,
 
 /*
  * A chain POLL_ADD(POLLIN) -> SPLICE(socket->pipe) -> SPLICE(pipe->socket).
- * The poll keeps the first splice from being punted to an io-wq worker (a
- * socket splice has no poll-retry in io_uring: on EAGAIN it blocks in a
- * worker thread). io_uring fails a splice that moves fewer bytes than asked,
- * which cancels the rest of the chain; then the pipe is drained by
- * dependent requests of the exact length. link_breaks counts those.
+ * io_uring never runs a splice inline: it always hands it to an io-wq
+ * worker thread (whose CPU only RUSAGE_SELF sees); the poll keeps that
+ * worker from sleeping in a blocking splice on an empty socket. io_uring
+ * fails a splice that moves fewer bytes than asked, which cancels the rest
+ * of the chain; then the pipe is drained by dependent requests of the exact
+ * length. link_breaks counts those.
  */
 static void serve_uring(int fd, const int pipefd[2], size_t pipe_size, struct cell_result *r)
 {
@@ -241,6 +252,7 @@ static void serve_uring(int fd, const int pipefd[2], size_t pipe_size, struct ce
         io_uring_prep_splice(sqe, pipefd[0], -1, fd, -1, (unsigned)pipe_size, SPLICE_F_MOVE);
         sqe->user_data = 2;
         io_uring_submit(&ring);
+        server_syscalls++;
         int res[3] = {0, 0, 0};
         for (int i = 0; i < 3; i++) {
             uint64_t tag;
@@ -396,6 +408,7 @@ static void run_cell(const struct mode *m, size_t size, unsigned duration_ms, ch
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     memset(r, 0, sizeof *r);
+    server_syscalls = 0;
     double t0 = cpu_s(RUSAGE_THREAD), p0 = cpu_s(RUSAGE_SELF);
     serve(fd, m, buf, r);
     double t1 = cpu_s(RUSAGE_THREAD), p1 = cpu_s(RUSAGE_SELF);
@@ -412,6 +425,7 @@ static void run_cell(const struct mode *m, size_t size, unsigned duration_ms, ch
     r->msgs_per_s = (double)cr.msgs / cr.elapsed;
     r->thread_us_per_msg = (t1 - t0) * 1e6 / (double)cr.msgs;
     r->proc_us_per_msg = (p1 - p0) * 1e6 / (double)cr.msgs;
+    r->syscalls_per_msg = (double)server_syscalls / (double)cr.msgs;
 }
 
 /* ---- summary ---- */
@@ -431,19 +445,28 @@ static void stats(double *v, unsigned n, double out[3])
     out[2] = v[n - 1];
 }
 
-enum metric { M_RATE, M_THREAD, M_PROC };
+enum metric { M_RATE, M_THREAD, M_PROC, M_SYSCALLS };
 
 static double metric_of(const struct cell_result *c, enum metric m)
 {
-    return m == M_RATE ? c->msgs_per_s : m == M_THREAD ? c->thread_us_per_msg : c->proc_us_per_msg;
+    switch (m) {
+    case M_RATE:
+        return c->msgs_per_s;
+    case M_THREAD:
+        return c->thread_us_per_msg;
+    case M_PROC:
+        return c->proc_us_per_msg;
+    default:
+        return c->syscalls_per_msg;
+    }
 }
 
 /* One summary row: medians [min-max] and the median paired ratio to copy. */
 static void print_summary_row(size_t size, const struct mode *m, const struct cell_result *cells,
                               const struct cell_result *copy, unsigned rounds)
 {
-    double v[MAX_ROUNDS], s[3][3], ratio[2][3];
-    for (int k = 0; k < 3; k++) {
+    double v[MAX_ROUNDS], s[4][3], ratio[2][3];
+    for (int k = 0; k < 4; k++) {
         for (unsigned i = 0; i < rounds; i++)
             v[i] = metric_of(&cells[i], (enum metric)k);
         stats(v, rounds, s[k]);
@@ -456,16 +479,16 @@ static void print_summary_row(size_t size, const struct mode *m, const struct ce
         stats(v, rounds, ratio[k]);
     }
     printf("| %6zu | %-9s | %8.0f [%.0f-%.0f] | %6.2f [%.2f-%.2f] | %6.2f [%.2f-%.2f] | %5.2f | "
-           "%5.2f [%.2f-%.2f] |\n",
+           "%5.2f [%.2f-%.2f] | %5.1f |\n",
            size, m->name, s[0][0], s[0][1], s[0][2], s[1][0], s[1][1], s[1][2], s[2][0], s[2][1],
-           s[2][2], ratio[0][0], ratio[1][0], ratio[1][1], ratio[1][2]);
+           s[2][2], ratio[0][0], ratio[1][0], ratio[1][1], ratio[1][2], s[3][0]);
 }
 
 static void print_summary(const struct config *cfg, struct cell_result (*res)[NMODES][MAX_ROUNDS])
 {
     printf("\n| size B | mode      | msgs/s median [min-max] | server thread us/msg | "
-           "server process us/msg | rate/copy | cpu/copy (process) |\n"
-           "|---|---|---|---|---|---|---|\n");
+           "server process us/msg | rate/copy | cpu/copy (process) | syscalls/msg |\n"
+           "|---|---|---|---|---|---|---|---|\n");
     for (unsigned si = 0; si < cfg->nsizes; si++)
         for (unsigned mi = 0; mi < NMODES; mi++)
             if (cfg->mode_on[mi])
@@ -479,7 +502,9 @@ static void run_all(const struct config *cfg)
     char *buf = malloc(SERVER_BUF);
     if (!buf)
         die("malloc");
-    printf("# round\tsize\tmode\tmsgs_per_s\tthread_us_per_msg\tproc_us_per_msg\tlink_breaks\n");
+    printf("# "
+           "round\tsize\tmode\tmsgs_per_s\tthread_us_per_msg\tproc_us_per_msg\tlink_"
+           "breaks\tsyscalls_per_msg\n");
     for (unsigned r = 0; r < cfg->rounds; r++)
         for (unsigned si = 0; si < cfg->nsizes; si++)
             for (unsigned k = 0; k < NMODES; k++) {
@@ -488,9 +513,9 @@ static void run_all(const struct config *cfg)
                     continue;
                 struct cell_result *c = &res[si][mi][r];
                 run_cell(&all_modes[mi], cfg->sizes[si], cfg->duration_ms, buf, c);
-                printf("%u\t%zu\t%s\t%.0f\t%.3f\t%.3f\t%lu\n", r, cfg->sizes[si],
+                printf("%u\t%zu\t%s\t%.0f\t%.3f\t%.3f\t%lu\t%.2f\n", r, cfg->sizes[si],
                        all_modes[mi].name, c->msgs_per_s, c->thread_us_per_msg, c->proc_us_per_msg,
-                       c->link_breaks);
+                       c->link_breaks, c->syscalls_per_msg);
                 fflush(stdout);
             }
     print_summary(cfg, res);
