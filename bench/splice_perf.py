@@ -24,7 +24,9 @@ import sys
 import tempfile
 
 COPY = re.compile(r"^(copy_user|rep_movs|memcpy|__memcpy|_copy_to_iter|_copy_from_iter|"
-                  r"skb_copy|copy_page|linear_to_page|__copy_|copy_to_user|copy_from_user)")
+                  r"skb_copy_datagram|skb_copy_bits|copy_page_to_iter|copy_page_from_iter|"
+                  r"linear_to_page|copy_to_user|copy_from_user)")
+HZ = 4000
 MODES = ["copy", "splice64", "splice256", "uring64", "uring256"]
 
 
@@ -52,13 +54,15 @@ def run(build, mode, size, seconds):
     exe = os.path.join(build, "bench", "splice_echo")
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
-        subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4000", "-o", data,
+        cells = subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", str(HZ), "-o", data,
                         "--", exe, "--rounds", "1", "--duration", str(seconds * 1000),
                         "--sizes", str(size), "--modes", mode],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, capture_output=True, text=True).stdout
+        row = [ln.split("\t") for ln in cells.splitlines() if ln and ln[0].isdigit()][0]
+        msgs = float(row[3]) * seconds
         out = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"],
                              check=True, capture_output=True, text=True).stdout
-    return classify(out)
+    return classify(out) + (msgs,)
 
 
 def main():
@@ -68,16 +72,19 @@ def main():
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--seconds", type=int, default=3)
     args = ap.parse_args()
-    print("| size B | mode | server samples | server copy share | client copy share | "
-          "top server copy frames |")
-    print("|---|---|---|---|---|---|")
+    print("| size B | mode | server samples | server us/msg (perf) | server copy share | "
+          "server copy us/msg | client copy share | top server copy frames |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes.split(","):
         for mode in args.modes.split(","):
-            c, frames = run(args.build, mode, int(size), args.seconds)
+            c, frames, msgs = run(args.build, mode, int(size), args.seconds)
+            us = c["server"] / HZ * 1e6 / msgs
+            copy_us = c["server_copy"] / HZ * 1e6 / msgs
             top = ", ".join(f"{f} {n}" for f, n in frames.most_common(3))
             srv = c["server_copy"] / max(c["server"], 1)
             cli = c["client_copy"] / max(c["client"], 1)
-            print(f"| {size} | {mode} | {c['server']} | {srv:.1%} | {cli:.1%} | {top} |")
+            print(f"| {size} | {mode} | {c['server']} | {us:.1f} | {srv:.1%} | {copy_us:.1f} | "
+                  f"{cli:.1%} | {top} |")
             sys.stdout.flush()
 
 
