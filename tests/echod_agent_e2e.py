@@ -114,6 +114,45 @@ def test_drain():
         check(refused, "the agent port still answers after the exit")
 
 
+def test_drain_delay():
+    """--drain-delay: after SIGTERM the agent says "drain" at once, while
+    echod still accepts and echoes (new and open clients alike, every byte)
+    for the delay; then it stops accepting, ends its connections and exits 0."""
+    with echod("--drain-delay", "1.5", "--grace", "60", quiet=False) as d:
+        c = connect(d.port)
+        roundtrip(c, b"before")
+        d.signal(signal.SIGTERM)
+        d.wait_stderr(r"^echod: SIGTERM, serving 1.5 s more while the agent says drain$")
+        check(agent_says(d) == "drain\n", "during the delay")
+        late = connect(d.port)  # a client a balancer sent before it saw drain
+        roundtrip(late, b"x" * 100000)
+        roundtrip(c, b"still echoed during the delay")
+        d.wait_stderr(r"^echod: drain delay over, draining 2 connections$")
+        check(agent_says(d) == "drain\n", "while draining")
+        refused = False
+        try:
+            connect(d.port).close()
+        except OSError:
+            refused = True
+        check(refused, "still accepting after the delay")
+        late.close()
+        c.close()
+        check(d.wait() == 0, "exit status")
+
+
+def test_drain_delay_again():
+    """A second SIGTERM during --drain-delay means now: exit 0 at once."""
+    with echod("--drain-delay", "60", quiet=False) as d:
+        c = connect(d.port)
+        roundtrip(c, b"x")
+        d.signal(signal.SIGTERM)
+        d.wait_stderr(r"serving 60 s more")
+        d.signal(signal.SIGTERM)
+        d.wait_stderr(r"^echod: SIGTERM again, exiting now$")
+        check(d.wait() == 0, "exit status")
+        c.close()
+
+
 def test_drain_beats_maint():
     """A full server on its way out says "drain", not "maint"."""
     with echod("--max-conns", "1", "--grace", "60") as d:
@@ -229,6 +268,8 @@ TESTS = [
     test_up_ready,
     test_weight_and_maint,
     test_drain,
+    test_drain_delay,
+    test_drain_delay_again,
     test_drain_beats_maint,
     test_not_counted,
     test_never_reads,

@@ -288,6 +288,24 @@ def test_haproxy_drain():
         drain(lb, e1, e2)
 
 
+def test_haproxy_drain_delay():
+    """With --drain-delay, the way to take a backend out without cutting
+    anyone: SIGTERM to echod1, HAProxy marks it DRAIN and sends new
+    connections to echod2 only, while echod1's open connections go on
+    echoing every byte until their clients close them themselves."""
+    require_proxy()
+    require_agent()
+    ports = (free_port(), free_port())
+    listen = "127.0.0.1:0,proxy=v2"
+    with echod("--agent", "127.0.0.1:%d" % ports[0], "--drain-delay", "4", "--grace", "5",
+               listen=listen) as e1, \
+            echod("--agent", "127.0.0.1:%d" % ports[1], listen=listen) as e2, \
+            haproxy_proxy(e1, e2, ports) as lb:
+        for server in ("echod1", "echod2"):
+            lb.wait_status(server, "UP$")
+        drain(lb, e1, e2, delay=True)
+
+
 def test_haproxy_agent_maint():
     """A full echod (--max-conns) answers maint: HAProxy puts it in MAINT
     and serves new clients from the other echod, none refused; once a
@@ -325,7 +343,7 @@ def maint(lb):
     lb.wait_status("echod1", "UP$")
 
 
-def drain(lb, e1, e2):
+def drain(lb, e1, e2, delay=False):
     held = []
     try:
         # Four connections, two on each echod (round robin), each with a
@@ -350,6 +368,16 @@ def drain(lb, e1, e2):
         check(sessions["echod1"][1] == stot1,
               "the draining echod got new connections: %s" % sessions)
         check(sessions["echod2"][0] == 2 + 6, "echod2 sessions: %s" % sessions)
+        if delay:
+            # echod1 still serves its two: every byte of more messages comes
+            # back, on all four, and the clients end them when they like.
+            for s in held[:4]:
+                roundtrip(s, message)
+            for s in held:
+                s.close()
+            held = []
+            check(e1.wait() == 0, "the drained echod did not exit 0")
+            return
         # echod1's two end cleanly (end of stream, no reset, nothing more);
         # echod2's two still echo.
         wait_until("2 of the open connections ended",
@@ -427,7 +455,7 @@ def test_nginx_proxy_per_ip():
 TESTS = {
     "haproxy.tcp": [test_haproxy_tcp, test_haproxy_tcp_down],
     "haproxy.proxy": [test_haproxy_proxy_v2, test_haproxy_proxy_per_ip],
-    "haproxy.drain": [test_haproxy_drain, test_haproxy_agent_maint],
+    "haproxy.drain": [test_haproxy_drain, test_haproxy_drain_delay, test_haproxy_agent_maint],
     "nginx.tcp": [test_nginx_tcp],
     "nginx.proxy": [test_nginx_proxy_v1, test_nginx_proxy_per_ip],
 }

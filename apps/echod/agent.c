@@ -17,7 +17,7 @@
 
 enum agent_state echod_agent_state(const struct echod *d)
 {
-    return agent_state_of(d->stopping, d->open, d->opt->max_conns);
+    return agent_state_of(d->draining, d->open, d->opt->max_conns);
 }
 
 static size_t agent_answer(void *ctx, const char *head, size_t len, bool full, char *out,

@@ -321,6 +321,29 @@ static void cut_all(struct echod *d, const char *why)
         conn_cut(d, d->conns.next, why);
 }
 
+static void begin_stop(struct echod *d, const char *name);
+
+/* --drain-delay: the balancers' agent checks see "drain" while echod still
+   accepts and serves as before, so that no client is refused in the time
+   a balancer takes to notice; then the stop proper. */
+static void on_drain_delay_over(struct iomux_loop *loop, uint64_t id, void *data)
+{
+    struct echod *d = data;
+    d->drain_timer = 0;
+    begin_stop(d, "drain delay over");
+}
+
+static int start_drain_delay(struct echod *d, const char *name)
+{
+    if (iomux_timer_add(d->loop, d->opt->drain_delay_ms, 0, on_drain_delay_over, d,
+                        &d->drain_timer) < 0)
+        return -1;
+    if (!d->opt->quiet)
+        fprintf(stderr, "echod: %s, serving %.3g s more while the agent says drain\n", name,
+                (double)d->opt->drain_delay_ms / 1000.0);
+    return 0;
+}
+
 static void on_grace_over(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
@@ -385,14 +408,25 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
     const char *name = signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGQUIT";
     /* SIGQUIT, like a second SIGINT or SIGTERM, means "now": connections
        are cut, socket files removed, exit 0 (no core dump). */
-    if (d->stopping || signo == SIGQUIT) {
+    if (d->draining || signo == SIGQUIT) {
         /* A second request means "now". */
         if (!d->opt->quiet)
-            fprintf(stderr, "echod: %s%s, exiting now\n", name, d->stopping ? " again" : "");
+            fprintf(stderr, "echod: %s%s, exiting now\n", name, d->draining ? " again" : "");
         cut_all(d, "shutting down");
         d->done = true;
         return;
     }
+    d->draining = true; /* --agent says drain from now on */
+    if (d->opt->drain_delay_ms && start_drain_delay(d, name) == 0)
+        return;
+    begin_stop(d, name);
+}
+
+/* The stop proper: no more accepting, each connection ended gracefully,
+   cut when the grace period is over. */
+static void begin_stop(struct echod *d, const char *name)
+{
+    struct iomux_loop *loop = d->loop;
     d->stopping = true;
     close_listeners(d);
     /* Not yet clients: nothing of theirs to drain. */

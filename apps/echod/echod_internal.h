@@ -81,9 +81,10 @@ struct echod {
     int reserve_fd;    /* spare descriptor for EMFILE, -1 if none */
     int inetd_fd;      /* --inetd: the connection to admit once serving */
     struct iomux_addr inetd_peer;
-    uint64_t pause_timer, idle_timer, grace_timer;
+    uint64_t pause_timer, idle_timer, grace_timer, drain_timer;
     bool accepting_paused;
-    bool stopping;
+    bool draining; /* SIGINT/SIGTERM seen: --agent says drain */
+    bool stopping; /* ... and accepting has stopped (after --drain-delay) */
     bool done;
     /* statistics */
     uint64_t open, total, bytes_in, bytes_out, idle_closed;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "listen_opts.h"
 #include "opts.h"
 #include "spin.h"
 #include "udp.h"
@@ -25,7 +26,6 @@
 
 const char *const echod_engine_names[] = {"auto", "loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
-static const char *const proxy_names[] = {"v1", "v2", "any", NULL};
 
 /* The defaults --help shows are written out in the table: these keep them
    true. */
@@ -55,104 +55,6 @@ static int parse_keepalive(void *opts, const char *opt, const char *value, char 
                                        errsize);
 }
 
-/* ---- --listen ADDR[,KEY=VALUE]... ---------------------------------------- */
-
-static int parse_proxy_key(struct listener_opts *l, const char *value)
-{
-    for (int i = 0; proxy_names[i]; i++) {
-        if (strcmp(value, proxy_names[i]) == 0) {
-            l->proxy = ECHOD_PROXY_V1 + i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* The settings a --listen may carry after its address. A new one (TLS
-   files, fault modes) is a field of struct listener_opts and a row here. */
-static const struct listener_key {
-    const char *name;
-    const char *values; /* what the usage error says is expected */
-    int (*parse)(struct listener_opts *l, const char *value); /* 0 or -1 */
-} listener_keys[] = {
-    {"proxy", "v1, v2 or any", parse_proxy_key},
-};
-#define NKEYS (sizeof(listener_keys) / sizeof(listener_keys[0]))
-
-/* One KEY=VALUE of `text` (the whole --listen value, for messages). */
-static int parse_setting(struct listener_opts *l, char *kv, bool *seen, const char *text, char *err,
-                         size_t errsize)
-{
-    char *eq = strchr(kv, '=');
-    if (!eq || eq == kv)
-        return cli_fail(err, errsize, "--listen %s: '%s': expected KEY=VALUE", text, kv);
-    *eq = '\0';
-    for (size_t k = 0; k < NKEYS; k++) {
-        if (strcmp(kv, listener_keys[k].name) != 0)
-            continue;
-        if (seen[k])
-            return cli_fail(err, errsize, "--listen %s: %s given twice", text, kv);
-        seen[k] = true;
-        if (listener_keys[k].parse(l, eq + 1) == 0)
-            return 0;
-        return cli_fail(err, errsize, "--listen %s: %s='%s': expected %s", text, kv, eq + 1,
-                        listener_keys[k].values);
-    }
-    char known[128] = "";
-    for (size_t k = 0; k < NKEYS; k++)
-        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", k ? ", " : "",
-                 listener_keys[k].name);
-    return cli_fail(err, errsize, "--listen %s: unknown setting '%s' (known: %s)", text, kv, known);
-}
-
-/* The address ends at the first comma (so a unix:PATH cannot hold one);
-   each comma after it starts a KEY=VALUE. */
-static int parse_listen(void *opts, const char *opt, const char *value, char *err, size_t errsize)
-{
-    struct echod_options *o = opts;
-    if (o->nlisten == ECHOD_MAX_LISTEN)
-        return cli_fail(err, errsize, "--listen: at most 16 are allowed");
-    struct listener_opts *l = &o->listen[o->nlisten];
-    memset(l, 0, sizeof(*l));
-    size_t n = strcspn(value, ",");
-    if (n == 0)
-        return cli_fail(err, errsize, "--listen '%s': the address is empty", value);
-    if (n >= sizeof(l->addr))
-        return cli_fail(err, errsize, "--listen '%.40s...': the address is too long", value);
-    memcpy(l->addr, value, n);
-    char rest[256];
-    if (snprintf(rest, sizeof(rest), "%s", value + n) >= (int)sizeof(rest))
-        return cli_fail(err, errsize, "--listen %s: the settings are too long", l->addr);
-    bool seen[NKEYS] = {false};
-    for (char *kv = rest; *kv == ',';) {
-        char *next = strchr(kv + 1, ',');
-        if (next)
-            *next = '\0';
-        if (parse_setting(l, kv + 1, seen, value, err, errsize) < 0)
-            return -1;
-        if (!next)
-            break;
-        *next = ',';
-        kv = next;
-    }
-    o->nlisten++;
-    return 0;
-}
-
-static int parse_proxy_from(void *opts, const char *opt, const char *value, char *err,
-                            size_t errsize)
-{
-    struct echod_options *o = opts;
-    if (o->nproxy_from == ECHOD_MAX_PROXY_FROM)
-        return cli_fail(err, errsize, "--proxy-from: at most 32 are allowed");
-    if (cidr_parse(value, &o->proxy_from[o->nproxy_from]) < 0)
-        return cli_fail(err, errsize,
-                        "--proxy-from '%s': expected ADDR/BITS or ADDR (numeric, no host bits set)",
-                        value);
-    o->nproxy_from++;
-    return 0;
-}
-
 #define F(field)  offsetof(struct echod_options, field)
 #define BYTES_MAX ((uint64_t)1 << 40)
 #define SECS_MAX  1000000
@@ -161,7 +63,7 @@ static const struct cli_spec specs[] = {
     {.name = "listen",
      .arg = "ADDR[,KEY=VALUE]...",
      .kind = CLI_CALL,
-     .call = parse_listen,
+     .call = echod_parse_listen,
      .help = "address to listen on; repeatable (default\n" ECHOD_DEFAULT_LISTEN
              ", unless --udp is given). ADDR is\n"
              "HOST:PORT, HOST an IPv4 address, [IPV6] in brackets,\n"
@@ -175,7 +77,7 @@ static const struct cli_spec specs[] = {
     {.name = "proxy-from",
      .arg = "CIDR",
      .kind = CLI_CALL,
-     .call = parse_proxy_from,
+     .call = echod_parse_proxy_from,
      .help = "accept PROXY headers only from these addresses\n"
              "(ADDR/BITS or ADDR; repeatable; Unix-domain clients\n"
              "always); others are closed at once",
@@ -349,6 +251,14 @@ static const struct cli_spec specs[] = {
      .help = "on SIGINT/SIGTERM, the time connections get to take\n"
              "what is queued for them before being cut",
      .def = "2"},
+    {.name = "drain-delay",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(drain_delay_ms),
+     .max = SECS_MAX,
+     .help = "on SIGINT/SIGTERM, keep accepting and serving this\n"
+             "long while --agent says drain, then stop",
+     .def = "0"},
     {.name = "high-water",
      .arg = "BYTES",
      .kind = CLI_BYTES,

@@ -74,6 +74,7 @@ struct echod_options {
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */
     uint64_t grace_ms;        /* drain time on SIGINT/SIGTERM */
+    uint64_t drain_delay_ms;  /* serving on after SIGINT/SIGTERM, the agent saying drain */
     uint64_t high_water;      /* bytes; the stream default if not given */
     uint64_t low_water;
     uint64_t max_buffered;  /* bytes for all clients together (budget.h); 0 = no limit */
@@ -94,8 +95,8 @@ struct echod_options {
     struct echod_cidr proxy_from[ECHOD_MAX_PROXY_FROM];
     size_t nproxy_from;
     uint64_t proxy_timeout_ms;
-    const char *agent;         /* --agent HOST:PORT, or NULL */
-    const char *metrics;       /* --metrics HOST:PORT, or NULL */
+    const char *agent;   /* --agent HOST:PORT, or NULL */
+    const char *metrics; /* --metrics HOST:PORT, or NULL */
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listen_opts.c - the settings a --listen carries after its address
+ * (--listen ADDR[,KEY=VALUE]...), and --proxy-from: the one per-listener
+ * form that PROXY, TLS and fault settings share, kept apart from the
+ * option table so that each new key is one row of the key table here.
+ */
+#include "listen_opts.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const proxy_names[] = {"v1", "v2", "any", NULL};
+
+/* ---- --listen ADDR[,KEY=VALUE]... ---------------------------------------- */
+
+static int parse_proxy_key(struct listener_opts *l, const char *value)
+{
+    for (int i = 0; proxy_names[i]; i++) {
+        if (strcmp(value, proxy_names[i]) == 0) {
+            l->proxy = ECHOD_PROXY_V1 + i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The settings a --listen may carry after its address. A new one (TLS
+   files, fault modes) is a field of struct listener_opts and a row here. */
+static const struct listener_key {
+    const char *name;
+    const char *values; /* what the usage error says is expected */
+    int (*parse)(struct listener_opts *l, const char *value); /* 0 or -1 */
+} listener_keys[] = {
+    {"proxy", "v1, v2 or any", parse_proxy_key},
+};
+#define NKEYS (sizeof(listener_keys) / sizeof(listener_keys[0]))
+
+/* One KEY=VALUE of `text` (the whole --listen value, for messages). */
+static int parse_setting(struct listener_opts *l, char *kv, bool *seen, const char *text, char *err,
+                         size_t errsize)
+{
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return cli_fail(err, errsize, "--listen %s: '%s': expected KEY=VALUE", text, kv);
+    *eq = '\0';
+    for (size_t k = 0; k < NKEYS; k++) {
+        if (strcmp(kv, listener_keys[k].name) != 0)
+            continue;
+        if (seen[k])
+            return cli_fail(err, errsize, "--listen %s: %s given twice", text, kv);
+        seen[k] = true;
+        if (listener_keys[k].parse(l, eq + 1) == 0)
+            return 0;
+        return cli_fail(err, errsize, "--listen %s: %s='%s': expected %s", text, kv, eq + 1,
+                        listener_keys[k].values);
+    }
+    char known[128] = "";
+    for (size_t k = 0; k < NKEYS; k++)
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", k ? ", " : "",
+                 listener_keys[k].name);
+    return cli_fail(err, errsize, "--listen %s: unknown setting '%s' (known: %s)", text, kv, known);
+}
+
+/* The address ends at the first comma (so a unix:PATH cannot hold one);
+   each comma after it starts a KEY=VALUE. */
+int echod_parse_listen(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (o->nlisten == ECHOD_MAX_LISTEN)
+        return cli_fail(err, errsize, "--listen: at most 16 are allowed");
+    struct listener_opts *l = &o->listen[o->nlisten];
+    memset(l, 0, sizeof(*l));
+    size_t n = strcspn(value, ",");
+    if (n == 0)
+        return cli_fail(err, errsize, "--listen '%s': the address is empty", value);
+    if (n >= sizeof(l->addr))
+        return cli_fail(err, errsize, "--listen '%.40s...': the address is too long", value);
+    memcpy(l->addr, value, n);
+    char rest[256];
+    if (snprintf(rest, sizeof(rest), "%s", value + n) >= (int)sizeof(rest))
+        return cli_fail(err, errsize, "--listen %s: the settings are too long", l->addr);
+    bool seen[NKEYS] = {false};
+    for (char *kv = rest; *kv == ',';) {
+        char *next = strchr(kv + 1, ',');
+        if (next)
+            *next = '\0';
+        if (parse_setting(l, kv + 1, seen, value, err, errsize) < 0)
+            return -1;
+        if (!next)
+            break;
+        *next = ',';
+        kv = next;
+    }
+    o->nlisten++;
+    return 0;
+}
+
+int echod_parse_proxy_from(void *opts, const char *opt, const char *value, char *err,
+                           size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (o->nproxy_from == ECHOD_MAX_PROXY_FROM)
+        return cli_fail(err, errsize, "--proxy-from: at most 32 are allowed");
+    if (cidr_parse(value, &o->proxy_from[o->nproxy_from]) < 0)
+        return cli_fail(err, errsize,
+                        "--proxy-from '%s': expected ADDR/BITS or ADDR (numeric, no host bits set)",
+                        value);
+    o->nproxy_from++;
+    return 0;
+}
