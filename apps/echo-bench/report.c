@@ -103,7 +103,7 @@ static void json_schedule(const struct bench_options *o, const struct totals *t)
            (unsigned long long)o->rate, achieved_rate(t), us(hdr_percentile(&t->lag, 50)),
            us(t->lag.max), (unsigned long long)t->unsent);
     if (fell_behind(o, t))
-        printf("{\"unsent_share\":%.3f,\"cpu_limited\":%s},",
+        printf("{\"unsent_share\":%.6g,\"cpu_limited\":%s},",
                t->scheduled ? (double)t->unsent / (double)t->scheduled : 0.0,
                busy_share(t) >= BUSY_LIMIT ? "true" : "false");
     else
