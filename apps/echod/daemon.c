@@ -343,6 +343,18 @@ int echod_unix_bind(const char *opt, const char *text, int type, int *fd)
     return 0;
 }
 
+void echod_unix_adopted(const char *path)
+{
+    unix_remember(path);
+}
+
+void echod_unix_forget(void)
+{
+    for (size_t i = 0; i < n_unix_files; i++)
+        close(unix_files[i].dirfd);
+    n_unix_files = 0;
+}
+
 void echod_unix_cleanup(void)
 {
     for (size_t i = 0; i < n_unix_files; i++) {

@@ -84,6 +84,14 @@ int echod_unix_bind(const char *opt, const char *text, int type, int *fd);
    that user may not write to). */
 void echod_unix_cleanup(void);
 
+/* An upgrade: the socket file at `path`, bound by the old echod, is this
+   process's to remove at exit (echod_unix_cleanup()) from now on. */
+void echod_unix_adopted(const char *path);
+
+/* An upgrade: the socket files are the new echod's; this process leaves
+   them at exit. */
+void echod_unix_forget(void);
+
 /* 1 if `text` names a Unix-domain socket ("unix:..."). */
 int echod_is_unix(const char *text);
 
