@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests of echod's binary upgrade (SIGUSR2, apps/echod/upgrade.h).
+
+Usage: upgrade_e2e.py ECHOD ECHO_BENCH MODE [TEST...]
+
+MODE is a loop backend (epoll, poll, select, uring) or engine-uring (see
+tests/echod_proc.py). Each test runs echod from a copy in a temporary
+directory, so that the test can replace the file as a package upgrade does:
+with a new copy (the upgrade must work), or with a script that fails (the
+old echod must keep serving and say so in one line).
+
+The new echod is the old one's child. This script makes itself a child
+subreaper (prctl), so that when the old echod exits the new one is
+re-parented here: its exit status is then waited for like the old one's.
+It learns the new PID from the old echod's line "new echod (pid N) serving",
+and ends it by that PID.
+Exit status: 0 pass, 1 fail, 77 skip.
+"""
+import ctypes
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echod_proc import (DEFAULT_TIMEOUT, Echod, Skip, check, client_backend,  # noqa: E402
+                        connect, roundtrip, run_tests)
+
+ECHOD = BENCH = MODE = None
+PR_SET_CHILD_SUBREAPER = 36
+SERVING = r"^echod: upgrade: new echod \(pid (\d+)\) serving after ([\d.]+) ms; " \
+          r"draining (\d+) connections$"
+
+
+def become_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise Skip("prctl(PR_SET_CHILD_SUBREAPER): errno %d" % ctypes.get_errno())
+
+
+def install(src, dst):
+    """Puts a copy of `src` at `dst` the way a package manager does: a new
+    file renamed over the old one (the running binary's inode stays)."""
+    tmp = dst + ".new"
+    shutil.copy(src, tmp)
+    os.chmod(tmp, 0o755)
+    os.rename(tmp, dst)
+
+
+def install_script(text, dst):
+    tmp = dst + ".new"
+    with open(tmp, "w") as f:
+        f.write("#!/bin/sh\n" + text)
+    os.chmod(tmp, 0o755)
+    os.rename(tmp, dst)
+
+
+def wait_pid(pid, timeout):
+    """The exit status of `pid` (our child, or re-parented to us); killed
+    and failed after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            check(False, "pid %d did not exit within %ss" % (pid, timeout))
+        time.sleep(0.01)
+
+
+def release(fifo, timeout=DEFAULT_TIMEOUT):
+    """Writes a line into `fifo` once its reader (the fake new echod) has
+    opened it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            check(e.errno == errno.ENXIO and time.monotonic() < deadline,
+                  "the script never opened %s: %s" % (fifo, e))
+            time.sleep(0.01)
+    os.write(fd, b"go\n")
+    os.close(fd)
+
+
+def stderr_match(d, pattern, after, timeout=DEFAULT_TIMEOUT):
+    """Polls the shared stderr for what the new echod says (wait_stderr()
+    gives up once the old one has exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(pattern, d.stderr()[after:], re.M)
+        if m:
+            return m
+        check(time.monotonic() < deadline, "no %r on stderr" % pattern)
+        time.sleep(0.01)
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def bench(port, *args):
+    return subprocess.Popen([BENCH, "--connect", "127.0.0.1:%d" % port,
+                             "--backend", client_backend(MODE), "--json", "--warmup", "0"]
+                            + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def bench_result(p, timeout=60):
+    out, err = p.communicate(timeout=timeout)
+    check(p.returncode == 0, "echo-bench exited %d: %s" % (p.returncode, err.decode()[-2000:]))
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def total_served(d):
+    """Connections the old echod has accepted so far (SIGUSR1)."""
+    m = re.search(r"connections \d+ open, (\d+) total", d.stats())
+    check(m, "no total in the stats line")
+    return int(m.group(1))
+
+
+def test_upgrade_under_load():
+    """The binary is replaced on disk, then SIGUSR2 while echo-bench opens
+    200 connections/s (5 echoes each) and 4 others echo 1,000 messages/s
+    for the whole time: no refused, reset or failed connection, every byte
+    echoed right, the new PID serving afterwards, the old one gone with
+    status 0, the Unix socket file still there."""
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    binary, path = os.path.join(tmp, "echod"), os.path.join(tmp, "s")
+    install(ECHOD, binary)
+    new_pid = None
+    try:
+        with Echod(binary, MODE, "--grace", "20", "--agent", "127.0.0.1:0", "--listen",
+                   "unix:" + path, lines=2, quiet=False, timeout=20) as d:
+            churn = bench(d.port, "--churn", "200/s", "--per-conn", "5", "--conns", "100",
+                          "--duration", "4")
+            steady = bench(d.port, "--conns", "4", "--rate", "1000", "--duration", "4")
+            deadline = time.monotonic() + DEFAULT_TIMEOUT
+            while total_served(d) < 50:  # both are under way
+                check(time.monotonic() < deadline, "echo-bench did not get going")
+                time.sleep(0.05)
+            install(ECHOD, binary)  # the "new version"
+            d.signal(signal.SIGUSR2)
+            m = d.wait_stderr(SERVING, timeout=20)
+            new_pid = int(m.group(1))
+            print("hand-over %s ms, %s connections draining" % (m.group(2), m.group(3)))
+            check(new_pid != d.proc.pid, "the same pid")
+            status = d.wait(timeout=30)  # the old one, after its connections end
+            check(status == 0, "old echod exited %s: %s" % (status, d.stderr()[-2000:]))
+            for name, b in (("churn", churn), ("steady", steady)):
+                r = bench_result(b)
+                failures = r.get("churn", {}).get("failures", {})
+                check(r["errors"] == 0 and r["connect_failures"] == 0 and r["timed_out"] == 0
+                      and not any(failures.values()),
+                      "%s: errors in %s" % (name, json.dumps(r)))
+                check(r["messages"] > 0, "%s echoed nothing" % name)
+                print("%s: %d messages, %s" % (name, r["messages"],
+                                               json.dumps(r.get("churn", {}).get("failures"))))
+            # churn's connections after the hand-over went to the new one.
+            before = len(d.stderr())
+            os.kill(new_pid, signal.SIGUSR1)
+            m = stderr_match(d, r"^echod: stats: .*connections \d+ open, (\d+) total", before)
+            check(int(m.group(1)) > 0, "the new echod accepted none of echo-bench's connections")
+            # The new one serves the same port, the agent's and the socket file.
+            s = connect(d.port)
+            roundtrip(s, b"after the upgrade")
+            s.close()
+            u = socket.socket(socket.AF_UNIX)
+            u.settimeout(DEFAULT_TIMEOUT)
+            u.connect(path)
+            roundtrip(u, b"unix too")
+            u.close()
+            a = connect(d.addrs[1][1])
+            check(a.recv(64).startswith(b"up"), "the agent does not answer")
+            a.close()
+            os.kill(new_pid, signal.SIGTERM)
+            check(wait_pid(new_pid, 20) == 0, "new echod's exit status")
+            new_pid = None
+            check(not os.path.exists(path), "the new echod left its socket file")
+    finally:
+        if new_pid:
+            kill_quietly(new_pid)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_failed_start():
+    """The file is replaced by a script that exits 1: the old echod says so
+    in one line, reaps it and keeps serving."""
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    binary = os.path.join(tmp, "echod")
+    install(ECHOD, binary)
+    try:
+        with Echod(binary, MODE, quiet=False) as d:
+            install_script("exit 1\n", binary)
+            d.signal(signal.SIGUSR2)
+            m = d.wait_stderr(r"^echod: upgrade failed: new echod \(pid (\d+)\) exited with "
+                              r"status 1; still serving$")
+            check(not os.path.exists("/proc/%s" % m.group(1)), "the failed child is not reaped")
+            check(d.stderr().count("upgrade failed") == 1, "more than one line: " + d.stderr())
+            s = connect(d.port)
+            roundtrip(s, b"still here")
+            s.close()
+            check(d.stop() == 0, "exit status")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_second_sigusr2_refused():
+    """SIGUSR2 while the new echod has not said it serves is refused in one
+    line; the first upgrade's failure (exit 3) is then said."""
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    binary, fifo = os.path.join(tmp, "echod"), os.path.join(tmp, "go")
+    install(ECHOD, binary)
+    os.mkfifo(fifo)
+    try:
+        with Echod(binary, MODE, quiet=False) as d:
+            install_script("read x < %s\nexit 3\n" % fifo, binary)
+            d.signal(signal.SIGUSR2)
+            d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid \d+\) with 1 sockets$")
+            d.signal(signal.SIGUSR2)
+            d.wait_stderr(r"^echod: SIGUSR2 refused: an upgrade is in progress "
+                          r"\(new echod pid \d+\)$")
+            release(fifo)
+            d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 3; "
+                          r"still serving$")
+            s = connect(d.port)
+            roundtrip(s, b"still here")
+            s.close()
+            check(d.stop() == 0, "exit status")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused]
+
+
+def main():
+    global ECHOD, BENCH, MODE
+    args = sys.argv[1:]
+    if len(args) < 3:
+        print(__doc__.splitlines()[2], file=sys.stderr)
+        return 2
+    ECHOD, BENCH, MODE = args[0], args[1], args[2]
+    try:
+        become_subreaper()
+    except Skip as e:
+        print("skip all: %s" % e)
+        return 77
+    return run_tests(TESTS, args[3:], ECHOD, MODE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
