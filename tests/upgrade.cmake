@@ -4,7 +4,8 @@
 #                   opens and echoes: nothing refused, reset or lost, the new
 #                   PID serving, the old one gone with status 0; a new binary
 #                   that fails leaves the old one serving; a second SIGUSR2
-#                   during an upgrade is refused
+#                   during an upgrade is refused; proxy= kept; a new command
+#                   line that does not match; --user nobody (as root)
 # (<mode>: a backend, or engine-uring; IOMUX_ECHOD_MODES in tests/CMakeLists.txt)
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod AND TARGET echo-bench)

@@ -21,6 +21,7 @@ import ctypes
 import errno
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -32,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (DEFAULT_TIMEOUT, Echod, Skip, check, client_backend,  # noqa: E402
-                        connect, roundtrip, run_tests)
+                        closed_by_peer, connect, roundtrip, run_tests)
 
 ECHOD = BENCH = MODE = None
 PR_SET_CHILD_SUBREAPER = 36
@@ -144,8 +145,9 @@ def test_upgrade_under_load():
     install(ECHOD, binary)
     new_pid = None
     try:
-        with Echod(binary, MODE, "--grace", "20", "--agent", "127.0.0.1:0", "--listen",
-                   "unix:" + path, lines=2, quiet=False, timeout=20) as d:
+        with Echod(binary, MODE, "--grace", "20", "--udp", "127.0.0.1:0", "--agent",
+                   "127.0.0.1:0", "--listen", "unix:" + path, lines=3, quiet=False,
+                   timeout=20) as d:
             churn = bench(d.port, "--churn", "200/s", "--per-conn", "5", "--conns", "100",
                           "--duration", "4")
             steady = bench(d.port, "--conns", "4", "--rate", "1000", "--duration", "4")
@@ -184,7 +186,11 @@ def test_upgrade_under_load():
             u.connect(path)
             roundtrip(u, b"unix too")
             u.close()
-            a = connect(d.addrs[1][1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as g:
+                g.settimeout(DEFAULT_TIMEOUT)
+                g.sendto(b"datagram", d.addrs[1])
+                check(g.recv(100) == b"datagram", "udp after the upgrade")
+            a = connect(d.addrs[2][1])
             check(a.recv(64).startswith(b"up"), "the agent does not answer")
             a.close()
             os.kill(new_pid, signal.SIGTERM)
@@ -245,7 +251,101 @@ def test_second_sigusr2_refused():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused]
+def upgrade(d):
+    """SIGUSR2, then the new echod's pid once it serves; the old one's exit
+    status is checked to be 0."""
+    d.signal(signal.SIGUSR2)
+    pid = int(d.wait_stderr(SERVING).group(1))
+    status = d.wait()
+    if status != 0:
+        kill_quietly(pid)
+        check(False, "old echod exited %s: %s" % (status, d.stderr()[-2000:]))
+    return pid
+
+
+def end(pid):
+    os.kill(pid, signal.SIGTERM)
+    check(wait_pid(pid, 20) == 0, "new echod's exit status")
+
+
+def test_settings_kept():
+    """A proxy=v1 listener is still one after the upgrade: the handed-over
+    socket was matched to its --listen, settings included."""
+    with Echod(ECHOD, MODE, listen="127.0.0.1:0,proxy=v1", lines=1, quiet=False) as d:
+        pid = upgrade(d)
+        try:
+            s = connect(d.port)
+            s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 10000\r\n")
+            roundtrip(s, b"behind a balancer")
+            s.close()
+            s = connect(d.port)
+            s.sendall(b"no header here\r\n")
+            check(closed_by_peer(s), "a connection without a header was served")
+            s.close()
+            end(pid)
+            pid = None
+        finally:
+            if pid:
+                kill_quietly(pid)
+
+
+def test_other_command_line():
+    """The new binary is started with another --listen: it says which
+    socket does not match and exits 1; the old one keeps serving."""
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    binary = os.path.join(tmp, "echod")
+    install(ECHOD, binary)
+    try:
+        with Echod(binary, MODE, quiet=False) as d:
+            install_script('exec "%s" --listen unix:%s/other\n' % (ECHOD, tmp), binary)
+            d.signal(signal.SIGUSR2)
+            d.wait_stderr(r"^echod: upgrade: --listen unix:\S+/other: the old echod passed "
+                          r"127\.0\.0\.1:%d \(fd 3\) in its place$" % d.port)
+            d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 1; "
+                          r"still serving$")
+            s = connect(d.port)
+            roundtrip(s, b"still here")
+            s.close()
+            check(d.stop() == 0, "exit status")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_user():
+    """echod started as root with --user nobody: the new echod, started by
+    the old one as nobody, keeps serving as nobody (it cannot, and need
+    not, switch again)."""
+    if os.geteuid() != 0:
+        raise Skip("--user needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user 'nobody'")
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    os.chmod(tmp, 0o755)  # nobody runs the binary from here
+    binary = os.path.join(tmp, "echod")
+    install(ECHOD, binary)
+    try:
+        with Echod(binary, MODE, "--user", "nobody", quiet=False) as d:
+            pid = upgrade(d)
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    uid = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+                check(uid == [str(nobody.pw_uid)] * 4, "uids of the new echod: %s" % uid)
+                s = connect(d.port)
+                roundtrip(s, b"served as nobody")
+                s.close()
+                end(pid)
+                pid = None
+            finally:
+                if pid:
+                    kill_quietly(pid)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused,
+         test_settings_kept, test_other_command_line, test_user]
 
 
 def main():

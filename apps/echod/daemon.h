@@ -65,8 +65,10 @@ int echod_user_lookup(const char *name, struct echod_user *u);
 /*
  * Switches to u's uid, gid and supplementary groups (group first: once the
  * uid changed there is no right left to change it). Then checks that root
- * cannot be had back. Returns 0, or -errno after printing why: echod must
- * not keep running as root when it was asked not to.
+ * cannot be had back. Already u, and not root (the new echod of an
+ * upgrade, started by one that dropped root), there is nothing to do.
+ * Returns 0, or -errno after printing why: echod must not keep running as
+ * root when it was asked not to.
  */
 int echod_user_switch(const struct echod_user *u);
 

@@ -61,6 +61,8 @@ static char *resolve_self(const char *argv0)
     if (argv0[0] == '/')
         return strdup(argv0);
     if (strchr(argv0, '/')) {
+        while (strncmp(argv0, "./", 2) == 0)
+            argv0 += 2;
         if (!getcwd(buf, sizeof(buf) - 1))
             return NULL;
         size_t n = strlen(buf);
