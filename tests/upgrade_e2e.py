@@ -17,6 +17,7 @@ It learns the new PID from the old echod's line "new echod (pid N) serving",
 and ends it by that PID.
 Exit status: 0 pass, 1 fail, 77 skip.
 """
+import contextlib
 import ctypes
 import errno
 import json
@@ -93,6 +94,30 @@ def release(fifo, timeout=DEFAULT_TIMEOUT):
             time.sleep(0.01)
     os.write(fd, b"go\n")
     os.close(fd)
+
+
+@contextlib.contextmanager
+def echod_from_copy(*args, **kw):
+    """An Echod (not --quiet) run from a copy of the binary in a temporary
+    directory (readable by all: --user runs it too), which the test may
+    replace. Yields (echod, directory, the copy's path)."""
+    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
+    os.chmod(tmp, 0o755)
+    binary = os.path.join(tmp, "echod")
+    install(ECHOD, binary)
+    try:
+        with Echod(binary, MODE, *args, quiet=False, **kw) as d:
+            yield d, tmp, binary
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def still_serving(d):
+    """The old echod echoes, and stops with status 0."""
+    s = connect(d.port)
+    roundtrip(s, b"still here")
+    s.close()
+    check(d.stop() == 0, "exit status")
 
 
 def stderr_match(d, pattern, after, timeout=DEFAULT_TIMEOUT):
@@ -206,49 +231,32 @@ def test_upgrade_under_load():
 def test_failed_start():
     """The file is replaced by a script that exits 1: the old echod says so
     in one line, reaps it and keeps serving."""
-    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
-    binary = os.path.join(tmp, "echod")
-    install(ECHOD, binary)
-    try:
-        with Echod(binary, MODE, quiet=False) as d:
-            install_script("exit 1\n", binary)
-            d.signal(signal.SIGUSR2)
-            m = d.wait_stderr(r"^echod: upgrade failed: new echod \(pid (\d+)\) exited with "
-                              r"status 1; still serving$")
-            check(not os.path.exists("/proc/%s" % m.group(1)), "the failed child is not reaped")
-            check(d.stderr().count("upgrade failed") == 1, "more than one line: " + d.stderr())
-            s = connect(d.port)
-            roundtrip(s, b"still here")
-            s.close()
-            check(d.stop() == 0, "exit status")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with echod_from_copy() as (d, tmp, binary):
+        install_script("exit 1\n", binary)
+        d.signal(signal.SIGUSR2)
+        m = d.wait_stderr(r"^echod: upgrade failed: new echod \(pid (\d+)\) exited with "
+                          r"status 1; still serving$")
+        check(not os.path.exists("/proc/%s" % m.group(1)), "the failed child is not reaped")
+        check(d.stderr().count("upgrade failed") == 1, "more than one line: " + d.stderr())
+        still_serving(d)
 
 
 def test_second_sigusr2_refused():
     """SIGUSR2 while the new echod has not said it serves is refused in one
     line; the first upgrade's failure (exit 3) is then said."""
-    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
-    binary, fifo = os.path.join(tmp, "echod"), os.path.join(tmp, "go")
-    install(ECHOD, binary)
-    os.mkfifo(fifo)
-    try:
-        with Echod(binary, MODE, quiet=False) as d:
-            install_script("read x < %s\nexit 3\n" % fifo, binary)
-            d.signal(signal.SIGUSR2)
-            d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid \d+\) with 1 sockets$")
-            d.signal(signal.SIGUSR2)
-            d.wait_stderr(r"^echod: SIGUSR2 refused: an upgrade is in progress "
-                          r"\(new echod pid \d+\)$")
-            release(fifo)
-            d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 3; "
-                          r"still serving$")
-            s = connect(d.port)
-            roundtrip(s, b"still here")
-            s.close()
-            check(d.stop() == 0, "exit status")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with echod_from_copy() as (d, tmp, binary):
+        fifo = os.path.join(tmp, "go")
+        os.mkfifo(fifo)
+        install_script("read x < %s\nexit 3\n" % fifo, binary)
+        d.signal(signal.SIGUSR2)
+        d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid \d+\) with 1 sockets$")
+        d.signal(signal.SIGUSR2)
+        d.wait_stderr(r"^echod: SIGUSR2 refused: an upgrade is in progress "
+                      r"\(new echod pid \d+\)$")
+        release(fifo)
+        d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 3; "
+                      r"still serving$")
+        still_serving(d)
 
 
 def upgrade(d):
@@ -263,7 +271,16 @@ def upgrade(d):
     return pid
 
 
-def end(pid):
+@contextlib.contextmanager
+def upgraded(d):
+    """upgrade(d); yields the new echod's pid, and ends it on the way out:
+    SIGTERM and status 0 (killed if the block failed)."""
+    pid = upgrade(d)
+    try:
+        yield pid
+    except BaseException:
+        kill_quietly(pid)
+        raise
     os.kill(pid, signal.SIGTERM)
     check(wait_pid(pid, 20) == 0, "new echod's exit status")
 
@@ -272,8 +289,7 @@ def test_settings_kept():
     """A proxy=v1 listener is still one after the upgrade: the handed-over
     socket was matched to its --listen, settings included."""
     with Echod(ECHOD, MODE, listen="127.0.0.1:0,proxy=v1", lines=1, quiet=False) as d:
-        pid = upgrade(d)
-        try:
+        with upgraded(d):
             s = connect(d.port)
             s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 10000\r\n")
             roundtrip(s, b"behind a balancer")
@@ -282,33 +298,19 @@ def test_settings_kept():
             s.sendall(b"no header here\r\n")
             check(closed_by_peer(s), "a connection without a header was served")
             s.close()
-            end(pid)
-            pid = None
-        finally:
-            if pid:
-                kill_quietly(pid)
 
 
 def test_other_command_line():
     """The new binary is started with another --listen: it says which
     socket does not match and exits 1; the old one keeps serving."""
-    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
-    binary = os.path.join(tmp, "echod")
-    install(ECHOD, binary)
-    try:
-        with Echod(binary, MODE, quiet=False) as d:
-            install_script('exec "%s" --listen unix:%s/other\n' % (ECHOD, tmp), binary)
-            d.signal(signal.SIGUSR2)
-            d.wait_stderr(r"^echod: upgrade: --listen unix:\S+/other: the old echod passed "
-                          r"127\.0\.0\.1:%d \(fd 3\) in its place$" % d.port)
-            d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 1; "
-                          r"still serving$")
-            s = connect(d.port)
-            roundtrip(s, b"still here")
-            s.close()
-            check(d.stop() == 0, "exit status")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with echod_from_copy() as (d, tmp, binary):
+        install_script('exec "%s" --listen unix:%s/other\n' % (ECHOD, tmp), binary)
+        d.signal(signal.SIGUSR2)
+        d.wait_stderr(r"^echod: upgrade: --listen unix:\S+/other: the old echod passed "
+                      r"127\.0\.0\.1:%d \(fd 3\) in its place$" % d.port)
+        d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 1; "
+                      r"still serving$")
+        still_serving(d)
 
 
 def test_user():
@@ -321,27 +323,14 @@ def test_user():
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         raise Skip("no user 'nobody'")
-    tmp = tempfile.mkdtemp(prefix="echod-upgrade-")
-    os.chmod(tmp, 0o755)  # nobody runs the binary from here
-    binary = os.path.join(tmp, "echod")
-    install(ECHOD, binary)
-    try:
-        with Echod(binary, MODE, "--user", "nobody", quiet=False) as d:
-            pid = upgrade(d)
-            try:
-                with open("/proc/%d/status" % pid) as f:
-                    uid = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
-                check(uid == [str(nobody.pw_uid)] * 4, "uids of the new echod: %s" % uid)
-                s = connect(d.port)
-                roundtrip(s, b"served as nobody")
-                s.close()
-                end(pid)
-                pid = None
-            finally:
-                if pid:
-                    kill_quietly(pid)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with echod_from_copy("--user", "nobody") as (d, tmp, binary):
+        with upgraded(d) as pid:
+            with open("/proc/%d/status" % pid) as f:
+                uid = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+            check(uid == [str(nobody.pw_uid)] * 4, "uids of the new echod: %s" % uid)
+            s = connect(d.port)
+            roundtrip(s, b"served as nobody")
+            s.close()
 
 
 TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused,
