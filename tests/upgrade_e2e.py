@@ -333,8 +333,39 @@ def test_user():
             s.close()
 
 
+def test_socket_activated():
+    """An echod started by socket activation hands its sockets over plain
+    (as it was given them) and its --agent by role."""
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+    port = tcp.getsockname()[1]
+
+    def child():
+        os.dup2(tcp.fileno(), 3)  # no CLOEXEC on the copy
+
+    wrapper = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', "sh"]
+    try:
+        with Echod(ECHOD, MODE, "--agent", "127.0.0.1:0", listen=None, lines=1, quiet=False,
+                   env={"LISTEN_FDS": "1", "LISTEN_FDNAMES": "echo"}, preexec_fn=child,
+                   pass_fds=(3,), argv0=wrapper) as d:
+            tcp.close()  # echod's copy is the one left
+            with upgraded(d) as pid:
+                d.wait_stderr(r"^echod: listening on stream 127\.0\.0\.1:%d \(fd 3, passed\)"
+                              % port)
+                check(d.stderr().count("upgrade: serving (pid %d)" % pid) == 1, d.stderr())
+                s = connect(port)
+                roundtrip(s, b"activated, then upgraded")
+                s.close()
+                a = connect(d.port)  # the agent
+                check(a.recv(64).startswith(b"up"), "the agent does not answer")
+                a.close()
+    finally:
+        tcp.close()
+
+
 TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused,
-         test_settings_kept, test_other_command_line, test_user]
+         test_settings_kept, test_other_command_line, test_user, test_socket_activated]
 
 
 def main():
