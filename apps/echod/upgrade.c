@@ -31,7 +31,7 @@ extern char **environ;
 
 static struct {
     /* This process: how to start it again. */
-    char *path;
+    const char *path; /* NULL: not known */
     char **argv;
     bool activated; /* systemd passed the sockets: hand them over plain */
     /* The new echod of an upgrade: the sockets it was handed, the pipe to
@@ -52,34 +52,33 @@ static struct {
  * Start-up: the path to start again; the new echod's side.
  */
 
-/* The binary as an absolute path, resolved now: the working directory and
-   $PATH are the ones it was started with. Symbolic links are kept: a
-   package that swaps a link's target is upgraded through it. */
-static char *resolve_self(const char *argv0)
+/* The binary as an absolute path in `out`, resolved now: the working
+   directory and $PATH are the ones it was started with. Symbolic links
+   are kept: a package that swaps a link's target is upgraded through it.
+   A static buffer, not the heap: nothing to free at exit. False if it
+   cannot be found. */
+static bool resolve_self(const char *argv0, char *out, size_t size)
 {
-    char buf[4096];
     if (argv0[0] == '/')
-        return strdup(argv0);
+        return (size_t)snprintf(out, size, "%s", argv0) < size;
     if (strchr(argv0, '/')) {
         while (strncmp(argv0, "./", 2) == 0)
             argv0 += 2;
-        if (!getcwd(buf, sizeof(buf) - 1))
-            return NULL;
-        size_t n = strlen(buf);
-        if ((size_t)snprintf(buf + n, sizeof(buf) - n, "/%s", argv0) >= sizeof(buf) - n)
-            return NULL;
-        return strdup(buf);
+        if (!getcwd(out, size))
+            return false;
+        size_t n = strlen(out);
+        return (size_t)snprintf(out + n, size - n, "/%s", argv0) < size - n;
     }
     const char *path = getenv("PATH");
     for (const char *p = path; p && *p;) {
         const char *colon = strchr(p, ':');
         size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        int n = snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, argv0);
-        if (len && buf[0] == '/' && n > 0 && (size_t)n < sizeof(buf) && access(buf, X_OK) == 0)
-            return strdup(buf);
+        int n = snprintf(out, size, "%.*s/%s", (int)len, p, argv0);
+        if (len && out[0] == '/' && n > 0 && (size_t)n < size && access(out, X_OK) == 0)
+            return true;
         p = colon ? colon + 1 : NULL;
     }
-    return NULL;
+    return false;
 }
 
 int echod_upgrade_init(int argc, char **argv)
@@ -87,7 +86,8 @@ int echod_upgrade_init(int argc, char **argv)
     (void)argc;
     up.argv = argv;
     /* Without a path SIGUSR2 says so; serving does not need it. */
-    up.path = argv[0] ? resolve_self(argv[0]) : NULL;
+    static char self[4096];
+    up.path = argv[0] && resolve_self(argv[0], self, sizeof(self)) ? self : NULL;
     const char *text = getenv(ENV_READY_FD);
     if (!text)
         return 0;
