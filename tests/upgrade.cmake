@@ -5,7 +5,9 @@
 #                   PID serving, the old one gone with status 0; a new binary
 #                   that fails leaves the old one serving; a second SIGUSR2
 #                   during an upgrade is refused; proxy= kept; a new command
-#                   line that does not match; --user nobody (as root)
+#                   line that does not match; --user nobody (as root); a new
+#                   binary silent for 10 s is killed (epoll, engine-uring);
+#                   a socket-activated echod
 # (<mode>: a backend, or engine-uring; IOMUX_ECHOD_MODES in tests/CMakeLists.txt)
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod AND TARGET echo-bench)

@@ -171,8 +171,8 @@ def test_upgrade_under_load():
     new_pid = None
     try:
         with Echod(binary, MODE, "--grace", "20", "--udp", "127.0.0.1:0", "--agent",
-                   "127.0.0.1:0", "--listen", "unix:" + path, lines=3, quiet=False,
-                   timeout=20) as d:
+                   "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--listen", "unix:" + path,
+                   lines=4, quiet=False, timeout=20) as d:
             churn = bench(d.port, "--churn", "200/s", "--per-conn", "5", "--conns", "100",
                           "--duration", "4")
             steady = bench(d.port, "--conns", "4", "--rate", "1000", "--duration", "4")
@@ -218,6 +218,10 @@ def test_upgrade_under_load():
             a = connect(d.addrs[2][1])
             check(a.recv(64).startswith(b"up"), "the agent does not answer")
             a.close()
+            m = connect(d.addrs[3][1])
+            m.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            check(m.recv(64).startswith(b"HTTP/1.1 200"), "--metrics does not answer")
+            m.close()
             os.kill(new_pid, signal.SIGTERM)
             check(wait_pid(new_pid, 20) == 0, "new echod's exit status")
             new_pid = None
@@ -283,6 +287,30 @@ def upgraded(d):
         raise
     os.kill(pid, signal.SIGTERM)
     check(wait_pid(pid, 20) == 0, "new echod's exit status")
+
+
+def test_silent_start():
+    """A new binary that never says it serves is killed after 10 s, said in
+    one line; the old echod never stopped serving. (10 s of waiting: run in
+    one readiness mode and the completion engine, the timer being the
+    policy's, the same in every mode.)"""
+    if MODE not in ("epoll", "engine-uring"):
+        raise Skip("run in epoll and engine-uring only (a 10 s wait)")
+    with echod_from_copy() as (d, tmp, binary):
+        install_script("exec sleep 60\n", binary)
+        d.signal(signal.SIGUSR2)
+        m = d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid (\d+)\)")
+        s = connect(d.port)
+        roundtrip(s, b"served meanwhile")
+        s.close()
+        d.wait_stderr(r"^echod: upgrade failed: new echod \(pid %s\) did not say it serves "
+                      r"within 10 s \(killed\); still serving$" % m.group(1), timeout=30)
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        while os.path.exists("/proc/%s" % m.group(1)):  # reaped: no zombie left
+            check(time.monotonic() < deadline, "the killed child is not reaped")
+            time.sleep(0.01)
+        check(d.stderr().count("upgrade failed") == 1, "more than one line: " + d.stderr())
+        still_serving(d)
 
 
 def test_settings_kept():
@@ -365,7 +393,8 @@ def test_socket_activated():
 
 
 TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused,
-         test_settings_kept, test_other_command_line, test_user, test_socket_activated]
+         test_silent_start, test_settings_kept, test_other_command_line, test_user,
+         test_socket_activated]
 
 
 def main():
