@@ -227,6 +227,12 @@ static int switch_failed(const struct echod_user *u, const char *what, unsigned 
 
 int echod_user_switch(const struct echod_user *u)
 {
+    /* Already that user, and only that user: the new echod of an upgrade
+       (SIGUSR2), started by one that dropped root. initgroups() would
+       need the privilege it no longer has. */
+    if (u->uid != 0 && getuid() == u->uid && geteuid() == u->uid && getgid() == u->gid &&
+        getegid() == u->gid)
+        return 0;
     /* Groups first: after setuid() we would no longer be allowed to. */
     if (initgroups(u->name, u->gid) < 0)
         return switch_failed(u, "initgroups", (unsigned)u->gid, errno);
@@ -341,6 +347,18 @@ int echod_unix_bind(const char *opt, const char *text, int type, int *fd)
         return rc;
     unix_remember(text + 5);
     return 0;
+}
+
+void echod_unix_adopted(const char *path)
+{
+    unix_remember(path);
+}
+
+void echod_unix_forget(void)
+{
+    for (size_t i = 0; i < n_unix_files; i++)
+        close(unix_files[i].dirfd);
+    n_unix_files = 0;
 }
 
 void echod_unix_cleanup(void)

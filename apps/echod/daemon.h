@@ -65,8 +65,10 @@ int echod_user_lookup(const char *name, struct echod_user *u);
 /*
  * Switches to u's uid, gid and supplementary groups (group first: once the
  * uid changed there is no right left to change it). Then checks that root
- * cannot be had back. Returns 0, or -errno after printing why: echod must
- * not keep running as root when it was asked not to.
+ * cannot be had back. Already u, and not root (the new echod of an
+ * upgrade, started by one that dropped root), there is nothing to do.
+ * Returns 0, or -errno after printing why: echod must not keep running as
+ * root when it was asked not to.
  */
 int echod_user_switch(const struct echod_user *u);
 
@@ -83,6 +85,14 @@ int echod_unix_bind(const char *opt, const char *text, int type, int *fd);
    in one line for each it could not remove (after --user, a directory
    that user may not write to). */
 void echod_unix_cleanup(void);
+
+/* An upgrade: the socket file at `path`, bound by the old echod, is this
+   process's to remove at exit (echod_unix_cleanup()) from now on. */
+void echod_unix_adopted(const char *path);
+
+/* An upgrade: the socket files are the new echod's; this process leaves
+   them at exit. */
+void echod_unix_forget(void);
 
 /* 1 if `text` names a Unix-domain socket ("unix:..."). */
 int echod_is_unix(const char *text);

@@ -29,6 +29,7 @@
 #include "sideport.h"
 #include "trace.h"
 #include "udp.h"
+#include "upgrade.h"
 
 /* Waiting clients refused at once when descriptors run out. */
 #define SHED_BATCH 64
@@ -397,6 +398,10 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
         print_stats(d);
         return;
     }
+    if (signo == SIGUSR2) {
+        echod_upgrade_start(d);
+        return;
+    }
     if (signo == SIGHUP) {
         /* Nothing is read from files, so nothing to read again; the
            default action (exit 129, no drain, socket files left) would be
@@ -448,6 +453,34 @@ static void begin_stop(struct echod *d, const char *name)
     check_done(d);
     if (!d->done &&
         iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
+        cut_all(d, "shutting down");
+        d->done = true;
+    }
+}
+
+void echod_hand_over(struct echod *d)
+{
+    /* Stopping already (SIGTERM during the upgrade): nothing more to do. */
+    if (d->stopping)
+        return;
+    /* A SIGTERM from now on means "now", as a second one does. */
+    d->draining = d->stopping = true;
+    close_listeners(d);
+    echod_udp_free(d->udp);
+    d->udp = NULL;
+    sideport_free(d->agent);
+    sideport_free(d->metrics);
+    d->agent = d->metrics = NULL;
+    echod_unix_forget();
+    if (d->pause_timer) {
+        iomux_timer_cancel(d->loop, d->pause_timer);
+        d->pause_timer = 0;
+    }
+    /* Unlike SIGTERM's end(), input is still echoed: each client ends its
+       connection when it is done, within the grace period. */
+    check_done(d);
+    if (!d->done &&
+        iomux_timer_add(d->loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
         cut_all(d, "shutting down");
         d->done = true;
     }

@@ -10,6 +10,7 @@
 
 #include "echod.h"
 #include "options.h"
+#include "upgrade.h"
 
 int main(int argc, char **argv)
 {
@@ -28,10 +29,13 @@ int main(int argc, char **argv)
        single write. */
     setvbuf(stderr, NULL, _IOLBF, BUFSIZ);
 
+    if (echod_upgrade_init(argc, argv) < 0)
+        return 1;
     struct echod *d;
     rc = echod_new(&opts, &d);
     if (rc < 0)
         return rc == -EINVAL ? 2 : 1;
+    echod_upgrade_ready(&opts);
     rc = echod_run(d);
     echod_free(d);
     return rc < 0 ? 1 : 0;

@@ -26,6 +26,7 @@
 #include "sideport.h"
 #include "sockopt.h"
 #include "udp.h"
+#include "upgrade.h"
 
 /* Parses a --listen or --udp address. Bad text is a usage error
    (-EINVAL, with the hint); a name that does not resolve, like any other
@@ -195,8 +196,12 @@ static int bind_listener(struct echod *d, const char *text)
 {
     struct iomux_addr addr;
     int fd;
+    /* An upgrade's new echod is handed the old one's socket instead. */
+    int taken = echod_upgrade_take(ECHOD_ROLE_LISTEN, text, &fd);
+    if (taken < 0)
+        return taken;
     if (echod_is_unix(text)) {
-        int rc = echod_unix_bind("--listen", text, SOCK_STREAM, &fd);
+        int rc = taken ? 0 : echod_unix_bind("--listen", text, SOCK_STREAM, &fd);
         return rc < 0 ? rc : adopt_listener(d, fd, text);
     }
     int rc = parse_address("--listen", text, &addr);
@@ -205,7 +210,7 @@ static int bind_listener(struct echod *d, const char *text)
     char shown[IOMUX_ADDR_STRLEN], bound[IOMUX_ADDR_STRLEN], label[48];
     if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
         snprintf(shown, sizeof(shown), "%s", text);
-    rc = iomux_tcp_listen(&addr, 0, &fd);
+    rc = taken ? 0 : iomux_tcp_listen(&addr, 0, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
@@ -280,8 +285,11 @@ static int adopt_udp(struct echod *d, int fd, const char *shown)
 static int setup_udp(struct echod *d, const char *text)
 {
     int fd;
+    int taken = echod_upgrade_take(ECHOD_ROLE_UDP, text, &fd);
+    if (taken < 0)
+        return taken;
     if (echod_is_unix(text)) {
-        int rc = echod_unix_bind("--udp", text, SOCK_DGRAM, &fd);
+        int rc = taken ? 0 : echod_unix_bind("--udp", text, SOCK_DGRAM, &fd);
         return rc < 0 ? rc : adopt_udp(d, fd, text);
     }
     struct iomux_addr addr, bound;
@@ -291,7 +299,7 @@ static int setup_udp(struct echod *d, const char *text)
     char shown[IOMUX_ADDR_STRLEN];
     if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
         snprintf(shown, sizeof(shown), "%s", text);
-    rc = iomux_udp_bind(&addr, &fd);
+    rc = taken ? 0 : iomux_udp_bind(&addr, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
@@ -395,6 +403,7 @@ static int setup_sockets(struct echod *d)
     int rc = echod_activation(passed, &npassed);
     if (rc < 0)
         return rc;
+    echod_upgrade_adopt(passed, &npassed);
     if (npassed)
         return setup_activated(d, passed, npassed);
     if (opt->inetd)
@@ -452,7 +461,7 @@ static int make_loop(struct echod *d)
         fprintf(stderr, "echod: buffers: %s\n", strerror(-rc));
         return rc;
     }
-    static const int signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    static const int signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
         rc = iomux_signal_watch(d->loop, signals[i], echod_on_signal, d);
         if (rc < 0) {

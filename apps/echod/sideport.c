@@ -19,6 +19,7 @@
 #include "sideport.h"
 
 #include "options.h"
+#include "upgrade.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,7 +69,12 @@ int sideport_bind(const char *opt, const char *text, int *fd, struct iomux_addr 
                 rc == -ENOENT ? "host not found" : strerror(-rc));
         return rc;
     }
-    rc = iomux_tcp_listen(&addr, 0, fd);
+    /* An upgrade's new echod is handed the old one's socket. */
+    rc = echod_upgrade_take(opt + 2, text, fd);
+    if (rc == 0)
+        rc = iomux_tcp_listen(&addr, 0, fd);
+    else if (rc == 1)
+        rc = 0;
     if (rc == 0 && (rc = iomux_socket_local(*fd, bound)) < 0)
         close(*fd);
     if (rc < 0) {
@@ -285,4 +291,9 @@ void sideport_stats(const struct sideport *s, struct sideport_stats *out)
         *out = s->stats;
     else
         memset(out, 0, sizeof(*out));
+}
+
+int sideport_fd(const struct sideport *s)
+{
+    return s->fd;
 }

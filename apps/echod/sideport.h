@@ -71,4 +71,7 @@ void sideport_free(struct sideport *s);
 
 void sideport_stats(const struct sideport *s, struct sideport_stats *out);
 
+/* The listening socket, for an upgrade (upgrade.h). */
+int sideport_fd(const struct sideport *s);
+
 #endif /* ECHOD_SIDEPORT_H */

@@ -542,3 +542,8 @@ void echod_udp_free(struct echod_udp *u)
     free(u->buckets);
     free(u);
 }
+
+int echod_udp_fd(const struct echod_udp *u, size_t i)
+{
+    return u->socks[i].fd;
+}

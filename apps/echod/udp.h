@@ -71,6 +71,9 @@ int echod_udp_add(struct echod_udp *u, int fd);
 /* Number of sockets served. */
 size_t echod_udp_count(const struct echod_udp *u);
 
+/* The i-th datagram socket (i < echod_udp_count()), for an upgrade. */
+int echod_udp_fd(const struct echod_udp *u, size_t i);
+
 void echod_udp_stats(const struct echod_udp *u, struct echod_udp_stats *out);
 
 /* Bytes of datagrams it holds between receiving and echoing them: its
