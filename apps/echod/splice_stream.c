@@ -5,16 +5,17 @@
  * The transport's read does the echo: splice(socket -> pipe), then
  * splice(pipe -> socket) until the pipe is empty, both SPLICE_F_MOVE |
  * SPLICE_F_NONBLOCK, one round per readiness event (as a copying read is
- * one recv()). It always answers -EAGAIN, so the stream never sees the
- * bytes; waiting for READ when the round is done, for WRITE when the
- * client's socket is full. The pipe is then the connection's queue: while
- * it holds bytes nothing more is read from that client, so one that never
- * reads holds at most a pipe's capacity (SPLICE_PIPE_SIZE), as a copying
- * connection holds at most its high-water mark.
+ * one recv()). It answers -EAGAIN, so the stream never sees the bytes.
+ * When the client's socket is full, what is left in the pipe is read
+ * into the stream's queue (spill_pipe()): from there on the connection
+ * is a copying one until its queue is empty, bounded by --high-water and
+ * the memory budget as any other, and a client that never reads holds no
+ * pipe.
  *
- * Order is kept by never having bytes in two places: a splice starts only
- * with the stream's queue empty, and a copying read (no pipe free) only
- * with the pipe empty. The stream does the rest as for any connection:
+ * Order is kept: a splice starts only with the stream's queue empty, the
+ * pipe goes to the socket only with nothing queued ahead of it, and a
+ * copying read (no pipe free) only with the pipe empty. The stream does
+ * the rest as for any connection:
  * end of stream (read returns 0 once the pipe is flushed: the stream then
  * shuts the write side), errors and resets (the splice's errno fails the
  * stream, which reports it through on_close), the graceful end
@@ -27,6 +28,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct splice_conn {
     struct iomux_stream *s;
@@ -85,8 +87,46 @@ static ssize_t copy_read(struct splice_conn *c, void *buf, size_t len)
     return n >= 0 ? n : errno_result();
 }
 
+/* The client's socket is full: what the pipe holds joins the stream's
+   queue instead (copied, as it would have been without splice), so that
+   --high-water, the memory budget and holding apply to it as to any
+   queue, and the pipe goes back to the pool rather than wait for a client
+   that may never read. The stream counts these bytes in again. */
+static ssize_t spill_pipe(struct splice_conn *c, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(c->pipe[0], buf, len < c->in_pipe ? len : c->in_pipe);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? errno_result() : -EIO; /* the pipe lost bytes: never */
+    c->in_pipe -= (size_t)n;
+    *c->n.bytes_in -= (uint64_t)n;
+    if (c->in_pipe == 0)
+        put_pipe(c);
+    return n;
+}
+
+/* Empties the pipe: to the socket while nothing is queued ahead of it,
+   else (or when the socket is full) into the stream's queue. */
+static ssize_t pipe_out(struct splice_conn *c, void *buf, size_t len, unsigned *wait)
+{
+    if (iomux_stream_queued(c->s) == 0) {
+        int rc = flush_pipe(c);
+        if (rc == 0)
+            return -EAGAIN; /* the round is done: wait for READ */
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    if (c->closing) { /* close_write flushes it, when the socket takes it */
+        *wait = IOMUX_WRITE;
+        return -EAGAIN;
+    }
+    return spill_pipe(c, buf, len);
+}
+
 /* One round through a pipe. */
-static ssize_t splice_round(struct splice_conn *c, unsigned *wait)
+static ssize_t splice_round(struct splice_conn *c, void *buf, size_t len, unsigned *wait)
 {
     ssize_t n;
     do
@@ -101,27 +141,19 @@ static ssize_t splice_round(struct splice_conn *c, unsigned *wait)
     c->in_pipe = (size_t)n;
     *c->n.bytes_in += (uint64_t)n;
     iomux_stream_touch(c->s);
-    int rc = flush_pipe(c);
-    if (rc == -EAGAIN)
-        *wait = IOMUX_WRITE;
-    return rc < 0 ? rc : -EAGAIN;
+    return pipe_out(c, buf, len, wait);
 }
 
 static ssize_t sp_read(void *ctx, void *buf, size_t len, unsigned *wait)
 {
     struct splice_conn *c = ctx;
-    if (c->in_pipe > 0) {
-        int rc = flush_pipe(c);
-        if (rc == -EAGAIN)
-            *wait = IOMUX_WRITE;
-        if (rc < 0)
-            return rc;
-    }
+    if (c->in_pipe > 0)
+        return pipe_out(c, buf, len, wait);
     if (c->closing || c->unsupported || iomux_stream_queued(c->s) > 0 ||
         !splice_pool_take(c->pool, c->pipe))
         return copy_read(c, buf, len);
-    ssize_t n = splice_round(c, wait);
-    if (n == -EINVAL) { /* a socket splice() does not take: copy it */
+    ssize_t n = splice_round(c, buf, len, wait);
+    if (n == -EINVAL && c->in_pipe == 0) { /* a socket splice() does not take */
         c->unsupported = true;
         return copy_read(c, buf, len);
     }
@@ -146,9 +178,12 @@ static int sp_close_write(void *ctx, unsigned *wait)
     return flush_pipe(c);
 }
 
+/* Bytes left in the pipe after a spill (the read was capped): the stream
+   takes them without waiting for the fd. */
 static int sp_pending(void *ctx)
 {
-    return 0;
+    const struct splice_conn *c = ctx;
+    return c->in_pipe > 0;
 }
 
 static void sp_release(void *ctx)
