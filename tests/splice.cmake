@@ -6,6 +6,11 @@
 #                     --idle-timeout seeing splices, half-close of 10 MiB
 # The echo, reliability and budget areas run as well with --splice on
 # (their <backend>-splice modes, IOMUX_SPLICE_MODES in tests/CMakeLists.txt).
+# The pipe pool (apps/echod/splice_pool.c) alone: bound, lending, EMFILE.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND TARGET echod)
+  iomux_test(test_splice_pool SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_splice_pool.c
+             ${PROJECT_SOURCE_DIR}/apps/echod/splice_pool.c LIBS echod_core TIMEOUT 60)
+endif()
 find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET echod OR NOT IOMUX_SPLICE_MODES)
   return()
