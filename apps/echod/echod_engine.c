@@ -98,11 +98,12 @@ static int engine_failed(const struct engine_ops *ops, int rc)
 }
 
 /* --splice: the pipes, bounded under RLIMIT_NOFILE and the budget. None
-   with --trace, which needs the bytes. */
-static int splice_setup(struct echod *d)
+   with --trace, which needs the bytes, nor for an engine that never
+   splices (it has no admit_copying). */
+static int splice_setup(struct echod *d, const struct engine_ops *ops)
 {
     const struct echod_options *opt = d->opt;
-    if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice)
+    if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->admit_copying)
         return 0;
     struct rlimit rl;
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
@@ -116,7 +117,7 @@ static int splice_setup(struct echod *d)
 static int engine_create(struct echod *d, const struct engine_ops *ops)
 {
     const struct echod_options *opt = d->opt;
-    int src = splice_setup(d);
+    int src = splice_setup(d, ops);
     if (src < 0)
         return src;
     const struct engine_config cfg = {
