@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """compare.py - echod against the servers users would pick instead (issue 6).
 
-Runs scenarios S1..S5 against every server (echod on each backend, the
+Runs scenarios S1..S6 against every server (echod on each backend, the
 reference peers in bench/peers/, the seed's Python servers), interleaving
 the servers round by round so that drift on a shared machine hits all of
 them alike. Each trial starts a fresh server on a fresh port, pinned to
@@ -60,6 +60,9 @@ SCENARIOS = {
         "title": "10,000 idle + 100 active connections, 64 B (C10K)",
         "args": ["--conns", "100", "--idle", "10000", "--size", "64", "--connect-rate", "10000"],
     },
+    # Large messages, where echod --splice pays (issue 28, docs/splice.md).
+    "S6": {"title": "10 connections, 256 KiB (large messages)",
+           "args": ["--conns", "10", "--size", "262144"]},
 }
 
 
@@ -80,6 +83,12 @@ def servers(build):
         # Each names its engine: echod's default (--engine auto) would
         # otherwise choose for them.
         ("echod-epoll", echod_cmd("--engine", "loop", "--backend", "epoll"), all_s),
+        # --splice (issue 28): echod-epoll is auto, the default; off and on
+        # beside it, for the ratios of docs/splice.md.
+        ("echod-epoll-splice-off", echod_cmd("--engine", "loop", "--backend", "epoll",
+                                             "--splice", "off"), all_s),
+        ("echod-epoll-splice-on", echod_cmd("--engine", "loop", "--backend", "epoll",
+                                            "--splice", "on"), all_s),
         ("echod-poll", echod_cmd("--engine", "loop", "--backend", "poll"), all_s),
         ("echod-select", echod_cmd("--engine", "loop", "--backend", "select"), all_s),
         ("echod-uring", echod_cmd("--engine", "loop", "--backend", "uring"), all_s),
@@ -474,7 +483,7 @@ def main():
     ap.add_argument("--sys-runs", type=int, default=3,
                     help="full runs per system-call count; the median is reported (default 3)")
     ap.add_argument("--servers", help="comma-separated subset of server names")
-    ap.add_argument("--scenarios", help="comma-separated subset of S1..S5")
+    ap.add_argument("--scenarios", help="comma-separated subset of S1..S6")
     ap.add_argument("--out", help="results file (default bench/results/new/<stamp>.jsonl, not recorded)")
     ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")
     args = ap.parse_args()

@@ -25,7 +25,7 @@ ROOT = os.path.dirname(HERE)
 REF = "lean-epoll"
 OURS = "echod-epoll"
 ENGINE = "echod-engine-uring"
-ORDER = ["lean-epoll", "echod-epoll", "echod-poll", "echod-select", "echod-uring", ENGINE,
+ORDER = ["lean-epoll", "echod-epoll", "echod-epoll-splice-off", "echod-epoll-splice-on", "echod-poll", "echod-select", "echod-uring", ENGINE,
          ENGINE + "-nobatch", ENGINE + "-busy", "libuv", "libev", "libevent",
          "seed-select.py", "seed-poll.py"]
 TITLES = {
@@ -34,6 +34,7 @@ TITLES = {
     "S3": "1,000 connections, 64 B (paced connects)",
     "S4": "10 connections, 16 KiB (throughput)",
     "S5": "10,000 idle + 100 active connections, 64 B (C10K)",
+    "S6": "10 connections, 256 KiB (large messages)",
 }
 
 

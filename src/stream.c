@@ -551,6 +551,11 @@ size_t iomux_stream_queued(const struct iomux_stream *s)
     return queued(s);
 }
 
+void iomux_stream_touch(struct iomux_stream *s)
+{
+    touch(s);
+}
+
 uint64_t iomux_stream_last_io(const struct iomux_stream *s)
 {
     /* Only the low 32 bits are kept; the age they give is exact for 49

@@ -2,7 +2,8 @@
 # echod over TCP: end-to-end runs and its engine's pure policies.
 #   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
 #                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES),
-#                     and engine-uring-poll and engine-uring-spin
+#                     and engine-uring-poll and engine-uring-spin, and
+#                     <backend>-splice (--splice on, IOMUX_SPLICE_MODES)
 #   echod.engine-auto --engine auto: the engine it picks, and its fall-back
 
 find_package(Python3 COMPONENTS Interpreter)
@@ -12,6 +13,18 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
                      $<TARGET_FILE:echod> ${mode})
     set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+  endforeach()
+  # --splice on: every test on the first backend; on the others the echo,
+  # half-close, backpressure, reset and drain tests (the splice path is the
+  # same code on every backend; what differs is the readiness it waits for).
+  set(splice_subset "")
+  foreach(mode ${IOMUX_SPLICE_MODES})
+    add_test(NAME echod.${mode}
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
+                     $<TARGET_FILE:echod> ${mode} ${splice_subset})
+    set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+    set(splice_subset echo_one_client echo_200_clients half_close backpressure_rss
+                      reset_mid_stream sigterm_drain)
   endforeach()
   # The engine as the guest of a poll loop (the loop watches the ring's fd)
   # rather than the owner of an epoll loop's wait: the other code path.

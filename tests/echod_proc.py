@@ -70,10 +70,22 @@ def check(cond, msg):
 # modes
 
 
+# A mode ending in SPLICED ("epoll-splice") is the mode before it with
+# `--splice on`: every connection echoed through pipes (--engine loop).
+SPLICED = "-splice"
+
+
+def base_mode(mode):
+    """The mode without its -splice suffix."""
+    return mode[:-len(SPLICED)] if mode.endswith(SPLICED) else mode
+
+
 def mode_args(mode):
     """echod's options for a mode: `--engine uring` for engine-uring (plus
     `--backend poll` for engine-uring-poll), `--engine loop --backend MODE`
-    for anything else."""
+    for anything else; `--splice on` after them for MODE-splice."""
+    if mode.endswith(SPLICED):
+        return mode_args(base_mode(mode)) + ["--splice", "on"]
     if mode in ENGINES:
         engine, backend, more = ENGINES[mode]
         return ["--engine", engine] + (["--backend", backend] if backend else []) + more
@@ -85,6 +97,7 @@ def mode_args(mode):
 def mode_label(mode):
     """What echod calls the mode in `listening on ... (LABEL)` and
     `echod: stats: LABEL; ...`: "backend epoll", "engine uring"."""
+    mode = base_mode(mode)
     if mode in ENGINES:
         return "engine " + ENGINES[mode][0]
     return "backend " + mode
@@ -105,6 +118,7 @@ def require_mode(echod, mode, timeout=30):
 def client_backend(mode):
     """The loop backend for a client (echo-bench, echo-client) in a test of
     `mode`: the same backend, or auto for an engine (clients have none)."""
+    mode = base_mode(mode)
     return "auto" if mode in ENGINES else mode
 
 

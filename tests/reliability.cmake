@@ -80,6 +80,18 @@ if(IOMUX_HAVE_URING)
   reliability_test(echo engine-uring-spin)
   reliability_test(trickle engine-uring-spin)
 endif()
+# --splice on, on the first backend (echod.<backend>-splice covers the
+# others): the shim sees no recv/send to fault (splice moves the bytes), so
+# `echo` stands for `faults` as with the engine.
+if(IOMUX_SPLICE_MODES)
+  list(GET IOMUX_SPLICE_MODES 0 splice_mode)
+  foreach(t echo malloc_sweep fdleak slow trickle scale)
+    reliability_test(${t} ${splice_mode})
+  endforeach()
+  set_tests_properties(reliability.scale.${splice_mode} PROPERTIES RESOURCE_LOCK
+                                                                   reliability_many_conns)
+  set_tests_properties(reliability.slow.${splice_mode} PROPERTIES RUN_SERIAL TRUE)
+endif()
 list(GET IOMUX_BACKENDS 0 first_backend)
 add_test(NAME reliability.selftest COMMAND ${reliability_e2e} selftest ${first_backend})
 set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)

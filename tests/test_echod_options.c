@@ -112,6 +112,27 @@ static void test_engine_auto(void)
     CHECK_INT(PARSE(&o, "--backend", "epoll", "--busy-poll", "10"), ==, ECHOD_USAGE);
 }
 
+/* --splice: auto by default; on means the readiness engine, and is a
+   usage error with io_uring's, which copies. */
+static void test_splice(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--quiet"), ==, ECHOD_RUN))
+        CHECK_INT(o.splice, ==, ECHOD_SPLICE_AUTO);
+    if (CHECK_INT(PARSE(&o, "--splice", "on"), ==, ECHOD_RUN)) {
+        CHECK_INT(o.splice, ==, ECHOD_SPLICE_ON);
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_LOOP);
+        CHECK_STR(o.engine_given, "splice");
+    }
+    if (CHECK_INT(PARSE(&o, "--splice", "off"), ==, ECHOD_RUN)) {
+        CHECK_INT(o.splice, ==, ECHOD_SPLICE_OFF);
+        CHECK_INT(o.engine, ==, ECHOD_ENGINE_AUTO);
+    }
+    CHECK_INT(PARSE(&o, "--engine", "uring", "--splice", "auto"), ==, ECHOD_RUN);
+    CHECK_INT(PARSE(&o, "--engine", "uring", "--splice", "on"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--splice", "yes"), ==, ECHOD_USAGE);
+}
+
 /* Defect 8: a time under half a microsecond was rounded to 0, which means
    "off" for all three. */
 static void test_short_times(void)
@@ -250,5 +271,6 @@ int main(void)
     test_listen_settings();
     test_cidr();
     test_budget();
+    test_splice();
     return check_exit();
 }

@@ -10,6 +10,7 @@
  * starts (checks, binding, privileges, the engine) is setup.c.
  */
 #include "echod_internal.h"
+#include "splice_pool.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -243,6 +244,19 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
         admit_failed(d, fd, peer, rc);
 }
 
+void echod_admit_copying(struct echod *d, int fd, const struct iomux_addr *peer)
+{
+    if (!d->engine_ops->admit_copying) {
+        echod_admit(d, fd, peer); /* an engine that never splices */
+        return;
+    }
+    if (!admissible(d, fd, peer))
+        return;
+    int rc = d->engine_ops->admit_copying(d->engine, fd, peer);
+    if (rc < 0)
+        admit_failed(d, fd, peer, rc);
+}
+
 static void set_accepting(struct echod *d, bool on)
 {
     d->accepting_paused = !on;
@@ -385,6 +399,8 @@ static void print_stats(struct echod *d)
             d->max_buffered, d->shed_memory);
     if (d->proxy_listeners)
         echod_proxy_print_stats(d, stderr);
+    if (d->splice)
+        splice_pool_print_stats(d->splice, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
     fputc('\n', stderr);
     if (d->udp)
@@ -531,5 +547,6 @@ void echod_free(struct echod *d)
        the signal dispositions. The pool only after every stream is gone. */
     iomux_loop_free(d->loop);
     iomux_buf_pool_free(d->pool);
+    splice_pool_free(d->splice); /* after the streams, which give pipes back */
     free(d);
 }

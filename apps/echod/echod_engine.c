@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include "splice_pool.h"
 
 /* A proxy= listener's connections read their header first. */
 static void hook_accepted(void *policy, void *listener, int fd, const struct iomux_addr *peer)
@@ -25,6 +28,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
     }
     if (l->proxy != ECHOD_PROXY_OFF)
         echod_proxy_start(policy, l, fd, peer);
+    else if (l->needs_bytes)
+        echod_admit_copying(policy, fd, peer);
     else
         echod_admit(policy, fd, peer);
 }
@@ -92,10 +97,29 @@ static int engine_failed(const struct engine_ops *ops, int rc)
     return rc;
 }
 
+/* --splice: the pipes, bounded under RLIMIT_NOFILE and the budget. None
+   with --trace, which needs the bytes, nor for an engine that never
+   splices (it has no admit_copying). */
+static int splice_setup(struct echod *d, const struct engine_ops *ops)
+{
+    const struct echod_options *opt = d->opt;
+    if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->admit_copying)
+        return 0;
+    struct rlimit rl;
+    uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                          ? (uint64_t)rl.rlim_cur
+                          : 1u << 20;
+    d->splice = splice_pool_new(splice_pool_max(nofile, (size_t)opt->max_buffered));
+    return d->splice ? 0 : -ENOMEM;
+}
+
 /* Makes the engine `ops` on d's loop, with the hooks above: 0 or -errno. */
 static int engine_create(struct echod *d, const struct engine_ops *ops)
 {
     const struct echod_options *opt = d->opt;
+    int src = splice_setup(d, ops);
+    if (src < 0)
+        return src;
     const struct engine_config cfg = {
         .loop = d->loop,
         .pool = d->pool,
@@ -110,6 +134,8 @@ static int engine_create(struct echod *d, const struct engine_ops *ops)
         .buffered_limit = echod_budget_engine_share(d),
         .bytes_in = &d->bytes_in,
         .bytes_out = &d->bytes_out,
+        .splice_pool = d->splice,
+        .splice_from = opt->splice == ECHOD_SPLICE_ON ? 0 : SPLICE_AUTO_FROM,
     };
     const struct engine_hooks hooks = {
         .policy = d,

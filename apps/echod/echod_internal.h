@@ -48,6 +48,9 @@ struct listener {
     int fd;
     struct iomux_addr addr; /* as bound */
     int proxy;              /* enum echod_proxy_mode: its proxy= */
+    /* Its connections' bytes must pass through user space (a mode that
+       looks at them: TLS, data faults): never spliced (--splice). */
+    bool needs_bytes;
 };
 
 /* The longest v2 PROXY header taken (16 + announced length): addresses
@@ -115,6 +118,8 @@ struct echod {
     /* Bound port-0 addresses, printed on stdout once serving. */
     char announced[2 * ECHOD_MAX_LISTEN + 2][IOMUX_ADDR_STRLEN]; /* + --agent, --metrics */
     size_t nannounced;
+    /* --splice (splice_pool.h): the engine's pipes; NULL when off. */
+    struct splice_pool *splice;
 };
 
 /* True when connections keep their peer's address. */
@@ -133,6 +138,8 @@ int echod_engine_start(struct echod *d, char *why, size_t size);
    I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes
    it, saying why. Takes `fd`. */
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
+/* The same for a connection of a listener with needs_bytes: never spliced. */
+void echod_admit_copying(struct echod *d, int fd, const struct iomux_addr *peer);
 
 /* Closes `fd` and says why it was refused (`peer` named, rate-limited
    by kind unless --trace). */

@@ -100,6 +100,12 @@ struct engine_config {
        back: the policy's counters, owned by it. */
     uint64_t *bytes_in;
     uint64_t *bytes_out;
+    /* --splice (splice_pool.h): the policy's pipes, NULL for none (off,
+       --trace); with them a connection is spliced from admission
+       (splice_from 0) or from its first read of splice_from bytes. An
+       engine that cannot splice ignores both. */
+    struct splice_pool *splice_pool;
+    size_t splice_from;
 };
 
 /* The policy, as an engine may call it. `policy` is passed back as is. */
@@ -206,6 +212,10 @@ struct engine_ops {
        I/O or the loop, handles it, runs the loop's callbacks. Returns as
        iomux_loop_run_once(). */
     int (*run_once)(struct engine *e, int timeout_ms);
+    /* As admit(), for a connection whose bytes must pass through user
+       space (a listener whose mode looks at them: TLS, data faults): never
+       spliced. Optional: NULL where admit() never splices. */
+    int (*admit_copying)(struct engine *e, int fd, const struct iomux_addr *peer);
 };
 
 /* Defined in engine_<name>.c. Listed, for the policy to choose from by

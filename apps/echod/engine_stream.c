@@ -22,6 +22,8 @@
 
 #include <iomux/stream.h>
 
+#include "splice_stream.h"
+
 /* Connections accepted per readiness event: enough to empty a burst
    quickly, few enough that clients already connected are not starved. */
 #define ACCEPT_BATCH 64
@@ -56,6 +58,8 @@ struct engine_stream {
     size_t high_water, low_water;
     size_t buffered_limit; /* 0: none */
     size_t open;           /* connections, for the read cap of the budget */
+    struct splice_pool *splice_pool;
+    size_t splice_from; /* a read this long splices the connection; SIZE_MAX: never */
     bool trace, keep_peer;
     bool accepting;
     struct slistener listeners[ENGINE_MAX_LISTEN];
@@ -71,8 +75,10 @@ static size_t stream_buffered(struct engine *eng)
 {
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(stream_of(eng)->pool, &ps);
-    /* Queued, or kept for reuse: memory either way. */
-    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size;
+    /* Queued, or kept for reuse: memory either way. Pipes lent to
+       connections count at their capacity: kernel memory held for them. */
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size +
+           splice_pool_held(stream_of(eng)->splice_pool);
 }
 
 /* The memory budget, looked at only when an echo had to be queued (most
@@ -86,7 +92,15 @@ static void check_budget(struct engine_stream *e, struct iomux_stream *s)
         (void)iomux_stream_hold(s);
 }
 
-static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
+/* Splices `s` from its next read (--splice): failing that, it copies on. */
+static void start_splice(struct engine_stream *e, struct iomux_stream *s)
+{
+    const struct splice_counters n = {e->bytes_in, e->bytes_out};
+    (void)splice_stream_start(s, e->splice_pool, &n);
+}
+
+/* A connection never spliced (--splice off, admit_copying()). */
+static void on_data_copying(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
     struct engine_stream *e = data;
     *e->bytes_in += len;
@@ -96,6 +110,18 @@ static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void 
         *e->bytes_out += len;
         check_budget(e, s);
     }
+}
+
+/* --splice auto or on: a read that filled the buffer splices the
+   connection from then on. (A spliced connection that found no pipe
+   copies through here too, and is refused at once: it has its transport.
+   So is one whose write failed.) */
+static void on_data(struct iomux_stream *s, const char *bytes, size_t len, void *data)
+{
+    struct engine_stream *e = data;
+    on_data_copying(s, bytes, len, data);
+    if (len >= e->splice_from && iomux_stream_queued(s) == 0)
+        start_splice(e, s);
 }
 
 static void on_data_trace(struct iomux_stream *s, const char *bytes, size_t len, void *data)
@@ -164,6 +190,8 @@ static int stream_create(const struct engine_config *cfg, const struct engine_ho
     e->buffered_limit = cfg->buffered_limit;
     e->trace = cfg->trace;
     e->keep_peer = cfg->keep_peer;
+    e->splice_pool = cfg->trace ? NULL : cfg->splice_pool;
+    e->splice_from = e->splice_pool ? cfg->splice_from : SIZE_MAX;
     e->accepting = true;
     *out = (struct engine *)(void *)e;
     return 0;
@@ -205,11 +233,13 @@ static void stream_unlisten(struct engine *eng)
     e->nlisteners = 0;
 }
 
-static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
 {
     struct engine_stream *e = stream_of(eng);
     struct iomux_stream_options so = {
-        .on_data = e->trace ? on_data_trace : on_data,
+        .on_data = e->trace                       ? on_data_trace
+                   : may_splice && e->splice_pool ? on_data
+                                                  : on_data_copying,
         .on_drain = e->trace ? on_drain : NULL,
         .on_close = on_close,
         .data = e,
@@ -224,8 +254,20 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
     if (rc < 0)
         return rc;
     e->open++;
+    if (may_splice && e->splice_from == 0)
+        start_splice(e, s);
     e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
     return 0;
+}
+
+static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    return admit_stream(eng, fd, peer, true);
+}
+
+static int stream_admit_copying(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    return admit_stream(eng, fd, peer, false);
 }
 
 static void stream_end(struct engine *eng, struct conn *c)
@@ -300,4 +342,5 @@ const struct engine_ops engine_stream_ops = {
     .hold = stream_hold,
     .print_stats = stream_print_stats,
     .run_once = stream_run_once,
+    .admit_copying = stream_admit_copying,
 };

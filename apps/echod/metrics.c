@@ -32,6 +32,7 @@
 #include "echod_internal.h"
 #include "http_head.h"
 #include "sideport.h"
+#include "splice_pool.h"
 
 /* Prometheus sends a head of a few hundred bytes. */
 #define METRICS_HEAD_MAX 4096
@@ -248,6 +249,25 @@ static void render_side(struct prom *p, const struct echod *d)
     }
 }
 
+/* --splice (splice_pool.h): bytes echoed through pipes, and the pipes. */
+static void render_splice(struct prom *p, const struct echod *d)
+{
+    struct splice_stats st;
+    splice_pool_stats(d->splice, &st);
+    prom_family(p, "echod_spliced_bytes_total", "counter",
+                "Bytes echoed through pipes with splice(), never copied into echod (--splice); "
+                "part of echod_sent_bytes_total.");
+    prom_u64(p, "echod_spliced_bytes_total", "", st.spliced);
+    prom_family(p, "echod_splice_pipes", "gauge",
+                "Pipes of --splice: lent to connections now, open (lent or free), the bound.");
+    prom_u64(p, "echod_splice_pipes", "state=\"lent\"", st.lent);
+    prom_u64(p, "echod_splice_pipes", "state=\"open\"", st.pipes);
+    prom_u64(p, "echod_splice_pipes", "state=\"max\"", st.max);
+    prom_family(p, "echod_splice_no_pipe_total", "counter",
+                "Reads a spliced connection copied instead: no pipe free, or pipe() failed.");
+    prom_u64(p, "echod_splice_no_pipe_total", "", st.no_pipe);
+}
+
 /* The memory budget (budget.h): what is held against --max-buffered. */
 static void render_budget(struct prom *p, struct echod *d)
 {
@@ -270,6 +290,7 @@ static size_t render(struct echod_metrics *m)
     render_state(&p, m->d);
     render_side(&p, m->d);
     render_budget(&p, m->d);
+    render_splice(&p, m->d);
     return p.full ? 0 : p.len;
 }
 

@@ -26,6 +26,7 @@
 
 const char *const echod_engine_names[] = {"auto", "loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
+const char *const echod_splice_names[] = {"auto", "on", "off", NULL};
 
 /* The defaults --help shows are written out in the table: these keep them
    true. */
@@ -219,6 +220,17 @@ static const struct cli_spec specs[] = {
              "(spins, 100% CPU; not with --trace); off: never.\n"
              "--trace turns auto off",
      .def = "auto"},
+    {.name = "splice",
+     .arg = "MODE",
+     .kind = CLI_CHOICE,
+     .field = F(splice),
+     .choices = echod_splice_names,
+     .help = "echo through kernel pipes with splice(), never copying\n"
+             "the bytes into echod (--engine loop): on: every\n"
+             "connection; auto: a connection from its first read\n"
+             "of 64 KiB (below, splice saves nothing); off: never.\n"
+             "--trace turns it off; --splice on means --engine loop",
+     .def = "auto"},
     {.name = "max-conns",
      .arg = "N",
      .kind = CLI_U64,
@@ -399,9 +411,9 @@ static void resolve_auto_engine(struct echod_options *o, const bool *given)
                                             "spin-receive"};
     if (o->engine != ECHOD_ENGINE_AUTO)
         return;
-    if (strcmp(o->backend, "auto") != 0) {
+    if (strcmp(o->backend, "auto") != 0 || o->splice == ECHOD_SPLICE_ON) {
         o->engine = ECHOD_ENGINE_LOOP;
-        o->engine_given = "backend";
+        o->engine_given = o->splice == ECHOD_SPLICE_ON ? "splice" : "backend";
         return;
     }
     for (size_t i = 0; i < sizeof(uring_own) / sizeof(uring_own[0]); i++) {
@@ -436,6 +448,9 @@ static int check_options(const struct echod_options *o, const bool *given, char 
         return cli_fail(err, errsize, "--spin-receive on: not with --trace");
     if (!uring && o->batch_wait_us && cli_given(specs, given, "batch-wait"))
         return cli_fail(err, errsize, "--batch-wait: only with --engine uring");
+    /* io_uring splices on worker threads: 1.35-3x the CPU (docs/splice.md). */
+    if (uring && o->splice == ECHOD_SPLICE_ON)
+        return cli_fail(err, errsize, "--splice on: only with --engine loop");
     if (o->inetd && (o->nlisten || o->nudp))
         return cli_fail(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
     if (o->inetd && (o->agent || o->metrics))

@@ -43,6 +43,14 @@ enum echod_spin {
 };
 extern const char *const echod_spin_names[];
 
+/* --splice (splice_pool.h, docs/splice.md). */
+enum echod_splice {
+    ECHOD_SPLICE_AUTO, /* a connection from its first read of 64 KiB */
+    ECHOD_SPLICE_ON,   /* every connection (--engine loop) */
+    ECHOD_SPLICE_OFF,
+};
+extern const char *const echod_splice_names[];
+
 /* proxy= of a --listen: the PROXY protocol header its connections must
    start with (docs/proxy-protocol.md). */
 enum echod_proxy_mode {
@@ -70,6 +78,7 @@ struct echod_options {
     uint64_t busy_poll_us;    /* --engine uring: spin before sleeping; 0 = never */
     uint64_t batch_wait_us;   /* --engine uring: wait this long for a fuller batch */
     int spin_receive;         /* --engine uring: enum echod_spin */
+    int splice;               /* enum echod_splice */
     uint64_t max_conns;       /* 0 = no limit */
     uint64_t idle_timeout_ms; /* 0 = never */
     uint64_t tick_ms;         /* 0 = no tick */

@@ -170,7 +170,9 @@ struct iomux_stream_transport {
 /*
  * Makes the stream move its bytes through `ops` (borrowed: it must outlive
  * the stream) on `ctx`. Call it right after iomux_stream_new(), before the
- * loop runs and before any write. On success the stream owns `ctx` (it
+ * loop runs and before any write, or later while nothing is queued (an
+ * owner that switches a running connection to a transport of its own,
+ * such as splice()). On success the stream owns `ctx` (it
  * calls ops->release(ctx) when it closes, on_close or iomux_stream_close()
  * alike); on failure `ctx` stays the caller's. Bytes the transport already
  * holds (ops->pending) are delivered from the loop, as soon as it runs.
@@ -189,6 +191,11 @@ size_t iomux_stream_queued(const struct iomux_stream *stream);
 /* Loop time (iomux_loop_now()) of the last successful read or write, or of
    the stream's creation: for idle timeouts. */
 uint64_t iomux_stream_last_io(const struct iomux_stream *stream);
+
+/* Records I/O the owner made on the stream's fd itself (a transport
+   that moves bytes without handing them to the stream, as splice() does):
+   iomux_stream_last_io() then says now. */
+void iomux_stream_touch(struct iomux_stream *stream);
 
 /* 1 while reading is paused because the queue is above the high
    watermark, else 0. */
