@@ -105,6 +105,13 @@ void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t
     fprintf(stderr, " to %s\n", name);
 }
 
+void echod_trace_fault(struct echod *d, struct conn *c, const char *what, uint64_t bytes)
+{
+    char name[TRACE_ADDR_STRLEN];
+    fprintf(stderr, "  fault %s on %s after %" PRIu64 " bytes echoed\n", what,
+            conn_name(d, c, name, sizeof(name)), bytes);
+}
+
 void echod_trace_queue_empty(struct echod *d, struct conn *c)
 {
     char name[TRACE_ADDR_STRLEN];
@@ -136,15 +143,23 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error)
     check_done(d);
 }
 
-/* Closes a connection on our initiative (idle, grace period over). */
-static void conn_cut(struct echod *d, struct conn *c, const char *why)
+/* Closes a connection of the engine `ops` on our initiative (idle, grace
+   period over). */
+static void conn_cut_by(struct echod *d, const struct engine_ops *ops, struct engine *e,
+                        struct conn *c, const char *why)
 {
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
         fprintf(stderr, "  closing %s (%s)\n", conn_name(d, c, name, sizeof(name)), why);
     }
     conn_unlink(d, c); /* first: closing frees `c` */
-    d->engine_ops->cut(d->engine, c);
+    ops->cut(e, c);
+}
+
+/* A connection of the main engine's (d->conns). */
+static void conn_cut(struct echod *d, struct conn *c, const char *why)
+{
+    conn_cut_by(d, d->engine_ops, d->engine, c, why);
 }
 
 void echod_conn_cut(struct echod *d, struct conn *c, const char *why)
@@ -198,12 +213,18 @@ static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *stored,
                        const struct iomux_addr *peer)
 {
+    echod_conn_opened_on(d, &d->conns, c, stored, peer);
+}
+
+void echod_conn_opened_on(struct echod *d, struct conn *list, struct conn *c,
+                          union conn_peer_addr *stored, const struct iomux_addr *peer)
+{
     if (echod_keeps_peer(d))
         store_peer(stored, peer);
-    c->prev = d->conns.prev;
-    c->next = &d->conns;
-    d->conns.prev->next = c;
-    d->conns.prev = c;
+    c->prev = list->prev;
+    c->next = list;
+    list->prev->next = c;
+    list->prev = c;
     d->open++;
     d->total++;
     if (d->opt->trace) {
@@ -235,9 +256,21 @@ static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer,
 
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
 {
+    echod_admit_from(d, NULL, fd, peer);
+}
+
+void echod_admit_from(struct echod *d, const struct listener *l, int fd,
+                      const struct iomux_addr *peer)
+{
     if (!admissible(d, fd, peer))
         return;
-    int rc = d->engine_ops->admit(d->engine, fd, peer);
+    int rc;
+    if (!l || !l->faults)
+        rc = d->engine_ops->admit(d->engine, fd, peer);
+    else if (d->side)
+        rc = d->side_ops->admit_faults(d->side, fd, peer, l->faults);
+    else
+        rc = d->engine_ops->admit_faults(d->engine, fd, peer, l->faults);
     if (rc < 0)
         admit_failed(d, fd, peer, rc);
 }
@@ -290,17 +323,26 @@ bool echod_accept_error(struct echod *d, struct listener *l, int err)
     return false;
 }
 
+/* The idle connections on `list`, served by the engine `ops`, cut. */
+static void sweep(struct echod *d, struct conn *list, const struct engine_ops *ops,
+                  struct engine *e, uint64_t now)
+{
+    for (struct conn *c = list->next, *next; c != list; c = next) {
+        next = c->next;
+        if (now - ops->last_io(e, c) >= d->opt->idle_timeout_ms) {
+            d->idle_closed++;
+            conn_cut_by(d, ops, e, c, "idle");
+        }
+    }
+}
+
 void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
     uint64_t now = iomux_loop_now(loop);
-    for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
-        next = c->next;
-        if (now - d->engine_ops->last_io(d->engine, c) >= d->opt->idle_timeout_ms) {
-            d->idle_closed++;
-            conn_cut(d, c, "idle");
-        }
-    }
+    sweep(d, &d->conns, d->engine_ops, d->engine, now);
+    if (d->side)
+        sweep(d, &d->side_conns, d->side_ops, d->side, now);
     check_done(d);
 }
 
@@ -319,6 +361,8 @@ static void cut_all(struct echod *d, const char *why)
 {
     while (d->conns.next != &d->conns)
         conn_cut(d, d->conns.next, why);
+    while (d->side && d->side_conns.next != &d->side_conns)
+        conn_cut_by(d, d->side_ops, d->side, d->side_conns.next, why);
 }
 
 static void begin_stop(struct echod *d, const char *name);
@@ -385,6 +429,8 @@ static void print_stats(struct echod *d)
     if (d->proxy_listeners)
         echod_proxy_print_stats(d, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
+    if (d->fault_listeners)
+        echod_faults_print_stats(d, stderr);
     fputc('\n', stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
@@ -445,6 +491,9 @@ static void begin_stop(struct echod *d, const char *name)
        it never calls on_close from here, so walking the list is safe. */
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
         conn_end(d, c);
+    for (struct conn *c = d->side ? d->side_conns.next : NULL; c && c != &d->side_conns;
+         c = c->next)
+        d->side_ops->end(d->side, c);
     check_done(d);
     if (!d->done &&
         iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
@@ -487,6 +536,8 @@ void echod_free(struct echod *d)
     /* After every connection is cut: it waits for their last operations. */
     if (d->engine)
         d->engine_ops->free(d->engine);
+    if (d->side)
+        d->side_ops->free(d->side);
     echod_udp_free(d->udp);
     sideport_free(d->agent);
     sideport_free(d->metrics);
