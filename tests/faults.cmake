@@ -12,3 +12,9 @@ if(Python3_Interpreter_FOUND AND TARGET echod AND TARGET echo-client AND TARGET 
     set_tests_properties(faults.echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
   endforeach()
 endif()
+# The fault keys of --listen and --udp-drop, and the seeded draws.
+iomux_test(test_echod_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_echod_faults.c
+           LIBS echod_core TIMEOUT 60)
+# A stream transport that waits for its owner (*wait = 0) and
+# iomux_stream_resume(): what the fault modes pace and delay with.
+iomux_backend_test(stream_park SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_stream_park.c)

@@ -285,6 +285,20 @@ def test_trace_says_fault():
         d.wait_stderr(r"^  fault reset-after on \('127\.0\.0\.1', \d+\) after 5 bytes echoed$")
 
 
+def test_metrics():
+    with echod("close-after=3", "--metrics", "127.0.0.1:0", lines=2) as d:
+        s = connect(d.port)
+        s.sendall(b"abcdef")
+        read_until_end(s)
+        s.close()
+        host, port = d.addrs[1]
+        m = socket.create_connection((host, port), timeout=10)
+        m.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        body, _ = read_until_end(m)
+        m.close()
+        check(b'echod_faults_total{kind="close-after"} 1' in body, body.decode()[-800:])
+
+
 def test_bad_values():
     for listen, key in (("delay=abc", "delay"), ("rate=0", "rate"), ("slice=0", "slice"),
                         ("corrupt=101", "corrupt"), ("p=0.5", "p="), ("p=2,delay=1", "p"),
@@ -299,7 +313,7 @@ TESTS = [test_delay, test_delay_jitter_keeps_order, test_rate, test_slice, test_
          test_reset_after, test_close_after, test_stall_after, test_stall_ends_by_idle_timeout,
          test_accept_delay, test_slow_close, test_corrupt_fails_clients, test_udp_drop,
          test_seed_replays_and_p, test_combination_and_clean_listener, test_trace_says_fault,
-         test_bad_values]
+         test_metrics, test_bad_values]
 
 
 def main():
