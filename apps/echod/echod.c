@@ -167,6 +167,14 @@ void echod_conn_cut(struct echod *d, struct conn *c, const char *why)
     conn_cut(d, c, why);
 }
 
+void echod_conn_cut_on(struct echod *d, bool side, struct conn *c, const char *why)
+{
+    if (side)
+        conn_cut_by(d, d->side_ops, d->side, c, why);
+    else
+        conn_cut(d, c, why);
+}
+
 /* Starts the graceful end of a connection (SIGTERM): never closes it from
    here, so the caller may walk the list. */
 static void conn_end(struct echod *d, struct conn *c)

@@ -194,6 +194,9 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error);
    then cut by the engine. */
 void echod_conn_cut(struct echod *d, struct conn *c, const char *why);
 
+/* As echod_conn_cut(), for a connection of the side engine if `side`. */
+void echod_conn_cut_on(struct echod *d, bool side, struct conn *c, const char *why);
+
 /* --trace: the seed's "received"/"sending" lines for `len` bytes. */
 void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len);
 /* --trace: "<peer> fault WHAT after N bytes". */
