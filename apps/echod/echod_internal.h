@@ -121,7 +121,7 @@ struct echod {
     uint64_t faults_fired[FAULT_KINDS];
     uint64_t fault_seed;
     bool fault_listeners; /* some listener has faults, or --udp-drop */
-    /* The side engine (echod_side.c): a readiness engine on the same loop
+    /* The side engine (echod_side_start()): a readiness engine on the same loop
        for the connections of listeners the main engine cannot serve
        itself (its admit_faults is NULL); NULL when there is none. Its
        connections are listed in side_conns, apart from conns. */
@@ -153,11 +153,11 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
 void echod_admit_from(struct echod *d, const struct listener *l, int fd,
                       const struct iomux_addr *peer);
 
-/* Makes the side engine if a fault listener needs one (echod_side.c): 0 or
+/* Makes the side engine if a fault listener needs one (echod_engine.c): 0 or
    -errno, said. */
 int echod_side_start(struct echod *d);
 
-/* The fault part of the SIGUSR1 line, after "; " (echod_side.c). */
+/* The fault part of the SIGUSR1 line, after "; " (echod_faults.c). */
 void echod_faults_print_stats(const struct echod *d, FILE *f);
 
 /* Closes `fd` and says why it was refused (`peer` named, rate-limited

@@ -217,7 +217,7 @@ struct engine_ops {
     /* As admit(), for a connection of a listener with faults (`faults`,
        borrowed: it outlives the connection). NULL in an engine that has
        no faults: the policy serves those listeners with a readiness
-       engine beside it (echod_side.c). */
+       engine beside it (echod_side_start()). */
     int (*admit_faults)(struct engine *e, int fd, const struct iomux_addr *peer,
                         const struct fault_spec *faults);
 };
