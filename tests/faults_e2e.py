@@ -13,6 +13,7 @@ may come late). Exit status: 0 pass, 1 fail, 77 skip.
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -285,6 +286,21 @@ def test_trace_says_fault():
         d.wait_stderr(r"^  fault reset-after on \('127\.0\.0\.1', \d+\) after 5 bytes echoed$")
 
 
+def test_drain_sends_delayed_echo():
+    # SIGTERM: a delayed echo still goes out, then the end of stream.
+    with echod("delay=300", quiet=False) as d:
+        s = connect(d.port)
+        s.sendall(b"late")
+        deadline = time.monotonic() + 10
+        while stat_field(d.stats(), "bytes") < 4:  # received, and not yet due
+            check(time.monotonic() < deadline, "echod never received the bytes")
+        d.signal(signal.SIGTERM)
+        got, end = read_until_end(s)
+        s.close()
+        check(got == b"late" and end == "eof", "%r, %s" % (got, end))
+        check(d.wait() == 0, "echod exit status")
+
+
 def test_metrics():
     with echod("close-after=3", "--metrics", "127.0.0.1:0", lines=2) as d:
         s = connect(d.port)
@@ -313,7 +329,7 @@ TESTS = [test_delay, test_delay_jitter_keeps_order, test_rate, test_slice, test_
          test_reset_after, test_close_after, test_stall_after, test_stall_ends_by_idle_timeout,
          test_accept_delay, test_slow_close, test_corrupt_fails_clients, test_udp_drop,
          test_seed_replays_and_p, test_combination_and_clean_listener, test_trace_says_fault,
-         test_metrics, test_bad_values]
+         test_drain_sends_delayed_echo, test_metrics, test_bad_values]
 
 
 def main():
