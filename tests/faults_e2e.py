@@ -102,22 +102,35 @@ def test_rate():
         check(took < size / rate + 3 * LATE, "1 MiB took %.2f s" % took)
 
 
+def sliced_reads(port, data):
+    """The sizes of the reads that bring `data` back."""
+    s = connect(port)
+    s.sendall(data)
+    got = bytearray()
+    sizes = []
+    s.settimeout(10)
+    while len(got) < len(data):
+        chunk = s.recv(4096)
+        check(chunk, "EOF")
+        sizes.append(len(chunk))
+        got += chunk
+    s.close()
+    check(bytes(got) == data, "sliced echo differs")
+    return sizes
+
+
 def test_slice():
-    with echod("slice=7:20") as d:
-        s = connect(d.port)
+    # Pieces 50 ms apart: a client that is not scheduled for that long (a
+    # loaded machine) reads two at once. That is the client's lateness,
+    # not a piece too large, so it gets three tries; an echo that is not
+    # cut fails them all.
+    with echod("slice=7:50") as d:
         data = bytes(range(48, 48 + 64))
-        s.sendall(data)
-        got = bytearray()
-        sizes = []
-        s.settimeout(10)
-        while len(got) < len(data):
-            chunk = s.recv(4096)
-            check(chunk, "EOF")
-            sizes.append(len(chunk))
-            got += chunk
-        s.close()
-        check(bytes(got) == data, "sliced echo differs")
-        check(max(sizes) <= 7, "a read of %d bytes: %s" % (max(sizes), sizes))
+        for _ in range(3):
+            sizes = sliced_reads(d.port, data)
+            if max(sizes) <= 7:
+                return
+        fail("a read of %d bytes: %s" % (max(sizes), sizes))
 
 
 def test_slice_no_pause():
@@ -260,12 +273,12 @@ def test_seed_replays_and_p():
 def test_combination_and_clean_listener():
     # delay and reset-after together; a clean listener beside is not delayed.
     with Echod(ECHOD, MODE, "--listen", "127.0.0.1:0", "--fault-seed", "1",
-               listen="127.0.0.1:0,delay=100,reset-after=100", lines=2) as d:
+               listen="127.0.0.1:0,delay=1000,reset-after=100", lines=2) as d:
         clean = connect(d.addrs[1][1])
         start = time.monotonic()
         clean.sendall(b"fast")
         check(recv_exact(clean, 4) == b"fast", "clean echo differs")
-        check(time.monotonic() - start < 0.1, "the clean listener was delayed")
+        check(time.monotonic() - start < 1.0, "the clean listener was delayed")
         clean.close()
         s = connect(d.port)
         start = time.monotonic()
@@ -274,7 +287,7 @@ def test_combination_and_clean_listener():
         took = time.monotonic() - start
         s.close()
         check(len(got) == 100 and end == "reset", "%d bytes, %s" % (len(got), end))
-        check(took >= 0.1, "reset after %.3f s, before the delay" % took)
+        check(took >= 1.0, "reset after %.3f s, before the delay" % took)
 
 
 def test_trace_says_fault():
