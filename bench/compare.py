@@ -99,6 +99,13 @@ def servers(build):
         ("echod-engine-uring-nobatch", echod_cmd("--engine", "uring", "--batch-wait", "0"), all_s),
         # The same with --busy-poll: spins instead of sleeping, for CPU.
         ("echod-engine-uring-busy", echod_cmd("--engine", "uring", "--busy-poll", "50"), all_s),
+        # A clean listener (measured) next to a fault listener (issue 26):
+        # paired with echod-epoll and echod-engine-uring, faults must cost
+        # the clean one nothing.
+        ("echod-epoll-faults", echod_cmd("--engine", "loop", "--backend", "epoll", "--listen",
+                                         "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
+        ("echod-engine-uring-faults", echod_cmd("--engine", "uring", "--listen",
+                                                "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),

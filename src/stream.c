@@ -139,7 +139,7 @@ static bool tx_pending(const struct iomux_stream *s)
 /* Bytes held by the transport that it can hand over now. */
 static bool tx_held(const struct iomux_stream *s)
 {
-    return s->has_tx && !s->rd_wants_write && tx_pending(s);
+    return s->has_tx && !s->rd_wants_write && !s->rd_parked && tx_pending(s);
 }
 
 /* Gives the loop the interest that matches the state: READ unless paused,
@@ -150,9 +150,9 @@ static void update_mask(struct iomux_stream *s)
     if (!s->watched)
         return;
     unsigned mask = 0;
-    if (want_read(s))
+    if (want_read(s) && !s->rd_parked)
         mask |= s->rd_wants_write ? IOMUX_WRITE : IOMUX_READ;
-    if (!s->error && wants_output(s))
+    if (!s->error && wants_output(s) && !s->wr_parked)
         mask |= s->wr_wants_read ? IOMUX_READ : IOMUX_WRITE;
     if (mask == s->mask)
         return;
@@ -240,7 +240,7 @@ bool iomux__stream_defer(struct iomux_stream *s)
    may be finished. Finishing would run on_close inside the owner's call,
    so it is deferred to a zero-delay timer that runs later in this loop
    iteration. */
-static void after_call(struct iomux_stream *s)
+void iomux__stream_after_call(struct iomux_stream *s)
 {
     if (s->depth > 0)
         return; /* the callback we are in settles when it returns */
@@ -488,7 +488,7 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
         if (w < 0) {
             if (w != -EAGAIN) {
                 set_error(s, (int)w);
-                after_call(s);
+                iomux__stream_after_call(s);
                 return -EPIPE;
             }
             w = 0;
@@ -504,12 +504,12 @@ int iomux_stream_write(struct iomux_stream *s, const void *bytes, size_t len)
             /* Part may have been sent already, so the byte stream cannot
                be continued correctly: the stream fails. */
             set_error(s, -ENOMEM);
-            after_call(s);
+            iomux__stream_after_call(s);
             return -ENOMEM;
         }
         if (queued(s) > s->cfg->high)
             s->backpressured = true;
-        after_call(s);
+        iomux__stream_after_call(s);
     }
     return 0;
 }
@@ -526,7 +526,7 @@ void iomux_stream_end(struct iomux_stream *s)
     s->held = false;
     if (!s->error && queued(s) == 0 && !s->wr_shut)
         shut_write(s);
-    after_call(s);
+    iomux__stream_after_call(s);
 }
 
 void iomux_stream_close(struct iomux_stream *s)
@@ -586,6 +586,6 @@ int iomux_stream_hold(struct iomux_stream *s)
     if (s->closed || s->ending || queued(s) == 0)
         return 0;
     s->held = true;
-    after_call(s);
+    iomux__stream_after_call(s);
     return 1;
 }

@@ -64,6 +64,8 @@ struct iomux_stream {
     bool has_tx : 1;
     bool rd_wants_write : 1; /* the last read waits for IOMUX_WRITE */
     bool wr_wants_read : 1;  /* the last write waits for IOMUX_READ */
+    bool rd_parked : 1;      /* the last read waits for iomux_stream_resume() */
+    bool wr_parked : 1;      /* the last write waits for iomux_stream_resume() */
 };
 
 static inline bool timer_pending(const struct iomux_stream *s)
@@ -83,6 +85,10 @@ static inline void touch(struct iomux_stream *s)
 
 /* The queue's holder, allocated on first use; NULL when out of memory. */
 struct stream_out *iomux__stream_out(struct iomux_stream *s);
+
+/* After a call from the owner: the mask follows the state, or a finished
+   stream is settled from a zero-delay timer (never inside the call). */
+void iomux__stream_after_call(struct iomux_stream *s);
 
 /* Arms the zero-delay timer (unless armed): it settles the stream, or
    reads what its transport holds. False when out of memory. */

@@ -23,6 +23,7 @@ ssize_t iomux__stream_tx_read(struct iomux_stream *s, void *buf, size_t len)
     unsigned wait = IOMUX_READ;
     ssize_t n = s->out->tx->read(s->out->tx_ctx, buf, len, &wait);
     s->rd_wants_write = n == -EAGAIN && wait == IOMUX_WRITE;
+    s->rd_parked = n == -EAGAIN && wait == 0;
     return n;
 }
 
@@ -32,6 +33,7 @@ static ssize_t write_one(struct iomux_stream *s, const char *bytes, size_t len)
     unsigned wait = IOMUX_WRITE;
     ssize_t n = s->out->tx->write(s->out->tx_ctx, bytes, len, &wait);
     s->wr_wants_read = n == -EAGAIN && wait == IOMUX_READ;
+    s->wr_parked = n == -EAGAIN && wait == 0;
     return n;
 }
 
@@ -97,4 +99,13 @@ int iomux_stream_set_transport(struct iomux_stream *s, const struct iomux_stream
         return -ENOMEM;
     }
     return 0;
+}
+
+void iomux_stream_resume(struct iomux_stream *s)
+{
+    if (s->closed || !(s->rd_parked || s->wr_parked))
+        return;
+    s->rd_parked = false;
+    s->wr_parked = false;
+    iomux__stream_after_call(s);
 }

@@ -17,6 +17,7 @@
 struct holder {
     struct conn *c;
     size_t queued;
+    bool side; /* the side engine's (echod_side_start()) */
 };
 
 /* Below the budget by what the reads under way when it fills may bring
@@ -77,6 +78,8 @@ static void filled(struct echod *d)
     iomux_buf_pool_trim(d->pool);
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
         (void)d->engine_ops->hold(d->engine, c);
+    for (struct conn *c = d->side_conns.next; d->side && c != &d->side_conns; c = c->next)
+        (void)d->side_ops->hold(d->side, c);
     arm_shed_check(d);
 }
 
@@ -108,6 +111,19 @@ static int by_queued_desc(const void *a, const void *b)
     return qa < qb ? 1 : qa > qb ? -1 : 0;
 }
 
+/* Those of `list` (the side engine's if `side`) into h, *n of d->open. */
+static void add_holders(struct echod *d, struct conn *list, bool side, uint64_t now, uint64_t quiet,
+                        struct holder *h, size_t *n)
+{
+    const struct engine_ops *ops = side ? d->side_ops : d->engine_ops;
+    struct engine *e = side ? d->side : d->engine;
+    for (struct conn *c = list->next; c != list && *n < d->open; c = c->next) {
+        size_t q = ops->queued(e, c);
+        if (q && now - ops->last_io(e, c) >= quiet)
+            h[(*n)++] = (struct holder){.c = c, .queued = q, .side = side};
+    }
+}
+
 /* The connections that hold echoes and whose clients took nothing for
    half the grace period, largest first, in an array the caller frees
    (NULL with *n 0 when there are none or no memory for the list). */
@@ -118,11 +134,9 @@ static struct holder *idle_holders(struct echod *d, size_t *n)
     struct holder *h = malloc(d->open * sizeof(*h)); /* shedding is rare: no cache */
     if (!h)
         return NULL;
-    for (struct conn *c = d->conns.next; c != &d->conns && *n < d->open; c = c->next) {
-        size_t q = d->engine_ops->queued(d->engine, c);
-        if (q && now - d->engine_ops->last_io(d->engine, c) >= quiet)
-            h[(*n)++] = (struct holder){.c = c, .queued = q};
-    }
+    add_holders(d, &d->conns, false, now, quiet, h, n);
+    if (d->side)
+        add_holders(d, &d->side_conns, true, now, quiet, h, n);
     qsort(h, *n, sizeof(*h), by_queued_desc);
     return h;
 }
@@ -134,7 +148,7 @@ static void shed(struct echod *d)
     struct holder *h = idle_holders(d, &n);
     for (size_t i = 0; i < n && held >= free_mark(d); i++) {
         held -= h[i].queued < held ? h[i].queued : held;
-        echod_conn_cut(d, h[i].c, "shed for memory");
+        echod_conn_cut_on(d, h[i].side, h[i].c, "shed for memory");
         cut++;
     }
     free(h);

@@ -107,6 +107,13 @@ void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t
     fprintf(stderr, " to %s\n", name);
 }
 
+void echod_trace_fault(struct echod *d, struct conn *c, const char *what, uint64_t bytes)
+{
+    char name[TRACE_ADDR_STRLEN];
+    fprintf(stderr, "  fault %s on %s after %" PRIu64 " bytes echoed\n", what,
+            conn_name(d, c, name, sizeof(name)), bytes);
+}
+
 void echod_trace_queue_empty(struct echod *d, struct conn *c)
 {
     char name[TRACE_ADDR_STRLEN];
@@ -138,20 +145,36 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error)
     check_done(d);
 }
 
-/* Closes a connection on our initiative (idle, grace period over). */
-static void conn_cut(struct echod *d, struct conn *c, const char *why)
+/* Closes a connection of the engine `ops` on our initiative (idle, grace
+   period over). */
+static void conn_cut_by(struct echod *d, const struct engine_ops *ops, struct engine *e,
+                        struct conn *c, const char *why)
 {
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
         fprintf(stderr, "  closing %s (%s)\n", conn_name(d, c, name, sizeof(name)), why);
     }
     conn_unlink(d, c); /* first: closing frees `c` */
-    d->engine_ops->cut(d->engine, c);
+    ops->cut(e, c);
+}
+
+/* A connection of the main engine's (d->conns). */
+static void conn_cut(struct echod *d, struct conn *c, const char *why)
+{
+    conn_cut_by(d, d->engine_ops, d->engine, c, why);
 }
 
 void echod_conn_cut(struct echod *d, struct conn *c, const char *why)
 {
     conn_cut(d, c, why);
+}
+
+void echod_conn_cut_on(struct echod *d, bool side, struct conn *c, const char *why)
+{
+    if (side)
+        conn_cut_by(d, d->side_ops, d->side, c, why);
+    else
+        conn_cut(d, c, why);
 }
 
 /* Starts the graceful end of a connection (SIGTERM): never closes it from
@@ -200,12 +223,18 @@ static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *stored,
                        const struct iomux_addr *peer)
 {
+    echod_conn_opened_on(d, &d->conns, c, stored, peer);
+}
+
+void echod_conn_opened_on(struct echod *d, struct conn *list, struct conn *c,
+                          union conn_peer_addr *stored, const struct iomux_addr *peer)
+{
     if (echod_keeps_peer(d))
         store_peer(stored, peer);
-    c->prev = d->conns.prev;
-    c->next = &d->conns;
-    d->conns.prev->next = c;
-    d->conns.prev = c;
+    c->prev = list->prev;
+    c->next = list;
+    list->prev->next = c;
+    list->prev = c;
     d->open++;
     d->total++;
     if (d->opt->trace) {
@@ -237,22 +266,22 @@ static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer,
 
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
 {
-    if (!admissible(d, fd, peer))
-        return;
-    int rc = d->engine_ops->admit(d->engine, fd, peer);
-    if (rc < 0)
-        admit_failed(d, fd, peer, rc);
+    echod_admit_from(d, NULL, fd, peer);
 }
 
-void echod_admit_copying(struct echod *d, int fd, const struct iomux_addr *peer)
+void echod_admit_from(struct echod *d, const struct listener *l, int fd,
+                      const struct iomux_addr *peer)
 {
-    if (!d->engine_ops->admit_copying) {
-        echod_admit(d, fd, peer); /* an engine that never splices */
-        return;
-    }
     if (!admissible(d, fd, peer))
         return;
-    int rc = d->engine_ops->admit_copying(d->engine, fd, peer);
+    int rc;
+    if (l && l->faults)
+        rc = d->side ? d->side_ops->admit_faults(d->side, fd, peer, l->faults)
+                     : d->engine_ops->admit_faults(d->engine, fd, peer, l->faults);
+    else if (l && l->needs_bytes && d->engine_ops->admit_copying)
+        rc = d->engine_ops->admit_copying(d->engine, fd, peer);
+    else
+        rc = d->engine_ops->admit(d->engine, fd, peer);
     if (rc < 0)
         admit_failed(d, fd, peer, rc);
 }
@@ -305,17 +334,26 @@ bool echod_accept_error(struct echod *d, struct listener *l, int err)
     return false;
 }
 
+/* The idle connections on `list`, served by the engine `ops`, cut. */
+static void sweep(struct echod *d, struct conn *list, const struct engine_ops *ops,
+                  struct engine *e, uint64_t now)
+{
+    for (struct conn *c = list->next, *next; c != list; c = next) {
+        next = c->next;
+        if (now - ops->last_io(e, c) >= d->opt->idle_timeout_ms) {
+            d->idle_closed++;
+            conn_cut_by(d, ops, e, c, "idle");
+        }
+    }
+}
+
 void echod_on_idle_sweep(struct iomux_loop *loop, uint64_t id, void *data)
 {
     struct echod *d = data;
     uint64_t now = iomux_loop_now(loop);
-    for (struct conn *c = d->conns.next, *next; c != &d->conns; c = next) {
-        next = c->next;
-        if (now - d->engine_ops->last_io(d->engine, c) >= d->opt->idle_timeout_ms) {
-            d->idle_closed++;
-            conn_cut(d, c, "idle");
-        }
-    }
+    sweep(d, &d->conns, d->engine_ops, d->engine, now);
+    if (d->side)
+        sweep(d, &d->side_conns, d->side_ops, d->side, now);
     check_done(d);
 }
 
@@ -334,6 +372,8 @@ static void cut_all(struct echod *d, const char *why)
 {
     while (d->conns.next != &d->conns)
         conn_cut(d, d->conns.next, why);
+    while (d->side && d->side_conns.next != &d->side_conns)
+        conn_cut_by(d, d->side_ops, d->side, d->side_conns.next, why);
 }
 
 static void begin_stop(struct echod *d, const char *name);
@@ -402,6 +442,8 @@ static void print_stats(struct echod *d)
     if (d->splice)
         splice_pool_print_stats(d->splice, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
+    if (d->fault_listeners)
+        echod_faults_print_stats(d, stderr);
     fputc('\n', stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
@@ -466,6 +508,9 @@ static void begin_stop(struct echod *d, const char *name)
        it never calls on_close from here, so walking the list is safe. */
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
         conn_end(d, c);
+    for (struct conn *c = d->side ? d->side_conns.next : NULL; c && c != &d->side_conns;
+         c = c->next)
+        d->side_ops->end(d->side, c);
     check_done(d);
     if (!d->done &&
         iomux_timer_add(loop, d->opt->grace_ms, 0, on_grace_over, d, &d->grace_timer) < 0) {
@@ -536,6 +581,8 @@ void echod_free(struct echod *d)
     /* After every connection is cut: it waits for their last operations. */
     if (d->engine)
         d->engine_ops->free(d->engine);
+    if (d->side)
+        d->side_ops->free(d->side);
     echod_udp_free(d->udp);
     sideport_free(d->agent);
     sideport_free(d->metrics);

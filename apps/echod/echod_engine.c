@@ -28,10 +28,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
     }
     if (l->proxy != ECHOD_PROXY_OFF)
         echod_proxy_start(policy, l, fd, peer);
-    else if (l->needs_bytes)
-        echod_admit_copying(policy, fd, peer);
     else
-        echod_admit(policy, fd, peer);
+        echod_admit_from(policy, l, fd, peer);
 }
 
 /* Kept peers need it, and so does a refusal for --max-conns, which names
@@ -53,6 +51,14 @@ static void hook_opened(void *policy, struct conn *c, const struct iomux_addr *p
     echod_conn_opened(policy, c, conn_peer(c), peer);
 }
 
+/* The side engine's connections go on a list of their own, which the
+   policy walks with the side engine (echod_side_start()). */
+static void hook_side_opened(void *policy, struct conn *c, const struct iomux_addr *peer)
+{
+    struct echod *d = policy;
+    echod_conn_opened_on(d, &d->side_conns, c, conn_peer(c), peer);
+}
+
 static void hook_closed(void *policy, struct conn *c, int error)
 {
     echod_conn_closed(policy, c, error);
@@ -66,6 +72,11 @@ static void hook_echoed(void *policy, struct conn *c, const char *bytes, size_t 
 static void hook_queue_empty(void *policy, struct conn *c)
 {
     echod_trace_queue_empty(policy, c);
+}
+
+static void hook_fault_fired(void *policy, struct conn *c, const char *what, uint64_t bytes)
+{
+    echod_trace_fault(policy, c, what, bytes);
 }
 
 static void hook_io_error(void *policy, const char *what, int err)
@@ -113,11 +124,14 @@ static int splice_setup(struct echod *d, const struct engine_ops *ops)
     return d->splice ? 0 : -ENOMEM;
 }
 
-/* Makes the engine `ops` on d's loop, with the hooks above: 0 or -errno. */
-static int engine_create(struct echod *d, const struct engine_ops *ops)
+/* Makes an engine `ops` on d's loop, with the hooks above, in *out: 0
+   or -errno. A side engine lists its connections apart. */
+static int engine_make(struct echod *d, const struct engine_ops *ops, bool side,
+                       struct engine **out)
 {
     const struct echod_options *opt = d->opt;
-    int src = splice_setup(d, ops);
+    /* The side engine serves fault listeners only: never spliced. */
+    int src = side ? 0 : splice_setup(d, ops);
     if (src < 0)
         return src;
     const struct engine_config cfg = {
@@ -134,24 +148,58 @@ static int engine_create(struct echod *d, const struct engine_ops *ops)
         .buffered_limit = echod_budget_engine_share(d),
         .bytes_in = &d->bytes_in,
         .bytes_out = &d->bytes_out,
-        .splice_pool = d->splice,
+        .splice_pool = side ? NULL : d->splice,
         .splice_from = opt->splice == ECHOD_SPLICE_ON ? 0 : SPLICE_AUTO_FROM,
+        .fault_seed = d->fault_seed,
+        .fault_counts = d->faults_fired,
     };
     const struct engine_hooks hooks = {
         .policy = d,
         .accepted = hook_accepted,
         .wants_peer = hook_wants_peer,
         .accept_error = hook_accept_error,
-        .opened = hook_opened,
+        .opened = side ? hook_side_opened : hook_opened,
         .closed = hook_closed,
         .echoed = hook_echoed,
         .queue_empty = hook_queue_empty,
         .io_error = hook_io_error,
+        .fault_fired = hook_fault_fired,
     };
-    int rc = ops->create(&cfg, &hooks, &d->engine);
+    return ops->create(&cfg, &hooks, out);
+}
+
+/* The main engine. */
+static int engine_create(struct echod *d, const struct engine_ops *ops)
+{
+    int rc = engine_make(d, ops, false, &d->engine);
     if (rc == 0)
         d->engine_ops = ops;
     return rc;
+}
+
+/*
+ * The side engine: an engine whose admit_faults is NULL (io_uring moves
+ * bytes the kernel's way, never through a user-space stage) gets the
+ * readiness engine beside it, on the same loop, which that engine runs
+ * (the ring polls the loop's fd). Only admitting goes to the side: the
+ * listeners stay the main engine's, whose accept hands the socket to the
+ * policy, which admits it to the side by its listener's settings.
+ */
+int echod_side_start(struct echod *d)
+{
+    bool needed = false;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        needed |= d->listeners[i].faults != NULL;
+    if (!needed || d->engine_ops->admit_faults)
+        return 0;
+    const struct engine_ops *ops = engine_find(echod_engine_names[ECHOD_ENGINE_LOOP]);
+    int rc = engine_make(d, ops, true, &d->side);
+    if (rc < 0) {
+        fprintf(stderr, "echod: the readiness engine for fault listeners: %s\n", strerror(-rc));
+        return rc;
+    }
+    d->side_ops = ops;
+    return 0;
 }
 
 /* --engine auto, left for now by the options: io_uring if this build and

@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "echod.h"
 #include "engine.h"
+#include "faults.h"
 #include "ratelog.h"
 
 /* Things that can go wrong again and again, each rate-limited apart. */
@@ -46,10 +47,12 @@ struct sideport;
 struct listener {
     struct echod *d;
     int fd;
-    struct iomux_addr addr; /* as bound */
-    int proxy;              /* enum echod_proxy_mode: its proxy= */
+    struct iomux_addr addr;          /* as bound */
+    int proxy;                       /* enum echod_proxy_mode: its proxy= */
+    const struct fault_spec *faults; /* its fault modes (faults.h), NULL if none */
     /* Its connections' bytes must pass through user space (a mode that
-       looks at them: TLS, data faults): never spliced (--splice). */
+       looks at them: TLS): never spliced (--splice). Fault listeners are
+       never spliced either (their own admit). */
     bool needs_bytes;
 };
 
@@ -120,6 +123,17 @@ struct echod {
     size_t nannounced;
     /* --splice (splice_pool.h): the engine's pipes; NULL when off. */
     struct splice_pool *splice;
+    /* Fault modes (faults.h): faults fired by kind, the run's seed. */
+    uint64_t faults_fired[FAULT_KINDS];
+    uint64_t fault_seed;
+    bool fault_listeners; /* some listener has faults, or --udp-drop */
+    /* The side engine (echod_side_start()): a readiness engine on the same loop
+       for the connections of listeners the main engine cannot serve
+       itself (its admit_faults is NULL); NULL when there is none. Its
+       connections are listed in side_conns, apart from conns. */
+    const struct engine_ops *side_ops;
+    struct engine *side;
+    struct conn side_conns;
 };
 
 /* True when connections keep their peer's address. */
@@ -138,8 +152,20 @@ int echod_engine_start(struct echod *d, char *why, size_t size);
    I/O, if any), or refuses it (--max-conns, --max-conns-per-ip) and closes
    it, saying why. Takes `fd`. */
 void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
-/* The same for a connection of a listener with needs_bytes: never spliced. */
-void echod_admit_copying(struct echod *d, int fd, const struct iomux_addr *peer);
+
+/* As echod_admit(), for a socket accepted on `l` (NULL: none, as
+   --inetd's): a listener with faults is served with them, by the main
+   engine or the side engine; one with needs_bytes is never spliced.
+   Takes `fd`. */
+void echod_admit_from(struct echod *d, const struct listener *l, int fd,
+                      const struct iomux_addr *peer);
+
+/* Makes the side engine if a fault listener needs one (echod_engine.c): 0 or
+   -errno, said. */
+int echod_side_start(struct echod *d);
+
+/* The fault part of the SIGUSR1 line, after "; " (echod_faults.c). */
+void echod_faults_print_stats(const struct echod *d, FILE *f);
 
 /* Closes `fd` and says why it was refused (`peer` named, rate-limited
    by kind unless --trace). */
@@ -163,6 +189,10 @@ void echod_proxy_print_stats(const struct echod *d, FILE *f);
 void echod_conn_opened(struct echod *d, struct conn *c, union conn_peer_addr *stored,
                        const struct iomux_addr *peer);
 
+/* As echod_conn_opened(), listing it on `list` (the side engine's). */
+void echod_conn_opened_on(struct echod *d, struct conn *list, struct conn *c,
+                          union conn_peer_addr *stored, const struct iomux_addr *peer);
+
 /* The connection ended (on its own, with `error` 0 or -errno): off the list,
    counted, traced, the per-address slot released. */
 void echod_conn_closed(struct echod *d, struct conn *c, int error);
@@ -171,8 +201,13 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error);
    then cut by the engine. */
 void echod_conn_cut(struct echod *d, struct conn *c, const char *why);
 
+/* As echod_conn_cut(), for a connection of the side engine if `side`. */
+void echod_conn_cut_on(struct echod *d, bool side, struct conn *c, const char *why);
+
 /* --trace: the seed's "received"/"sending" lines for `len` bytes. */
 void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len);
+/* --trace: "<peer> fault WHAT after N bytes". */
+void echod_trace_fault(struct echod *d, struct conn *c, const char *what, uint64_t bytes);
 /* --trace: "<peer> queue empty". */
 void echod_trace_queue_empty(struct echod *d, struct conn *c);
 

@@ -106,6 +106,10 @@ struct engine_config {
        engine that cannot splice ignores both. */
     struct splice_pool *splice_pool;
     size_t splice_from;
+    /* Fault listeners (faults.h), for an engine with admit_faults: the
+       run's seed, and FAULT_KINDS counters of faults fired (the policy's). */
+    uint64_t fault_seed;
+    uint64_t *fault_counts;
 };
 
 /* The policy, as an engine may call it. `policy` is passed back as is. */
@@ -136,6 +140,9 @@ struct engine_hooks {
     /* A failure of the engine's own (not a connection's), such as a
        system call: the policy logs it, rate-limited. */
     void (*io_error)(void *policy, const char *what, int err);
+    /* Only with trace: a fault (faults.h's name) fired on `c` after
+       `bytes` echoed. */
+    void (*fault_fired)(void *policy, struct conn *c, const char *what, uint64_t bytes);
 };
 
 /*
@@ -157,6 +164,7 @@ static inline size_t engine_budget_mark(size_t limit, size_t conns)
 
 /* An engine's state: each engine has its own, behind this opaque tag. */
 struct engine;
+struct fault_spec;
 
 struct engine_ops {
     const char *name;  /* as --engine names it */
@@ -216,6 +224,12 @@ struct engine_ops {
        space (a listener whose mode looks at them: TLS, data faults): never
        spliced. Optional: NULL where admit() never splices. */
     int (*admit_copying)(struct engine *e, int fd, const struct iomux_addr *peer);
+    /* As admit(), for a connection of a listener with faults (`faults`,
+       borrowed: it outlives the connection). NULL in an engine that has
+       no faults: the policy serves those listeners with a readiness
+       engine beside it (echod_side_start()). */
+    int (*admit_faults)(struct engine *e, int fd, const struct iomux_addr *peer,
+                        const struct fault_spec *faults);
 };
 
 /* Defined in engine_<name>.c. Listed, for the policy to choose from by

@@ -19,9 +19,11 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <iomux/stream.h>
 
+#include "faults.h"
 #include "splice_stream.h"
 
 /* Connections accepted per readiness event: enough to empty a burst
@@ -64,6 +66,14 @@ struct engine_stream {
     bool accepting;
     struct slistener listeners[ENGINE_MAX_LISTEN];
     size_t nlisteners;
+    struct fault_env faults; /* for the connections of fault listeners */
+};
+
+/* A fault listener's connection: its fault state after the peer (which
+   is kept, unused, so that conn_peer() stays where the policy looks). */
+struct conn_with_faults {
+    struct conn_with_peer cp;
+    _Alignas(8) unsigned char faults[];
 };
 
 static inline struct engine_stream *stream_of(struct engine *e)
@@ -174,6 +184,13 @@ static void on_accept(struct iomux_loop *loop, int fd, unsigned events, void *da
     }
 }
 
+/* Only with --trace: the policy says it in one line. */
+static void on_fault_fired(void *ctx, void *owner, enum fault_kind kind, uint64_t bytes)
+{
+    struct engine_stream *e = ctx;
+    e->hooks.fault_fired(e->hooks.policy, owner, fault_names[kind], bytes);
+}
+
 static int stream_create(const struct engine_config *cfg, const struct engine_hooks *hooks,
                          struct engine **out)
 {
@@ -193,6 +210,10 @@ static int stream_create(const struct engine_config *cfg, const struct engine_ho
     e->splice_pool = cfg->trace ? NULL : cfg->splice_pool;
     e->splice_from = e->splice_pool ? cfg->splice_from : SIZE_MAX;
     e->accepting = true;
+    e->faults = (struct fault_env){
+        .loop = cfg->loop, .counts = cfg->fault_counts, .seed = cfg->fault_seed, .ctx = e};
+    if (cfg->trace)
+        e->faults.fired = on_fault_fired;
     *out = (struct engine *)(void *)e;
     return 0;
 }
@@ -233,9 +254,12 @@ static void stream_unlisten(struct engine *eng)
     e->nlisteners = 0;
 }
 
-static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
+/* A stream for `fd`, with `extra` bytes of the engine's; not yet opened.
+   `may_splice`: it echoes through the socket alone (no transport of its
+   own), so --splice may take it. */
+static int new_stream(struct engine_stream *e, int fd, size_t extra, bool may_splice,
+                      struct iomux_stream **out)
 {
-    struct engine_stream *e = stream_of(eng);
     struct iomux_stream_options so = {
         .on_data = e->trace                       ? on_data_trace
                    : may_splice && e->splice_pool ? on_data
@@ -243,14 +267,21 @@ static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *pee
         .on_drain = e->trace ? on_drain : NULL,
         .on_close = on_close,
         .data = e,
-        .extra_size = e->keep_peer ? sizeof(struct conn_with_peer) : sizeof(struct conn),
+        .extra_size = extra,
         .high_water = e->high_water,
         .low_water = e->low_water,
         .read_max = e->trace ? TRACE_READ_MAX : 0,
     };
-    struct iomux_stream *s;
     /* -ERANGE: an fd the backend cannot watch; the policy says so. */
-    int rc = iomux_stream_new(e->loop, e->pool, fd, &so, &s);
+    return iomux_stream_new(e->loop, e->pool, fd, &so, out);
+}
+
+static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream *s;
+    int rc = new_stream(e, fd, e->keep_peer ? sizeof(struct conn_with_peer) : sizeof(struct conn),
+                        may_splice, &s);
     if (rc < 0)
         return rc;
     e->open++;
@@ -268,6 +299,32 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
 static int stream_admit_copying(struct engine *eng, int fd, const struct iomux_addr *peer)
 {
     return admit_stream(eng, fd, peer, false);
+}
+
+static int stream_admit_faults(struct engine *eng, int fd, const struct iomux_addr *peer,
+                               const struct fault_spec *faults)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream *s;
+    int rc = new_stream(e, fd, sizeof(struct conn_with_faults) + fault_conn_size(), false, &s);
+    if (rc < 0)
+        return rc;
+    struct conn_with_faults *cf = iomux_stream_extra(s);
+    rc = fault_conn_start(cf->faults, &e->faults, faults, s, fd, &cf->cp.link);
+    if (rc < 0) {
+        /* The stream owns `fd` now; a failed admit leaves it the
+           caller's, so the same number is made to name the socket again. */
+        int copy = dup(fd);
+        iomux_stream_close(s);
+        if (copy >= 0) {
+            (void)dup2(copy, fd);
+            close(copy);
+        }
+        return rc;
+    }
+    e->open++;
+    e->hooks.opened(e->hooks.policy, &cf->cp.link, peer);
+    return 0;
 }
 
 static void stream_end(struct engine *eng, struct conn *c)
@@ -343,4 +400,5 @@ const struct engine_ops engine_stream_ops = {
     .print_stats = stream_print_stats,
     .run_once = stream_run_once,
     .admit_copying = stream_admit_copying,
+    .admit_faults = stream_admit_faults,
 };

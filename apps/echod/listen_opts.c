@@ -58,10 +58,21 @@ static int parse_setting(struct listener_opts *l, char *kv, bool *seen, const ch
         return cli_fail(err, errsize, "--listen %s: %s='%s': expected %s", text, kv, eq + 1,
                         listener_keys[k].values);
     }
-    char known[128] = "";
+    int fk = fault_key_find(kv);
+    if (fk >= 0) {
+        int rc = fault_key_parse(&l->faults, fk, eq + 1);
+        if (rc == 0)
+            return 0;
+        if (rc == -2)
+            return cli_fail(err, errsize, "--listen %s: %s given twice", text, kv);
+        return cli_fail(err, errsize, "--listen %s: %s='%s': expected %s", text, kv, eq + 1,
+                        fault_key_values(fk));
+    }
+    char known[256] = "";
     for (size_t k = 0; k < NKEYS; k++)
-        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", k ? ", " : "",
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s, ",
                  listener_keys[k].name);
+    snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s", fault_key_list());
     return cli_fail(err, errsize, "--listen %s: unknown setting '%s' (known: %s)", text, kv, known);
 }
 
@@ -95,6 +106,9 @@ int echod_parse_listen(void *opts, const char *opt, const char *value, char *err
         *next = ',';
         kv = next;
     }
+    const char *why;
+    if (fault_spec_check(&l->faults, &why) < 0)
+        return cli_fail(err, errsize, "--listen %s: %s", value, why);
     o->nlisten++;
     return 0;
 }
@@ -110,5 +124,14 @@ int echod_parse_proxy_from(void *opts, const char *opt, const char *value, char 
                         "--proxy-from '%s': expected ADDR/BITS or ADDR (numeric, no host bits set)",
                         value);
     o->nproxy_from++;
+    return 0;
+}
+
+int echod_parse_udp_drop(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (fault_parse_percent(value, &o->udp_drop_ppm) < 0)
+        return cli_fail(err, errsize, "--udp-drop '%s': expected a percentage from 0 to 100",
+                        value);
     return 0;
 }

@@ -17,4 +17,7 @@ int echod_parse_listen(void *opts, const char *opt, const char *value, char *err
 int echod_parse_proxy_from(void *opts, const char *opt, const char *value, char *err,
                            size_t errsize);
 
+/* --udp-drop P: a percentage of datagrams. */
+int echod_parse_udp_drop(void *opts, const char *opt, const char *value, char *err, size_t errsize);
+
 #endif /* ECHOD_LISTEN_OPTS_H */

@@ -281,6 +281,20 @@ static void render_budget(struct prom *p, struct echod *d)
     prom_u64(p, "echod_shed_memory_total", "", d->shed_memory);
 }
 
+/* Fault modes (faults.h), when some listener has them. */
+static void render_faults(struct prom *p, const struct echod *d)
+{
+    if (!d->fault_listeners)
+        return;
+    prom_family(p, "echod_faults_total", "counter",
+                "Faults fired on purpose (fault modes of --listen, --udp-drop), by kind.");
+    for (int k = 0; k < FAULT_KINDS; k++) {
+        char labels[48];
+        snprintf(labels, sizeof(labels), "kind=\"%s\"", fault_names[k]);
+        prom_u64(p, "echod_faults_total", labels, d->faults_fired[k]);
+    }
+}
+
 /* The exposition in m->body; its length, or 0 if it did not fit. */
 static size_t render(struct echod_metrics *m)
 {
@@ -291,6 +305,7 @@ static size_t render(struct echod_metrics *m)
     render_side(&p, m->d);
     render_budget(&p, m->d);
     render_splice(&p, m->d);
+    render_faults(&p, m->d);
     return p.full ? 0 : p.len;
 }
 

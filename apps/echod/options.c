@@ -74,7 +74,19 @@ static const struct cli_spec specs[] = {
              "Settings of this listener, after commas:\n"
              "proxy=v1|v2|any: every connection must start with a\n"
              "PROXY protocol header of that version, whose client\n"
-             "address is then the client's"},
+             "address is then the client's. Fault modes, to test\n"
+             "proxies and clients (echod(1), docs/echod.md):\n"
+             "delay=MS[+-JITTER] rate=BYTES_PER_S slice=N[:MS]\n"
+             "stall-after=N reset-after=N close-after=N\n"
+             "slow-close=MS accept-delay=MS corrupt=P p=PROB"},
+    {.name = "fault-seed",
+     .arg = "N",
+     .kind = CLI_U64,
+     .field = F(fault_seed),
+     .max = UINT64_MAX,
+     .help = "seed of the fault modes' random draws (p=, corrupt=,\n"
+             "jitter, --udp-drop): the same seed, the same faults",
+     .def = "random, printed at start-up"},
     {.name = "proxy-from",
      .arg = "CIDR",
      .kind = CLI_CALL,
@@ -115,6 +127,13 @@ static const struct cli_spec specs[] = {
      .max = 100000000,
      .help = "let a source send N datagrams at once before the\n"
              "rate applies (default 200, or PPS if larger)"},
+    {.name = "udp-drop",
+     .arg = "P",
+     .kind = CLI_CALL,
+     .call = echod_parse_udp_drop,
+     .help = "drop P percent of datagrams (a fault mode: test a\n"
+             "client's retries)",
+     .def = "0"},
     {.name = "udp-any-port",
      .kind = CLI_FLAG,
      .field = F(udp_any_port),
@@ -464,6 +483,13 @@ static int check_options(const struct echod_options *o, const bool *given, char 
     if (!proxied && (o->nproxy_from || cli_given(specs, given, "proxy-timeout")))
         return cli_fail(err, errsize,
                         "--proxy-from and --proxy-timeout need a --listen ADDR,proxy=...");
+    bool faulty = o->udp_drop_ppm != 0;
+    for (size_t i = 0; i < o->nlisten; i++)
+        faulty |= fault_spec_active(&o->listen[i].faults);
+    if (!faulty && cli_given(specs, given, "fault-seed"))
+        return cli_fail(err, errsize, "--fault-seed needs a fault mode (--listen ADDR,delay=...)");
+    if (o->udp_drop_ppm && o->nudp == 0)
+        return cli_fail(err, errsize, "--udp-drop needs a --udp address");
     /* A lone --low-water is checked against the real high water. */
     if (o->low_water > o->high_water) {
         return cli_fail(err, errsize, "--low-water (%llu) is above --high-water (%llu)",
@@ -509,6 +535,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     }
     if (rc == CLI_PARSE_OK)
         resolve_auto_engine(o, given);
+    o->fault_seed_given = cli_given(specs, given, "fault-seed");
     if (rc != CLI_PARSE_OK || check_options(o, given, err, sizeof(err)) < 0) {
         echod_usage_error("%s", err);
         return ECHOD_USAGE;

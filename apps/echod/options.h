@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "faults.h"
 #include "sockopt.h"
 
 #define ECHOD_MAX_LISTEN        16
@@ -66,6 +67,7 @@ enum echod_proxy_mode {
 struct listener_opts {
     char addr[ECHOD_LISTEN_ADDR_MAX]; /* HOST:PORT, [IPV6]:PORT or unix:PATH */
     int proxy;                        /* enum echod_proxy_mode */
+    struct fault_spec faults;         /* delay=, rate=, ... (faults.h); none by default */
 };
 
 struct echod_options {
@@ -109,6 +111,10 @@ struct echod_options {
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;
+    /* Fault modes (faults.h): the run's seed, and --udp-drop. */
+    uint64_t fault_seed;
+    bool fault_seed_given;
+    uint32_t udp_drop_ppm; /* of datagrams; 0: none */
 };
 
 enum {

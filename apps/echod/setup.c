@@ -9,6 +9,7 @@
 #include "echod_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,6 +243,10 @@ static int setup_listener(struct echod *d, const struct listener_opts *lo)
         d->listeners[d->nlisteners - 1].proxy = lo->proxy;
         d->proxy_listeners = true;
     }
+    if (rc == 0 && fault_spec_active(&lo->faults)) {
+        d->listeners[d->nlisteners - 1].faults = &lo->faults;
+        d->fault_listeners = true;
+    }
     return rc;
 }
 
@@ -255,6 +260,9 @@ static int udp_service(struct echod *d)
         .burst = d->opt->udp_burst,
         .any_port = d->opt->udp_any_port,
         .trace = d->opt->trace,
+        .drop_ppm = d->opt->udp_drop_ppm,
+        .drop_seed = d->fault_seed,
+        .dropped = &d->faults_fired[FAULT_DROP],
     };
     int rc = echod_udp_new(d->loop, &cfg, &d->udp);
     if (rc < 0)
@@ -364,12 +372,25 @@ static int setup_inetd(struct echod *d)
     return 0;
 }
 
+/* The run's seed, said so that a run can be replayed (--fault-seed). */
+static void say_fault_seed(struct echod *d)
+{
+    d->fault_listeners = true;
+    if (!d->opt->trace)
+        say_later(d, "echod: fault seed %" PRIu64 "%s\n", d->fault_seed,
+                  d->opt->fault_seed_given ? "" : " (replay with --fault-seed)");
+}
+
 /* Once privileges are dropped: makes the engine and starts accepting (or serves the --inetd
  * connection). 0 or -errno. */
 static int start_serving(struct echod *d)
 {
     char why[160];
+    if (d->fault_listeners || d->opt->udp_drop_ppm)
+        say_fault_seed(d);
     int rc = echod_engine_start(d, why, sizeof(why));
+    if (rc == 0)
+        rc = echod_side_start(d);
     if (rc < 0)
         return rc;
     /* --trace's lines are the seed's. */
@@ -501,6 +522,8 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     }
     d->opt = opt;
     d->conns.next = d->conns.prev = &d->conns;
+    d->side_conns.next = d->side_conns.prev = &d->side_conns;
+    d->fault_seed = opt->fault_seed_given ? opt->fault_seed : fault_new_seed();
     d->pending.next = d->pending.prev = &d->pending;
     d->reserve_fd = -1;
     d->inetd_fd = -1;

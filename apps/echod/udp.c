@@ -21,6 +21,8 @@
  */
 #include "udp.h"
 
+#include "faults.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -138,6 +140,7 @@ struct echod_udp {
 
     struct echod_udp_stats st;
     struct ratelog logs[LOG_KINDS];
+    uint64_t drop_rng; /* --udp-drop's draws */
 };
 
 /* ------------------------------------------------------------------------
@@ -299,6 +302,11 @@ static const char *check_datagram(struct echod_udp *u, const struct udp_sock *s,
             return "over --udp-rate";
         }
     }
+    if (u->cfg.drop_ppm && fault_chance(&u->drop_rng, u->cfg.drop_ppm)) {
+        if (u->cfg.dropped)
+            (*u->cfg.dropped)++;
+        return "fault drop (--udp-drop)";
+    }
     return NULL;
 }
 
@@ -448,6 +456,7 @@ int echod_udp_new(struct iomux_loop *loop, const struct echod_udp_config *cfg,
         return -ENOMEM;
     u->loop = loop;
     u->cfg = *cfg;
+    u->drop_rng = cfg->drop_seed;
     if (!u->cfg.recv_size)
         u->cfg.recv_size = ECHOD_UDP_RECV_SIZE;
     if (!u->cfg.burst)

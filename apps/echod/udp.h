@@ -35,6 +35,11 @@ struct echod_udp_config {
     size_t recv_size; /* receive buffer per datagram; 0 = default (tests
                          make it small to provoke truncation) */
     bool trace;       /* tell every datagram on stderr */
+    /* --udp-drop (faults.h): the share of datagrams dropped, drawn from
+       drop_seed, each drop counted in *dropped (NULL: not counted). */
+    uint32_t drop_ppm;
+    uint64_t drop_seed;
+    uint64_t *dropped;
 };
 
 struct echod_udp_stats {

@@ -155,6 +155,13 @@ void iomux_stream_close(struct iomux_stream *stream);
  *               freed however it ended: after on_close returns (which may
  *               still ask the transport why), the fd closed already.
  *
+ * A read or write may also set *wait to 0: it waits for its owner, not
+ * for the fd (a transport that paces or delays what it sends, and wakes
+ * on a timer of its own). The stream then watches the fd for nothing in
+ * that direction until the owner calls iomux_stream_resume(). Events the
+ * fd reports regardless (a hang-up, an error) still call the operation,
+ * which may say so or wait again.
+ *
  * A stream without a transport pays one flag test per operation for this.
  */
 #define IOMUX_STREAM_TRUNCATED (-ECONNABORTED)
@@ -181,6 +188,14 @@ struct iomux_stream_transport {
  */
 int iomux_stream_set_transport(struct iomux_stream *stream,
                                const struct iomux_stream_transport *ops, void *ctx);
+
+/*
+ * Ends the wait of a transport's read or write that set *wait to 0: the
+ * stream watches the fd again for what it needs, and calls the operation
+ * when the fd is ready. Never calls back from inside. A no-op when
+ * nothing waits, or the stream is closed.
+ */
+void iomux_stream_resume(struct iomux_stream *stream);
 
 /* The socket (owned by the stream), or -1 once it is closed. */
 int iomux_stream_fd(const struct iomux_stream *stream);
