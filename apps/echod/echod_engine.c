@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A proxy= listener's connections read their header first. */
+/* A proxy= listener's connections read their header first, a TLS
+   listener's do their handshake (after the header, with both). */
 static void hook_accepted(void *policy, void *listener, int fd, const struct iomux_addr *peer)
 {
     struct listener *l = listener;
@@ -25,6 +26,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
     }
     if (l->proxy != ECHOD_PROXY_OFF)
         echod_proxy_start(policy, l, fd, peer);
+    else if (l->tls)
+        echod_tls_start(policy, l, fd, peer);
     else
         echod_admit(policy, fd, peer);
 }
@@ -34,8 +37,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
 static bool hook_wants_peer(void *policy)
 {
     const struct echod *d = policy;
-    return echod_keeps_peer(d) || d->proxy_listeners ||
-           (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns);
+    return echod_keeps_peer(d) || d->proxy_listeners || d->tls_listeners ||
+           (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns);
 }
 
 static bool hook_accept_error(void *policy, void *listener, int err)

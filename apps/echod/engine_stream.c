@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <iomux/stream.h>
 
@@ -205,9 +206,9 @@ static void stream_unlisten(struct engine *eng)
     e->nlisteners = 0;
 }
 
-static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+/* A stream for `fd` with this engine's callbacks; not yet opened. */
+static int stream_make(struct engine_stream *e, int fd, struct iomux_stream **s)
 {
-    struct engine_stream *e = stream_of(eng);
     struct iomux_stream_options so = {
         .on_data = e->trace ? on_data_trace : on_data,
         .on_drain = e->trace ? on_drain : NULL,
@@ -218,13 +219,46 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
         .low_water = e->low_water,
         .read_max = e->trace ? TRACE_READ_MAX : 0,
     };
-    struct iomux_stream *s;
     /* -ERANGE: an fd the backend cannot watch; the policy says so. */
-    int rc = iomux_stream_new(e->loop, e->pool, fd, &so, &s);
-    if (rc < 0)
-        return rc;
+    return iomux_stream_new(e->loop, e->pool, fd, &so, s);
+}
+
+static void stream_opened(struct engine_stream *e, struct iomux_stream *s,
+                          const struct iomux_addr *peer)
+{
     e->open++;
     e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
+}
+
+static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream *s;
+    int rc = stream_make(e, fd, &s);
+    if (rc < 0)
+        return rc;
+    stream_opened(e, s, peer);
+    return 0;
+}
+
+/* The transport goes on before the loop runs, so no byte passes by it;
+   if it cannot, the stream (and with it fd) is closed before any hook. */
+static int stream_admit_transport(struct engine *eng, int fd, const struct iomux_addr *peer,
+                                  const struct iomux_stream_transport *tx, void *ctx)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream *s;
+    int rc = stream_make(e, fd, &s);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    rc = iomux_stream_set_transport(s, tx, ctx);
+    if (rc < 0) {
+        iomux_stream_close(s);
+        return rc;
+    }
+    stream_opened(e, s, peer);
     return 0;
 }
 
@@ -292,6 +326,7 @@ const struct engine_ops engine_stream_ops = {
     .set_accepting = stream_set_accepting,
     .unlisten = stream_unlisten,
     .admit = stream_admit,
+    .admit_transport = stream_admit_transport,
     .end = stream_end,
     .cut = stream_cut,
     .last_io = stream_last_io,

@@ -6,6 +6,7 @@
 #ifndef ECHOD_LISTEN_OPTS_H
 #define ECHOD_LISTEN_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "options.h"
@@ -16,5 +17,14 @@ int echod_parse_listen(void *opts, const char *opt, const char *value, char *err
 /* Adds one allowed sender of PROXY headers. */
 int echod_parse_proxy_from(void *opts, const char *opt, const char *value, char *err,
                            size_t errsize);
+
+/* True if some --listen has tls-cert=. */
+bool echod_listen_has_tls(const struct echod_options *o);
+
+/* TLS listeners are served by the readiness engine: --engine auto becomes
+   loop (engine_given says why), --engine uring a usage error (-1, with the
+   reason in err). 0 otherwise. The one place to change when the io_uring
+   engine serves them. */
+int echod_listen_resolve_engine(struct echod_options *o, char *err, size_t errsize);
 
 #endif /* ECHOD_LISTEN_OPTS_H */

@@ -38,6 +38,7 @@
 struct proxy_pending {
     struct proxy_link link; /* first: d->pending lists these */
     struct echod *d;
+    struct listener *l; /* its TLS stage, if any, comes next */
     int fd;
     unsigned versions;      /* PROXY_V1, PROXY_V2 or both */
     uint64_t timer;         /* --proxy-timeout */
@@ -128,8 +129,12 @@ static void header_done(struct proxy_pending *p, const struct proxy_result *r)
         else
             fprintf(stderr, "  PROXY v%u header from %s: client %s\n", r->version, from, name);
     }
+    struct listener *l = p->l;
     int fd = pending_free(p);
-    echod_admit(d, fd, &client);
+    if (l->tls)
+        echod_tls_start(d, l, fd, &client);
+    else
+        echod_admit(d, fd, &client);
 }
 
 static size_t be16(const uint8_t *b)
@@ -214,7 +219,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
         return;
     }
     /* A header-less connection still holds a descriptor: it counts. */
-    if (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns) {
+    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
         refuse_early(d, fd, peer, &d->refused_max, LOG_MAXCONNS, "--max-conns reached");
         return;
     }
@@ -224,6 +229,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
         return;
     }
     p->d = d;
+    p->l = l;
     p->fd = fd;
     p->versions = versions_of(l->proxy);
     p->peer = *peer;
