@@ -135,7 +135,10 @@ class BioClient:
         got = bytearray()
         while want is None or len(got) < want:
             try:
-                got += self.obj.read(65536)
+                chunk = self.obj.read(65536)
+                if not chunk:  # close_notify, when ours was not sent yet
+                    return bytes(got), True
+                got += chunk
             except ssl.SSLWantReadError:
                 if not self.feed():
                     return bytes(got), False
@@ -228,6 +231,47 @@ def test_half_close():
             c.sock.close()
         s = wait_stats(d, {"ok": 2})
         check(s["truncated"] == 0 and s["record_errors"] == 0, "clean ends: %s" % s)
+
+
+def test_proxy_then_tls():
+    """proxy= and tls-cert= together: the PROXY header, then the handshake;
+    the header's client is the one --trace names."""
+    with echod("--trace", listen=tls_listen("proxy=v1"), quiet=False) as d:
+        s = connect(d.port)
+        s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7\r\n")
+        t = context().wrap_socket(s, server_hostname="localhost")
+        roundtrip(t, b"behind a balancer")
+        d.wait_stderr(r"^  TLS handshake with \('192\.0\.2\.7', 4242\): TLSv1\.3")
+        t.close()
+
+
+def test_drain_and_idle():
+    """SIGTERM: an open TLS connection gets its echo, then close_notify and
+    the FIN; --idle-timeout cuts an idle TLS connection."""
+    with echod("--idle-timeout", "0.5") as d:
+        t = tls_connect(d.port)
+        roundtrip(t, b"x")
+        check(t.recv(1) == b"", "--idle-timeout: the idle TLS connection is closed")
+        t.close()
+    with echod() as d:
+        c = BioClient(d.port)
+        c.handshake()
+        c.obj.write(b"draining")
+        c.flush()
+        got, _ = c.read_all(want=8)
+        check(got == b"draining", "echoed before SIGTERM")
+        d.signal(15)
+        got, notified = c.read_all()
+        check(got == b"" and notified, "SIGTERM: close_notify (%r, %s)" % (got, notified))
+        try:
+            c.obj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            pass
+        c.flush()
+        c.sock.shutdown(socket.SHUT_WR)
+        check(c.sock.recv(1) == b"", "then the FIN")
+        c.sock.close()
+        check(d.wait(timeout=10) == 0, "echod exits 0 once the client has gone")
 
 
 def test_mutual_tls():
@@ -491,7 +535,7 @@ def test_idle_memory():
 
 
 TESTS = [test_echo_sizes, test_plain_and_tls, test_python_multi_socket, test_half_close,
-         test_mutual_tls, test_openssl_s_client, test_socat_client, test_sighup_reload,
+         test_proxy_then_tls, test_drain_and_idle, test_mutual_tls, test_openssl_s_client, test_socat_client, test_sighup_reload,
          test_bad_input, test_stalled_handshakes, test_deadline_and_max_conns, test_trace,
          test_usage, test_idle_memory]
 
