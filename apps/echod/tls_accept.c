@@ -107,18 +107,20 @@ bool echod_tls_reload(struct echod *d)
         struct listener *l = &d->listeners[i];
         if (!l->tls)
             continue;
-        char err[400];
+        char err[400], shown[ECHOD_LISTEN_ADDR_MAX];
+        if (iomux_addr_format(&l->addr, shown, sizeof(shown)) < 0)
+            snprintf(shown, sizeof(shown), "%s", l->opts->addr);
         struct echod_tls_identity *id = identity_read(l->opts, err, sizeof(err));
         if (!id) {
             fprintf(stderr, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
-                    l->opts->addr, err);
+                    shown, err);
             continue;
         }
         identity_put(l->tls);
         l->tls = id;
         if (!d->opt->quiet)
-            fprintf(stderr, "echod: SIGHUP: --listen %s: certificate %s read again\n",
-                    l->opts->addr, l->opts->tls_cert);
+            fprintf(stderr, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
+                    l->opts->tls_cert);
     }
     return true;
 }
