@@ -28,3 +28,16 @@ foreach(scenario socat ncat file verify mtls sni-alpn usage bench-socat bench-nc
                    --have-tls ${IOMUX_HAVE_TLS} ${scenario})
   set_tests_properties(tls.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
+
+# echod's TLS listeners end to end (tests/echod_tls_e2e.py), in each mode:
+# every readiness backend; in an io_uring engine mode, the refusal of
+# --engine uring with a TLS listener (the readiness engine serves them).
+if(TARGET echod AND TARGET echo-client AND TARGET echo-bench)
+  foreach(mode ${IOMUX_ECHOD_MODES})
+    add_test(NAME tls.echod.${mode}
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/echod_tls_e2e.py
+                     $<TARGET_FILE:echod> $<TARGET_FILE:echo-client> $<TARGET_FILE:echo-bench>
+                     ${IOMUX_HAVE_TLS} ${mode})
+    set_tests_properties(tls.echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+  endforeach()
+endif()

@@ -13,6 +13,7 @@
 #include "splice_pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <iomux/buf.h>
 #include <iomux/loop.h>
 #include <iomux/net.h>
+#include <iomux/stream.h>
 
 #include "daemon.h"
 #include "sideport.h"
@@ -126,6 +128,10 @@ void echod_conn_closed(struct echod *d, struct conn *c, int error)
        and many clients end that way. errors is for the rest. */
     if (error == -ECONNRESET || error == -EPIPE)
         d->resets++;
+    else if (error == IOMUX_STREAM_TRUNCATED) /* only a transport (TLS) says so */
+        d->tls.truncated++;
+    else if (error == -EPROTO) /* a TLS record or message refused */
+        d->tls.record_errors++;
     else if (error)
         d->errors++;
     /* A peer's reset or a broken pipe is the client's business; running
@@ -184,10 +190,10 @@ static void conn_end(struct echod *d, struct conn *c)
     d->engine_ops->end(d->engine, c);
 }
 
-void echod_refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
-                  const char *why)
+/* Says why `peer` was refused: each with --trace, else rate-limited. */
+static void say_refused(struct echod *d, const struct iomux_addr *peer, enum log_kind kind,
+                        const char *why)
 {
-    close(fd);
     if (d->opt->trace) {
         char name[TRACE_ADDR_STRLEN];
         trace_addr(peer, name, sizeof(name));
@@ -201,11 +207,23 @@ void echod_refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum l
     }
 }
 
+void echod_refuse(struct echod *d, int fd, const struct iomux_addr *peer, enum log_kind kind,
+                  const char *why)
+{
+    close(fd);
+    say_refused(d, peer, kind, why);
+}
+
+uint64_t echod_staged(const struct echod *d)
+{
+    return d->npending + d->ntls_pending;
+}
+
 /* --max-conns and --max-conns-per-ip: true if `fd` may be served (its
    per-address slot is then taken); otherwise it is closed and refused. */
 static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 {
-    if (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns) {
+    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
         d->refused_max++;
         echod_refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
         return false;
@@ -243,8 +261,10 @@ void echod_conn_opened_on(struct echod *d, struct conn *list, struct conn *c,
     }
 }
 
-/* The engine could not serve `fd` (`err`): refused, saying why. */
-static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer, int err)
+/* The engine could not serve `fd` (`err`): refused, saying why; `fd` is
+   closed here unless `closed` (the engine did). */
+static void admit_failed(struct echod *d, int fd, bool closed, const struct iomux_addr *peer,
+                         int err)
 {
     char why[128];
     echod_perip_release(d->perip, peer);
@@ -255,12 +275,12 @@ static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer,
                      FD_SETSIZE);
         else
             snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
-        echod_refuse(d, fd, peer, LOG_WATCH, why);
+        closed ? say_refused(d, peer, LOG_WATCH, why) : echod_refuse(d, fd, peer, LOG_WATCH, why);
     } else {
         /* Out of memory, most likely: not a descriptor shortage. */
         d->errors++;
         snprintf(why, sizeof(why), "%s", strerror(-err));
-        echod_refuse(d, fd, peer, LOG_ACCEPT, why);
+        closed ? say_refused(d, peer, LOG_ACCEPT, why) : echod_refuse(d, fd, peer, LOG_ACCEPT, why);
     }
 }
 
@@ -269,21 +289,43 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer)
     echod_admit_from(d, NULL, fd, peer);
 }
 
+void echod_side_nonblocking(const struct echod *d, int fd)
+{
+    if (!d->side)
+        return;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK))
+        (void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
 void echod_admit_from(struct echod *d, const struct listener *l, int fd,
                       const struct iomux_addr *peer)
 {
     if (!admissible(d, fd, peer))
         return;
     int rc;
-    if (l && l->faults)
+    if (l && l->faults) {
+        echod_side_nonblocking(d, fd);
         rc = d->side ? d->side_ops->admit_faults(d->side, fd, peer, l->faults)
                      : d->engine_ops->admit_faults(d->engine, fd, peer, l->faults);
-    else if (l && l->needs_bytes && d->engine_ops->admit_copying)
+    } else if (l && l->needs_bytes && d->engine_ops->admit_copying)
         rc = d->engine_ops->admit_copying(d->engine, fd, peer);
     else
         rc = d->engine_ops->admit(d->engine, fd, peer);
     if (rc < 0)
-        admit_failed(d, fd, peer, rc);
+        admit_failed(d, fd, false, peer, rc);
+}
+
+int echod_admit_transport(struct echod *d, int fd, const struct iomux_addr *peer,
+                          const struct iomux_stream_transport *tx, void *ctx)
+{
+    if (!admissible(d, fd, peer))
+        return -1;
+    int rc = d->side ? d->side_ops->admit_transport(d->side, fd, peer, tx, ctx)
+                     : d->engine_ops->admit_transport(d->engine, fd, peer, tx, ctx);
+    if (rc < 0)
+        admit_failed(d, fd, true, peer, rc);
+    return rc < 0 ? -1 : 0;
 }
 
 static void set_accepting(struct echod *d, bool on)
@@ -441,6 +483,8 @@ static void print_stats(struct echod *d)
         echod_proxy_print_stats(d, stderr);
     if (d->splice)
         splice_pool_print_stats(d->splice, stderr);
+    if (d->tls_listeners)
+        echod_tls_print_stats(d, stderr);
     d->engine_ops->print_stats(d->engine, stderr);
     if (d->fault_listeners)
         echod_faults_print_stats(d, stderr);
@@ -461,10 +505,11 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
         return;
     }
     if (signo == SIGHUP) {
-        /* Nothing is read from files, so nothing to read again; the
-           default action (exit 129, no drain, socket files left) would be
-           worse than nothing. */
-        if (!d->opt->quiet)
+        /* Only TLS listeners read files (their certificates); without
+           them there is nothing to read again, and the default action
+           (exit 129, no drain, socket files left) would be worse than
+           nothing. */
+        if (!echod_tls_reload(d) && !d->opt->quiet)
             fprintf(stderr, "echod: SIGHUP: nothing to reload\n");
         return;
     }
@@ -494,6 +539,7 @@ static void begin_stop(struct echod *d, const char *name)
     close_listeners(d);
     /* Not yet clients: nothing of theirs to drain. */
     echod_proxy_close_all(d);
+    echod_tls_close_all(d);
     /* Datagrams have nothing to drain. Statistics are lost with them,
        which is why SIGUSR1 is the way to read them. */
     echod_udp_free(d->udp);
@@ -575,6 +621,7 @@ void echod_free(struct echod *d)
         cut_all(d, "exiting");
         close_listeners(d);
         echod_proxy_close_all(d);
+        echod_tls_close_all(d);
     }
     if (d->inetd_fd >= 0)
         close(d->inetd_fd);
@@ -583,6 +630,7 @@ void echod_free(struct echod *d)
         d->engine_ops->free(d->engine);
     if (d->side)
         d->side_ops->free(d->side);
+    echod_tls_free(d); /* every TLS connection is gone by now */
     echod_udp_free(d->udp);
     sideport_free(d->agent);
     sideport_free(d->metrics);

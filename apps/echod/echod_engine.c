@@ -14,7 +14,8 @@
 
 #include "splice_pool.h"
 
-/* A proxy= listener's connections read their header first. */
+/* A proxy= listener's connections read their header first, a TLS
+   listener's do their handshake (after the header, with both). */
 static void hook_accepted(void *policy, void *listener, int fd, const struct iomux_addr *peer)
 {
     struct listener *l = listener;
@@ -28,6 +29,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
     }
     if (l->proxy != ECHOD_PROXY_OFF)
         echod_proxy_start(policy, l, fd, peer);
+    else if (l->tls)
+        echod_tls_start(policy, l, fd, peer);
     else
         echod_admit_from(policy, l, fd, peer);
 }
@@ -37,8 +40,8 @@ static void hook_accepted(void *policy, void *listener, int fd, const struct iom
 static bool hook_wants_peer(void *policy)
 {
     const struct echod *d = policy;
-    return echod_keeps_peer(d) || d->proxy_listeners ||
-           (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns);
+    return echod_keeps_peer(d) || d->proxy_listeners || d->tls_listeners ||
+           (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns);
 }
 
 static bool hook_accept_error(void *policy, void *listener, int err)
@@ -178,8 +181,9 @@ static int engine_create(struct echod *d, const struct engine_ops *ops)
 }
 
 /*
- * The side engine: an engine whose admit_faults is NULL (io_uring moves
- * bytes the kernel's way, never through a user-space stage) gets the
+ * The side engine: an engine whose admit_faults or admit_transport is NULL
+ * (io_uring moves bytes the kernel's way, never through a user-space stage:
+ * fault modes, TLS records) gets the
  * readiness engine beside it, on the same loop, which that engine runs
  * (the ring polls the loop's fd). Only admitting goes to the side: the
  * listeners stay the main engine's, whose accept hands the socket to the
@@ -187,15 +191,18 @@ static int engine_create(struct echod *d, const struct engine_ops *ops)
  */
 int echod_side_start(struct echod *d)
 {
-    bool needed = false;
-    for (size_t i = 0; i < d->nlisteners; i++)
-        needed |= d->listeners[i].faults != NULL;
-    if (!needed || d->engine_ops->admit_faults)
+    bool faults = false, tls = false;
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        faults |= d->listeners[i].faults != NULL;
+        tls |= d->listeners[i].tls != NULL;
+    }
+    if (!(faults && !d->engine_ops->admit_faults) && !(tls && !d->engine_ops->admit_transport))
         return 0;
     const struct engine_ops *ops = engine_find(echod_engine_names[ECHOD_ENGINE_LOOP]);
     int rc = engine_make(d, ops, true, &d->side);
     if (rc < 0) {
-        fprintf(stderr, "echod: the readiness engine for fault listeners: %s\n", strerror(-rc));
+        fprintf(stderr, "echod: the readiness engine for %s listeners: %s\n",
+                faults ? "fault" : "TLS", strerror(-rc));
         return rc;
     }
     d->side_ops = ops;

@@ -38,11 +38,14 @@ enum log_kind {
     LOG_IO,       /* engine-level I/O failure */
     LOG_PROXY,    /* a PROXY header refused (proxy_accept.c) */
     LOG_MEMORY,   /* connections shed for the memory budget */
+    LOG_TLS,      /* a TLS handshake failed or timed out (tls_accept.c) */
     LOG_KINDS,
 };
 
 struct echod;
 struct sideport;
+struct echod_tls_identity;
+struct iomux_stream_transport;
 
 struct listener {
     struct echod *d;
@@ -54,6 +57,19 @@ struct listener {
        looks at them: TLS): never spliced (--splice). Fault listeners are
        never spliced either (their own admit). */
     bool needs_bytes;
+    /* tls-cert= (tls_accept.c): the certificate and settings new
+       handshakes use, NULL for a plain listener; `opts` its --listen. */
+    struct echod_tls_identity *tls;
+    const struct listener_opts *opts;
+};
+
+/* TLS listeners (tls_accept.c), for SIGUSR1 and --metrics. */
+struct echod_tls_stats {
+    uint64_t ok;            /* handshakes done */
+    uint64_t failed;        /* refused by OpenSSL, or closed during the handshake */
+    uint64_t timed_out;     /* not done within --tls-timeout */
+    uint64_t truncated;     /* after the handshake: closed without close_notify */
+    uint64_t record_errors; /* after the handshake: a TLS error (bad record, renegotiation) */
 };
 
 /* The longest v2 PROXY header taken (16 + announced length): addresses
@@ -112,6 +128,11 @@ struct echod {
     struct proxy_link pending; /* connections waiting for their header */
     uint64_t npending;         /* how many: they count toward --max-conns */
     struct echod_proxy_stats proxy;
+    /* TLS listeners (tls_accept.c). */
+    bool tls_listeners;
+    struct proxy_link tls_pending; /* connections in their handshake */
+    uint64_t ntls_pending;         /* how many: they count toward --max-conns */
+    struct echod_tls_stats tls;
     struct echod_user user; /* --user: looked up before binding */
     /* --agent, --metrics (sideport.h): NULL when not asked for. */
     struct sideport *agent, *metrics;
@@ -160,6 +181,12 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
 void echod_admit_from(struct echod *d, const struct listener *l, int fd,
                       const struct iomux_addr *peer);
 
+/* The io_uring engine accepts blocking sockets (its own I/O never
+   blocks); one going to the side engine, or to a TLS handshake that reads
+   the socket itself, is made non-blocking first. Nothing without a side
+   engine. */
+void echod_side_nonblocking(const struct echod *d, int fd);
+
 /* Makes the side engine if a fault listener needs one (echod_engine.c): 0 or
    -errno, said. */
 int echod_side_start(struct echod *d);
@@ -182,6 +209,29 @@ void echod_proxy_close_all(struct echod *d);
 
 /* The PROXY part of the SIGUSR1 line, after "; ". */
 void echod_proxy_print_stats(const struct echod *d, FILE *f);
+
+/* Like echod_admit() for a connection whose bytes go through `tx` on
+   `ctx` (TLS, after its handshake): the engine's admit_transport(). Takes
+   `fd` in every case; `ctx` on success (0) only. -1 when refused or
+   failed (said and counted). */
+int echod_admit_transport(struct echod *d, int fd, const struct iomux_addr *peer,
+                          const struct iomux_stream_transport *tx, void *ctx);
+
+/* Connections waiting in a stage (a PROXY header, a TLS handshake): they
+   count toward --max-conns. */
+uint64_t echod_staged(const struct echod *d);
+
+/* tls_accept.c: the certificates of every TLS listener read, before
+   privileges are dropped (0, or -1 with one line said); read again on
+   SIGHUP (false if there is no TLS listener); the handshake stage of an
+   accepted socket on listener `l` (takes fd); closing those in their
+   handshake; the SIGUSR1 part; freeing it all at exit. */
+int echod_tls_load(struct echod *d, struct listener *l);
+bool echod_tls_reload(struct echod *d);
+void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct iomux_addr *peer);
+void echod_tls_close_all(struct echod *d);
+void echod_tls_print_stats(const struct echod *d, FILE *f);
+void echod_tls_free(struct echod *d);
 
 /* A connection the engine set up: puts it on the list, counts it, traces
    it. `peer` goes into `stored` when the peer is kept (stored may be NULL

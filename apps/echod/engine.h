@@ -165,6 +165,7 @@ static inline size_t engine_budget_mark(size_t limit, size_t conns)
 /* An engine's state: each engine has its own, behind this opaque tag. */
 struct engine;
 struct fault_spec;
+struct iomux_stream_transport;
 
 struct engine_ops {
     const char *name;  /* as --engine names it */
@@ -191,6 +192,13 @@ struct engine_ops {
        -ERANGE for an fd the engine cannot watch (the policy says why, in
        the backend's words), -ENOMEM. */
     int (*admit)(struct engine *e, int fd, const struct iomux_addr *peer);
+    /* As admit(), for a connection whose bytes go through the stream
+       transport `tx` on `ctx` (include/iomux/stream.h; TLS after its
+       handshake, tls_accept.c). Takes `fd` in every case (closed on
+       failure); `ctx` on success only (released with the connection).
+       NULL in an engine that cannot (io_uring: no streams). */
+    int (*admit_transport)(struct engine *e, int fd, const struct iomux_addr *peer,
+                           const struct iomux_stream_transport *tx, void *ctx);
     /* The graceful end (SIGTERM): input is dropped, what is queued is sent,
        the write side is shut and the peer's end awaited (then closed()).
        Never calls a hook from inside, so the policy may walk its list. */

@@ -276,18 +276,29 @@ static int new_stream(struct engine_stream *e, int fd, size_t extra, bool may_sp
     return iomux_stream_new(e->loop, e->pool, fd, &so, out);
 }
 
+/* A plain connection's extra space: its struct conn, and its peer if kept. */
+static size_t conn_size(const struct engine_stream *e)
+{
+    return e->keep_peer ? sizeof(struct conn_with_peer) : sizeof(struct conn);
+}
+
+static void stream_opened(struct engine_stream *e, struct iomux_stream *s,
+                          const struct iomux_addr *peer)
+{
+    e->open++;
+    e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
+}
+
 static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
 {
     struct engine_stream *e = stream_of(eng);
     struct iomux_stream *s;
-    int rc = new_stream(e, fd, e->keep_peer ? sizeof(struct conn_with_peer) : sizeof(struct conn),
-                        may_splice, &s);
+    int rc = new_stream(e, fd, conn_size(e), may_splice, &s);
     if (rc < 0)
         return rc;
-    e->open++;
     if (may_splice && e->splice_from == 0)
         start_splice(e, s);
-    e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
+    stream_opened(e, s, peer);
     return 0;
 }
 
@@ -299,6 +310,27 @@ static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *pee
 static int stream_admit_copying(struct engine *eng, int fd, const struct iomux_addr *peer)
 {
     return admit_stream(eng, fd, peer, false);
+}
+
+/* The transport goes on before the loop runs, so no byte passes by it;
+   if it cannot, the stream (and with it fd) is closed before any hook. */
+static int stream_admit_transport(struct engine *eng, int fd, const struct iomux_addr *peer,
+                                  const struct iomux_stream_transport *tx, void *ctx)
+{
+    struct engine_stream *e = stream_of(eng);
+    struct iomux_stream *s;
+    int rc = new_stream(e, fd, conn_size(e), false, &s);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    rc = iomux_stream_set_transport(s, tx, ctx);
+    if (rc < 0) {
+        iomux_stream_close(s);
+        return rc;
+    }
+    stream_opened(e, s, peer);
+    return 0;
 }
 
 static int stream_admit_faults(struct engine *eng, int fd, const struct iomux_addr *peer,
@@ -391,6 +423,7 @@ const struct engine_ops engine_stream_ops = {
     .set_accepting = stream_set_accepting,
     .unlisten = stream_unlisten,
     .admit = stream_admit,
+    .admit_transport = stream_admit_transport,
     .end = stream_end,
     .cut = stream_cut,
     .last_io = stream_last_io,

@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "cli.h"
+#ifdef IOMUX_HAVE_TLS
+#include "tls.h"
+#endif
 
 static const char *const proxy_names[] = {"v1", "v2", "any", NULL};
 
@@ -28,6 +31,58 @@ static int parse_proxy_key(struct listener_opts *l, const char *value)
     return -1;
 }
 
+/* A file name of tls-cert=, tls-key= or tls-ca=, copied. */
+static int copy_path(char *dst, const char *value)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n >= ECHOD_TLS_PATH_MAX)
+        return -1;
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+static int parse_tls_cert(struct listener_opts *l, const char *value)
+{
+    return copy_path(l->tls_cert, value);
+}
+
+static int parse_tls_key(struct listener_opts *l, const char *value)
+{
+    return copy_path(l->tls_key, value);
+}
+
+static int parse_tls_ca(struct listener_opts *l, const char *value)
+{
+    return copy_path(l->tls_ca, value);
+}
+
+/* alpn=a:b (commas separate a --listen's settings): kept as "a,b", the
+   form of tls.h, and checked there once the listener is complete. */
+static int parse_alpn(struct listener_opts *l, const char *value)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n >= sizeof(l->alpn))
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        l->alpn[i] = value[i] == ':' ? ',' : value[i];
+    return 0;
+}
+
+static int parse_tls_version(struct listener_opts *l, const char *value)
+{
+    static const struct {
+        const char *name;
+        int version; /* enum tls_version's values */
+    } versions[] = {{"any", 0}, {"1.2", 12}, {"1.3", 13}};
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        if (strcmp(value, versions[i].name) == 0) {
+            l->tls_version = versions[i].version;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* The settings a --listen may carry after its address. A new one (TLS
    files, fault modes) is a field of struct listener_opts and a row here. */
 static const struct listener_key {
@@ -36,6 +91,11 @@ static const struct listener_key {
     int (*parse)(struct listener_opts *l, const char *value); /* 0 or -1 */
 } listener_keys[] = {
     {"proxy", "v1, v2 or any", parse_proxy_key},
+    {"tls-cert", "a file name (PEM certificate chain)", parse_tls_cert},
+    {"tls-key", "a file name (PEM private key)", parse_tls_key},
+    {"tls-ca", "a file name (PEM client CA certificates)", parse_tls_ca},
+    {"alpn", "protocols separated by ':'", parse_alpn},
+    {"tls-version", "any, 1.2 or 1.3", parse_tls_version},
 };
 #define NKEYS (sizeof(listener_keys) / sizeof(listener_keys[0]))
 
@@ -76,6 +136,29 @@ static int parse_setting(struct listener_opts *l, char *kv, bool *seen, const ch
     return cli_fail(err, errsize, "--listen %s: unknown setting '%s' (known: %s)", text, kv, known);
 }
 
+/* The TLS keys of one listener agree, and this build has TLS. */
+static int check_tls_keys(const struct listener_opts *l, const char *text, char *err,
+                          size_t errsize)
+{
+    bool other = l->tls_key[0] || l->tls_ca[0] || l->alpn[0] || l->tls_version;
+    if (!l->tls_cert[0]) {
+        if (other)
+            return cli_fail(err, errsize,
+                            "--listen %s: tls-key, tls-ca, alpn and tls-version need tls-cert",
+                            text);
+        return 0;
+    }
+#ifdef IOMUX_HAVE_TLS
+    char why[200];
+    if (l->alpn[0] && tls_alpn_check(l->alpn, why, sizeof(why)) < 0)
+        return cli_fail(err, errsize, "--listen %s: alpn: %s", text, why);
+    return 0;
+#else
+    return cli_fail(err, errsize,
+                    "--listen %s: tls-cert: echod is built without TLS (no OpenSSL 3)", text);
+#endif
+}
+
 /* The address ends at the first comma (so a unix:PATH cannot hold one);
    each comma after it starts a KEY=VALUE. */
 int echod_parse_listen(void *opts, const char *opt, const char *value, char *err, size_t errsize)
@@ -91,7 +174,7 @@ int echod_parse_listen(void *opts, const char *opt, const char *value, char *err
     if (n >= sizeof(l->addr))
         return cli_fail(err, errsize, "--listen '%.40s...': the address is too long", value);
     memcpy(l->addr, value, n);
-    char rest[256];
+    char rest[4 * ECHOD_TLS_PATH_MAX + 256];
     if (snprintf(rest, sizeof(rest), "%s", value + n) >= (int)sizeof(rest))
         return cli_fail(err, errsize, "--listen %s: the settings are too long", l->addr);
     bool seen[NKEYS] = {false};
@@ -109,6 +192,12 @@ int echod_parse_listen(void *opts, const char *opt, const char *value, char *err
     const char *why;
     if (fault_spec_check(&l->faults, &why) < 0)
         return cli_fail(err, errsize, "--listen %s: %s", value, why);
+    if (check_tls_keys(l, value, err, errsize) < 0)
+        return -1;
+    /* Both pass the bytes through a stream transport of their own. */
+    if (l->tls_cert[0] && fault_spec_active(&l->faults))
+        return cli_fail(err, errsize,
+                        "--listen %s: fault modes on a TLS listener are not supported", value);
     o->nlisten++;
     return 0;
 }

@@ -6,6 +6,7 @@
 #ifndef ECHOD_LISTEN_OPTS_H
 #define ECHOD_LISTEN_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "options.h"

@@ -147,6 +147,16 @@ static const struct sample_row proxy_bad_rows[] = {
     {"reason=\"source\"", FIELD(proxy.rejected_source)},
     {"reason=\"closed\"", FIELD(proxy.rejected_closed)},
 };
+/* TLS listeners (struct echod_tls_stats, tls_accept.c). */
+static const struct sample_row tls_hs_rows[] = {
+    {"result=\"ok\"", FIELD(tls.ok)},
+    {"result=\"failed\"", FIELD(tls.failed)},
+    {"result=\"timeout\"", FIELD(tls.timed_out)},
+};
+static const struct sample_row tls_end_rows[] = {
+    {"reason=\"truncated\"", FIELD(tls.truncated)},
+    {"reason=\"record_error\"", FIELD(tls.record_errors)},
+};
 
 static const struct family_row families[] = {
     {"echod_connections_open", "gauge", "Echo connections open now.", ROWS(open_rows)},
@@ -170,6 +180,13 @@ static const struct family_row families[] = {
      ROWS(proxy_ok_rows)},
     {"echod_proxy_headers_rejected_total", "counter",
      "Connections closed for their PROXY protocol header, by reason.", ROWS(proxy_bad_rows)},
+    {"echod_tls_handshakes_total", "counter",
+     "TLS handshakes on tls-cert= listeners, by result (ok, failed, timeout: --tls-timeout).",
+     ROWS(tls_hs_rows)},
+    {"echod_tls_connections_failed_total", "counter",
+     "TLS connections ended after their handshake without a clean end, by reason (truncated: "
+     "closed without close_notify; record_error: a record or message refused).",
+     ROWS(tls_end_rows)},
 };
 
 static void render_table(struct prom *p, const struct echod *d)

@@ -74,7 +74,14 @@ static const struct cli_spec specs[] = {
              "Settings of this listener, after commas:\n"
              "proxy=v1|v2|any: every connection must start with a\n"
              "PROXY protocol header of that version, whose client\n"
-             "address is then the client's. Fault modes, to test\n"
+             "address is then the client's.\n"
+             "tls-cert=FILE: TLS 1.2 or 1.3 with this certificate\n"
+             "chain, tls-key=FILE its key (unset: in tls-cert),\n"
+             "tls-ca=FILE: require a client certificate from these\n"
+             "CAs (mutual TLS), alpn=P1:P2: ALPN protocols\n"
+             "accepted (':'-separated), tls-version=1.2|1.3|any.\n"
+             "SIGHUP reads the files again.\n"
+             "Fault modes, to test\n"
              "proxies and clients (echod(1), docs/echod.md):\n"
              "delay=MS[+-JITTER] rate=BYTES_PER_S slice=N[:MS]\n"
              "stall-after=N reset-after=N close-after=N\n"
@@ -103,6 +110,14 @@ static const struct cli_spec specs[] = {
      .help = "close a connection whose PROXY header is not\n"
              "complete after SECS seconds (above 0)",
      .def = "5"},
+    {.name = "tls-timeout",
+     .arg = "SECS",
+     .kind = CLI_SECONDS_MS,
+     .field = F(tls_timeout_ms),
+     .max = SECS_MAX,
+     .help = "close a connection to a TLS listener whose\n"
+             "handshake is not done after SECS seconds (above 0)",
+     .def = "10"},
     {.name = "udp",
      .arg = "HOST:PORT",
      .kind = CLI_LIST,
@@ -477,6 +492,8 @@ static int check_options(const struct echod_options *o, const bool *given, char 
                         "--inetd serves one connection: it takes no --agent or --metrics");
     if (o->proxy_timeout_ms == 0)
         return cli_fail(err, errsize, "--proxy-timeout: must be above 0");
+    if (o->tls_timeout_ms == 0)
+        return cli_fail(err, errsize, "--tls-timeout: must be above 0");
     bool proxied = false;
     for (size_t i = 0; i < o->nlisten; i++)
         proxied |= o->listen[i].proxy != ECHOD_PROXY_OFF;
@@ -515,6 +532,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->shed_after_ms = ECHOD_SHED_AFTER_MS;
     o->tuning.nodelay = SOCK_NODELAY_KEEP;
     o->proxy_timeout_ms = ECHOD_PROXY_TIMEOUT_MS;
+    o->tls_timeout_ms = ECHOD_TLS_TIMEOUT_MS;
 
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, sizeof(err));
     if (rc == CLI_PARSE_HELP) {

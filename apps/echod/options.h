@@ -24,6 +24,8 @@
 #define ECHOD_MAX_PROXY_FROM    32
 #define ECHOD_PROXY_TIMEOUT_MS  5000u /* --proxy-timeout's default, as HAProxy's */
 #define ECHOD_SHED_AFTER_MS     5000u
+#define ECHOD_TLS_TIMEOUT_MS    10000u /* --tls-timeout's default */
+#define ECHOD_TLS_PATH_MAX      256    /* a tls-cert=, tls-key= or tls-ca= file name */
 /* --max-buffered by default: an eighth of physical memory, at most this. */
 #define ECHOD_MAX_BUFFERED_CAP ((uint64_t)1 << 30)
 
@@ -68,6 +70,12 @@ struct listener_opts {
     char addr[ECHOD_LISTEN_ADDR_MAX]; /* HOST:PORT, [IPV6]:PORT or unix:PATH */
     int proxy;                        /* enum echod_proxy_mode */
     struct fault_spec faults;         /* delay=, rate=, ... (faults.h); none by default */
+    /* TLS (tls_accept.c): a listener with tls-cert= is a TLS listener. */
+    char tls_cert[ECHOD_TLS_PATH_MAX]; /* certificate chain (PEM); "" = plain */
+    char tls_key[ECHOD_TLS_PATH_MAX];  /* its private key; "": in tls_cert */
+    char tls_ca[ECHOD_TLS_PATH_MAX];   /* mutual TLS: client CAs; "": none asked */
+    char alpn[256];                    /* accepted protocols, comma-separated as tls.h's */
+    int tls_version;                   /* enum tls_version: 0 = 1.2 or 1.3 */
 };
 
 struct echod_options {
@@ -106,8 +114,9 @@ struct echod_options {
     struct echod_cidr proxy_from[ECHOD_MAX_PROXY_FROM];
     size_t nproxy_from;
     uint64_t proxy_timeout_ms;
-    const char *agent;   /* --agent HOST:PORT, or NULL */
-    const char *metrics; /* --metrics HOST:PORT, or NULL */
+    uint64_t tls_timeout_ms; /* --tls-timeout: a TLS handshake's deadline */
+    const char *agent;       /* --agent HOST:PORT, or NULL */
+    const char *metrics;     /* --metrics HOST:PORT, or NULL */
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;

@@ -38,12 +38,12 @@
 struct proxy_pending {
     struct proxy_link link; /* first: d->pending lists these */
     struct echod *d;
+    struct listener *l; /* accepted on: its TLS stage or faults come next */
     int fd;
-    unsigned versions;        /* PROXY_V1, PROXY_V2 or both */
-    const struct listener *l; /* accepted on: its faults apply once admitted */
-    uint64_t timer;           /* --proxy-timeout */
-    struct iomux_addr peer;   /* the connection's own (the balancer) */
-    size_t have;              /* header bytes taken from the socket, in buf */
+    unsigned versions;      /* PROXY_V1, PROXY_V2 or both */
+    uint64_t timer;         /* --proxy-timeout */
+    struct iomux_addr peer; /* the connection's own (the balancer) */
+    size_t have;            /* header bytes taken from the socket, in buf */
     size_t cap;
     uint8_t *buf; /* small, or a v2 header's own once it announces more */
     uint8_t small[PROXY_BUILD_MAX];
@@ -129,9 +129,12 @@ static void header_done(struct proxy_pending *p, const struct proxy_result *r)
         else
             fprintf(stderr, "  PROXY v%u header from %s: client %s\n", r->version, from, name);
     }
-    const struct listener *l = p->l;
+    struct listener *l = p->l;
     int fd = pending_free(p);
-    echod_admit_from(d, l, fd, &client);
+    if (l->tls)
+        echod_tls_start(d, l, fd, &client);
+    else
+        echod_admit_from(d, l, fd, &client);
 }
 
 static size_t be16(const uint8_t *b)
@@ -216,7 +219,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
         return;
     }
     /* A header-less connection still holds a descriptor: it counts. */
-    if (d->opt->max_conns && d->open + d->npending >= d->opt->max_conns) {
+    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
         refuse_early(d, fd, peer, &d->refused_max, LOG_MAXCONNS, "--max-conns reached");
         return;
     }
@@ -226,9 +229,9 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
         return;
     }
     p->d = d;
+    p->l = l;
     p->fd = fd;
     p->versions = versions_of(l->proxy);
-    p->l = l;
     p->peer = *peer;
     p->buf = p->small;
     p->cap = sizeof(p->small);

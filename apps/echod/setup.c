@@ -235,18 +235,33 @@ static int bind_listener(struct echod *d, const char *text)
     return 0;
 }
 
-/* A --listen: bound, and its settings (proxy=) given to the listener. */
+/* A --listen: bound, and its settings (proxy=, the TLS files, read
+   here, before privileges are dropped) given to the listener. */
 static int setup_listener(struct echod *d, const struct listener_opts *lo)
 {
     int rc = bind_listener(d, lo->addr);
-    if (rc == 0 && lo->proxy != ECHOD_PROXY_OFF) {
-        d->listeners[d->nlisteners - 1].proxy = lo->proxy;
+    if (rc < 0)
+        return rc;
+    struct listener *l = &d->listeners[d->nlisteners - 1];
+    l->opts = lo;
+    if (lo->proxy != ECHOD_PROXY_OFF) {
+        l->proxy = lo->proxy;
         d->proxy_listeners = true;
     }
-    if (rc == 0 && fault_spec_active(&lo->faults)) {
-        d->listeners[d->nlisteners - 1].faults = &lo->faults;
+    if (fault_spec_active(&lo->faults)) {
+        l->faults = &lo->faults;
         d->fault_listeners = true;
     }
+    if (!lo->tls_cert[0])
+        return 0;
+    rc = echod_tls_load(d, l);
+    char shown[ECHOD_LISTEN_ADDR_MAX];
+    if (l->addr.ss.ss_family == AF_UNIX || iomux_addr_format(&l->addr, shown, sizeof(shown)) < 0)
+        snprintf(shown, sizeof(shown), "%s", lo->addr);
+    if (rc == 0)
+        say_later(d, "echod: TLS on %s: certificate %s%s%s%s\n", shown, lo->tls_cert,
+                  lo->tls_ca[0] ? ", client certificates required" : "",
+                  lo->alpn[0] ? ", ALPN " : "", lo->alpn);
     return rc;
 }
 
@@ -525,6 +540,7 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     d->side_conns.next = d->side_conns.prev = &d->side_conns;
     d->fault_seed = opt->fault_seed_given ? opt->fault_seed : fault_new_seed();
     d->pending.next = d->pending.prev = &d->pending;
+    d->tls_pending.next = d->tls_pending.prev = &d->tls_pending;
     d->reserve_fd = -1;
     d->inetd_fd = -1;
     int rc = check_before_binding(d);
