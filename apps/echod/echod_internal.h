@@ -12,6 +12,7 @@
 #define ECHOD_ECHOD_INTERNAL_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "echod.h"
 #include "engine.h"
 #include "ratelog.h"
+#include "server.h"
 
 /* Things that can go wrong again and again, each rate-limited apart. */
 enum log_kind {
@@ -115,7 +117,23 @@ struct echod {
     /* Bound port-0 addresses, printed on stdout once serving. */
     char announced[2 * ECHOD_MAX_LISTEN + 2][IOMUX_ADDR_STRLEN]; /* + --agent, --metrics */
     size_t nannounced;
+    /* --workers (server.h): NULL and 0 with one worker. */
+    struct echod_server *server;
+    unsigned worker;                               /* 0 .. N-1 */
+    struct iomux_async *wake;                      /* the server's commands (ECHOD_CMD_*) */
+    _Atomic unsigned commands, stops;              /* ... and SIGINT/SIGTERM passed on */
+    struct echod_counters snap;                    /* published under the server's lock */
+    uint64_t snap_gen;                             /* the request it answers */
+    struct iomux_addr udp_bound[ECHOD_MAX_LISTEN]; /* --udp as bound (port 0: the port) */
 };
+
+/* setup.c, in the order echod_new() calls them; the server calls them for each worker (the
+   first two on the worker's thread, bound one after the other, then the user switch once). */
+int echod_setup_bind(const struct echod_options *opt, struct echod_server *srv, unsigned worker,
+                     struct echod **out);
+int echod_setup_user(struct echod *d);
+int echod_setup_serve(struct echod *d);
+void echod_setup_announce(struct echod *d);
 
 /* True when connections keep their peer's address. */
 bool echod_keeps_peer(const struct echod *d);

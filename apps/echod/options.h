@@ -13,6 +13,7 @@
 #include "sockopt.h"
 
 #define ECHOD_MAX_LISTEN        16
+#define ECHOD_MAX_WORKERS       256
 #define ECHOD_DEFAULT_LISTEN    "localhost:10000"
 #define ECHOD_DEFAULT_GRACE_MS  2000u
 #define ECHOD_URING_BUFFERS     256u /* 16 KiB each */
@@ -100,6 +101,9 @@ struct echod_options {
     /* --keepalive, --sndbuf, --rcvbuf: set on each listening socket, which
        accepted sockets inherit them from. */
     struct sock_tuning tuning;
+    /* --workers: threads that serve (server.c); 0 = auto (the CPUs of the
+       affinity mask), resolved by echod_server_workers(). */
+    unsigned workers;
 };
 
 enum {
