@@ -14,10 +14,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/filter.h>
 
 #include <iomux/buf.h>
 #include <iomux/loop.h>
@@ -35,8 +38,29 @@ unsigned echod_workers_wanted(const struct echod_options *opt)
     return n < 1 ? 1 : n > ECHOD_MAX_WORKERS ? ECHOD_MAX_WORKERS : (unsigned)n;
 }
 
-int echod_reuseport_socket(const struct iomux_addr *addr, int type, int *fd_out)
+/* Whether `addr` is free for a socket without SO_REUSEPORT: otherwise a second echod with
+   workers would silently share the port of a first one, instead of failing as without. */
+static int probe_free(const struct iomux_addr *addr, int type)
 {
+    int fd = socket(addr->ss.ss_family, type | SOCK_CLOEXEC, 0), one = 1, rc = 0;
+    if (fd < 0)
+        return -errno;
+    if ((type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+        (addr->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int echod_reuseport_socket(const struct iomux_addr *addr, int type, bool first, int *fd_out)
+{
+    if (first && iomux_addr_port(addr) != 0) {
+        int rc = probe_free(addr, type);
+        if (rc < 0)
+            return rc;
+    }
     int fd = socket(addr->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -56,6 +80,27 @@ int echod_reuseport_socket(const struct iomux_addr *addr, int type, int *fd_out)
     }
     *fd_out = fd;
     return 0;
+}
+
+void echod_udp_steer(const struct echod *d, int fd)
+{
+    unsigned n = d->server->nworkers;
+    struct iomux_addr local;
+    if (d->worker != n - 1 || iomux_socket_local(fd, &local) < 0)
+        return;
+    /* The socket of worker k is the k-th of the group; the source address's last 32 bits pick
+       it, so one source always meets the same worker and its --udp-rate bucket. */
+    int last_word = local.ss.ss_family == AF_INET6 ? 20 : 12;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + last_word)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    if (local.ss.ss_family != AF_UNIX &&
+        setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
+        fprintf(stderr, "echod: udp: steering by source: %s (--udp-rate holds per worker)\n",
+                strerror(errno));
 }
 
 void echod_worker_addr(const struct echod *d, bool udp, size_t index, struct iomux_addr *addr)
@@ -142,6 +187,12 @@ void echod_counters_of(struct echod *d, struct echod_counters *c)
     };
     if (d->udp)
         echod_udp_stats(d->udp, &c->udp);
+    /* The engine's part of the SIGUSR1 line, rendered on the worker's own thread. */
+    FILE *f = d->engine ? fmemopen(c->engine, sizeof(c->engine), "w") : NULL;
+    if (f) {
+        d->engine_ops->print_stats(d->engine, f);
+        fclose(f);
+    }
 }
 
 void echod_print_counters(FILE *f, const char *label, const struct echod_counters *c)

@@ -34,6 +34,7 @@ struct echod_counters {
     uint64_t proxy[6], npending; /* struct echod_proxy_stats, in its order */
     struct echod_udp_stats udp;
     bool has_udp;
+    char engine[512]; /* the engine's part of the line ("; ..."); not summed */
 };
 
 /* --workers: how many workers `opt` asks for (auto: the CPUs echod may run on). */
@@ -68,7 +69,11 @@ const struct echod *echod_totals_view(struct echod *d);
 
 /* A socket bound to `addr` with SO_REUSEPORT (listening if SOCK_STREAM, with pktinfo if
    SOCK_DGRAM), so that every worker binds the same address. 0 or -errno. */
-int echod_reuseport_socket(const struct iomux_addr *addr, int type, int *fd_out);
+int echod_reuseport_socket(const struct iomux_addr *addr, int type, bool first, int *fd_out);
+
+/* With the last worker's datagram socket `fd` bound: datagrams are steered to the workers by
+   source address, so that --udp-rate holds per source. */
+void echod_udp_steer(const struct echod *d, int fd);
 
 /* The address worker 0 bound for --listen (`udp` false) or --udp number `index`, for the other
    workers to bind the same port when the option said port 0. */

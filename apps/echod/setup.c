@@ -207,7 +207,7 @@ static int bind_listener(struct echod *d, const char *text, size_t index)
         snprintf(shown, sizeof(shown), "%s", text);
     if (d->server)
         echod_worker_addr(d, false, index, &addr);
-    rc = d->server ? echod_reuseport_socket(&addr, SOCK_STREAM, &fd)
+    rc = d->server ? echod_reuseport_socket(&addr, SOCK_STREAM, !d->worker, &fd)
                    : iomux_tcp_listen(&addr, 0, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
@@ -301,12 +301,15 @@ static int setup_udp(struct echod *d, const char *text, size_t index)
         snprintf(shown, sizeof(shown), "%s", text);
     if (d->server)
         echod_worker_addr(d, true, index, &addr);
-    rc = d->server ? echod_reuseport_socket(&addr, SOCK_DGRAM, &fd) : iomux_udp_bind(&addr, &fd);
+    rc = d->server ? echod_reuseport_socket(&addr, SOCK_DGRAM, !d->worker, &fd)
+                   : iomux_udp_bind(&addr, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
         return rc;
     }
+    if (d->server)
+        echod_udp_steer(d, fd);
     if (iomux_socket_local(fd, &bound) == 0) {
         iomux_addr_format(&bound, shown, sizeof(shown));
         d->udp_bound[index] = bound;

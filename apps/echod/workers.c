@@ -116,7 +116,10 @@ static void print_totals(struct echod_server *s)
                                                   sum.proxy[3], sum.proxy[4], sum.proxy[5]};
         echod_proxy_print_stats(proxy, stderr);
     }
-    fprintf(stderr, "; workers %u\n", s->nworkers);
+    fprintf(stderr, "; workers %u", s->nworkers);
+    for (unsigned i = 0; each && i < s->nworkers; i++)
+        fprintf(stderr, "; worker %u%s", i + 1, each[i].engine);
+    fputc('\n', stderr);
     for (unsigned i = 0; each && i < s->nworkers; i++)
         fprintf(stderr,
                 "echod: stats: worker %u: connections %" PRIu64 " open, %" PRIu64
