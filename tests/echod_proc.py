@@ -56,9 +56,9 @@ W2 = "-w2"
 
 def workers_of(mode):
     """(the mode without -w2, the workers it asks for: 1 or 2)."""
-    if mode.endswith(W2) and mode not in ENGINES:
+    if mode.endswith(W2):
         return mode[:-len(W2)], 2
-    return mode, 2 if mode.endswith(W2) else 1
+    return mode, 1
 
 
 # What echod says, before exiting 1, when the kernel refuses the mode's

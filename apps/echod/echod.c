@@ -90,8 +90,13 @@ static void conn_unlink(struct echod *d, struct conn *c)
 /* --inetd serves one connection: its end is the server's. */
 static void check_done(struct echod *d)
 {
-    if ((d->stopping || d->opt->inetd) && d->open == 0)
+    if ((d->stopping || d->opt->inetd) && d->open == 0 && echod_may_end(d))
         d->done = true;
+}
+
+void echod_recheck_done(struct echod *d)
+{
+    check_done(d);
 }
 
 void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len)

@@ -192,6 +192,10 @@ void echod_trace_queue_empty(struct echod *d, struct conn *c);
    harmless. True if the next accept may work at once. */
 bool echod_accept_error(struct echod *d, struct listener *l, int err);
 
+/* With workers: the first worker, which serves --agent and --metrics, sees whether it may end
+   now that another has (server.c). */
+void echod_recheck_done(struct echod *d);
+
 /* What echod.c gives the start (setup.c): what does the I/O, as start-up
    and statistics lines say it, written in the caller's buf; and the
    callbacks of the signals and the idle sweep. */

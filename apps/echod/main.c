@@ -33,7 +33,7 @@ int main(int argc, char **argv)
     unsigned workers = echod_workers_wanted(&opts);
     /* One connection on stdin, or sockets systemd made once: nothing to spread. */
     if (workers > 1 && (opts.inetd || getenv("LISTEN_FDS"))) {
-        if (!opts.quiet)
+        if (!opts.quiet && !opts.inetd) /* --inetd: stderr may be the client */
             fprintf(stderr,
                     "echod: --workers %u: --inetd and socket-activated sockets are "
                     "served by one worker\n",

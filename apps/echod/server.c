@@ -118,7 +118,7 @@ bool echod_slot_take(struct echod *d)
     if (!d->server)
         return !max || d->open + d->npending < max;
     uint64_t before = atomic_fetch_add_explicit(&d->server->open, 1, memory_order_relaxed);
-    if (!max || before + d->npending < max)
+    if (!max || before + atomic_load_explicit(&d->server->pending, memory_order_relaxed) < max)
         return true;
     atomic_fetch_sub_explicit(&d->server->open, 1, memory_order_relaxed);
     return false;
@@ -155,7 +155,21 @@ uint64_t echod_conns_counted(const struct echod *d)
 {
     if (!d->server)
         return d->open + d->npending;
-    return atomic_load_explicit(&d->server->open, memory_order_relaxed) + d->npending;
+    return atomic_load_explicit(&d->server->open, memory_order_relaxed) +
+           atomic_load_explicit(&d->server->pending, memory_order_relaxed);
+}
+
+void echod_pending_count(struct echod *d, int delta)
+{
+    if (d->server && delta > 0)
+        atomic_fetch_add_explicit(&d->server->pending, 1, memory_order_relaxed);
+    else if (d->server)
+        atomic_fetch_sub_explicit(&d->server->pending, 1, memory_order_relaxed);
+}
+
+bool echod_may_end(const struct echod *d)
+{
+    return !d->server || d->worker != 0 || atomic_load(&d->server->running) == 1;
 }
 
 void echod_counters_of(struct echod *d, struct echod_counters *c)
@@ -306,6 +320,8 @@ static void on_command(struct iomux_loop *loop, struct iomux_async *async, void 
     unsigned cmd = atomic_exchange(&d->commands, 0);
     if (cmd & ECHOD_CMD_STATS)
         publish(d, 0);
+    if (cmd & ECHOD_CMD_ENDED)
+        echod_recheck_done(d);
     if (cmd & ECHOD_CMD_QUIT) {
         echod_on_signal(loop, SIGQUIT, d);
         return;
@@ -325,5 +341,9 @@ void echod_worker_finished(struct echod *d)
     publish(d, UINT64_MAX);
     struct echod_server *s = d->server;
     atomic_fetch_sub(&s->running, 1);
+    if (d->worker != 0) {
+        atomic_fetch_or(&s->workers[0]->commands, ECHOD_CMD_ENDED);
+        iomux_async_send(s->workers[0]->wake);
+    }
     iomux_async_send(s->done);
 }

@@ -53,6 +53,14 @@ void echod_slot_give(struct echod *d);
 int echod_perip_take(struct echod *d, const struct iomux_addr *peer);
 void echod_perip_give(struct echod *d, const struct iomux_addr *peer);
 
+/* A connection starts (+1) or stops (-1) waiting for its PROXY header: with workers, it counts
+   toward --max-conns for the whole process. */
+void echod_pending_count(struct echod *d, int delta);
+
+/* Whether the worker may end once drained: the first, which serves --agent and --metrics,
+   only as the last one. */
+bool echod_may_end(const struct echod *d);
+
 /* Connections open (and waiting for a PROXY header) that count toward --max-conns: the
    worker's own, or the whole process's with workers. */
 uint64_t echod_conns_counted(const struct echod *d);

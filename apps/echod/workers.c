@@ -81,6 +81,7 @@ static void *worker_main(void *arg)
     echod_tag_thread(i + 1);
     int rc = echod_setup_bind(&s->worker_opt[i], s, i, &d);
     if (rc == 0) {
+        d->perip = s->perip; /* one table for all, behind the lock */
         pthread_mutex_lock(&s->lock);
         s->workers[i] = d;
         pthread_mutex_unlock(&s->lock);

@@ -18,6 +18,7 @@
 enum {
     ECHOD_CMD_STATS = 1, /* publish your counters */
     ECHOD_CMD_QUIT = 2,  /* SIGQUIT: cut everything, now */
+    ECHOD_CMD_ENDED = 4, /* to the first: another worker has ended */
 };
 
 struct echod_server {
@@ -26,11 +27,12 @@ struct echod_server {
     unsigned nworkers;
     struct echod **workers;
     pthread_t *threads;
-    struct iomux_loop *loop;   /* the main thread's: signals, and done */
-    struct iomux_async *done;  /* a worker's loop has ended */
-    atomic_uint running;       /* workers not yet done */
-    atomic_uint_fast64_t open; /* connections admitted, every worker's (--max-conns) */
-    atomic_int stop_signo;     /* SIGINT or SIGTERM, for the workers' lines */
+    struct iomux_loop *loop;      /* the main thread's: signals, and done */
+    struct iomux_async *done;     /* a worker's loop has ended */
+    atomic_uint running;          /* workers not yet done */
+    atomic_uint_fast64_t open;    /* connections admitted, every worker's (--max-conns) */
+    atomic_uint_fast64_t pending; /* ... and waiting for their PROXY header */
+    atomic_int stop_signo;        /* SIGINT or SIGTERM, for the workers' lines */
     /* The lock guards the --max-conns-per-ip table, the snapshots, and start-up's steps. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
