@@ -90,8 +90,8 @@ static void *worker_main(void *arg)
     if (rc < 0 || wait_step(s, STEP_SERVE) == STEP_ABORT)
         goto out;
     rc = echod_setup_serve(d);
-    if (rc == 0)
-        rc = echod_worker_ready(d);
+    if (rc == 0 && (rc = echod_worker_ready(d)) < 0)
+        fprintf(stderr, "echod: worker %u: %s\n", i + 1, strerror(-rc));
     report(s, i, rc);
     if (rc < 0 || wait_step(s, STEP_RUN) == STEP_ABORT)
         goto out;
@@ -179,6 +179,8 @@ static int main_loop(struct echod_server *s)
 /* Each worker gets the options with its share of --max-buffered. */
 static int server_alloc(struct echod_server *s, const struct echod_options *opt, unsigned n)
 {
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
     s->opt = opt;
     s->nworkers = n;
     s->worker_opt = calloc(n, sizeof(*s->worker_opt));
@@ -193,8 +195,6 @@ static int server_alloc(struct echod_server *s, const struct echod_options *opt,
         if (opt->max_buffered)
             s->worker_opt[i].max_buffered = opt->max_buffered / n ? opt->max_buffered / n : 1;
     }
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
     if (opt->max_conns_per_ip)
         return echod_perip_new(opt->max_conns_per_ip, &s->perip);
     return 0;
@@ -281,7 +281,7 @@ int echod_server_main(const struct echod_options *opt, unsigned nworkers)
         open_step(s, STEP_END);
         if (!opt->quiet)
             fprintf(stderr, "echod: exiting: %" PRIu64 " connections served\n", total);
-    } else {
+    } else if (s && s->rc) {
         open_step(s, STEP_ABORT);
     }
     if (s)
