@@ -12,7 +12,7 @@ find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET echod)
   return()
 endif()
-foreach(mode ${IOMUX_ECHOD_MODES})
+foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
   add_test(NAME budget.${mode}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/budget_e2e.py --echod
                    $<TARGET_FILE:echod> budget ${mode})

@@ -291,8 +291,14 @@ const struct echod *echod_totals_view(struct echod *d)
         return d;
     struct echod_counters c;
     echod_server_collect(s, d, &c, NULL);
+    /* Only what metrics.c reads: the rest of d (its atomics among it) is not copied. */
     struct echod *v = s->view;
-    *v = *d;
+    v->opt = d->opt;
+    v->server = s;
+    v->loop = d->loop;
+    v->pool = d->pool;
+    v->engine_ops = d->engine_ops;
+    v->draining = d->draining;
     v->open = c.open;
     v->total = c.total;
     v->bytes_in = c.bytes_in;
