@@ -10,7 +10,8 @@ Usage: echod_workers_e2e.py ECHOD MODE [TEST...]   (MODE: epoll-w2, engine-uring
 - SIGTERM drains every worker: open connections echo to the end, exit 0;
 - UDP is echoed by every worker, and --udp-rate still holds per source
   address (the sockets are steered by source address);
-- --trace lines are whole and say which worker wrote them.
+- --trace lines are whole and say which worker wrote them;
+- --workers auto takes the CPUs of the affinity mask, and idle workers sleep.
 """
 import os
 import re
@@ -182,8 +183,24 @@ def test_trace_tagged():
         check(d.stop() == 0, "exit status")
 
 
+def test_auto_and_idle():
+    """--workers auto: one per CPU of the affinity mask (said on the SIGUSR1
+    line); idle workers sleep (no CPU over a second)."""
+    want = len(os.sched_getaffinity(0))
+    with echod("--workers", "auto") as d:
+        roundtrip(connect(d.port), b"awake")
+        line = d.stats()
+        if want > 1:  # one CPU: one worker, no server and no such field
+            check(stat_field(line, "workers") == want, "want workers %d: %s" % (want, line))
+        cpu0 = d.cpu_seconds()
+        time.sleep(1.0)  # idle CPU over an interval is the point
+        cpu = d.cpu_seconds() - cpu0
+        check(cpu < 0.05, "idle echod used %.2f s of CPU in 1 s" % cpu)
+        check(d.stop() == 0, "exit status")
+
+
 TESTS = [test_spread_1000, test_max_conns_process, test_sigterm_drain, test_udp_two_workers,
-         test_trace_tagged]
+         test_trace_tagged, test_auto_and_idle]
 
 
 def main():
