@@ -201,8 +201,8 @@ void echod_counters_of(struct echod *d, struct echod_counters *c)
     };
     if (d->udp)
         echod_udp_stats(d->udp, &c->udp);
-    /* The engine's part of the SIGUSR1 line, rendered on the worker's own thread. */
-    FILE *f = d->engine ? fmemopen(c->engine, sizeof(c->engine), "w") : NULL;
+    /* With workers, the engine's part of the SIGUSR1 line, rendered on the worker's thread. */
+    FILE *f = d->engine && d->server ? fmemopen(c->engine, sizeof(c->engine), "w") : NULL;
     if (f) {
         d->engine_ops->print_stats(d->engine, f);
         fclose(f);
