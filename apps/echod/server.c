@@ -169,7 +169,8 @@ void echod_pending_count(struct echod *d, int delta)
 
 bool echod_may_end(const struct echod *d)
 {
-    return !d->server || d->worker != 0 || atomic_load(&d->server->running) == 1;
+    return !d->server || d->worker != 0 ||
+           atomic_load(&d->server->ended) == d->server->nworkers - 1;
 }
 
 void echod_counters_of(struct echod *d, struct echod_counters *c)
@@ -346,10 +347,12 @@ void echod_worker_finished(struct echod *d)
 {
     publish(d, UINT64_MAX);
     struct echod_server *s = d->server;
-    atomic_fetch_sub(&s->running, 1);
+    /* Before the count goes down: once it is 0 the first worker may free its handle. */
     if (d->worker != 0) {
+        atomic_fetch_add(&s->ended, 1);
         atomic_fetch_or(&s->workers[0]->commands, ECHOD_CMD_ENDED);
         iomux_async_send(s->workers[0]->wake);
     }
+    atomic_fetch_sub(&s->running, 1);
     iomux_async_send(s->done);
 }

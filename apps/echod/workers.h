@@ -30,6 +30,7 @@ struct echod_server {
     struct iomux_loop *loop;      /* the main thread's: signals, and done */
     struct iomux_async *done;     /* a worker's loop has ended */
     atomic_uint running;          /* workers not yet done */
+    atomic_uint ended;            /* workers but the first done (it ends last) */
     atomic_uint_fast64_t open;    /* connections admitted, every worker's (--max-conns) */
     atomic_uint_fast64_t pending; /* ... and waiting for their PROXY header */
     atomic_int stop_signo;        /* SIGINT or SIGTERM, for the workers' lines */
