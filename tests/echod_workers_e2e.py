@@ -65,7 +65,8 @@ def test_spread_1000():
             check(total_open == n, "workers hold %d of %d: %r" % (total_open, n, per))
             share = max(v[0] for v in per.values()) / n
             print("  per worker: %r; largest share %.0f%%" % (per, share * 100))
-            check(len(per) == 2 and share <= 0.6, "spread %r: one holds %.0f%%" % (per, share * 100))
+            check(len(per) == 2 and share <= 0.6,
+                  "spread %r: one holds %.0f%%" % (per, share * 100))
             line = d.stats()
             check(stat_field(line, "connections") == n, "totals line: %s" % line)
         finally:
