@@ -351,9 +351,10 @@ def test_fdleak():
     """RLIMIT_NOFILE 20, --max-conns 8: 4,000 cycles (echo+close,
     half-close, reset, refused), descriptors back to the start."""
     cycles = 4000
-    # A second worker and the main thread hold 8 descriptors more (loops,
-    # wake-ups, listener, the reserve): the same room is left for clients.
-    nofile = 20 + 8 * (workers_of(ARGS.mode)[1] - 1)
+    # A second worker and the main thread hold about 10 descriptors more
+    # (loops, rings, wake-ups, listener, the reserve): about the same room is
+    # left for clients.
+    nofile = 20 + 12 * (workers_of(ARGS.mode)[1] - 1)
     with echod("--max-conns", "8", nofile=nofile) as d:
         check(d.port, "echod did not start: %s" % d.stderr())
         holders = [connect(d.port) for _ in range(7)]
