@@ -31,7 +31,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import Echod, Skip, check, require_mode, stat_field  # noqa: E402
+from echod_proc import Echod, Skip, check, require_mode, stat_field, workers_of  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -206,8 +206,9 @@ def spawn_never_readers(port, n):
 def udp_counted():
     """The datagram echo's receive batch (8 x 64 KiB, allocated once)
     counts against the budget: an idle echod with --udp holds that much
-    more than one without."""
+    more than one without (each worker has its batch)."""
     held = []
+    workers = workers_of(ARGS.mode)[1]
     for extra in ([], ["--udp", "127.0.0.1:0"]):
         with Echod(ARGS.echod, ARGS.mode, "--max-buffered", "4M", *extra, may_exit=True,
                    timeout=20, lines=1 + len(extra) // 2) as d:
@@ -216,8 +217,8 @@ def udp_counted():
             check(stat_field(st, "budget") == 4 * MiB, "budget: %s" % st)
             held.append(stat_field(st, "buffered"))
             check(d.stop() == 0, "exit status; stderr: %s" % d.stderr()[-2000:])
-    check(held[1] - held[0] == 8 * 64 * KiB, "--udp adds %d bytes buffered, not 512 KiB: %s"
-          % (held[1] - held[0], held))
+    check(held[1] - held[0] == workers * 8 * 64 * KiB,
+          "--udp adds %d bytes buffered, not %d x 512 KiB: %s" % (held[1] - held[0], workers, held))
 
 
 def budget():

@@ -8,7 +8,7 @@
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
-  foreach(mode ${IOMUX_ECHOD_MODES})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
                      $<TARGET_FILE:echod> ${mode})
@@ -42,6 +42,18 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
   endif()
 else()
   message(STATUS "python3 not found: echod end-to-end tests are not registered")
+endif()
+# --workers: connections spread over the workers, limits for the whole
+# process, the drain, UDP and --trace with two workers.
+if(Python3_Interpreter_FOUND AND TARGET echod)
+  foreach(mode ${IOMUX_ECHOD_MODES})
+    if(mode STREQUAL "epoll" OR mode STREQUAL "engine-uring")
+      add_test(NAME echod.workers.${mode}
+               COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_workers_e2e.py
+                       $<TARGET_FILE:echod> ${mode}-w2)
+      set_tests_properties(echod.workers.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+    endif()
+  endforeach()
 endif()
 # The engine's batched-wait policy (apps/echod/batch.h), on any kernel.
 iomux_test(test_batch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_batch.c LIBS echod_core TIMEOUT 60)

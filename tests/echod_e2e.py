@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (Echod, Skip, base_mode, check, closed_by_peer, connect,  # noqa: E402
                         exit_status,
                         fail, mode_args, mode_label, recv_exact, require_mode, roundtrip,
-                        run_each, select_tests, stat_field)
+                        run_each, select_tests, stat_field, workers_of)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -544,7 +544,7 @@ def test_fd_beyond_setsize():
             except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
                 refused += 1
                 s.close()
-        if base_mode(MODE) == "select":
+        if workers_of(base_mode(MODE))[0] == "select":
             check(refused >= 5, "select: only %d clients refused" % refused)
             check(len(served) >= 5, "select: only %d clients served" % len(served))
             d.wait_stderr(r"beyond what select can watch \(FD_SETSIZE")
@@ -955,7 +955,7 @@ def test_batch_wait():
     if mode_label(MODE) != "engine uring":
         check_refused(["--batch-wait", "50"], "--batch-wait: only with --engine uring")
         return
-    expect = MODE == "engine-uring" and kernel_has_min_wait()
+    expect = workers_of(MODE)[0] == "engine-uring" and kernel_has_min_wait()
     with echod() as d:
         socks = [connect(d.port) for _ in range(64)]
         deadline = time.monotonic() + 20
@@ -1089,6 +1089,13 @@ TESTS = [
 # them on the same engine.
 SPIN_EXCLUDED = {"test_emfile", "test_busy_poll", "test_batch_wait", "test_trace_multiclient",
                  "test_tick_and_stats"}
+# With --workers 2 (modes ending in -w2): --trace lines say which worker
+# wrote them ("[worker N] ", tests/echod_workers_e2e.py checks them), so the
+# seed's transcript is the single-threaded story; each worker rate-limits its
+# own log lines (emfile counts them) and has its own ring (uring_buffers_exhausted
+# and busy_poll read one engine's counters). The one-worker mode runs them.
+W2_EXCLUDED = {"test_trace_multiclient", "test_tick_and_stats", "test_emfile",
+               "test_uring_buffers_exhausted", "test_busy_poll"}
 
 
 def measure_idle(n):
@@ -1142,6 +1149,12 @@ def main():
         tests = [t for t in tests if t.__name__ not in SPIN_EXCLUDED]
         if left_out:
             print("not in this mode (it spins by design): %s" % ", ".join(left_out), flush=True)
+    if workers_of(MODE)[1] > 1:
+        left_out = [t.__name__ for t in tests if t.__name__ in W2_EXCLUDED]
+        tests = [t for t in tests if t.__name__ not in W2_EXCLUDED]
+        if left_out:
+            print("not with --workers 2 (the one-worker mode runs them): %s"
+                  % ", ".join(left_out), flush=True)
     # The seed's slow client takes 4 s of sleeping: run it alongside.
     slow_error = []
 

@@ -44,9 +44,23 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # (--spin-receive on), the path it otherwise takes only when saturated.
 ENGINES = {
     "engine-uring": ("uring", None, []),
+    "engine-uring-w2": ("uring", None, ["--workers", "2"]),
     "engine-uring-poll": ("uring", "poll", []),
     "engine-uring-spin": ("uring", None, ["--spin-receive", "on"]),
 }
+# A mode ending in -w2 (epoll-w2, engine-uring-w2) is the same mode with
+# `--workers 2`: two threads, each with its own loop, engine and SO_REUSEPORT
+# listener.
+W2 = "-w2"
+
+
+def workers_of(mode):
+    """(the mode without -w2, the workers it asks for: 1 or 2)."""
+    if mode.endswith(W2):
+        return mode[:-len(W2)], 2
+    return mode, 1
+
+
 # What echod says, before exiting 1, when the kernel refuses the mode's
 # interface (ENOSYS, EPERM): the test cannot run here.
 UNAVAILABLE = re.compile(r"^echod: --(?:engine|backend) \S+: not available on this system.*$",
@@ -89,6 +103,9 @@ def mode_args(mode):
     if mode in ENGINES:
         engine, backend, more = ENGINES[mode]
         return ["--engine", engine] + (["--backend", backend] if backend else []) + more
+    base, workers = workers_of(mode)
+    if workers > 1:
+        return mode_args(base) + ["--workers", str(workers)]
     if mode == "auto":
         return ["--engine", "auto"]  # tests/echod_auto_e2e.py: what it chooses
     return ["--engine", "loop", "--backend", mode]
@@ -100,7 +117,7 @@ def mode_label(mode):
     mode = base_mode(mode)
     if mode in ENGINES:
         return "engine " + ENGINES[mode][0]
-    return "backend " + mode
+    return "backend " + workers_of(mode)[0]
 
 
 def require_mode(echod, mode, timeout=30):
@@ -119,7 +136,7 @@ def client_backend(mode):
     """The loop backend for a client (echo-bench, echo-client) in a test of
     `mode`: the same backend, or auto for an engine (clients have none)."""
     mode = base_mode(mode)
-    return "auto" if mode in ENGINES else mode
+    return "auto" if mode in ENGINES else workers_of(mode)[0]
 
 
 # --------------------------------------------------------------------------
@@ -380,6 +397,21 @@ def recv_exact(s, n, timeout=DEFAULT_TIMEOUT):
             fail("EOF after %d of %d bytes" % (len(buf), n))
         buf += chunk
     return bytes(buf)
+
+
+def try_clients(port, n, timeout=2):
+    """Connects n clients one after the other, each echoing once: (the
+    sockets served, kept open; how many were refused or closed)."""
+    served, refused = [], 0
+    for i in range(n):
+        s = connect(port)
+        try:
+            roundtrip(s, b"x%d" % i, timeout=timeout)
+            served.append(s)
+        except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
+            refused += 1
+            s.close()
+    return served, refused
 
 
 def roundtrip(s, data, timeout=DEFAULT_TIMEOUT):

@@ -63,8 +63,8 @@ function(reliability_test t mode)
   set_tests_properties(reliability.${t}.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endfunction()
 
-foreach(mode ${IOMUX_ECHOD_MODES})
-  if(mode STREQUAL "engine-uring")
+foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+  if(mode MATCHES "^engine-uring")
     set(tests echo malloc_sweep fdleak slow trickle scale)
   else()
     set(tests faults malloc_sweep fdleak slow trickle scale)
@@ -100,7 +100,7 @@ set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT
 # echod's): never two at once. The slow tests fill about 1.5 GiB of kernel
 # socket buffers: they run alone, so that no other test meets a machine
 # whose TCP is under memory pressure.
-foreach(mode ${IOMUX_ECHOD_MODES})
+foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
   set_tests_properties(reliability.scale.${mode} PROPERTIES RESOURCE_LOCK reliability_many_conns)
   set_tests_properties(reliability.slow.${mode} PROPERTIES RUN_SERIAL TRUE)
 endforeach()

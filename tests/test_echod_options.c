@@ -3,7 +3,7 @@
  * test_echod_options.c - echod's command line (apps/echod/options.c):
  * defaults, choices stored as enums, a positive time that never rounds to
  * 0 ("off"), checks across options refused as usage errors, --listen's
- * per-listener settings, and --proxy-from's ranges (cidr.c).
+ * per-listener settings, --proxy-from's ranges (cidr.c), and --workers.
  */
 #include "check.h"
 
@@ -63,6 +63,23 @@ static void test_budget(void)
     }
     CHECK_INT(PARSE(&o, "--max-buffered", "16Q"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--shed-after", "-1"), ==, ECHOD_USAGE);
+}
+
+/* --workers N|auto: 1 by default, auto stored as 0 (counted at start), 1..256. */
+static void test_workers(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--quiet"), ==, ECHOD_RUN))
+        CHECK_U64(o.workers, ==, 1);
+    if (CHECK_INT(PARSE(&o, "--workers", "4"), ==, ECHOD_RUN))
+        CHECK_U64(o.workers, ==, 4);
+    if (CHECK_INT(PARSE(&o, "--workers", "auto"), ==, ECHOD_RUN))
+        CHECK_U64(o.workers, ==, 0);
+    if (CHECK_INT(PARSE(&o, "--workers", "256"), ==, ECHOD_RUN))
+        CHECK_U64(o.workers, ==, ECHOD_MAX_WORKERS);
+    CHECK_INT(PARSE(&o, "--workers", "0"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--workers", "257"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--workers", "two"), ==, ECHOD_USAGE);
 }
 
 static void test_choices(void)
@@ -272,5 +289,6 @@ int main(void)
     test_cidr();
     test_budget();
     test_splice();
+    test_workers();
     return check_exit();
 }

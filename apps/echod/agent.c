@@ -17,14 +17,15 @@
 
 enum agent_state echod_agent_state(const struct echod *d)
 {
-    return agent_state_of(d->draining, d->open, d->opt->max_conns);
+    return agent_state_of(d->draining, echod_conns_counted(d), d->opt->max_conns);
 }
 
 static size_t agent_answer(void *ctx, const char *head, size_t len, bool full, char *out,
                            size_t size)
 {
     const struct echod *d = ctx;
-    return agent_reply(echod_agent_state(d), agent_weight(d->open, d->opt->max_conns), out, size);
+    return agent_reply(echod_agent_state(d),
+                       agent_weight(echod_conns_counted(d), d->opt->max_conns), out, size);
 }
 
 int echod_agent_start(struct echod *d, int fd)

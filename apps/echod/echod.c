@@ -83,30 +83,38 @@ static void conn_unlink(struct echod *d, struct conn *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     d->open--;
+    echod_slot_give(d);
     if (d->perip) {
         struct iomux_addr a;
         conn_addr(c, &a);
-        echod_perip_release(d->perip, &a);
+        echod_perip_give(d, &a);
     }
 }
 
 /* --inetd serves one connection: its end is the server's. */
 static void check_done(struct echod *d)
 {
-    if ((d->stopping || d->opt->inetd) && d->open == 0)
+    if ((d->stopping || d->opt->inetd) && d->open == 0 && echod_may_end(d))
         d->done = true;
+}
+
+void echod_recheck_done(struct echod *d)
+{
+    check_done(d);
 }
 
 void echod_trace_echo(struct echod *d, struct conn *c, const char *bytes, size_t len)
 {
     char name[TRACE_ADDR_STRLEN];
     conn_name(d, c, name, sizeof(name));
+    flockfile(stderr); /* with workers, the four pieces stay one line each */
     fputs("  received ", stderr);
     trace_bytes(stderr, bytes, len);
     fprintf(stderr, " from %s\n", name);
     fputs("  sending ", stderr);
     trace_bytes(stderr, bytes, len);
     fprintf(stderr, " to %s\n", name);
+    funlockfile(stderr);
 }
 
 void echod_trace_fault(struct echod *d, struct conn *c, const char *what, uint64_t bytes)
@@ -223,13 +231,14 @@ uint64_t echod_staged(const struct echod *d)
    per-address slot is then taken); otherwise it is closed and refused. */
 static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
 {
-    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
+    if (!echod_slot_take(d)) {
         d->refused_max++;
         echod_refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
         return false;
     }
-    int prc = echod_perip_acquire(d->perip, peer);
+    int prc = echod_perip_take(d, peer);
     if (prc < 0) {
+        echod_slot_give(d);
         d->refused_perip++;
         echod_refuse(d, fd, peer, LOG_PERIP,
                      prc == -EDQUOT ? "--max-conns-per-ip reached" : strerror(-prc));
@@ -267,7 +276,8 @@ static void admit_failed(struct echod *d, int fd, bool closed, const struct iomu
                          int err)
 {
     char why[128];
-    echod_perip_release(d->perip, peer);
+    echod_perip_give(d, peer);
+    echod_slot_give(d);
     if (err == -ERANGE) {
         d->refused_watch++;
         if (strcmp(iomux_loop_backend(d->loop), "select") == 0)
@@ -435,7 +445,7 @@ static int start_drain_delay(struct echod *d, const char *name)
     if (iomux_timer_add(d->loop, d->opt->drain_delay_ms, 0, on_drain_delay_over, d,
                         &d->drain_timer) < 0)
         return -1;
-    if (!d->opt->quiet)
+    if (!d->opt->quiet && !d->worker)
         fprintf(stderr, "echod: %s, serving %.3g s more while the agent says drain\n", name,
                 (double)d->opt->drain_delay_ms / 1000.0);
     return 0;
@@ -465,20 +475,10 @@ const char *echod_serving_label(const struct echod *d, char *buf, size_t size)
 
 static void print_stats(struct echod *d)
 {
-    struct iomux_buf_pool_stats ps;
+    struct echod_counters c;
     char label[48];
-    iomux_buf_pool_stats(d->pool, &ps);
-    fprintf(stderr,
-            "echod: stats: %s; connections %" PRIu64 " open, %" PRIu64 " total; bytes %" PRIu64
-            " in, %" PRIu64 " out; refused %" PRIu64 " (max-conns %" PRIu64 ", per-ip %" PRIu64
-            ", out of fds %" PRIu64 ", unwatchable %" PRIu64 "); idle closed %" PRIu64
-            "; resets %" PRIu64 "; errors %" PRIu64 "; buffers %zu chunks in use, %zu cached"
-            "; buffered %zu bytes, budget %zu, shed for memory %" PRIu64,
-            echod_serving_label(d, label, sizeof(label)), d->open, d->total, d->bytes_in,
-            d->bytes_out, d->refused_max + d->refused_perip + d->refused_fds + d->refused_watch,
-            d->refused_max, d->refused_perip, d->refused_fds, d->refused_watch, d->idle_closed,
-            d->resets, d->errors, ps.chunks_in_use, ps.chunks_cached, echod_budget_buffered(d),
-            d->max_buffered, d->shed_memory);
+    echod_counters_of(d, &c);
+    echod_print_counters(stderr, echod_serving_label(d, label, sizeof(label)), &c);
     if (d->proxy_listeners)
         echod_proxy_print_stats(d, stderr);
     if (d->splice)
@@ -518,7 +518,7 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
        are cut, socket files removed, exit 0 (no core dump). */
     if (d->draining || signo == SIGQUIT) {
         /* A second request means "now". */
-        if (!d->opt->quiet)
+        if (!d->opt->quiet && !d->worker)
             fprintf(stderr, "echod: %s%s, exiting now\n", name, d->draining ? " again" : "");
         cut_all(d, "shutting down");
         d->done = true;
@@ -548,8 +548,10 @@ static void begin_stop(struct echod *d, const char *name)
         iomux_timer_cancel(loop, d->pause_timer);
         d->pause_timer = 0;
     }
-    if (!d->opt->quiet)
-        fprintf(stderr, "echod: %s, draining %" PRIu64 " connections\n", name, d->open);
+    /* With workers, the first speaks for all. */
+    if (!d->opt->quiet && !d->worker)
+        fprintf(stderr, "echod: %s, draining %" PRIu64 " connections\n", name,
+                d->server ? echod_conns_counted(d) : d->open);
     /* end() lets each stream send what is queued and see its peer off;
        it never calls on_close from here, so walking the list is safe. */
     for (struct conn *c = d->conns.next; c != &d->conns; c = c->next)
@@ -608,7 +610,7 @@ int echod_run(struct echod *d)
         if (n == 0 && tick > 0 && d->opt->trace)
             fputs("  timed out, do some other work here\n", stderr);
     }
-    if (!d->opt->quiet)
+    if (!d->opt->quiet && !d->server) /* with workers: the server's total */
         fprintf(stderr, "echod: exiting: %" PRIu64 " connections served\n", d->total);
     return 0;
 }
@@ -634,8 +636,10 @@ void echod_free(struct echod *d)
     echod_udp_free(d->udp);
     sideport_free(d->agent);
     sideport_free(d->metrics);
-    echod_perip_free(d->perip);
-    echod_unix_cleanup();
+    if (!d->server) { /* with workers: the server's */
+        echod_perip_free(d->perip);
+        echod_unix_cleanup();
+    }
     if (d->reserve_fd >= 0)
         close(d->reserve_fd);
     /* The loop goes first: its timers may not outlive it, and it restores

@@ -41,7 +41,7 @@ static bool hook_wants_peer(void *policy)
 {
     const struct echod *d = policy;
     return echod_keeps_peer(d) || d->proxy_listeners || d->tls_listeners ||
-           (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns);
+           (d->opt->max_conns && echod_conns_counted(d) >= d->opt->max_conns);
 }
 
 static bool hook_accept_error(void *policy, void *listener, int err)

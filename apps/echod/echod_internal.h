@@ -12,6 +12,7 @@
 #define ECHOD_ECHOD_INTERNAL_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "engine.h"
 #include "faults.h"
 #include "ratelog.h"
+#include "server.h"
 
 /* Things that can go wrong again and again, each rate-limited apart. */
 enum log_kind {
@@ -155,7 +157,23 @@ struct echod {
     const struct engine_ops *side_ops;
     struct engine *side;
     struct conn side_conns;
+    /* --workers (server.h): NULL and 0 with one worker. */
+    struct echod_server *server;
+    unsigned worker;                               /* 0 .. N-1 */
+    struct iomux_async *wake;                      /* the server's commands (ECHOD_CMD_*) */
+    _Atomic unsigned commands, stops;              /* ... and SIGINT/SIGTERM passed on */
+    struct echod_counters snap;                    /* published under the server's lock */
+    uint64_t snap_gen;                             /* the request it answers */
+    struct iomux_addr udp_bound[ECHOD_MAX_LISTEN]; /* --udp as bound (port 0: the port) */
 };
+
+/* setup.c, in the order echod_new() calls them; the server calls them for each worker (the
+   first two on the worker's thread, bound one after the other, then the user switch once). */
+int echod_setup_bind(const struct echod_options *opt, struct echod_server *srv, unsigned worker,
+                     struct echod **out);
+int echod_setup_user(struct echod *d);
+int echod_setup_serve(struct echod *d);
+void echod_setup_announce(struct echod *d);
 
 /* True when connections keep their peer's address. */
 bool echod_keeps_peer(const struct echod *d);
@@ -265,6 +283,10 @@ void echod_trace_queue_empty(struct echod *d, struct conn *c);
    the waiting clients or pauses accepting; other errors are logged unless
    harmless. True if the next accept may work at once. */
 bool echod_accept_error(struct echod *d, struct listener *l, int err);
+
+/* With workers: the first worker, which serves --agent and --metrics, sees whether it may end
+   now that another has (server.c). */
+void echod_recheck_done(struct echod *d);
 
 /* What echod.c gives the start (setup.c): what does the I/O, as start-up
    and statistics lines say it, written in the caller's buf; and the

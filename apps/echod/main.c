@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "echod.h"
 #include "options.h"
 #include "upgrade.h"
+#include "server.h"
 
 int main(int argc, char **argv)
 {
@@ -31,6 +33,20 @@ int main(int argc, char **argv)
 
     if (echod_upgrade_init(argc, argv) < 0)
         return 1;
+    unsigned workers = echod_workers_wanted(&opts);
+    /* One connection on stdin, or sockets systemd made once: nothing to spread. */
+    if (workers > 1 && (opts.inetd || getenv("LISTEN_FDS"))) {
+        if (!opts.quiet && !opts.inetd) /* --inetd: stderr may be the client */
+            fprintf(stderr,
+                    "echod: --workers %u: --inetd and socket-activated sockets are "
+                    "served by one worker\n",
+                    workers);
+        workers = 1;
+    }
+    if (workers > 1) {
+        rc = echod_server_main(&opts, workers);
+        return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;
+    }
     struct echod *d;
     rc = echod_new(&opts, &d);
     if (rc < 0)

@@ -286,16 +286,17 @@ static void render_splice(struct prom *p, const struct echod *d)
 }
 
 /* The memory budget (budget.h): what is held against --max-buffered. */
-static void render_budget(struct prom *p, struct echod *d)
+static void render_budget(struct prom *p, struct echod *d, const struct echod *totals)
 {
     prom_family(p, "echod_buffered_bytes", "gauge",
                 "Bytes held in user space for all connections (queues, receive buffers).");
-    prom_u64(p, "echod_buffered_bytes", "", echod_budget_buffered(d));
+    prom_u64(p, "echod_buffered_bytes", "",
+             d->server ? totals->buffered_bytes : echod_budget_buffered(d));
     prom_family(p, "echod_max_buffered_bytes", "gauge", "--max-buffered (0: no budget).");
-    prom_u64(p, "echod_max_buffered_bytes", "", d->max_buffered);
+    prom_u64(p, "echod_max_buffered_bytes", "", totals->max_buffered);
     prom_family(p, "echod_shed_memory_total", "counter",
                 "Connections closed because the memory budget stayed full (--shed-after).");
-    prom_u64(p, "echod_shed_memory_total", "", d->shed_memory);
+    prom_u64(p, "echod_shed_memory_total", "", totals->shed_memory);
 }
 
 /* Fault modes (faults.h), when some listener has them. */
@@ -316,11 +317,13 @@ static void render_faults(struct prom *p, const struct echod *d)
 static size_t render(struct echod_metrics *m)
 {
     struct prom p = {.buf = m->body, .size = sizeof(m->body), .common = ""};
+    /* With workers, the whole process's counters (server.h). */
+    const struct echod *d = echod_totals_view(m->d);
     render_info(&p, m);
-    render_table(&p, m->d);
-    render_state(&p, m->d);
+    render_table(&p, d);
+    render_state(&p, d);
     render_side(&p, m->d);
-    render_budget(&p, m->d);
+    render_budget(&p, m->d, d);
     render_splice(&p, m->d);
     render_faults(&p, m->d);
     return p.full ? 0 : p.len;

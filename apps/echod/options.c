@@ -49,6 +49,21 @@ static int parse_backend(void *opts, const char *opt, const char *value, char *e
     return 0;
 }
 
+/* --workers N|auto: auto is 0 here (server.c counts the CPUs). */
+static int parse_workers(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (strcmp(value, "auto") == 0) {
+        o->workers = 0;
+        return 0;
+    }
+    uint64_t n;
+    if (cli_parse_u64(opt, value, 1, ECHOD_MAX_WORKERS, &n, err, errsize) < 0)
+        return -1;
+    o->workers = (unsigned)n;
+    return 0;
+}
+
 static int parse_keepalive(void *opts, const char *opt, const char *value, char *err,
                            size_t errsize)
 {
@@ -355,6 +370,19 @@ static const struct cli_spec specs[] = {
      .def = "off"},
     SOCK_SPEC_SNDBUF(F(tuning), "every TCP client"),
     SOCK_SPEC_RCVBUF(F(tuning), "every TCP client"),
+    {.name = "workers",
+     .arg = "N|auto",
+     .kind = CLI_CALL,
+     .call = parse_workers,
+     .help = "serve from N threads (1 to 256), each with its own\n"
+             "loop, engine and SO_REUSEPORT listening socket per\n"
+             "address; auto: one per CPU echod may run on. 1 by\n"
+             "default: the seed's single-threaded story, and one\n"
+             "thread is enough below a core's worth of traffic.\n"
+             "Limits and --max-buffered hold for the whole process\n"
+             "(each worker gets 1/N of --max-buffered); --inetd\n"
+             "and socket-activated sockets use one worker",
+     .def = "1"},
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
@@ -533,6 +561,7 @@ int echod_options_parse(int argc, char **argv, struct echod_options *o)
     o->tuning.nodelay = SOCK_NODELAY_KEEP;
     o->proxy_timeout_ms = ECHOD_PROXY_TIMEOUT_MS;
     o->tls_timeout_ms = ECHOD_TLS_TIMEOUT_MS;
+    o->workers = 1;
 
     int rc = cli_parse(specs, argc, argv, o, given, NULL, err, sizeof(err));
     if (rc == CLI_PARSE_HELP) {

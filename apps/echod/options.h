@@ -14,6 +14,7 @@
 #include "sockopt.h"
 
 #define ECHOD_MAX_LISTEN        16
+#define ECHOD_MAX_WORKERS       256
 #define ECHOD_DEFAULT_LISTEN    "localhost:10000"
 #define ECHOD_DEFAULT_GRACE_MS  2000u
 #define ECHOD_URING_BUFFERS     256u /* 16 KiB each */
@@ -124,6 +125,9 @@ struct echod_options {
     uint64_t fault_seed;
     bool fault_seed_given;
     uint32_t udp_drop_ppm; /* of datagrams; 0: none */
+    /* --workers: threads that serve (server.c); 0 = auto (the CPUs of the
+       affinity mask), resolved by echod_server_workers(). */
+    unsigned workers;
 };
 
 enum {

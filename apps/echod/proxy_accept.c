@@ -67,6 +67,7 @@ static int pending_free(struct proxy_pending *p)
     p->link.prev->next = p->link.next;
     p->link.next->prev = p->link.prev;
     d->npending--;
+    echod_pending_count(d, -1);
     if (p->buf != p->small)
         free(p->buf);
     free(p);
@@ -219,7 +220,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
         return;
     }
     /* A header-less connection still holds a descriptor: it counts. */
-    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
+    if (d->opt->max_conns && echod_conns_counted(d) >= d->opt->max_conns) {
         refuse_early(d, fd, peer, &d->refused_max, LOG_MAXCONNS, "--max-conns reached");
         return;
     }
@@ -252,6 +253,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
     d->pending.prev->next = &p->link;
     d->pending.prev = &p->link;
     d->npending++;
+    echod_pending_count(d, 1);
 }
 
 void echod_proxy_close_all(struct echod *d)

@@ -99,7 +99,7 @@ static void say_later(struct echod *d, const char *fmt, ...) __attribute__((form
 
 static void say_later(struct echod *d, const char *fmt, ...)
 {
-    if (d->opt->quiet && !d->opt->trace)
+    if ((d->opt->quiet && !d->opt->trace) || d->worker)
         return;
     size_t room = sizeof(d->startup) - d->startup_len;
     va_list ap;
@@ -114,7 +114,7 @@ static void say_later(struct echod *d, const char *fmt, ...)
    is serving (print_startup()). */
 static void announce(struct echod *d, const char *addr)
 {
-    if (d->nannounced < sizeof(d->announced) / sizeof(d->announced[0]))
+    if (!d->worker && d->nannounced < sizeof(d->announced) / sizeof(d->announced[0]))
         snprintf(d->announced[d->nannounced++], sizeof(d->announced[0]), "%s", addr);
 }
 
@@ -193,7 +193,7 @@ static void say_starting_up(struct echod *d, const char *text, unsigned port)
     say_later(d, "starting up on %s port %u\n", host, port);
 }
 
-static int bind_listener(struct echod *d, const char *text)
+static int bind_listener(struct echod *d, const char *text, size_t index)
 {
     struct iomux_addr addr;
     int fd;
@@ -211,7 +211,11 @@ static int bind_listener(struct echod *d, const char *text)
     char shown[IOMUX_ADDR_STRLEN], bound[IOMUX_ADDR_STRLEN], label[48];
     if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
         snprintf(shown, sizeof(shown), "%s", text);
-    rc = taken ? 0 : iomux_tcp_listen(&addr, 0, &fd);
+    if (d->server)
+        echod_worker_addr(d, false, index, &addr);
+    rc = taken       ? 0
+         : d->server ? echod_reuseport_socket(&addr, SOCK_STREAM, !d->worker, &fd)
+                     : iomux_tcp_listen(&addr, 0, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
@@ -239,7 +243,10 @@ static int bind_listener(struct echod *d, const char *text)
    here, before privileges are dropped) given to the listener. */
 static int setup_listener(struct echod *d, const struct listener_opts *lo)
 {
-    int rc = bind_listener(d, lo->addr);
+    /* Workers share a Unix socket's path only through the first. */
+    if (d->worker && echod_is_unix(lo->addr))
+        return 0;
+    int rc = bind_listener(d, lo->addr, (size_t)(lo - d->opt->listen));
     if (rc < 0)
         return rc;
     struct listener *l = &d->listeners[d->nlisteners - 1];
@@ -305,9 +312,11 @@ static int adopt_udp(struct echod *d, int fd, const char *shown)
     return 0;
 }
 
-static int setup_udp(struct echod *d, const char *text)
+static int setup_udp(struct echod *d, const char *text, size_t index)
 {
     int fd;
+    if (d->worker && echod_is_unix(text))
+        return 0;
     int taken = echod_upgrade_take(ECHOD_ROLE_UDP, text, &fd);
     if (taken < 0)
         return taken;
@@ -322,14 +331,22 @@ static int setup_udp(struct echod *d, const char *text)
     char shown[IOMUX_ADDR_STRLEN];
     if (iomux_addr_format(&addr, shown, sizeof(shown)) < 0)
         snprintf(shown, sizeof(shown), "%s", text);
-    rc = taken ? 0 : iomux_udp_bind(&addr, &fd);
+    if (d->server)
+        echod_worker_addr(d, true, index, &addr);
+    rc = taken       ? 0
+         : d->server ? echod_reuseport_socket(&addr, SOCK_DGRAM, !d->worker, &fd)
+                     : iomux_udp_bind(&addr, &fd);
     if (rc < 0) {
         fprintf(stderr, "echod: udp %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
         return rc;
     }
-    if (iomux_socket_local(fd, &bound) == 0)
+    if (d->server)
+        echod_udp_steer(d, fd);
+    if (iomux_socket_local(fd, &bound) == 0) {
         iomux_addr_format(&bound, shown, sizeof(shown));
+        d->udp_bound[index] = bound;
+    }
     if (iomux_addr_port(&addr) == 0) {
         /* As for --listen: the port we got, on stdout, after the TCP ones. */
         announce(d, shown);
@@ -447,7 +464,7 @@ static int setup_sockets(struct echod *d)
     for (size_t i = 0; i < opt->nlisten && rc == 0; i++)
         rc = setup_listener(d, &opt->listen[i]);
     for (size_t i = 0; i < opt->nudp && rc == 0; i++)
-        rc = setup_udp(d, opt->udp[i]);
+        rc = setup_udp(d, opt->udp[i], i);
     return rc;
 }
 
@@ -498,7 +515,8 @@ static int make_loop(struct echod *d)
         return rc;
     }
     static const int signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+    /* With workers, the main thread takes the signals (server.c). */
+    for (size_t i = 0; !d->server && i < sizeof(signals) / sizeof(signals[0]); i++) {
         rc = iomux_signal_watch(d->loop, signals[i], echod_on_signal, d);
         if (rc < 0) {
             fprintf(stderr, "echod: signal %s: %s\n", strsignal(signals[i]), strerror(-rc));
@@ -528,7 +546,8 @@ static int finish_setup(struct echod *d)
     return 0;
 }
 
-int echod_new(const struct echod_options *opt, struct echod **out)
+int echod_setup_bind(const struct echod_options *opt, struct echod_server *srv, unsigned worker,
+                     struct echod **out)
 {
     struct echod *d = calloc(1, sizeof(*d));
     if (!d) {
@@ -536,6 +555,8 @@ int echod_new(const struct echod_options *opt, struct echod **out)
         return -ENOMEM;
     }
     d->opt = opt;
+    d->server = srv;
+    d->worker = worker;
     d->conns.next = d->conns.prev = &d->conns;
     d->side_conns.next = d->side_conns.prev = &d->side_conns;
     d->fault_seed = opt->fault_seed_given ? opt->fault_seed : fault_new_seed();
@@ -543,27 +564,59 @@ int echod_new(const struct echod_options *opt, struct echod **out)
     d->tls_pending.next = d->tls_pending.prev = &d->tls_pending;
     d->reserve_fd = -1;
     d->inetd_fd = -1;
-    int rc = check_before_binding(d);
+    int rc = worker ? 0 : check_before_binding(d);
     if (rc == 0)
         rc = make_loop(d);
-    if (rc == 0 && opt->max_conns_per_ip &&
+    if (rc == 0 && opt->max_conns_per_ip && !srv &&
         (rc = echod_perip_new(opt->max_conns_per_ip, &d->perip)) < 0)
         fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
     if (rc == 0)
         rc = setup_sockets(d);
-    if (rc == 0 && opt->agent)
+    if (rc == 0 && opt->agent && !worker)
         rc = setup_side_port(d, "--agent", opt->agent, echod_agent_start);
-    if (rc == 0 && opt->metrics)
+    if (rc == 0 && opt->metrics && !worker)
         rc = setup_side_port(d, "--metrics", opt->metrics, echod_metrics_start);
-    /* Everything that needs privileges is done: drop them before the
-       first byte from a client is read. */
-    if (rc == 0 && opt->user && (rc = echod_user_switch(&d->user)) == 0)
+    if (rc < 0) {
+        echod_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Everything that needs privileges is done: drop them before the first byte from a client is
+   read (for the whole process: every thread's credentials change). */
+int echod_setup_user(struct echod *d)
+{
+    int rc = d->opt->user ? echod_user_switch(&d->user) : 0;
+    if (rc == 0 && d->opt->user)
         say_later(d, "echod: running as %s (uid %u, gid %u)\n", d->user.name, (unsigned)d->user.uid,
                   (unsigned)d->user.gid);
-    if (rc == 0)
-        rc = start_serving(d);
+    return rc;
+}
+
+int echod_setup_serve(struct echod *d)
+{
+    int rc = start_serving(d);
     if (rc == 0)
         rc = finish_setup(d);
+    return rc;
+}
+
+void echod_setup_announce(struct echod *d)
+{
+    print_startup(d);
+}
+
+int echod_new(const struct echod_options *opt, struct echod **out)
+{
+    struct echod *d;
+    int rc = echod_setup_bind(opt, NULL, 0, &d);
+    if (rc < 0)
+        return rc;
+    rc = echod_setup_user(d);
+    if (rc == 0)
+        rc = echod_setup_serve(d);
     if (rc < 0) {
         echod_free(d);
         return rc;

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server.h"
 #include "trace.h"
 
 #ifdef IOMUX_HAVE_TLS
@@ -134,6 +135,7 @@ static void pending_unlist(struct tls_pending *p)
     p->link.prev->next = p->link.next;
     p->link.next->prev = p->link.prev;
     d->ntls_pending--;
+    echod_pending_count(d, -1);
     identity_put(p->id);
 }
 
@@ -196,7 +198,7 @@ void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct i
 {
     /* A connection in its handshake holds a descriptor and memory: it
        counts, as one waiting for its PROXY header does. */
-    if (d->opt->max_conns && d->open + echod_staged(d) >= d->opt->max_conns) {
+    if (d->opt->max_conns && echod_conns_counted(d) >= d->opt->max_conns) {
         d->refused_max++;
         echod_refuse(d, fd, peer, LOG_MAXCONNS, "--max-conns reached");
         return;
@@ -229,6 +231,7 @@ void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct i
     d->tls_pending.prev->next = &p->link;
     d->tls_pending.prev = &p->link;
     d->ntls_pending++;
+    echod_pending_count(d, 1);
 }
 
 void echod_tls_close_all(struct echod *d)

@@ -527,7 +527,11 @@ void echod_udp_stats(const struct echod_udp *u, struct echod_udp_stats *out)
 
 void echod_udp_print_stats(const struct echod_udp *u, FILE *f)
 {
-    const struct echod_udp_stats *s = &u->st;
+    echod_udp_print_stats_of(&u->st, f);
+}
+
+void echod_udp_print_stats_of(const struct echod_udp_stats *s, FILE *f)
+{
     fprintf(f,
             "echod: udp stats: datagrams %" PRIu64 " received, %" PRIu64 " echoed; bytes %" PRIu64
             " in, %" PRIu64 " out; truncated %" PRIu64 "; dropped: source port 0 %" PRIu64

@@ -87,6 +87,8 @@ size_t echod_udp_buffered(const struct echod_udp *u);
 
 /* One statistics line, "echod: udp stats: ...", for SIGUSR1. */
 void echod_udp_print_stats(const struct echod_udp *u, FILE *f);
+/* The same line for `s` (with workers: the sum of theirs). */
+void echod_udp_print_stats_of(const struct echod_udp_stats *s, FILE *f);
 
 /* Stops watching, closes the sockets and frees the service. NULL is a
    no-op. */

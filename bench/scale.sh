@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# echod --workers N against echo-bench --threads N, for N = 1 .. MAX: how
+# messages/s grow with the workers, and what each message costs the server
+# in CPU (its utime + stime from /proc/PID/stat over the messages echoed).
+#   bench/scale.sh BUILD_DIR [MAX]     MAX defaults to the CPUs we may use
+# Environment: SCALE_ROUNDS (paired rounds: every N once per round, in turn;
+# default 3), SCALE_SECS (measured seconds per run; default 5), SCALE_CONNS
+# (connections per worker; default 8), SCALE_ARGS (more echod options, e.g.
+# "--engine loop"). One line per run, then the median per worker count:
+#   workers N: msgs/s M (x R of 1 worker), server CPU per message C us (x Q of 1)
+# On a machine with fewer CPUs than 2N the load generator shares them with
+# echod: messages/s then do not grow, but the CPU per message still says
+# whether workers share anything on the per-message path (target: at most
+# 1.05x of one worker). Linux only (/proc).
+set -eu
+
+build=${1:?usage: bench/scale.sh BUILD_DIR [MAX_WORKERS]}
+max=${2:-$(nproc)}
+rounds=${SCALE_ROUNDS:-3}
+secs=${SCALE_SECS:-5}
+per=${SCALE_CONNS:-8}
+echod=$build/apps/echod/echod
+bench=$build/apps/echo-bench/echo-bench
+for exe in "$echod" "$bench"; do
+    if [ ! -x "$exe" ]; then
+        echo "bench/scale.sh: $exe not found (build first)" >&2
+        exit 2
+    fi
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+ticks=$(getconf CLK_TCK)
+
+# utime + stime of process $1, in clock ticks.
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+# One run with $1 workers: prints "N msgs_per_s cpu_us_per_msg".
+run() {
+    n=$1
+    rm -f "$tmp/addr"
+    # shellcheck disable=SC2086 # SCALE_ARGS is words
+    "$echod" --listen 127.0.0.1:0 --quiet --workers "$n" ${SCALE_ARGS:-} >"$tmp/addr" &
+    pid=$!
+    tries=0
+    while ! grep -q : "$tmp/addr" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 500 ] || ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench/scale.sh: echod --workers $n did not start" >&2
+            kill "$pid" 2>/dev/null || true
+            exit 1
+        fi
+        sleep 0.01
+    done
+    addr=$(head -n 1 "$tmp/addr")
+    "$bench" --connect "$addr" --threads "$n" --conns $((per * n)) --warmup 1 \
+        --duration "$secs" --json >"$tmp/json" 2>"$tmp/err" &
+    bpid=$!
+    sleep 1 # the warm-up: CPU is counted over the measured seconds only
+    c0=$(cpu_ticks "$pid")
+    sleep "$secs"
+    c1=$(cpu_ticks "$pid")
+    wait "$bpid" || { cat "$tmp/err" >&2; kill "$pid"; exit 1; }
+    kill -TERM "$pid"
+    wait "$pid" || true
+    msgs=$(sed 's/.*"messages":\([0-9]*\).*/\1/' "$tmp/json")
+    rate=$(sed 's/.*"messages_per_s":\([0-9.]*\).*/\1/' "$tmp/json")
+    echo "$n $rate $(echo "$c0 $c1 $msgs $ticks" |
+        awk '{printf "%.3f", ($2 - $1) / $4 * 1e6 / ($3 > 0 ? $3 : 1)}')"
+}
+
+: >"$tmp/all"
+r=1
+while [ "$r" -le "$rounds" ]; do
+    n=1
+    while [ "$n" -le "$max" ]; do
+        line=$(run "$n")
+        echo "round $r: workers $line" | awk '{printf "round %s workers %s: %.0f msgs/s, %s us CPU/msg\n", $2, $4, $5, $6}'
+        echo "$line" >>"$tmp/all"
+        n=$((n + 1))
+    done
+    r=$((r + 1))
+done
+
+# Medians per worker count, and the ratios to one worker.
+sort -n -k1,1 "$tmp/all" | awk '
+    { rate[$1, ++k[$1]] = $2; cpu[$1, k[$1]] = $3; if ($1 > top) top = $1 }
+    function median(a, n, key,    i, j, t, v) {
+        for (i = 1; i <= n; i++) v[i] = a[key, i]
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    END {
+        for (n = 1; n <= top; n++) {
+            r = median(rate, k[n], n); c = median(cpu, k[n], n)
+            if (n == 1) { r1 = r; c1 = c }
+            printf "workers %d: msgs/s %.0f (x%.2f of 1 worker), server CPU per message %.3f us (x%.3f of 1)\n", n, r, r / r1, c, c / c1
+        }
+    }'
