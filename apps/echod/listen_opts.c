@@ -4,6 +4,7 @@
  * (--listen ADDR[,KEY=VALUE]...), and --proxy-from: the one per-listener
  * form that PROXY, TLS and fault settings share, kept apart from the
  * option table so that each new key is one row of the key table here.
+ * Also --workers, whose "auto" the table's number kind cannot say.
  */
 #include "listen_opts.h"
 
@@ -222,5 +223,20 @@ int echod_parse_udp_drop(void *opts, const char *opt, const char *value, char *e
     if (fault_parse_percent(value, &o->udp_drop_ppm) < 0)
         return cli_fail(err, errsize, "--udp-drop '%s': expected a percentage from 0 to 100",
                         value);
+    return 0;
+}
+
+/* --workers N|auto: auto is 0 here (server.c counts the CPUs). */
+int echod_parse_workers(void *opts, const char *opt, const char *value, char *err, size_t errsize)
+{
+    struct echod_options *o = opts;
+    if (strcmp(value, "auto") == 0) {
+        o->workers = 0;
+        return 0;
+    }
+    uint64_t n;
+    if (cli_parse_u64(opt, value, 1, ECHOD_MAX_WORKERS, &n, err, errsize) < 0)
+        return -1;
+    o->workers = (unsigned)n;
     return 0;
 }

@@ -49,21 +49,6 @@ static int parse_backend(void *opts, const char *opt, const char *value, char *e
     return 0;
 }
 
-/* --workers N|auto: auto is 0 here (server.c counts the CPUs). */
-static int parse_workers(void *opts, const char *opt, const char *value, char *err, size_t errsize)
-{
-    struct echod_options *o = opts;
-    if (strcmp(value, "auto") == 0) {
-        o->workers = 0;
-        return 0;
-    }
-    uint64_t n;
-    if (cli_parse_u64(opt, value, 1, ECHOD_MAX_WORKERS, &n, err, errsize) < 0)
-        return -1;
-    o->workers = (unsigned)n;
-    return 0;
-}
-
 static int parse_keepalive(void *opts, const char *opt, const char *value, char *err,
                            size_t errsize)
 {
@@ -373,7 +358,7 @@ static const struct cli_spec specs[] = {
     {.name = "workers",
      .arg = "N|auto",
      .kind = CLI_CALL,
-     .call = parse_workers,
+     .call = echod_parse_workers,
      .help = "serve from N threads (1 to 256), each with its own\n"
              "loop, engine and SO_REUSEPORT listening socket per\n"
              "address; auto: one per CPU echod may run on. 1 by\n"
