@@ -45,7 +45,7 @@ static struct {
 } up = {.ready_fd = -1};
 
 /* ------------------------------------------------------------------------
- * Start-up: the path to start again; the new echod's side.
+ * Start-up: the path to start again.
  */
 
 /* The binary as an absolute path in `out`, resolved now: the working
