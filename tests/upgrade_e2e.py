@@ -4,8 +4,9 @@
 
 Usage: upgrade_e2e.py ECHOD ECHO_BENCH MODE [TEST...]
 
-MODE is a loop backend (epoll, poll, select, uring) or engine-uring (see
-tests/echod_proc.py). Each test runs echod from a copy in a temporary
+MODE is a loop backend (epoll, poll, select, uring) or engine-uring, or
+one of them with -w2 (--workers 2: every worker's sockets are handed over;
+see tests/echod_proc.py). Each test runs echod from a copy in a temporary
 directory, so that the test can replace the file as a package upgrade does:
 with a new copy (the upgrade must work), or with a script that fails (the
 old echod must keep serving and say so in one line).
@@ -34,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (DEFAULT_TIMEOUT, Echod, Skip, check, client_backend,  # noqa: E402
-                        closed_by_peer, connect, roundtrip, run_tests)
+                        closed_by_peer, connect, roundtrip, run_tests, workers_of)
 
 ECHOD = BENCH = MODE = None
 PR_SET_CHILD_SUBREAPER = 36
@@ -159,6 +160,28 @@ def total_served(d):
     return int(m.group(1))
 
 
+def workers():
+    return workers_of(MODE)[1]
+
+
+def check_every_worker_serves(d, pid):
+    """With workers: 200 connections to the new echod, then its SIGUSR1
+    lines show each worker has accepted some."""
+    if workers() == 1:
+        return
+    for i in range(200):
+        s = connect(d.port)
+        roundtrip(s, b"spread %d" % i)
+        s.close()
+    before = len(d.stderr())
+    os.kill(pid, signal.SIGUSR1)
+    for w in range(1, workers() + 1):
+        m = stderr_match(d, r"^echod: stats: worker %d: connections \d+ open, (\d+) total" % w,
+                         before)
+        print("new echod, worker %d: %s connections" % (w, m.group(1)))
+        check(int(m.group(1)) > 0, "worker %d of the new echod accepted nothing" % w)
+
+
 def test_upgrade_under_load():
     """The binary is replaced on disk, then SIGUSR2 while echo-bench opens
     200 connections/s (5 echoes each) and 4 others echo 1,000 messages/s
@@ -202,6 +225,7 @@ def test_upgrade_under_load():
             os.kill(new_pid, signal.SIGUSR1)
             m = stderr_match(d, r"^echod: stats: .*connections \d+ open, (\d+) total", before)
             check(int(m.group(1)) > 0, "the new echod accepted none of echo-bench's connections")
+            check_every_worker_serves(d, new_pid)
             # The new one serves the same port, the agent's and the socket file.
             s = connect(d.port)
             roundtrip(s, b"after the upgrade")
@@ -253,7 +277,7 @@ def test_second_sigusr2_refused():
         os.mkfifo(fifo)
         install_script("read x < %s\nexit 3\n" % fifo, binary)
         d.signal(signal.SIGUSR2)
-        d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid \d+\) with 1 sockets$")
+        d.wait_stderr(r"^echod: SIGUSR2: starting .* \(pid \d+\) with %d sockets$" % workers())
         d.signal(signal.SIGUSR2)
         d.wait_stderr(r"^echod: SIGUSR2 refused: an upgrade is in progress "
                       r"\(new echod pid \d+\)$")
@@ -293,9 +317,9 @@ def test_silent_start():
     """A new binary that never says it serves is killed after 10 s, said in
     one line; the old echod never stopped serving. (10 s of waiting: run in
     one readiness mode and the completion engine, the timer being the
-    policy's, the same in every mode.)"""
-    if MODE not in ("epoll", "engine-uring"):
-        raise Skip("run in epoll and engine-uring only (a 10 s wait)")
+    policy's, the same in every mode, and epoll-w2: the main thread's loop.)"""
+    if MODE not in ("epoll", "engine-uring", "epoll-w2"):  # with workers: the main thread's
+        raise Skip("run in epoll, engine-uring and epoll-w2 only (a 10 s wait)")
     with echod_from_copy() as (d, tmp, binary):
         install_script("exec sleep 60\n", binary)
         d.signal(signal.SIGUSR2)
@@ -331,11 +355,29 @@ def test_settings_kept():
 def test_other_command_line():
     """The new binary is started with another --listen: it says which
     socket does not match and exits 1; the old one keeps serving."""
+    if workers() > 1:
+        raise Skip("with workers: test_other_worker_count")
     with echod_from_copy() as (d, tmp, binary):
         install_script('exec "%s" --listen unix:%s/other\n' % (ECHOD, tmp), binary)
         d.signal(signal.SIGUSR2)
         d.wait_stderr(r"^echod: upgrade: --listen unix:\S+/other: the old echod passed "
                       r"127\.0\.0\.1:%d \(fd 3\) in its place$" % d.port)
+        d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 1; "
+                      r"still serving$")
+        still_serving(d)
+
+
+def test_other_worker_count():
+    """With workers: a new echod with another --workers (3) would leave
+    sockets untaken (or take fewer than it needs): it says so in one line
+    and exits 1; the old one keeps serving."""
+    if workers() == 1:
+        raise Skip("--workers 2 modes only")
+    with echod_from_copy() as (d, tmp, binary):
+        install_script('exec "%s" "$@" --workers 3\n' % ECHOD, binary)
+        d.signal(signal.SIGUSR2)
+        d.wait_stderr(r"^echod: upgrade: the old echod passed 2 sockets, this command line "
+                      r"\(--workers 3\) takes 3: start it with the same options and --workers$")
         d.wait_stderr(r"^echod: upgrade failed: new echod \(pid \d+\) exited with status 1; "
                       r"still serving$")
         still_serving(d)
@@ -393,8 +435,8 @@ def test_socket_activated():
 
 
 TESTS = [test_upgrade_under_load, test_failed_start, test_second_sigusr2_refused,
-         test_silent_start, test_settings_kept, test_other_command_line, test_user,
-         test_socket_activated]
+         test_silent_start, test_settings_kept, test_other_command_line,
+         test_other_worker_count, test_user, test_socket_activated]
 
 
 def main():

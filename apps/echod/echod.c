@@ -463,7 +463,8 @@ void echod_hand_over(struct echod *d)
     sideport_free(d->agent);
     sideport_free(d->metrics);
     d->agent = d->metrics = NULL;
-    echod_unix_forget();
+    if (!d->server) /* with workers: the main thread's, once */
+        echod_unix_forget();
     if (d->pause_timer) {
         iomux_timer_cancel(d->loop, d->pause_timer);
         d->pause_timer = 0;

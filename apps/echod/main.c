@@ -34,8 +34,9 @@ int main(int argc, char **argv)
     if (echod_upgrade_init(argc, argv) < 0)
         return 1;
     unsigned workers = echod_workers_wanted(&opts);
-    /* One connection on stdin, or sockets systemd made once: nothing to spread. */
-    if (workers > 1 && (opts.inetd || getenv("LISTEN_FDS"))) {
+    /* One connection on stdin, or sockets systemd made once: nothing to spread. An upgrade's
+       sockets are each worker's own (upgrade.h). */
+    if (workers > 1 && (opts.inetd || (getenv("LISTEN_FDS") && !echod_upgrade_keeps_workers()))) {
         if (!opts.quiet && !opts.inetd) /* --inetd: stderr may be the client */
             fprintf(stderr,
                     "echod: --workers %u: --inetd and socket-activated sockets are "
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
                     workers);
         workers = 1;
     }
+    echod_upgrade_layout(&opts, workers);
     if (workers > 1) {
         rc = echod_server_main(&opts, workers);
         return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;

@@ -25,6 +25,7 @@
 #include <iomux/buf.h>
 #include <iomux/loop.h>
 
+#include "upgrade.h"
 #include "workers.h"
 
 unsigned echod_workers_wanted(const struct echod_options *opt)
@@ -331,6 +332,8 @@ static void on_command(struct iomux_loop *loop, struct iomux_async *async, void 
         echod_recheck_done(d);
     if (cmd & ECHOD_CMD_RELOAD)
         echod_on_signal(loop, SIGHUP, d);
+    if (cmd & ECHOD_CMD_HAND_OVER)
+        echod_hand_over(d);
     if (cmd & ECHOD_CMD_QUIT) {
         echod_on_signal(loop, SIGQUIT, d);
         return;
@@ -357,4 +360,14 @@ void echod_worker_finished(struct echod *d)
     }
     atomic_fetch_sub(&s->running, 1);
     iomux_async_send(s->done);
+}
+
+void echod_server_hand_over(struct echod_server *s)
+{
+    /* The socket files are the new echod's now; forgotten here, once, not by every worker. */
+    echod_unix_forget();
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        atomic_fetch_or(&s->workers[i]->commands, ECHOD_CMD_HAND_OVER);
+        iomux_async_send(s->workers[i]->wake);
+    }
 }

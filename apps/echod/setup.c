@@ -135,7 +135,7 @@ static int bind_listener(struct echod *d, const char *text, size_t index)
     struct iomux_addr addr;
     int fd;
     /* An upgrade's new echod is handed the old one's socket instead. */
-    int taken = echod_upgrade_take(ECHOD_ROLE_LISTEN, text, &fd);
+    int taken = echod_upgrade_take_for(ECHOD_ROLE_LISTEN, text, index, d->worker, &fd);
     if (taken < 0)
         return taken;
     if (echod_is_unix(text)) {
@@ -254,7 +254,7 @@ static int setup_udp(struct echod *d, const char *text, size_t index)
     int fd;
     if (d->worker && echod_is_unix(text))
         return 0;
-    int taken = echod_upgrade_take(ECHOD_ROLE_UDP, text, &fd);
+    int taken = echod_upgrade_take_for(ECHOD_ROLE_UDP, text, index, d->worker, &fd);
     if (taken < 0)
         return taken;
     if (echod_is_unix(text)) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * upgrade.c - SIGUSR2: the old echod starts the new binary with its
- * sockets and waits for it to say it serves (upgrade.h); the new one takes
- * the sockets instead of binding, then says so.
+ * sockets and waits for it to say it serves (upgrade.h); the new one's
+ * side is upgrade_take.c.
  */
 #include "upgrade.h"
 
@@ -24,32 +24,28 @@
 #include "echod_internal.h"
 #include "sideport.h"
 #include "udp.h"
+#include "workers.h"
 
 extern char **environ;
 
-#define ENV_READY_FD "ECHOD_UPGRADE_FD"
+#define ENV_READY_FD ECHOD_UPGRADE_ENV
 
 static struct {
     /* This process: how to start it again. */
     const char *path; /* NULL: not known */
     char **argv;
-    bool activated; /* systemd passed the sockets: hand them over plain */
-    /* The new echod of an upgrade: the sockets it was handed, the pipe to
-       say it serves. */
-    int tell_fd; /* -1: not an upgrade */
-    struct echod_passed inherited[ECHOD_MAX_PASSED];
-    size_t ninherited, next;
-    /* The old echod during an upgrade. */
+    /* The old echod during an upgrade: one worker (d) or several (s). */
     struct echod *d;
+    struct echod_server *s;
     pid_t child; /* not reaped yet; 0: none */
     bool starting, handed_over, sigchld_watched;
     int ready_fd; /* read end; -1 */
     uint64_t timer;
     struct timespec started;
-} up = {.tell_fd = -1, .ready_fd = -1};
+} up = {.ready_fd = -1};
 
 /* ------------------------------------------------------------------------
- * Start-up: the path to start again; the new echod's side.
+ * Start-up: the path to start again.
  */
 
 /* The binary as an absolute path in `out`, resolved now: the working
@@ -88,98 +84,7 @@ int echod_upgrade_init(int argc, char **argv)
     /* Without a path SIGUSR2 says so; serving does not need it. */
     static char self[4096];
     up.path = argv[0] && resolve_self(argv[0], self, sizeof(self)) ? self : NULL;
-    const char *text = getenv(ENV_READY_FD);
-    if (!text)
-        return 0;
-    char *end;
-    errno = 0;
-    long fd = strtol(text, &end, 10);
-    unsetenv(ENV_READY_FD);
-    if (errno || *end || fd < 3 || fd > INT32_MAX || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
-        fprintf(stderr, "echod: upgrade: %s '%s' is not an open descriptor\n", ENV_READY_FD, text);
-        return -EBADF;
-    }
-    up.tell_fd = (int)fd;
-    return 0;
-}
-
-void echod_upgrade_adopt(struct echod_passed *passed, size_t *n)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < *n; i++) {
-        bool role = up.tell_fd >= 0 && strcmp(passed[i].name, ECHOD_ROLE_PASSED) != 0;
-        if (role)
-            up.inherited[up.ninherited++] = passed[i];
-        else
-            passed[kept++] = passed[i];
-    }
-    *n = kept;
-    up.activated = kept > 0;
-}
-
-/* The handed-over socket is the one `text` asks for: the same family, and
-   the same address unless the port is 0 (any port then). 0 or -EBADF. */
-static int check_address(const struct echod_passed *p, const char *role, const char *text)
-{
-    struct iomux_addr want, have;
-    char want_text[IOMUX_ADDR_STRLEN] = "?", have_text[IOMUX_ADDR_STRLEN] = "?";
-    bool is_unix = echod_is_unix(text);
-    int rc = is_unix ? iomux_addr_unix(text, &want) : iomux_addr_parse(text, &want);
-    if (rc == 0)
-        rc = iomux_socket_local(p->fd, &have);
-    if (rc == 0) {
-        iomux_addr_format(&want, want_text, sizeof(want_text));
-        iomux_addr_format(&have, have_text, sizeof(have_text));
-    }
-    bool same = rc == 0 && want.ss.ss_family == have.ss.ss_family &&
-                ((!is_unix && iomux_addr_port(&want) == 0) || strcmp(want_text, have_text) == 0);
-    if (same)
-        return 0;
-    fprintf(stderr, "echod: upgrade: --%s %s: the old echod passed %s (fd %d) in its place\n", role,
-            text, have_text, p->fd);
-    return -EBADF;
-}
-
-int echod_upgrade_take(const char *role, const char *text, int *fd)
-{
-    if (up.tell_fd < 0)
-        return 0;
-    if (up.next == up.ninherited || strcmp(up.inherited[up.next].name, role) != 0) {
-        fprintf(stderr,
-                "echod: upgrade: --%s %s: the old echod passed %s (not the same command line?)\n",
-                role, text, up.next == up.ninherited ? "no socket for it" : "another option's");
-        return -EBADF;
-    }
-    struct echod_passed *p = &up.inherited[up.next];
-    int rc = check_address(p, role, text);
-    if (rc < 0)
-        return rc;
-    up.next++;
-    *fd = p->fd;
-    p->fd = -1;
-    /* Ours to remove at exit from now on, as if bound here. */
-    if (echod_is_unix(text))
-        echod_unix_adopted(text + 5);
-    return 1;
-}
-
-void echod_upgrade_ready(const struct echod_options *opt)
-{
-    if (up.tell_fd < 0)
-        return;
-    /* More than the options asked for: not ours to serve. */
-    for (size_t i = 0; i < up.ninherited; i++)
-        if (up.inherited[i].fd >= 0)
-            close(up.inherited[i].fd);
-    if (!opt->quiet)
-        fprintf(stderr, "echod: upgrade: serving (pid %d), taking over from pid %d\n",
-                (int)getpid(), (int)getppid());
-    ssize_t n;
-    do
-        n = write(up.tell_fd, "R", 1);
-    while (n < 0 && errno == EINTR);
-    close(up.tell_fd);
-    up.tell_fd = -1;
+    return echod_upgrade_init_new();
 }
 
 /* ------------------------------------------------------------------------
@@ -279,14 +184,42 @@ static void add_socket(struct plan *p, int fd, const char *role)
     p->fds[p->n++] = fd;
 }
 
+/* With workers: each address's sockets, worker 0 first (upgrade.h). A
+   worker's listeners and datagram sockets are in option order, Unix ones
+   only with the first. Read on the main thread: a worker changes them only
+   once stopping or handing over, when no upgrade starts. */
+static void collect_workers(const struct echod_server *s, struct plan *p)
+{
+    const struct echod_options *opt = s->opt;
+    size_t tcp[ECHOD_MAX_WORKERS] = {0}, udp[ECHOD_MAX_WORKERS] = {0};
+    for (size_t i = 0; i < opt->nlisten; i++)
+        for (unsigned w = 0; w < s->nworkers; w++)
+            if (w == 0 || !echod_is_unix(opt->listen[i].addr))
+                add_socket(p, s->workers[w]->listeners[tcp[w]++].fd, ECHOD_ROLE_LISTEN);
+    for (size_t i = 0; i < opt->nudp; i++)
+        for (unsigned w = 0; w < s->nworkers; w++)
+            if (w == 0 || !echod_is_unix(opt->udp[i]))
+                add_socket(p, echod_udp_fd(s->workers[w]->udp, udp[w]++), ECHOD_ROLE_UDP);
+    if (s->workers[0]->agent)
+        add_socket(p, sideport_fd(s->workers[0]->agent), ECHOD_ROLE_AGENT);
+    if (s->workers[0]->metrics)
+        add_socket(p, sideport_fd(s->workers[0]->metrics), ECHOD_ROLE_METRICS);
+}
+
 /* Every socket, in the order of upgrade.h. */
 static void collect_sockets(const struct echod *d, struct plan *p)
 {
     snprintf(p->names_var, sizeof(p->names_var), "LISTEN_FDNAMES=");
+    if (up.s) {
+        collect_workers(up.s, p);
+        return;
+    }
     for (size_t i = 0; i < d->nlisteners; i++)
-        add_socket(p, d->listeners[i].fd, up.activated ? ECHOD_ROLE_PASSED : ECHOD_ROLE_LISTEN);
+        add_socket(p, d->listeners[i].fd,
+                   echod_upgrade_activated() ? ECHOD_ROLE_PASSED : ECHOD_ROLE_LISTEN);
     for (size_t i = 0; i < echod_udp_count(d->udp); i++)
-        add_socket(p, echod_udp_fd(d->udp, i), up.activated ? ECHOD_ROLE_PASSED : ECHOD_ROLE_UDP);
+        add_socket(p, echod_udp_fd(d->udp, i),
+                   echod_upgrade_activated() ? ECHOD_ROLE_PASSED : ECHOD_ROLE_UDP);
     if (d->agent)
         add_socket(p, sideport_fd(d->agent), ECHOD_ROLE_AGENT);
     if (d->metrics)
@@ -356,13 +289,17 @@ static void read_ready(struct iomux_loop *loop)
     stop_timer(loop);
     up.starting = false;
     up.handed_over = true;
-    struct echod *d = up.d;
-    if (!d->opt->quiet)
+    const struct echod_options *opt = up.s ? up.s->opt : up.d->opt;
+    uint64_t open = up.s ? atomic_load(&up.s->open) : up.d->open;
+    if (!opt->quiet)
         fprintf(stderr,
                 "echod: upgrade: new echod (pid %d) serving after %.1f ms; draining %" PRIu64
                 " connections\n",
-                (int)up.child, ms_since(&up.started), d->open);
-    echod_hand_over(d);
+                (int)up.child, ms_since(&up.started), open);
+    if (up.s)
+        echod_server_hand_over(up.s);
+    else
+        echod_hand_over(up.d);
 }
 
 static void on_ready(struct iomux_loop *loop, int fd, unsigned events, void *data)
@@ -414,9 +351,9 @@ static void on_child(struct iomux_loop *loop, int signo, void *data)
 }
 
 /* Why SIGUSR2 cannot start an upgrade now, or NULL. */
-static const char *refusal(const struct echod *d, char *buf, size_t size)
+static const char *refusal(const struct echod_options *opt, bool stopping, char *buf, size_t size)
 {
-    if (d->opt->inetd)
+    if (opt->inetd)
         return "--inetd has no listening socket to hand over";
     if (up.handed_over)
         snprintf(buf, size, "already handed over to pid %d", (int)up.child);
@@ -424,7 +361,7 @@ static const char *refusal(const struct echod *d, char *buf, size_t size)
         snprintf(buf, size, "an upgrade is in progress (new echod pid %d)", (int)up.child);
     else if (up.child)
         snprintf(buf, size, "the last new echod (pid %d) is not reaped yet", (int)up.child);
-    else if (d->draining || d->stopping)
+    else if (stopping)
         return "shutting down";
     else if (!up.path)
         return "the path echod was started from is not known";
@@ -452,24 +389,25 @@ static int start_child(struct plan *p)
     return 0;
 }
 
-static int watch_child(struct echod *d, int ready_fd)
+static int watch_child(struct iomux_loop *loop, int ready_fd)
 {
     int rc = 0;
-    if (!up.sigchld_watched && (rc = iomux_signal_watch(d->loop, SIGCHLD, on_child, NULL)) == 0)
+    if (!up.sigchld_watched && (rc = iomux_signal_watch(loop, SIGCHLD, on_child, NULL)) == 0)
         up.sigchld_watched = true;
     if (rc == 0)
-        rc = iomux_fd_watch(d->loop, ready_fd, IOMUX_READ, on_ready, NULL);
+        rc = iomux_fd_watch(loop, ready_fd, IOMUX_READ, on_ready, NULL);
     if (rc == 0)
-        rc = iomux_timer_add(d->loop, ECHOD_UPGRADE_READY_MS, 0, on_ready_timeout, NULL, &up.timer);
+        rc = iomux_timer_add(loop, ECHOD_UPGRADE_READY_MS, 0, on_ready_timeout, NULL, &up.timer);
     if (rc < 0)
         fprintf(stderr, "echod: upgrade failed: %s; still serving\n", strerror(-rc));
     return rc;
 }
 
-void echod_upgrade_start(struct echod *d)
+/* SIGUSR2 in the process whose signals `loop` takes (up.d or up.s set). */
+static void start(struct iomux_loop *loop, const struct echod_options *opt, bool stopping)
 {
     char buf[96];
-    const char *why = refusal(d, buf, sizeof(buf));
+    const char *why = refusal(opt, stopping, buf, sizeof(buf));
     if (why) {
         fprintf(stderr, "echod: SIGUSR2 refused: %s\n", why);
         return;
@@ -477,7 +415,7 @@ void echod_upgrade_start(struct echod *d)
     static struct plan plan; /* one upgrade at a time; large for the stack */
     struct plan *p = &plan;
     memset(p, 0, sizeof(*p));
-    collect_sockets(d, p);
+    collect_sockets(up.d, p);
     if (p->n > ECHOD_MAX_PASSED) {
         fprintf(stderr, "echod: SIGUSR2 refused: more than %d sockets to hand over\n",
                 ECHOD_MAX_PASSED);
@@ -489,26 +427,37 @@ void echod_upgrade_start(struct echod *d)
         return;
     }
     p->ready_w = pipe_fds[1];
-    up.d = d;
     clock_gettime(CLOCK_MONOTONIC, &up.started);
     int rc = make_env(p);
     if (rc < 0)
         fprintf(stderr, "echod: upgrade failed: %s; still serving\n", strerror(-rc));
     else
-        rc = watch_child(d, pipe_fds[0]);
+        rc = watch_child(loop, pipe_fds[0]);
     if (rc == 0)
         rc = start_child(p);
     free(p->envp);
     close(pipe_fds[1]);
     if (rc < 0) {
-        stop_timer(d->loop);
-        iomux_fd_unwatch(d->loop, pipe_fds[0]);
+        stop_timer(loop);
+        iomux_fd_unwatch(loop, pipe_fds[0]);
         close(pipe_fds[0]);
         return;
     }
     up.ready_fd = pipe_fds[0];
     up.starting = true;
-    if (!d->opt->quiet)
+    if (!opt->quiet)
         fprintf(stderr, "echod: SIGUSR2: starting %s (pid %d) with %zu sockets\n", up.path,
                 (int)up.child, p->n);
+}
+
+void echod_upgrade_start(struct echod *d)
+{
+    up.d = d;
+    start(d->loop, d->opt, d->draining || d->stopping);
+}
+
+void echod_upgrade_start_workers(struct echod_server *s, bool stopping)
+{
+    up.s = s;
+    start(s->loop, s->opt, stopping);
 }

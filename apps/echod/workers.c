@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "echod_internal.h"
+#include "upgrade.h"
 
 /* How far the workers may go (struct echod_server's step). */
 enum { STEP_BIND, STEP_SERVE, STEP_RUN, STEP_END, STEP_ABORT };
@@ -140,8 +141,7 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
         return;
     }
     if (signo == SIGUSR2) {
-        /* The hand-over passes one socket per address (upgrade.c). */
-        fprintf(stderr, "echod: SIGUSR2: upgrades need --workers 1 for now; still serving\n");
+        echod_upgrade_start_workers(s, s->quit || atomic_load(&s->stop_signo) != 0);
         return;
     }
     if (signo == SIGHUP) {
@@ -159,6 +159,8 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
     }
     if (signo != SIGQUIT)
         atomic_store(&s->stop_signo, signo);
+    else
+        s->quit = true;
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct echod *w = s->workers[i];
         if (signo == SIGQUIT)
@@ -248,6 +250,7 @@ static int start_workers(struct echod_server *s, unsigned *started, struct worke
 static int serve(struct echod_server *s)
 {
     echod_setup_announce(s->workers[0]);
+    echod_upgrade_ready(s->opt); /* every worker serves */
     atomic_store(&s->running, s->nworkers);
     open_step(s, STEP_RUN);
     int rc = iomux_loop_run(s->loop);

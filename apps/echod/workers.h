@@ -16,10 +16,11 @@
 
 /* What the main thread asks of a worker (struct echod's commands). */
 enum {
-    ECHOD_CMD_STATS = 1,  /* publish your counters */
-    ECHOD_CMD_QUIT = 2,   /* SIGQUIT: cut everything, now */
-    ECHOD_CMD_ENDED = 4,  /* to the first: another worker has ended */
-    ECHOD_CMD_RELOAD = 8, /* SIGHUP: read the TLS listeners' files again */
+    ECHOD_CMD_STATS = 1,      /* publish your counters */
+    ECHOD_CMD_QUIT = 2,       /* SIGQUIT: cut everything, now */
+    ECHOD_CMD_ENDED = 4,      /* to the first: another worker has ended */
+    ECHOD_CMD_RELOAD = 8,     /* SIGHUP: read the TLS listeners' files again */
+    ECHOD_CMD_HAND_OVER = 16, /* SIGUSR2: the new echod serves; stop accepting, drain */
 };
 
 struct echod_server {
@@ -35,6 +36,7 @@ struct echod_server {
     atomic_uint_fast64_t open;    /* connections admitted, every worker's (--max-conns) */
     atomic_uint_fast64_t pending; /* ... and waiting for their PROXY header */
     atomic_int stop_signo;        /* SIGINT or SIGTERM, for the workers' lines */
+    bool quit;                    /* SIGQUIT seen (main thread only) */
     /* The lock guards the --max-conns-per-ip table, the snapshots, and start-up's steps. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -54,5 +56,9 @@ void echod_server_collect(struct echod_server *s, struct echod *self, struct ech
    its loop has ended, the last counters and the word to the server. */
 int echod_worker_ready(struct echod *d);
 void echod_worker_finished(struct echod *d);
+
+/* An upgrade's new echod serves (upgrade.c, on the main thread): every worker stops accepting,
+   closes its copies of the sockets and drains, as echod_hand_over() does for one. */
+void echod_server_hand_over(struct echod_server *s);
 
 #endif /* ECHOD_WORKERS_H */
