@@ -11,6 +11,8 @@
 #                  bench/peers/ and the seed's Python servers, scenarios
 #                  S1..S5; raw JSON lines and report.py's page and charts
 #                  go to bench/results/new/ (ignored by git).
+#   tls_bench.py   echod's TLS listeners against socat and ncat, T1..TH
+#                  (needs the openssl tool for its throw-away certificates)
 # BENCH_QUICK=1 (`make bench BENCH_QUICK=1`) runs one short round, for
 # iterating; a full run (7 rounds) takes about 30 minutes.
 # BENCH_RECORD=1 records the run instead: its results go to bench/results/
@@ -79,4 +81,17 @@ else
     python3 "$here/compare.py" "$build" $quick --out "$results"
     python3 "$here/report.py" "$results" --out-dir "$here/results/new/$stamp"
     echo "(not recorded: make bench BENCH_RECORD=1 writes bench/results/ and docs/benchmarks.md)"
+fi
+
+# TLS (issue 25): echod's TLS listeners against socat and ncat, T1..TH.
+echo
+echo "== TLS: echod against socat and ncat (bench/tls_bench.py)"
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "(the openssl tool not found: skipping the TLS benchmark)"
+elif [ -n "${BENCH_RECORD:-}" ] && [ "${BENCH_RECORD}" != 0 ]; then
+    python3 "$here/tls_bench.py" "$build" $quick --out "$here/results/tls-$stamp.jsonl"
+    python3 "$here/tls_bench.py" --summary "$here/results/tls-$stamp.jsonl"
+else
+    python3 "$here/tls_bench.py" "$build" $quick --out "$here/results/new/tls-$stamp.jsonl"
+    python3 "$here/tls_bench.py" --summary "$here/results/new/tls-$stamp.jsonl"
 fi

@@ -17,6 +17,7 @@ message if socat is absent). Every bad input must close only its own
 connection and be counted on the SIGUSR1 line. Exit: 0 pass, 1 fail,
 77 skip (no TLS in this build, no openssl tool, mode not available).
 """
+import json
 import os
 import re
 import resource
@@ -176,6 +177,32 @@ def test_echo_sizes():
         check(rc == 0 and "errors 0" in text, "echo-bench --churn --tls: " + text)
         s = tls_stats(d)
         check(s["failed"] == 0 and s["timed_out"] == 0, "no failed handshake: %s" % s)
+
+
+def test_bench_resume():
+    """echo-bench --churn --tls-resume offers each thread's last session: the
+    handshakes resume (TLS 1.3 tickets, TLS 1.2 sessions); none do without
+    the option, and the option needs --tls and --churn."""
+    with echod() as d:
+        for version in ("1.3", "1.2"):
+            for resume in (False, True):
+                argv = [BENCH, "--connect", "localhost:%d" % d.port, "--tls", "--tls-ca",
+                        CERTS("ca.pem"), "--tls-version", version, "--churn", "50",
+                        "--duration", "0.5", "--warmup", "0", "--json"]
+                rc, out, err = run(argv + (["--tls-resume"] if resume else []))
+                check(rc == 0, "echo-bench TLS %s resume %s: %s" % (version, resume, err))
+                r = json.loads(out.decode().strip().splitlines()[-1])
+                tls = r["tls"]
+                check(tls["handshakes"] >= 10 and r["errors"] == 0, "handshakes: %s" % r)
+                if resume:
+                    check(0 < tls["resumed"] < tls["handshakes"],
+                          "TLS %s: some resumed, not the first: %s" % (version, tls))
+                else:
+                    check(tls["resumed"] == 0, "TLS %s: none resumed: %s" % (version, tls))
+    for extra in ([], ["--tls"]):
+        rc, _, err = run([BENCH, "--connect", "localhost:1", "--tls-resume"] + extra)
+        check(rc == 2 and "--tls-resume needs --tls and --churn" in err,
+              "--tls-resume alone: exit %s: %s" % (rc, err))
 
 
 def test_plain_and_tls():
@@ -532,7 +559,7 @@ def test_idle_memory():
                 t.close()
 
 
-TESTS = [test_echo_sizes, test_plain_and_tls, test_python_multi_socket, test_half_close,
+TESTS = [test_echo_sizes, test_bench_resume, test_plain_and_tls, test_python_multi_socket, test_half_close,
          test_proxy_then_tls, test_drain_and_idle, test_mutual_tls, test_openssl_s_client, test_socat_client, test_sighup_reload,
          test_bad_input, test_stalled_handshakes, test_deadline_and_max_conns, test_trace,
          test_usage, test_idle_memory]

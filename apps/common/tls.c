@@ -417,6 +417,27 @@ int tls_conn_resumed(const struct tls_conn *c)
     return SSL_session_reused(c->ssl);
 }
 
+/* struct tls_session is OpenSSL's SSL_SESSION, never dereferenced. */
+struct tls_session *tls_conn_session(const struct tls_conn *c)
+{
+    SSL_SESSION *s = SSL_get1_session(c->ssl);
+    if (s != NULL && !SSL_SESSION_is_resumable(s)) {
+        SSL_SESSION_free(s);
+        s = NULL;
+    }
+    return (struct tls_session *)s;
+}
+
+int tls_conn_offer_session(struct tls_conn *c, struct tls_session *s)
+{
+    return SSL_set_session(c->ssl, (SSL_SESSION *)s) == 1 ? 0 : -1;
+}
+
+void tls_session_free(struct tls_session *s)
+{
+    SSL_SESSION_free((SSL_SESSION *)s);
+}
+
 const char *tls_conn_error(const struct tls_conn *c)
 {
     return c->error;

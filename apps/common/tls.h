@@ -139,6 +139,17 @@ int tls_conn_pending(const struct tls_conn *c);
 /* After the handshake: 1 if it resumed an earlier session, else 0. */
 int tls_conn_resumed(const struct tls_conn *c);
 
+/* Client session resumption. A session to offer again is known only once
+   the server's ticket has been read (TLS 1.3 sends it after the
+   handshake): tls_conn_session() after some application bytes were read
+   gives it (a reference the caller frees), or NULL if there is none that
+   can resume. tls_conn_offer_session(), before the handshake, offers one
+   (the conn takes its own reference): 0, or -1 if it does not fit. */
+struct tls_session;
+struct tls_session *tls_conn_session(const struct tls_conn *c);
+int tls_conn_offer_session(struct tls_conn *c, struct tls_session *s);
+void tls_session_free(struct tls_session *s);
+
 /* The reason of the last TLS_ERROR, one line; "" before any. */
 const char *tls_conn_error(const struct tls_conn *c);
 

@@ -206,6 +206,12 @@ static const struct cli_spec specs[] = {
     {"per-conn", 0, "K", CLI_U64, F(per_conn), 0, 1, 1000000000, NULL, NULL,
      "--churn: messages echoed on each connection", "1"},
     TLS_CLI_SPECS(F(tls)),
+    {"tls-resume", 0, NULL, CLI_FLAG, F(tls_resume), 0, 0, 0, NULL, NULL,
+     "--tls --churn: each thread offers the session of\n"
+     "its last connection on the next one (a TLS 1.3\n"
+     "ticket or a 1.2 session) and reports the handshakes\n"
+     "that resumed",
+     NULL},
     {"read-delay", 0, "MS", CLI_U64, F(read_delay_ms), 0, 1, 3600000, NULL, NULL,
      "pause MS milliseconds after every read (slow reader)", NULL},
     {"never-read", 0, NULL, CLI_FLAG, F(never_read), 0, 0, 0, NULL, NULL,
@@ -301,6 +307,8 @@ static int check_combinations(const struct bench_options *o, bool depth_given, b
         why = "--udp: cannot be combined with --never-read, --read-delay or --idle";
     else if (o->udp && o->tls.on)
         why = "--tls: TCP only, not with --udp";
+    else if (o->tls_resume && (!o->tls.on || !o->churn))
+        why = "--tls-resume needs --tls and --churn";
     else if (o->udp && o->source_count)
         why = "--source: TCP only, not with --udp";
     else if (o->udp && o->proxy_version)

@@ -46,6 +46,7 @@ struct bench_options {
     bool udp;                         /* datagrams instead of a byte stream */
     struct sock_tuning tuning;        /* --nodelay, --sndbuf, --rcvbuf, --tos */
     struct tls_cli tls;               /* --tls and its settings, as echo-client's */
+    bool tls_resume;                  /* --tls-resume: offer the last session again */
     const char *backend;              /* NULL = the loop's default */
 };
 

@@ -119,6 +119,9 @@ int conn_handshake(struct bench_conn *c)
             connect_failed(c, ENOMEM);
             return -1;
         }
+        /* One that does not fit is not offered: a full handshake. */
+        if (w->tls_session != NULL)
+            (void)tls_conn_offer_session(c->tls, w->tls_session);
     }
     int st = tls_conn_handshake(c->tls);
     if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
@@ -133,6 +136,8 @@ int conn_handshake(struct bench_conn *c)
                                                                          : EPROTO);
         return -1;
     }
+    w->tls_handshakes++;
+    w->tls_resumed += (uint64_t)tls_conn_resumed(c->tls);
 #endif
     return 1;
 }
@@ -145,6 +150,14 @@ void conn_tls_close(struct bench_conn *c)
     /* Best effort: a server that sees close_notify logs no truncation. */
     if (c->state == CONN_OPEN)
         (void)tls_conn_shutdown(c->tls);
+    /* After the echo: a TLS 1.3 ticket has been read by now. */
+    if (c->state == CONN_OPEN && c->w->shared->opt->tls_resume) {
+        struct tls_session *s = tls_conn_session(c->tls);
+        if (s != NULL) {
+            tls_session_free(c->w->tls_session);
+            c->w->tls_session = s;
+        }
+    }
     tls_conn_free(c->tls);
     c->tls = NULL;
 #endif
@@ -153,6 +166,8 @@ void conn_tls_close(struct bench_conn *c)
 void worker_tls_fini(struct worker *w)
 {
 #ifdef IOMUX_HAVE_TLS
+    tls_session_free(w->tls_session);
+    w->tls_session = NULL;
     tls_ctx_free(w->tls);
     w->tls = NULL;
 #endif

@@ -242,6 +242,9 @@ void report_json(const struct bench_options *o, const char *backend, unsigned id
         json_ramp(o);
     if (o->churn)
         json_churn(o, t);
+    if (o->tls.on)
+        printf("\"tls\":{\"handshakes\":%llu,\"resumed\":%llu},",
+               (unsigned long long)t->tls_handshakes, (unsigned long long)t->tls_resumed);
     printf("\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.3f,\"busy\":%.3f,\"cpus\":%u,"
            "\"threads_auto\":%s,\"self_limited\":%s,",
            t->cpu_s, cpu_us_per_msg(t), busy_share(t), t->cpus, o->threads_auto ? "true" : "false",
@@ -307,6 +310,9 @@ void report_text(const struct bench_options *o, const char *backend, unsigned id
         text_ramp(o);
     if (o->churn)
         text_churn(o, t);
+    if (o->tls.on)
+        printf("TLS            %llu handshake(s), %llu resumed a session\n",
+               (unsigned long long)t->tls_handshakes, (unsigned long long)t->tls_resumed);
     if (o->udp)
         printf("datagrams lost %llu (no answer within %u ms), late %llu\n",
                (unsigned long long)t->lost, UDP_LOSS_MS, (unsigned long long)t->late);
@@ -384,6 +390,8 @@ void totals_collect(struct totals *t, struct worker **workers, unsigned n,
         t->nr_sum += w->never_read_sum;
         if (w->churn != NULL)
             totals_churn(t, w->churn);
+        t->tls_handshakes += w->tls_handshakes;
+        t->tls_resumed += w->tls_resumed;
         if (t->first_error == NULL && w->first_error[0] != '\0')
             t->first_error = w->first_error;
     }

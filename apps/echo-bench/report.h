@@ -32,6 +32,7 @@ struct totals {
     struct hdr connect_hist;
     uint64_t churn_attempts, churn_connected, churn_finished;
     uint64_t churn_failures[CHURN_KINDS];
+    uint64_t tls_handshakes, tls_resumed; /* --tls, whole run */
     int fatal;
     const char *first_error;
     double window_s;

@@ -93,9 +93,12 @@ struct worker {
 
     /* Latency over time (interval.h); NULL when no lines are printed. */
     struct ival_box *ival;
-    struct churn *churn; /* --churn (churn.h); NULL otherwise */
-    struct tls_ctx *tls; /* --tls: this worker's client context (tls.h) */
-    uint64_t in_flight;  /* messages released and not yet complete */
+    struct churn *churn;             /* --churn (churn.h); NULL otherwise */
+    struct tls_ctx *tls;             /* --tls: this worker's client context (tls.h) */
+    struct tls_session *tls_session; /* --tls-resume: the one to offer next */
+    uint64_t tls_handshakes;         /* --tls: completed, whole run */
+    uint64_t tls_resumed;            /* of which resumed a session */
+    uint64_t in_flight;              /* messages released and not yet complete */
 
     /* Progress for the once-a-second line, stored with relaxed atomics. */
     atomic_uint_fast64_t progress_messages;
