@@ -538,6 +538,27 @@ def test_usage():
             t.close()
 
 
+def test_clean_exit():
+    """SIGTERM with a TLS connection open, a handshake half done and one
+    failed before: echod exits 0 with everything released (`make valgrind`
+    runs this test with echod under valgrind, whose --error-exitcode
+    turns a leak or a bad read into exit 1)."""
+    with echod("--grace", "1") as d:
+        t = tls_connect(d.port)
+        roundtrip(t, b"before the end")
+        bad = connect(d.port)
+        bad.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        check(closed_by_peer(bad, timeout=30), "a plain-TCP client on the TLS port is closed")
+        bad.close()
+        stalled = connect(d.port)
+        stalled.sendall(b"\x16")
+        wait_stats(d, {"pending": 1, "failed": 1}, timeout=30)
+        status = d.stop(timeout=120)
+        check(status == 0, "echod exit status %s (want 0); stderr: %s" % (status, d.stderr()[-2000:]))
+        t.close()
+        stalled.close()
+
+
 def test_idle_memory():
     """Reports the resident memory of 1,000 idle TLS connections (no
     assertion on the figure: it goes into docs/echod.md)."""
@@ -562,7 +583,7 @@ def test_idle_memory():
 TESTS = [test_echo_sizes, test_bench_resume, test_plain_and_tls, test_python_multi_socket, test_half_close,
          test_proxy_then_tls, test_drain_and_idle, test_mutual_tls, test_openssl_s_client, test_socat_client, test_sighup_reload,
          test_bad_input, test_stalled_handshakes, test_deadline_and_max_conns, test_trace,
-         test_usage, test_idle_memory]
+         test_usage, test_clean_exit, test_idle_memory]
 
 
 def main():

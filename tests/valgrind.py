@@ -6,7 +6,8 @@ Usage: valgrind.py BUILD_DIR
 
 Runs every C test program of BUILD_DIR's CTest list (unit tests and the
 fuzz corpus replays; backend tests on epoll only, to keep the run short) under `valgrind --leak-check=full --error-exitcode=1`, then
-tests/reliability_e2e.py's `echo` test with echod under valgrind. Prints one
+tests/reliability_e2e.py's `echo` test with echod under valgrind, and
+tests/echod_tls_e2e.py's `test_clean_exit` (a TLS listener) the same way. Prints one
 line per program; exits 1 if any failed. A test that exits 77 is reported as
 skipped, not passed.
 """
@@ -36,10 +37,13 @@ def main():
     tests = json.loads(listing.stdout)["tests"]
     failed = passed = skipped = 0
     echod = None
+    tls_cmd = None
     for t in tests:
         name, cmd = t["name"], t.get("command") or []
         if not cmd:
             continue
+        if name == "tls.echod.epoll":
+            tls_cmd = cmd
         if name.startswith("echod.") and echod is None:
             echod = cmd[2] if len(cmd) > 2 else None
         if not is_elf(cmd[0]) or not os.path.abspath(cmd[0]).startswith(os.path.abspath(build)):
@@ -77,6 +81,23 @@ def main():
         failed += 1
         sys.stdout.write(p.stdout[-6000:] + p.stderr[-6000:])
         print("FAIL %-28s %6.1fs" % ("echod under valgrind", took))
+    # And a TLS listener: echod under valgrind through a handshake, an echo,
+    # a failed handshake and one left half done, then SIGTERM and exit 0.
+    if tls_cmd:
+        start = time.monotonic()
+        p = subprocess.run(tls_cmd + ["test_clean_exit"], env=env, capture_output=True, text=True,
+                           timeout=900)
+        took = time.monotonic() - start
+        if p.returncode == 77:
+            skipped += 1
+            print("skip %-28s %6.1fs" % ("echod TLS under valgrind", took))
+        elif p.returncode == 0:
+            passed += 1
+            print("ok   %-28s %6.1fs" % ("echod TLS under valgrind", took))
+        else:
+            failed += 1
+            sys.stdout.write(p.stdout[-6000:] + p.stderr[-6000:])
+            print("FAIL %-28s %6.1fs" % ("echod TLS under valgrind", took))
     print("valgrind: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
