@@ -292,15 +292,7 @@ def main():
         return 2
     ECHOD, MODE = os.path.abspath(args[0]), args[1]
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    tests = TESTS
-    if MODE == "engine-uring-w2":
-        # Known bug, left open on issue 23: with the io_uring engine and
-        # --workers 2, a worker's SO_REUSEPORT socket sometimes stays in
-        # LISTEN after the drain delay (seen in about one run in three), so
-        # "refused after the delay" cannot hold there yet.
-        print("skip test_drain_delay: known bug with --engine uring --workers 2 (issue 23)")
-        tests = [t for t in TESTS if t is not test_drain_delay]
-    return run_tests(tests, args[2:], ECHOD, MODE)
+    return run_tests(TESTS, args[2:], ECHOD, MODE)
 
 
 if __name__ == "__main__":

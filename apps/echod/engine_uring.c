@@ -221,11 +221,16 @@ static void uring_set_accepting(struct engine *eng, bool on)
     }
 }
 
-/* A cancelled accept holds no reference the close could disturb: the
-   pause is all it takes. */
+/* A pending multishot accept holds the listening socket open in the
+   kernel whatever the policy closes, and the socket goes on taking clients
+   into its queue. With DEFER_TASKRUN its cancel completes only when this
+   thread next enters the ring for events, which a worker with nothing
+   left to drain never does (with --workers, its SO_REUSEPORT socket caught
+   clients until the process ended): so enter it now. */
 static void uring_unlisten(struct engine *eng)
 {
     uring_set_accepting(eng, false);
+    (void)io_uring_submit_and_get_events(&uring_of(eng)->ring);
 }
 
 /* --- the public side ------------------------------------------------------- */
