@@ -246,8 +246,10 @@ def scenario_churn(_):
           ch['finished'] >= ch['connected'] - 50,
           'every connection attempted connected and closed after its echo: {}'.format(ch))
     # An echo read after the end of the window finishes its connection
-    # but is not counted as a message of the window.
-    check(0 <= ch.get('finished', 0) - r['messages'] <= 5,
+    # but is not counted as a message of the window: those in flight at the
+    # end, a few, or a few dozen on a loaded machine (2,000/s at 10 ms).
+    # Two messages per connection, or none counted, are thousands off.
+    check(0 <= ch.get('finished', 0) - r['messages'] <= max(5, ch.get('connected', 0) // 100),
           'one message per connection: {} messages'.format(r['messages']))
     lat = ch.get('connect_latency_us', {})
     check(0 < lat.get('p50', 0) <= lat.get('p99', 0) <= lat.get('max', 0),
