@@ -576,7 +576,8 @@ def main():
                   "duration_s": args.duration, "warmup_s": args.warmup, "sys_runs": args.sys_runs,
                   "pinned": bool(pin0 and pin1), "command": " ".join(["make", "bench"] +
                                                                        (["BENCH_QUICK=1"] if args.quick else [])),
-                  "argv": " ".join(["bench/compare.py"] + sys.argv[1:])})
+                  # Relative to the tree: a recorded file names no machine's paths.
+                  "argv": " ".join(["bench/compare.py"] + [a.replace(ROOT + "/", "") for a in sys.argv[1:]])})
     t_start = time.monotonic()
     with open(path, "w") as out:
         def emit(rec):
