@@ -112,7 +112,7 @@ def servers(build):
                                          "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
         ("echod-engine-uring-faults", echod_cmd("--engine", "uring", "--listen",
                                                 "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
-        # --workers (issue 23), placed as spread() says: 2 workers against
+        # --workers (issue 23), placed as placement() says: 2 workers against
         # 1, both engines, the same placement and load for both.
         ("echod-epoll-w1", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "1"), all_s),
         ("echod-epoll-w2", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "2"), all_s),
