@@ -18,6 +18,12 @@ figures that do not depend on how busy the machine is:
     full run minus a run that only connects and disconnects, so that
     connection set-up is not charged to the messages.
 
+The --workers rows (issue 23) are placed differently: the server may run
+on both CPUs and echo-bench runs 2 threads (at most one per connection),
+unpinned, so that a second worker has a CPU and connections to take. Their
+-w1 twins run the same way with one worker: compare -w2 with -w1, not with
+the pinned rows. The server's CPU time is summed over all its threads.
+
 S5 also gives the user-space memory per idle connection: the server's RSS
 while the 10,100 connections are open, minus its RSS after a short warm-up
 with one connection, divided by the connections.
@@ -106,6 +112,12 @@ def servers(build):
                                          "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
         ("echod-engine-uring-faults", echod_cmd("--engine", "uring", "--listen",
                                                 "127.0.0.1:0,delay=50,reset-after=4096"), ["S2"]),
+        # --workers (issue 23), placed as placement() says: 2 workers against
+        # 1, both engines, the same placement and load for both.
+        ("echod-epoll-w1", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "1"), all_s),
+        ("echod-epoll-w2", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "2"), all_s),
+        ("echod-engine-uring-w1", echod_cmd("--engine", "uring", "--workers", "1"), all_s),
+        ("echod-engine-uring-w2", echod_cmd("--engine", "uring", "--workers", "2"), all_s),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),
@@ -128,6 +140,21 @@ def pin(cpu):
     if shutil.which("taskset") and subprocess.run(["taskset", "-c", str(cpu), "true"]).returncode == 0:
         return ["taskset", "-c", str(cpu)]
     return []
+
+
+# echo-bench threads for the --workers rows: one per worker of the -w2 rows.
+SPREAD_THREADS = 2
+
+
+def placement(argv, scen_args, pin0, pin1):
+    """(server's taskset prefix, echo-bench's, echo-bench's extra options).
+    The --workers rows are not pinned and echo-bench runs SPREAD_THREADS
+    threads (at most one per connection it opens); every other server runs
+    on CPU 0 against one echo-bench thread on CPU 1."""
+    if "--workers" not in argv:
+        return pin0, pin1, []
+    opt = dict(zip(scen_args[::2], scen_args[1::2]))
+    return [], [], ["--threads", str(min(SPREAD_THREADS, int(opt["--conns"])))]
 
 
 def raise_nofile():
@@ -157,13 +184,25 @@ class Server:
             raise RuntimeError("server exited before printing its address")
         return line
 
-    def cpu_ns(self):
-        """CPU time used so far: /proc/PID/schedstat in nanoseconds (the
-        clock-tick figures of /proc/PID/stat are too coarse for a 1 s
-        window), else utime+stime from /proc/PID/stat."""
+    def threads(self):
         try:
-            with open(f"/proc/{self.pid}/schedstat") as f:
-                return int(f.read().split()[0])
+            return os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return []
+
+    def cpu_ns(self):
+        """CPU time used so far by all the server's threads (echod's
+        workers, io_uring's io-wq threads): the sum of
+        /proc/PID/task/TID/schedstat in nanoseconds (the clock-tick figures
+        of /proc/PID/stat are too coarse for a 1 s window), else
+        utime+stime from /proc/PID/stat."""
+        try:
+            total = 0
+            for tid in self.threads():
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            if total:
+                return total
         except (OSError, IndexError, ValueError):
             pass
         us = self.cpu_split()
@@ -213,6 +252,7 @@ class Sampler(threading.Thread):
         self.server = server
         self.samples = []  # (monotonic time, CPU ns)
         self.rss_max = 0
+        self.threads_max = 0
         self.halt = threading.Event()
 
     def run(self):
@@ -224,6 +264,7 @@ class Sampler(threading.Thread):
                 self.samples.append((t, cpu))
             if rss:
                 self.rss_max = max(self.rss_max, rss)
+            self.threads_max = max(self.threads_max, len(self.server.threads()))
             self.halt.wait(0.05)
 
     def cpu_at(self, t):
@@ -238,10 +279,10 @@ class Sampler(threading.Thread):
         return s[-1][1]
 
 
-def run_bench(bench, pin1, addr, scen_args, duration, warmup, timeout):
+def run_bench(bench, pin1, addr, scen_args, duration, warmup, timeout, extra=()):
     """Runs echo-bench; returns (json or None, time its report appeared, rc, stderr tail)."""
     argv = pin1 + [bench, "--connect", addr, "--json", "--duration", str(duration),
-                   "--warmup", str(warmup)] + scen_args
+                   "--warmup", str(warmup)] + scen_args + list(extra)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=raise_nofile)
     report, t_report = None, None
@@ -277,6 +318,9 @@ def wait_fds(server, at_most, limit_s):
 def trial(args, name, argv, scen, rnd, pin0, pin1, bench):
     log = os.path.join(args.tmp, f"{name}.{scen}.log")
     rec = {"kind": "trial", "server": name, "scenario": scen, "round": rnd}
+    pin0, pin1, extra = placement(argv, SCENARIOS[scen]["args"], pin0, pin1)
+    if extra:
+        rec["placement"] = "unpinned, echo-bench " + " ".join(extra)
     try:
         srv = Server(argv, pin0, log)
     except (RuntimeError, OSError) as e:
@@ -286,14 +330,16 @@ def trial(args, name, argv, scen, rnd, pin0, pin1, bench):
         if scen == "S5":
             # Warm the server's buffers with one connection, so that the
             # RSS baseline already holds what does not grow per connection.
-            run_bench(bench, pin1, srv.addr, ["--conns", "1", "--size", "64"], 0.2, 0, 20)
+            warm = ["--conns", "1", "--size", "64"]
+            run_bench(bench, pin1, srv.addr, warm, 0.2, 0, 20, placement(argv, warm, [], [])[2])
             time.sleep(0.1)
             rec["rss_base_kb"] = srv.rss_kb()
         split0 = srv.cpu_split()
         sampler = Sampler(srv)
         sampler.start()
         report, t_rep, rc, err = run_bench(bench, pin1, srv.addr, SCENARIOS[scen]["args"],
-                                           args.duration, args.warmup, args.duration + args.warmup + 60)
+                                           args.duration, args.warmup, args.duration + args.warmup + 60,
+                                           extra)
         sampler.halt.set()
         sampler.join()
         split1 = srv.cpu_split()
@@ -302,6 +348,7 @@ def trial(args, name, argv, scen, rnd, pin0, pin1, bench):
             rec["user_s"] = (split1[0] - split0[0]) / HZ
             rec["sys_s"] = (split1[1] - split0[1]) / HZ
         rec["bench_rc"] = rc
+        rec["threads_max"] = sampler.threads_max
         if report is None:
             rec["status"] = "no report: " + err.strip().replace("\n", " | ")
         else:
@@ -351,6 +398,7 @@ def count_syscalls(args, tool, argv, scen_args, duration, pin0, pin1, bench, nam
     """System calls a fresh server makes during one echo-bench run (set-up,
     traffic and teardown), and the messages echo-bench counted."""
     out = os.path.join(args.tmp, f"{name}.sys")
+    pin0, pin1, extra = placement(argv, scen_args, pin0, pin1)
     srv = Server(argv, pin0, os.path.join(args.tmp, f"{name}.sys.log"))
     base_fds = srv.nfds()
     if tool == "perf":
@@ -361,7 +409,7 @@ def count_syscalls(args, tool, argv, scen_args, duration, pin0, pin1, bench, nam
     counter = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)  # let it attach
     try:
-        report, _, rc, _ = run_bench(bench, pin1, srv.addr, scen_args, duration, 0, duration + 60)
+        report, _, rc, _ = run_bench(bench, pin1, srv.addr, scen_args, duration, 0, duration + 60, extra)
         wait_fds(srv, base_fds, 5)  # the server has seen every close
         time.sleep(0.1)
     finally:
@@ -489,7 +537,8 @@ def main():
     ap.add_argument("--sys-duration", type=float, default=2.0)
     ap.add_argument("--sys-runs", type=int, default=3,
                     help="full runs per system-call count; the median is reported (default 3)")
-    ap.add_argument("--servers", help="comma-separated subset of server names")
+    ap.add_argument("--servers", help="comma-separated subset of server names (the --workers rows: "
+                    "echod-epoll-w1,echod-epoll-w2,echod-engine-uring-w1,echod-engine-uring-w2)")
     ap.add_argument("--scenarios", help="comma-separated subset of S1..S6")
     ap.add_argument("--out", help="results file (default bench/results/new/<stamp>.jsonl, not recorded)")
     ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")
@@ -507,8 +556,13 @@ def main():
     srv = servers(args.build)
     if args.servers:
         want = args.servers.split(",")
+        unknown = sorted(set(want) - {s[0] for s in srv})
+        if unknown:
+            sys.exit(f"compare.py: --servers: {','.join(unknown)}: unknown or not built")
         srv = [s for s in srv if s[0] in want]
     scen = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    if set(scen) - set(SCENARIOS):
+        sys.exit(f"compare.py: --scenarios: {','.join(sorted(set(scen) - set(SCENARIOS)))}: unknown")
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     path = args.out or os.path.join(HERE, "results", "new", f"{stamp}.jsonl")
@@ -521,7 +575,9 @@ def main():
     facts.update({"rounds": args.rounds, "order": "shuffled", "seed": seed,
                   "duration_s": args.duration, "warmup_s": args.warmup, "sys_runs": args.sys_runs,
                   "pinned": bool(pin0 and pin1), "command": " ".join(["make", "bench"] +
-                                                                       (["BENCH_QUICK=1"] if args.quick else []))})
+                                                                       (["BENCH_QUICK=1"] if args.quick else [])),
+                  # Relative to the tree: a recorded file names no machine's paths.
+                  "argv": " ".join(["bench/compare.py"] + [a.replace(ROOT + "/", "") for a in sys.argv[1:]])})
     t_start = time.monotonic()
     with open(path, "w") as out:
         def emit(rec):

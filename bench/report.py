@@ -26,7 +26,8 @@ REF = "lean-epoll"
 OURS = "echod-epoll"
 ENGINE = "echod-engine-uring"
 ORDER = ["lean-epoll", "echod-epoll", "echod-epoll-splice-off", "echod-epoll-splice-on", "echod-poll", "echod-select", "echod-uring", ENGINE,
-         ENGINE + "-nobatch", ENGINE + "-busy", "libuv", "libev", "libevent",
+         ENGINE + "-nobatch", ENGINE + "-busy", "echod-epoll-w1", "echod-epoll-w2", ENGINE + "-w1",
+         ENGINE + "-w2", "libuv", "libev", "libevent",
          "seed-select.py", "seed-poll.py"]
 TITLES = {
     "S1": "1 connection, 64 B, depth 1 (latency)",
@@ -128,6 +129,41 @@ def paired_ratios(trials, scen, a, b, key):
             if v:
                 by.setdefault(t["round"], {})[t["server"]] = v
     return sorted(r[a] / r[b] for r in by.values() if a in r and b in r)
+
+
+def workers_section(trials, scens):
+    """--workers 2 against 1 per engine (issue 23), paired by round: both
+    rows run unpinned against the same echo-bench, so only the workers
+    differ. Empty when the run has no --workers rows."""
+    rows = []
+    for base in ("echod-epoll", ENGINE):
+        one, two = base + "-w1", base + "-w2"
+        for s in scens:
+            by = {}
+            for t in trials:
+                if t["scenario"] == s and t["status"] == "ok" and t["server"] in (one, two) \
+                        and "cpu_us_per_msg" in t:
+                    by.setdefault(t["round"], {})[t["server"]] = (t["bench"]["messages_per_s"],
+                                                                  t["cpu_us_per_msg"])
+            pairs = [r for r in by.values() if one in r and two in r]
+            if not pairs:
+                continue
+            mps = [r[two][0] / r[one][0] for r in pairs]
+            cpu = [r[two][1] / r[one][1] for r in pairs]
+            rows.append(f"| {base} | {s} | {fmt(med([r[one][0] for r in pairs]))} | "
+                        f"{fmt(med([r[two][0] for r in pairs]))} | {span(mps, 2)} | "
+                        f"{fmt(med([r[one][1] for r in pairs]), 2)} | {fmt(med([r[two][1] for r in pairs]), 2)} | "
+                        f"{span(cpu, 2)} | {sum(c <= 1.05 for c in cpu)} of {len(cpu)} |")
+    if not rows:
+        return []
+    return ["## `--workers 2` against `--workers 1` (issue 23), from this run", "",
+            "Both rows unpinned, echo-bench with 2 threads on the same CPUs; the server's CPU time summed "
+            "over all its threads; medians over the rounds "
+            "where both ran, ratios paired by round (median, min–max). Target: CPU per message "
+            "at 2 workers at most 1.05× of 1.", "",
+            "| engine | scenario | msgs/s 1 worker | msgs/s 2 workers | × | CPU µs/msg 1 worker "
+            "| CPU µs/msg 2 workers | × | rounds ≤ 1.05× |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"] + rows + [""]
 
 
 def svg_chart(scen, stats, path):
@@ -371,6 +407,7 @@ def main():
             else:
                 target(text, "no round with both servers measured", None)
         md.append("")
+    md += workers_section(trials, scens)
     md += ["## Notes", "",
            "- The seed's Python servers run S1–S4 only: select() cannot watch more than 1,024 "
            "descriptors and `listen(5)` cannot take a 10,000-connection burst, so S5 is not run for them.",

@@ -14,7 +14,7 @@
 #   tls_bench.py   echod's TLS listeners against socat and ncat, T1..TH
 #                  (needs the openssl tool for its throw-away certificates)
 # BENCH_QUICK=1 (`make bench BENCH_QUICK=1`) runs one short round, for
-# iterating; a full run (7 rounds) takes about 30 minutes.
+# iterating; a full run (7 rounds) takes about 40 minutes.
 # BENCH_RECORD=1 records the run instead: its results go to bench/results/
 # (to be committed) and report.py rewrites docs/benchmarks.md and its charts.
 set -eu
