@@ -375,9 +375,9 @@ static const struct cli_spec specs[] = {
      .field = F(steer),
      .choices = echod_steer_names,
      .help = "with --workers: cpu pins worker K to the K-th CPU\n"
-             "echod may run on, and sends each TCP connection to\n"
-             "the worker on the CPU that received it (BPF)",
-     .def = "none: the kernel's SO_REUSEPORT hash"},
+             "of the mask and sends each TCP connection to the\n"
+             "worker on its CPU; none: the SO_REUSEPORT hash",
+     .def = "none"},
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
