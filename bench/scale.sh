@@ -13,10 +13,18 @@
 # echod: messages/s then do not grow, but the CPU per message still says
 # whether workers share anything on the per-message path (target: at most
 # 1.05x of one worker). Linux only (/proc).
+#
+# SCALE_STEER=1: instead, echod --workers MAX (default 2) with --steer none
+# and --steer cpu in paired rounds (the order alternates from round to
+# round), against MAX echo-bench processes of one thread, each pinned
+# (taskset) to its own CPU of the affinity mask, the same in both. Prints
+# the medians of each, and the median of the per-round ratios cpu/none:
+#   steer cpu/none: msgs/s x R, server CPU per message x Q (median of K pairs)
 set -eu
 
 build=${1:?usage: bench/scale.sh BUILD_DIR [MAX_WORKERS]}
-max=${2:-$(nproc)}
+steer=${SCALE_STEER:-0}
+if [ "$steer" = 1 ]; then max=${2:-2}; else max=${2:-$(nproc)}; fi
 rounds=${SCALE_ROUNDS:-3}
 secs=${SCALE_SECS:-5}
 per=${SCALE_CONNS:-8}
@@ -37,12 +45,40 @@ cpu_ticks() {
     sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 
-# One run with $1 workers: prints "N msgs_per_s cpu_us_per_msg".
+# The CPUs of our affinity mask, one per line ("0-2,5" -> 0 1 2 5).
+mask_cpus() {
+    sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status | tr ',' '\n' |
+        awk -F- '{ for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c }'
+}
+
+# echo-bench against $addr for run(), in the background: one process with
+# $1 threads; with SCALE_STEER=1, $1 processes of one thread, the k-th
+# pinned to the k-th CPU of the mask. Their JSON lines go to $tmp/json.
+# Their PIDs in $bpids.
+start_clients() {
+    : >"$tmp/json"
+    : >"$tmp/err"
+    bpids=
+    if [ "$steer" != 1 ]; then
+        "$bench" --connect "$addr" --threads "$1" --conns $((per * $1)) --warmup 1 \
+            --duration "$secs" --json >"$tmp/json" 2>"$tmp/err" &
+        bpids=$!
+        return
+    fi
+    for cpu in $(mask_cpus | head -n "$1"); do
+        taskset -c "$cpu" "$bench" --connect "$addr" --threads 1 --conns "$per" --warmup 1 \
+            --duration "$secs" --json >>"$tmp/json" 2>>"$tmp/err" &
+        bpids="$bpids $!"
+    done
+}
+
+# One run with $1 workers and echod options $2: prints "N msgs_per_s
+# cpu_us_per_msg".
 run() {
     n=$1
     rm -f "$tmp/addr"
-    # shellcheck disable=SC2086 # SCALE_ARGS is words
-    "$echod" --listen 127.0.0.1:0 --quiet --workers "$n" ${SCALE_ARGS:-} >"$tmp/addr" &
+    # shellcheck disable=SC2086 # SCALE_ARGS and $2 are words
+    "$echod" --listen 127.0.0.1:0 --quiet --workers "$n" ${2:-} ${SCALE_ARGS:-} >"$tmp/addr" &
     pid=$!
     tries=0
     while ! grep -q : "$tmp/addr" 2>/dev/null; do
@@ -55,23 +91,55 @@ run() {
         sleep 0.01
     done
     addr=$(head -n 1 "$tmp/addr")
-    "$bench" --connect "$addr" --threads "$n" --conns $((per * n)) --warmup 1 \
-        --duration "$secs" --json >"$tmp/json" 2>"$tmp/err" &
-    bpid=$!
+    start_clients "$n"
     sleep 1 # the warm-up: CPU is counted over the measured seconds only
     c0=$(cpu_ticks "$pid")
     sleep "$secs"
     c1=$(cpu_ticks "$pid")
-    wait "$bpid" || { cat "$tmp/err" >&2; kill "$pid"; exit 1; }
+    for bpid in $bpids; do
+        wait "$bpid" || { cat "$tmp/err" >&2; kill "$pid"; exit 1; }
+    done
     kill -TERM "$pid"
     wait "$pid" || true
-    msgs=$(sed 's/.*"messages":\([0-9]*\).*/\1/' "$tmp/json")
-    rate=$(sed 's/.*"messages_per_s":\([0-9.]*\).*/\1/' "$tmp/json")
+    # Summed over the echo-bench processes (one line each).
+    msgs=$(sed 's/.*"messages":\([0-9]*\).*/\1/' "$tmp/json" | awk '{ t += $1 } END { print t }')
+    rate=$(sed 's/.*"messages_per_s":\([0-9.]*\).*/\1/' "$tmp/json" | awk '{ t += $1 } END { print t }')
     echo "$n $rate $(echo "$c0 $c1 $msgs $ticks" |
         awk '{printf "%.3f", ($2 - $1) / $4 * 1e6 / ($3 > 0 ? $3 : 1)}')"
 }
 
 : >"$tmp/all"
+if [ "$steer" = 1 ]; then
+    r=1
+    while [ "$r" -le "$rounds" ]; do
+        # Alternate which goes first, so that a trend in the machine's load
+        # does not favour one.
+        if [ $((r % 2)) = 1 ]; then order="none cpu"; else order="cpu none"; fi
+        for mode in $order; do
+            line=$(run "$max" "--steer $mode")
+            echo "$r $mode $line" >>"$tmp/all"
+            echo "$r $mode $line" |
+                awk '{printf "round %s steer %s (workers %s): %.0f msgs/s, %s us CPU/msg\n", $1, $2, $3, $4, $5}'
+        done
+        r=$((r + 1))
+    done
+    awk '
+        { rate[$2, $1] = $4; cpu[$2, $1] = $5; if ($1 > top) top = $1 }
+        function median(v, n,    i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        END {
+            for (m = 0; m < 2; m++) {
+                mode = m ? "cpu" : "none"
+                for (r = 1; r <= top; r++) { a[r] = rate[mode, r]; b[r] = cpu[mode, r] }
+                printf "steer %s: msgs/s %.0f, server CPU per message %.3f us (medians of %d)\n", mode, median(a, top), median(b, top), top
+            }
+            for (r = 1; r <= top; r++) { a[r] = rate["cpu", r] / rate["none", r]; b[r] = cpu["cpu", r] / cpu["none", r] }
+            printf "steer cpu/none: msgs/s x%.3f, server CPU per message x%.3f (median of %d pairs)\n", median(a, top), median(b, top), top
+        }' "$tmp/all"
+    exit 0
+fi
 r=1
 while [ "$r" -le "$rounds" ]; do
     n=1

@@ -51,9 +51,18 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
       add_test(NAME echod.workers.${mode}
                COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_workers_e2e.py
                        $<TARGET_FILE:echod> ${mode}-w2)
-      set_tests_properties(echod.workers.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
+      set_tests_properties(echod.workers.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240
+                           ENVIRONMENT "IOMUX_NO_STEER=$<TARGET_FILE:no_steer>")
+      # --steer cpu: a client pinned to a CPU is served by the worker pinned there, before
+      # and after an upgrade (skipped with fewer than 2 CPUs).
+      add_test(NAME echod.workers-steer.${mode}
+               COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_workers_e2e.py
+                       $<TARGET_FILE:echod> ${mode}-w2 steer_cpu steer_upgrade)
+      set_tests_properties(echod.workers-steer.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
     endif()
   endforeach()
+  # Makes the kernel refuse --steer cpu's pinning or its BPF program (seccomp).
+  add_executable(no_steer ${CMAKE_CURRENT_LIST_DIR}/no_steer.c)
 endif()
 # The engine's batched-wait policy (apps/echod/batch.h), on any kernel.
 iomux_test(test_batch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_batch.c LIBS echod_core TIMEOUT 60)

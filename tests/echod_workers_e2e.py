@@ -11,19 +11,27 @@ Usage: echod_workers_e2e.py ECHOD MODE [TEST...]   (MODE: epoll-w2, engine-uring
 - UDP is echoed by every worker, and --udp-rate still holds per source
   address (the sockets are steered by source address);
 - --trace lines are whole and say which worker wrote them;
-- --workers auto takes the CPUs of the affinity mask, and idle workers sleep.
+- --workers auto takes the CPUs of the affinity mask, and idle workers sleep;
+- --steer cpu: its usage errors, and a kernel refusing its pinning or its
+  program (tests/no_steer.c) fails the start; named on the command line
+  (their own ctest entry, skipped with fewer than 2 CPUs): steer_cpu, a
+  client pinned to a CPU is served by the worker pinned there only, and
+  steer_upgrade, the same after SIGUSR2 handed the sockets to a new echod.
 """
 import os
 import re
 import resource
 import signal
 import socket
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, check, closed_by_peer, connect, recv_exact,  # noqa: E402
-                        roundtrip, run_tests, stat_field, try_clients, workers_of)
+from echod_proc import (Echod, Skip, check, closed_by_peer, connect, mode_args,  # noqa: E402
+                        recv_exact, roundtrip, run_tests, stat_field, try_clients, workers_of)
+from upgrade_e2e import (SERVING, become_subreaper, kill_quietly, stderr_match,  # noqa: E402
+                         wait_pid)
 
 ECHOD = MODE = None
 
@@ -32,11 +40,16 @@ def echod(*args, **kw):
     return Echod(ECHOD, MODE, *args, **kw)
 
 
-def worker_lines(d):
-    """The per-worker SIGUSR1 lines: {worker: (open, total)}."""
+def worker_lines(d, pid=None):
+    """The per-worker SIGUSR1 lines: {worker: (open, total)}; of echod `pid`
+    (an upgrade's new one, writing to d's stderr) if given."""
     before = len(d.stderr())
-    d.signal(signal.SIGUSR1)
-    d.wait_stderr(r"^echod: stats: worker 2: [^\n]*\n", after=before)
+    if pid is None:
+        d.signal(signal.SIGUSR1)
+        d.wait_stderr(r"^echod: stats: worker 2: [^\n]*\n", after=before)
+    else:
+        os.kill(pid, signal.SIGUSR1)
+        stderr_match(d, r"^echod: stats: worker 2: [^\n]*\n", before)
     out = {}
     for m in re.finditer(r"^echod: stats: worker (\d+): connections (\d+) open, (\d+) total",
                          d.stderr()[before:], re.M):
@@ -200,8 +213,122 @@ def test_auto_and_idle():
         check(d.stop() == 0, "exit status")
 
 
+def steer_cpus():
+    """The first two CPUs of the affinity mask (echod inherits it), or Skip."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise Skip("--steer cpu needs 2 CPUs in the affinity mask; this one has %d" % len(cpus))
+    return cpus[:2]
+
+
+def served_from(d, cpu, pid=None, n=40):
+    """Opens n connections from this thread pinned to `cpu` (on loopback the
+    kernel processes their SYNs there), echoes on each and closes them;
+    returns how many each worker accepted meanwhile: {worker: count}."""
+    before = worker_lines(d, pid)
+    mask = os.sched_getaffinity(0)
+    socks = []
+    os.sched_setaffinity(0, {cpu})
+    try:
+        for i in range(n):
+            socks.append(connect(d.port))
+            roundtrip(socks[-1], b"from CPU %d, %d" % (cpu, i))
+    finally:
+        os.sched_setaffinity(0, mask)
+        for s in socks:
+            s.close()
+    after = worker_lines(d, pid)
+    return {w: after[w][1] - before[w][1] for w in after}
+
+
+def check_steered(d, cpus, pid=None, order=(0, 1, 0)):
+    """Clients pinned to cpus[k] are all served by worker k + 1 (the hash
+    alone would give each worker about half of them)."""
+    for k in order:
+        got = served_from(d, cpus[k], pid)
+        print("  40 clients on CPU %d: accepted per worker %r" % (cpus[k], got))
+        check(got.get(k + 1) == 40 and sum(got.values()) == 40,
+              "clients on CPU %d: worker %d should have taken all 40: %r" % (cpus[k], k + 1, got))
+
+
+def test_steer_cpu():
+    """--steer cpu: the workers are pinned to the first two CPUs (said at
+    start-up), and a client on either CPU is served by that CPU's worker."""
+    cpus = steer_cpus()
+    with echod("--steer", "cpu", quiet=False) as d:
+        d.wait_stderr(r"^echod: --steer cpu: [^\n]*: worker 1 on CPU %d, worker 2 on CPU %d$"
+                      % tuple(cpus))
+        check_steered(d, cpus)
+        check(d.stop() == 0, "exit status")
+
+
+def test_steer_upgrade():
+    """--steer cpu after SIGUSR2: the new echod takes worker k's socket for
+    its worker k, pinned to the same CPU, and the group's program still
+    steers to it once the old echod has gone."""
+    cpus = steer_cpus()
+    become_subreaper()  # the new echod is re-parented here, and reaped
+    with echod("--steer", "cpu", quiet=False) as d:
+        before = len(d.stderr())
+        d.signal(signal.SIGUSR2)
+        pid = int(stderr_match(d, SERVING, before).group(1))
+        try:
+            check(d.wait() == 0, "the old echod's exit status")
+            check_steered(d, cpus, pid, order=(1, 0))
+            os.kill(pid, signal.SIGTERM)
+            check(wait_pid(pid, 10) == 0, "the new echod's exit status")
+        finally:
+            kill_quietly(pid)
+
+
+def test_steer_usage():
+    """--steer cpu with one worker, or more workers than CPUs, and an
+    unknown --steer are usage errors: exit 2, nothing on stdout."""
+    base = mode_args(workers_of(MODE)[0]) + ["--listen", "127.0.0.1:0"]
+    ncpus = len(os.sched_getaffinity(0))
+    cases = [(["--steer", "cpu"], "--steer cpu: only with --workers N (N > 1) or auto"),
+             (["--steer", "cpu", "--workers", "1"], "only with --workers"),
+             (["--steer", "sideways", "--workers", "2"], "'sideways' is not one of: none, cpu")]
+    if ncpus < 256:
+        cases.append((["--steer", "cpu", "--workers", str(ncpus + 1)],
+                      "--steer cpu: %d workers, but echod may run on %d CPUs" % (ncpus + 1, ncpus)))
+    for args, message in cases:
+        p = subprocess.run([ECHOD] + base + args, capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and p.stderr.startswith("echod: ") and message in p.stderr,
+              "%s: exit %d, %r" % (" ".join(args), p.returncode, p.stderr))
+        check(p.stdout == "", "%s: printed %r on stdout" % (" ".join(args), p.stdout))
+
+
+def test_steer_refused():
+    """A kernel that refuses to pin a thread or to attach the program
+    (tests/no_steer.c) makes --steer cpu fail at start-up: exit 1 and one
+    line saying why. Without --steer the same kernel serves as usual."""
+    tool = os.environ.get("IOMUX_NO_STEER")
+    if not tool:
+        raise Skip("IOMUX_NO_STEER (tests/no_steer.c) is not set")
+    steer_cpus()
+    for what, line in (("affinity", r"echod: --steer cpu: worker 1: pinning it to CPU \d+: "),
+                       ("cbpf", r"echod: --steer cpu: listen on 127\.0\.0\.1:0: the kernel "
+                                r"refused the steering program: ")):
+        p = subprocess.run([tool, what, ECHOD] + mode_args(MODE) +
+                           ["--listen", "127.0.0.1:0", "--steer", "cpu"],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode == 77:
+            raise Skip(p.stderr.strip())
+        lines = p.stderr.splitlines()
+        check(p.returncode == 1 and len(lines) == 1 and
+              re.match(line + "Operation not permitted$", lines[0]),
+              "refused %s: exit %d, %r" % (what, p.returncode, p.stderr))
+        check(p.stdout == "", "refused %s: printed %r on stdout" % (what, p.stdout))
+    with echod(argv0=[tool, "cbpf"]) as d:
+        roundtrip(connect(d.port), b"no program needed")
+        check(d.stop() == 0, "exit status")
+
+
 TESTS = [test_spread_1000, test_max_conns_process, test_sigterm_drain, test_udp_two_workers,
-         test_trace_tagged, test_auto_and_idle]
+         test_trace_tagged, test_auto_and_idle, test_steer_usage, test_steer_refused]
+# Run when named (their own ctest entry, which skips as a whole without 2 CPUs).
+STEER_TESTS = [test_steer_cpu, test_steer_upgrade]
 
 
 def main():
@@ -211,7 +338,8 @@ def main():
         return 2
     ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
     check(workers_of(MODE)[1] == 2, "a -w2 mode is expected, not %s" % MODE)
-    return run_tests(TESTS, sys.argv[3:], ECHOD, MODE)
+    named = sys.argv[3:]
+    return run_tests(TESTS + STEER_TESTS if named else TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":

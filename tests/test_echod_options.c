@@ -3,7 +3,7 @@
  * test_echod_options.c - echod's command line (apps/echod/options.c):
  * defaults, choices stored as enums, a positive time that never rounds to
  * 0 ("off"), checks across options refused as usage errors, --listen's
- * per-listener settings, --proxy-from's ranges (cidr.c), and --workers.
+ * per-listener settings, --proxy-from's ranges (cidr.c), --workers and --steer.
  */
 #include "check.h"
 
@@ -80,6 +80,23 @@ static void test_workers(void)
     CHECK_INT(PARSE(&o, "--workers", "0"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--workers", "257"), ==, ECHOD_USAGE);
     CHECK_INT(PARSE(&o, "--workers", "two"), ==, ECHOD_USAGE);
+}
+
+/* --steer none|cpu: none by default; cpu only with more than one worker (or auto, counted at
+   start, where more workers than CPUs is refused). */
+static void test_steer(void)
+{
+    struct echod_options o;
+    if (CHECK_INT(PARSE(&o, "--workers", "2"), ==, ECHOD_RUN))
+        CHECK_INT(o.steer, ==, ECHOD_STEER_NONE);
+    if (CHECK_INT(PARSE(&o, "--steer", "cpu", "--workers", "2"), ==, ECHOD_RUN))
+        CHECK_INT(o.steer, ==, ECHOD_STEER_CPU);
+    if (CHECK_INT(PARSE(&o, "--workers", "auto", "--steer", "cpu"), ==, ECHOD_RUN))
+        CHECK_INT(o.steer, ==, ECHOD_STEER_CPU);
+    CHECK_INT(PARSE(&o, "--steer", "none"), ==, ECHOD_RUN);
+    CHECK_INT(PARSE(&o, "--steer", "cpu"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--steer", "cpu", "--workers", "1"), ==, ECHOD_USAGE);
+    CHECK_INT(PARSE(&o, "--steer", "numa", "--workers", "2"), ==, ECHOD_USAGE);
 }
 
 static void test_choices(void)
@@ -290,5 +307,6 @@ int main(void)
     test_budget();
     test_splice();
     test_workers();
+    test_steer();
     return check_exit();
 }

@@ -27,6 +27,7 @@
 const char *const echod_engine_names[] = {"auto", "loop", "uring", NULL};
 const char *const echod_spin_names[] = {"auto", "on", "off", NULL};
 const char *const echod_splice_names[] = {"auto", "on", "off", NULL};
+const char *const echod_steer_names[] = {"none", "cpu", NULL};
 
 /* The defaults --help shows are written out in the table: these keep them
    true. */
@@ -368,6 +369,15 @@ static const struct cli_spec specs[] = {
              "(each worker gets 1/N of --max-buffered); --inetd\n"
              "and socket-activated sockets use one worker",
      .def = "1"},
+    {.name = "steer",
+     .arg = "none|cpu",
+     .kind = CLI_CHOICE,
+     .field = F(steer),
+     .choices = echod_steer_names,
+     .help = "with --workers: cpu pins worker K to the K-th CPU\n"
+             "of the mask and sends each TCP connection to the\n"
+             "worker on its CPU; none: the SO_REUSEPORT hash",
+     .def = "none"},
     {.name = "trace",
      .kind = CLI_FLAG,
      .field = F(trace),
@@ -498,6 +508,8 @@ static int check_options(const struct echod_options *o, const bool *given, char 
     /* io_uring splices on worker threads: 1.35-3x the CPU (docs/splice.md). */
     if (uring && o->splice == ECHOD_SPLICE_ON)
         return cli_fail(err, errsize, "--splice on: only with --engine loop");
+    if (o->steer == ECHOD_STEER_CPU && o->workers == 1)
+        return cli_fail(err, errsize, "--steer cpu: only with --workers N (N > 1) or auto");
     if (o->inetd && (o->nlisten || o->nudp))
         return cli_fail(err, errsize, "--inetd serves stdin: it takes no --listen or --udp");
     if (o->inetd && (o->agent || o->metrics))

@@ -55,6 +55,13 @@ enum echod_splice {
 };
 extern const char *const echod_splice_names[];
 
+/* --steer (steer.h): which worker a new TCP connection goes to. */
+enum echod_steer {
+    ECHOD_STEER_NONE, /* the kernel's SO_REUSEPORT hash */
+    ECHOD_STEER_CPU,  /* the worker pinned to the CPU that received it */
+};
+extern const char *const echod_steer_names[];
+
 /* proxy= of a --listen: the PROXY protocol header its connections must
    start with (docs/proxy-protocol.md). */
 enum echod_proxy_mode {
@@ -128,6 +135,7 @@ struct echod_options {
     /* --workers: threads that serve (server.c); 0 = auto (the CPUs of the
        affinity mask), resolved by echod_server_workers(). */
     unsigned workers;
+    int steer; /* enum echod_steer */
 };
 
 enum {

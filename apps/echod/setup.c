@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "sideport.h"
 #include "sockopt.h"
+#include "steer.h"
 #include "udp.h"
 #include "upgrade.h"
 
@@ -156,6 +157,10 @@ static int bind_listener(struct echod *d, const char *text, size_t index)
     if (rc < 0) {
         fprintf(stderr, "echod: listen on %s: %s%s\n", shown, strerror(-rc),
                 echod_bind_hint(-rc, iomux_addr_port(&addr)));
+        return rc;
+    }
+    if (d->server && (rc = echod_steer_listener(d, fd, shown)) < 0) {
+        close(fd);
         return rc;
     }
     rc = add_listener(d, fd, shown);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "echod_internal.h"
+#include "steer.h"
 #include "upgrade.h"
 
 /* How far the workers may go (struct echod_server's step). */
@@ -80,7 +81,9 @@ static void *worker_main(void *arg)
     unsigned i = ws->index;
     struct echod *d = NULL;
     echod_tag_thread(i + 1);
-    int rc = echod_setup_bind(&s->worker_opt[i], s, i, &d);
+    int rc = echod_steer_pin(s, i); /* first: its loop and engine are made on its CPU */
+    if (rc == 0)
+        rc = echod_setup_bind(&s->worker_opt[i], s, i, &d);
     if (rc == 0) {
         d->perip = s->perip; /* one table for all, behind the lock */
         pthread_mutex_lock(&s->lock);
@@ -250,6 +253,7 @@ static int start_workers(struct echod_server *s, unsigned *started, struct worke
 static int serve(struct echod_server *s)
 {
     echod_setup_announce(s->workers[0]);
+    echod_steer_say(s);
     echod_upgrade_ready(s->opt); /* every worker serves */
     atomic_store(&s->running, s->nworkers);
     open_step(s, STEP_RUN);
@@ -272,6 +276,7 @@ static void server_free(struct echod_server *s, unsigned started)
     free(s->threads);
     free(s->rc);
     free(s->view);
+    free(s->cpus);
     free(s);
 }
 
@@ -283,6 +288,8 @@ int echod_server_main(const struct echod_options *opt, unsigned nworkers)
     int rc = s && ws ? server_alloc(s, opt, nworkers) : -ENOMEM;
     if (rc < 0)
         fprintf(stderr, "echod: start-up: %s\n", strerror(-rc));
+    if (rc == 0)
+        rc = echod_steer_plan(s); /* says why it fails */
     if (rc == 0 && opt->trace)
         rc = echod_tag_stderr();
     if (rc == 0)

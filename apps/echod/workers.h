@@ -45,6 +45,7 @@ struct echod_server {
     int *rc;        /* start-up: each worker's outcome of its last step */
     struct echod_perip *perip;
     struct echod *view; /* echod_totals_view()'s copy (worker 0's thread only) */
+    unsigned *cpus;     /* --steer cpu: worker k's CPU (steer.h); NULL without */
 };
 
 /* Every worker's counters, fresh: each is asked through its async handle (`self`, the caller's
