@@ -4,8 +4,8 @@
  * workers) and --max-conns-per-ip, then the engine that serves an accepted
  * socket by its listener's settings (the main engine, fault modes, a TLS
  * connection's transport; the side engine where the main one has no such
- * admit), and
- * what is said when a client is refused. Part of the policy (echod.c).
+ * admit), and what is said when a client is refused. Part of the policy
+ * (echod.c).
  */
 #include "echod_internal.h"
 
