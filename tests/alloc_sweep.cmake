@@ -6,6 +6,7 @@
 #       line, or serve and exit 0; never a crash, hang or (under ASan) leak.
 #       <mode>: each backend, and engine-uring where it is built (its
 #       liburing comes with echod's LINK_LIBRARIES below)
+#   reliability.alloc_sweep.faults.<mode>  the same with a fault listener
 #
 # echod_alloc_wrap is echod rebuilt from the echod target's own sources,
 # include directories and definitions (so that a source added to echod is
@@ -62,5 +63,19 @@ foreach(alloc_sweep_mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_alloc_sweep.py
                    --echod $<TARGET_FILE:echod_alloc_wrap> ${alloc_sweep_mode})
   set_tests_properties(reliability.alloc_sweep.${alloc_sweep_mode}
+                       PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endforeach()
+# The same through a fault listener (delay=1), on the first backend and the io_uring engine
+# (whose fault listeners the readiness engine beside it serves): a failed admission there
+# closes the socket once and gives its --max-conns-per-ip slot back once.
+list(GET IOMUX_ECHOD_MODES 0 alloc_sweep_first)
+foreach(alloc_sweep_mode ${alloc_sweep_first} engine-uring)
+  if(NOT alloc_sweep_mode IN_LIST IOMUX_ECHOD_MODES)
+    continue()
+  endif()
+  add_test(NAME reliability.alloc_sweep.faults.${alloc_sweep_mode}
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_alloc_sweep.py
+                   --echod $<TARGET_FILE:echod_alloc_wrap> --faults delay=1 ${alloc_sweep_mode})
+  set_tests_properties(reliability.alloc_sweep.faults.${alloc_sweep_mode}
                        PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endforeach()

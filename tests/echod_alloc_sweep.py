@@ -3,9 +3,12 @@
 """Allocation-failure sweep of echod (issue 7) that also runs in the
 sanitizer build.
 
-Usage: echod_alloc_sweep.py --echod PATH MODE
+Usage: echod_alloc_sweep.py --echod PATH [--faults KEYS] MODE
   PATH  echod_alloc_wrap (tests/alloc_sweep.cmake): echod linked with the
         counting allocator of tests/alloc_wrap.c through the linker's --wrap
+  KEYS  fault modes of the TCP listener ("delay=1": --listen
+        127.0.0.1:0,delay=1), so that the failures reach a fault listener's
+        admission (its transport; the side engine with --engine uring)
   MODE  epoll, poll, select or uring (--engine loop --backend MODE), or engine-uring
         (--engine uring)
 
@@ -79,7 +82,10 @@ def start(tmp, fail_at=0):
            for k, v in SAN_ENV.items()}
     env["IOMUX_ALLOC_REPORT"] = report
     env["IOMUX_FAIL_ALLOC_AT"] = str(fail_at)  # 0 (or unset): no failure
-    return Echod(ARGS.echod, ARGS.mode, *ECHOD_OPTS, lines=ADDRESSES, may_exit=True,
+    listen, opts = "127.0.0.1:0", ECHOD_OPTS
+    if ARGS.faults:
+        listen, opts = listen + "," + ARGS.faults, opts + ["--fault-seed", "1"]
+    return Echod(ARGS.echod, ARGS.mode, *opts, listen=listen, lines=ADDRESSES, may_exit=True,
                  env=env, stdin=subprocess.DEVNULL, timeout=ECHOD_TIMEOUT)
 
 
@@ -265,9 +271,9 @@ def sweep():
         else:
             problems.append((n, "still failing an allocation (clean runs made %d)" % total))
         took = time.monotonic() - t0
-        log("alloc-sweep.%s: %d allocations in a clean run (%d at start-up and shutdown), "
+        log("alloc-sweep.%s%s: %d allocations in a clean run (%d at start-up and shutdown), "
             "N = 1..%d each failed in turn, %.2f s (%s build)"
-            % (ARGS.mode, total, startup, n - 1, took,
+            % (ARGS.mode, " " + ARGS.faults if ARGS.faults else "", total, startup, n - 1, took,
                "sanitizer" if SANITIZED else "plain"))
         for k, ns in outcomes.items():
             log("  %-9s %3d  %s" % (k, len(ns), compact(ns)))
@@ -298,6 +304,7 @@ def main():
     global ARGS, SANITIZED
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--echod", required=True)
+    ap.add_argument("--faults", default="")
     ap.add_argument("mode", choices=["epoll", "poll", "select", "uring", "engine-uring", "epoll-w2",
                                      "engine-uring-w2"])
     ARGS = ap.parse_args()

@@ -33,7 +33,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (DEFAULT_TIMEOUT, ENGINES, Echod, Skip, check,  # noqa: E402
-                        closed_by_peer, connect, mode_args, recv_exact, roundtrip, run_tests)
+                        closed_by_peer, connect, mode_args, recv_exact, roundtrip, run_tests,
+                        stat_field, workers_of)
 
 ECHOD = MODE = None
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -89,20 +90,20 @@ def samples(text):
     return out
 
 
-def scrape(d):
-    status, headers, body = http(d, get())
+def scrape(d, port=None):
+    status, headers, body = http(d, get(), port)
     check(status == 200, "status %d" % status)
     return samples(body.decode())
 
 
-def wait_sample(d, key, want, timeout=DEFAULT_TIMEOUT):
-    """Scrapes until sample `key` equals `want`; returns the samples. A
-    scrape closed unanswered (over the limit of connections, until idle
-    ones are seen to go) is tried again."""
+def wait_sample(d, key, want, timeout=DEFAULT_TIMEOUT, port=None):
+    """Scrapes (the exporter, or `port`) until sample `key` equals `want`;
+    returns the samples. A scrape closed unanswered (over the limit of
+    connections, until idle ones are seen to go) is tried again."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            s = scrape(d)
+            s = scrape(d, port)
         except (AssertionError, ConnectionResetError) as e:
             s = {"error": str(e)}
         if s.get(key) == want:
@@ -187,6 +188,87 @@ def test_counters():
         check(s["echod_max_buffered_bytes"] > 0 and s["echod_shed_memory_total"] == 0 and
               0 <= s["echod_buffered_bytes"] <= s["echod_max_buffered_bytes"], "budget %s" % s)
         check(abs(s["echod_start_time_seconds"] - time.time()) < 60, "start time")
+
+
+# test_splice_and_fault_totals: what a plain client echoes (once); a client
+# of the fault listener sends 2 bytes, so while there are fewer than 2,048
+# of them a worker's bytes in tell its two kinds of clients apart.
+PLAIN_BYTES = 4096
+
+
+def stats_with_workers(d, nworkers):
+    """SIGUSR1: (the totals line, [(connections total, bytes in) of each
+    worker]); the list is empty without --workers."""
+    before = len(d.stderr())
+    d.signal(signal.SIGUSR1)
+    line = d.wait_stderr(r"^echod: stats: [^\n]*\n", after=before).group(0).rstrip("\n")
+    each = []
+    for i in range(1, nworkers + 1 if nworkers > 1 else 1):
+        m = d.wait_stderr(r"^echod: stats: worker %d: connections \d+ open, (\d+) total; "
+                          r"bytes (\d+) in" % i, after=before)
+        each.append((int(m.group(1)), int(m.group(2))))
+    return line, each
+
+
+def test_splice_and_fault_totals():
+    """With --workers, the spliced bytes and the faults fired are the sum
+    over every worker, on --metrics and on the SIGUSR1 totals line: clients
+    of a spliced listener (--splice on, readiness engine only) and of a
+    close-after=1 listener are spread until every worker has served some
+    of both (the per-worker SIGUSR1 lines say so), then the totals must be
+    what the clients did."""
+    nworkers = workers_of(MODE)[1]
+    splice = MODE not in ENGINES  # the io_uring engine never splices
+    args = ["--listen", "127.0.0.1:0,close-after=1", "--fault-seed", "7"]
+    with echod(*args + (["--splice", "on"] if splice else []), lines=3) as d:
+        fault_port = d.addrs[1][1]
+        data = bytes(i * 13 & 0xFF for i in range(PLAIN_BYTES))
+        plain = faulty = 0
+        for _ in range(40):
+            for _ in range(8):
+                c = connect(d.port)
+                roundtrip(c, data)
+                c.close()
+                f = connect(fault_port)
+                f.sendall(b"f-")  # one byte past close-after=1: the FIN
+                check(recv_exact(f, 1) == b"f", "the fault listener's echo")
+                check(closed_by_peer(f), "close-after=1 did not close")
+                f.close()
+            plain += 8
+            faulty += 8
+            line, each = stats_with_workers(d, nworkers)
+            # bytes in = PLAIN_BYTES * plain clients + 2 * fault clients
+            served = [(b // PLAIN_BYTES, b % PLAIN_BYTES // 2, n) for n, b in each]
+            for p, f, n in served:
+                check(p + f == n, "worker lines do not add up: %s" % each)
+            if all(p and f for p, f, _ in served):
+                break
+        check(all(p and f for p, f, _ in served),
+              "a worker served no client of a listener: (plain, faults, total) %s" % served)
+        check(2 * faulty < PLAIN_BYTES, "too many fault clients to tell apart")
+        print("  (plain, fault) clients per worker: %s" % [(p, f) for p, f, _ in served])
+        s = wait_sample(d, "echod_connections_open", 0, port=d.addrs[2][1])
+        total_in = plain * PLAIN_BYTES + 2 * faulty
+        check(s["echod_connections_total"] == plain + faulty and
+              s["echod_received_bytes_total"] == total_in, "echo counters %s" % s)
+        close_key = 'echod_faults_total{kind="close-after"}'
+        check(s.get(close_key) == faulty, "%s %s, not %d" % (close_key, s.get(close_key), faulty))
+        line = stats_with_workers(d, nworkers)[0]
+        faults = line[line.index("faults (seed"):]
+        check(stat_field(faults, "close-after") == faulty, "SIGUSR1 faults: %s" % line)
+        if not splice:
+            return
+        # Every plain byte went through a pipe: each client waits for its
+        # echo, so a pipe is always free.
+        check(s["echod_splice_no_pipe_total"] == 0, "no pipe: %s" % s)
+        check(s["echod_spliced_bytes_total"] == plain * PLAIN_BYTES,
+              "echod_spliced_bytes_total %s, not %d" % (s["echod_spliced_bytes_total"],
+                                                        plain * PLAIN_BYTES))
+        check(s['echod_splice_pipes{state="lent"}'] == 0 and
+              0 < s['echod_splice_pipes{state="open"}'] <= s['echod_splice_pipes{state="max"}'],
+              "pipes %s" % s)
+        check(stat_field(line, "spliced") == plain * PLAIN_BYTES, "SIGUSR1 spliced: %s" % line)
+        check(stat_field(line, "no pipe") == 0, "SIGUSR1 no pipe: %s" % line)
 
 
 def proxy_v2(src, dst, sport, dport):
@@ -427,6 +509,7 @@ TESTS = [
     test_concurrent,
     test_with_agent,
     test_usage,
+    test_splice_and_fault_totals,
 ]
 
 

@@ -2,10 +2,10 @@
 /*
  * admit.c - who is served: --max-conns (for the whole process, with
  * workers) and --max-conns-per-ip, then the engine that serves an accepted
- * socket by its listener's settings (the main engine, copying for a
- * listener that needs the bytes, fault modes, a TLS connection's
- * transport; the side engine where the main one has no such admit), and
- * what is said when a client is refused. Part of the policy (echod.c).
+ * socket by its listener's settings (the main engine, fault modes, a TLS
+ * connection's transport; the side engine where the main one has no such
+ * admit), and what is said when a client is refused. Part of the policy
+ * (echod.c).
  */
 #include "echod_internal.h"
 
@@ -71,10 +71,10 @@ static bool admissible(struct echod *d, int fd, const struct iomux_addr *peer)
     return true;
 }
 
-/* The engine could not serve `fd` (`err`): refused, saying why; `fd` is
-   closed here unless `closed` (the engine did). */
-static void admit_failed(struct echod *d, int fd, bool closed, const struct iomux_addr *peer,
-                         int err)
+/* The engine could not serve `fd` (`err`) and has closed it (every admit
+   op takes the fd, engine.h): its slots are given back, and the refusal
+   said and counted. */
+static void admit_failed(struct echod *d, int fd, const struct iomux_addr *peer, int err)
 {
     char why[128];
     echod_perip_give(d, peer);
@@ -86,12 +86,11 @@ static void admit_failed(struct echod *d, int fd, bool closed, const struct iomu
                      FD_SETSIZE);
         else
             snprintf(why, sizeof(why), "fd %d is beyond the loop's limit", fd);
-        closed ? say_refused(d, peer, LOG_WATCH, why) : echod_refuse(d, fd, peer, LOG_WATCH, why);
+        say_refused(d, peer, LOG_WATCH, why);
     } else {
         /* Out of memory, most likely: not a descriptor shortage. */
         d->errors++;
-        snprintf(why, sizeof(why), "%s", strerror(-err));
-        closed ? say_refused(d, peer, LOG_ACCEPT, why) : echod_refuse(d, fd, peer, LOG_ACCEPT, why);
+        say_refused(d, peer, LOG_ACCEPT, strerror(-err));
     }
 }
 
@@ -119,12 +118,10 @@ void echod_admit_from(struct echod *d, const struct listener *l, int fd,
         echod_side_nonblocking(d, fd);
         rc = d->side ? d->side_ops->admit_faults(d->side, fd, peer, l->faults)
                      : d->engine_ops->admit_faults(d->engine, fd, peer, l->faults);
-    } else if (l && l->needs_bytes && d->engine_ops->admit_copying)
-        rc = d->engine_ops->admit_copying(d->engine, fd, peer);
-    else
+    } else
         rc = d->engine_ops->admit(d->engine, fd, peer);
     if (rc < 0)
-        admit_failed(d, fd, false, peer, rc);
+        admit_failed(d, fd, peer, rc);
 }
 
 int echod_admit_transport(struct echod *d, int fd, const struct iomux_addr *peer,
@@ -135,6 +132,6 @@ int echod_admit_transport(struct echod *d, int fd, const struct iomux_addr *peer
     int rc = d->side ? d->side_ops->admit_transport(d->side, fd, peer, tx, ctx)
                      : d->engine_ops->admit_transport(d->engine, fd, peer, tx, ctx);
     if (rc < 0)
-        admit_failed(d, fd, true, peer, rc);
+        admit_failed(d, fd, peer, rc);
     return rc < 0 ? -1 : 0;
 }

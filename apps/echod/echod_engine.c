@@ -113,11 +113,11 @@ static int engine_failed(const struct engine_ops *ops, int rc)
 
 /* --splice: the pipes, bounded under RLIMIT_NOFILE and the budget. None
    with --trace, which needs the bytes, nor for an engine that never
-   splices (it has no admit_copying). */
+   splices (!can_splice). */
 static int splice_setup(struct echod *d, const struct engine_ops *ops)
 {
     const struct echod_options *opt = d->opt;
-    if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->admit_copying)
+    if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->can_splice)
         return 0;
     struct rlimit rl;
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY

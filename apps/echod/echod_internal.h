@@ -55,10 +55,6 @@ struct listener {
     struct iomux_addr addr;          /* as bound */
     int proxy;                       /* enum echod_proxy_mode: its proxy= */
     const struct fault_spec *faults; /* its fault modes (faults.h), NULL if none */
-    /* Its connections' bytes must pass through user space (a mode that
-       looks at them: TLS): never spliced (--splice). Fault listeners are
-       never spliced either (their own admit). */
-    bool needs_bytes;
     /* tls-cert= (tls_accept.c): the certificate and settings new
        handshakes use, NULL for a plain listener; `opts` its --listen. */
     struct echod_tls_identity *tls;
@@ -194,7 +190,8 @@ void echod_admit(struct echod *d, int fd, const struct iomux_addr *peer);
 
 /* As echod_admit(), for a socket accepted on `l` (NULL: none, as
    --inetd's): a listener with faults is served with them, by the main
-   engine or the side engine; one with needs_bytes is never spliced.
+   engine or the side engine, and never spliced (its bytes pass through
+   the faults; TLS connections come through echod_admit_transport()).
    Takes `fd`. */
 void echod_admit_from(struct echod *d, const struct listener *l, int fd,
                       const struct iomux_addr *peer);

@@ -188,14 +188,15 @@ struct engine_ops {
        again, with nothing left to do. */
     void (*unlisten)(struct engine *e);
     /* Serves an accepted socket the policy admitted, through the opened
-       hook. Takes `fd` on success; on failure (-errno) it is the caller's:
-       -ERANGE for an fd the engine cannot watch (the policy says why, in
-       the backend's words), -ENOMEM. */
+       hook. Every admit op takes `fd` in every case: on failure (-errno)
+       it is closed before the op returns, no hook called: -ERANGE for an
+       fd the engine cannot watch (the policy says why, in the backend's
+       words), -ENOMEM. */
     int (*admit)(struct engine *e, int fd, const struct iomux_addr *peer);
     /* As admit(), for a connection whose bytes go through the stream
        transport `tx` on `ctx` (include/iomux/stream.h; TLS after its
-       handshake, tls_accept.c). Takes `fd` in every case (closed on
-       failure); `ctx` on success only (released with the connection).
+       handshake, tls_accept.c). Takes `fd` in every case, as admit();
+       `ctx` on success only (released with the connection).
        NULL in an engine that cannot (io_uring: no streams). */
     int (*admit_transport)(struct engine *e, int fd, const struct iomux_addr *peer,
                            const struct iomux_stream_transport *tx, void *ctx);
@@ -228,14 +229,15 @@ struct engine_ops {
        I/O or the loop, handles it, runs the loop's callbacks. Returns as
        iomux_loop_run_once(). */
     int (*run_once)(struct engine *e, int timeout_ms);
-    /* As admit(), for a connection whose bytes must pass through user
-       space (a listener whose mode looks at them: TLS, data faults): never
-       spliced. Optional: NULL where admit() never splices. */
-    int (*admit_copying)(struct engine *e, int fd, const struct iomux_addr *peer);
-    /* As admit(), for a connection of a listener with faults (`faults`,
-       borrowed: it outlives the connection). NULL in an engine that has
-       no faults: the policy serves those listeners with a readiness
-       engine beside it (echod_side_start()). */
+    /* Whether admit() splices (--splice) with engine_config.splice_pool:
+       the policy makes the pipes only for an engine that does. Connections
+       of admit_transport() and admit_faults() are never spliced. */
+    bool can_splice;
+    /* As admit() (`fd` taken in every case), for a connection of a
+       listener with faults (`faults`, borrowed: it outlives the
+       connection). NULL in an engine that has no faults: the policy
+       serves those listeners with a readiness engine beside it
+       (echod_side_start()). */
     int (*admit_faults)(struct engine *e, int fd, const struct iomux_addr *peer,
                         const struct fault_spec *faults);
 };

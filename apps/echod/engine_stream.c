@@ -109,7 +109,7 @@ static void start_splice(struct engine_stream *e, struct iomux_stream *s)
     (void)splice_stream_start(s, e->splice_pool, &n);
 }
 
-/* A connection never spliced (--splice off, admit_copying()). */
+/* A connection never spliced (--splice off, a transport of its own). */
 static void on_data_copying(struct iomux_stream *s, const char *bytes, size_t len, void *data)
 {
     struct engine_stream *e = data;
@@ -256,7 +256,8 @@ static void stream_unlisten(struct engine *eng)
 
 /* A stream for `fd`, with `extra` bytes of the engine's; not yet opened.
    `may_splice`: it echoes through the socket alone (no transport of its
-   own), so --splice may take it. */
+   own), so --splice may take it. Takes `fd`: closed on failure, as every
+   admit op does. */
 static int new_stream(struct engine_stream *e, int fd, size_t extra, bool may_splice,
                       struct iomux_stream **out)
 {
@@ -273,7 +274,10 @@ static int new_stream(struct engine_stream *e, int fd, size_t extra, bool may_sp
         .read_max = e->trace ? TRACE_READ_MAX : 0,
     };
     /* -ERANGE: an fd the backend cannot watch; the policy says so. */
-    return iomux_stream_new(e->loop, e->pool, fd, &so, out);
+    int rc = iomux_stream_new(e->loop, e->pool, fd, &so, out);
+    if (rc < 0)
+        close(fd);
+    return rc;
 }
 
 /* A plain connection's extra space: its struct conn, and its peer if kept. */
@@ -289,27 +293,17 @@ static void stream_opened(struct engine_stream *e, struct iomux_stream *s,
     e->hooks.opened(e->hooks.policy, iomux_stream_extra(s), peer);
 }
 
-static int admit_stream(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
+static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
 {
     struct engine_stream *e = stream_of(eng);
     struct iomux_stream *s;
-    int rc = new_stream(e, fd, conn_size(e), may_splice, &s);
+    int rc = new_stream(e, fd, conn_size(e), true, &s);
     if (rc < 0)
         return rc;
-    if (may_splice && e->splice_from == 0)
+    if (e->splice_from == 0)
         start_splice(e, s);
     stream_opened(e, s, peer);
     return 0;
-}
-
-static int stream_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
-{
-    return admit_stream(eng, fd, peer, true);
-}
-
-static int stream_admit_copying(struct engine *eng, int fd, const struct iomux_addr *peer)
-{
-    return admit_stream(eng, fd, peer, false);
 }
 
 /* The transport goes on before the loop runs, so no byte passes by it;
@@ -320,10 +314,8 @@ static int stream_admit_transport(struct engine *eng, int fd, const struct iomux
     struct engine_stream *e = stream_of(eng);
     struct iomux_stream *s;
     int rc = new_stream(e, fd, conn_size(e), false, &s);
-    if (rc < 0) {
-        close(fd);
+    if (rc < 0)
         return rc;
-    }
     rc = iomux_stream_set_transport(s, tx, ctx);
     if (rc < 0) {
         iomux_stream_close(s);
@@ -333,6 +325,7 @@ static int stream_admit_transport(struct engine *eng, int fd, const struct iomux
     return 0;
 }
 
+/* As stream_admit_transport(), with the faults' transport. */
 static int stream_admit_faults(struct engine *eng, int fd, const struct iomux_addr *peer,
                                const struct fault_spec *faults)
 {
@@ -344,14 +337,7 @@ static int stream_admit_faults(struct engine *eng, int fd, const struct iomux_ad
     struct conn_with_faults *cf = iomux_stream_extra(s);
     rc = fault_conn_start(cf->faults, &e->faults, faults, s, fd, &cf->cp.link);
     if (rc < 0) {
-        /* The stream owns `fd` now; a failed admit leaves it the
-           caller's, so the same number is made to name the socket again. */
-        int copy = dup(fd);
         iomux_stream_close(s);
-        if (copy >= 0) {
-            (void)dup2(copy, fd);
-            close(copy);
-        }
         return rc;
     }
     e->open++;
@@ -432,6 +418,6 @@ const struct engine_ops engine_stream_ops = {
     .hold = stream_hold,
     .print_stats = stream_print_stats,
     .run_once = stream_run_once,
-    .admit_copying = stream_admit_copying,
+    .can_splice = true,
     .admit_faults = stream_admit_faults,
 };

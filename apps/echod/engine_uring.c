@@ -137,8 +137,10 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
 {
     struct engine_uring *e = uring_of(eng);
     struct uconn *c = calloc(1, e->conn_size);
-    if (!c)
+    if (!c) {
+        close(fd); /* taken in every case (engine.h) */
         return -ENOMEM;
+    }
     c->fd = fd;
     c->send_bid = NO_BID;
     c->last_io = now_ms(e);

@@ -266,11 +266,11 @@ static void render_side(struct prom *p, const struct echod *d)
     }
 }
 
-/* --splice (splice_pool.h): bytes echoed through pipes, and the pipes. */
-static void render_splice(struct prom *p, const struct echod *d)
+/* --splice (splice_pool.h): bytes echoed through pipes, and the pipes (of every worker). */
+static void render_splice(struct prom *p, const struct echod_counters *totals)
 {
     struct splice_stats st;
-    splice_pool_stats(d->splice, &st);
+    echod_counters_splice(totals, &st);
     prom_family(p, "echod_spliced_bytes_total", "counter",
                 "Bytes echoed through pipes with splice(), never copied into echod (--splice); "
                 "part of echod_sent_bytes_total.");
@@ -299,8 +299,9 @@ static void render_budget(struct prom *p, struct echod *d, const struct echod *t
     prom_u64(p, "echod_shed_memory_total", "", totals->shed_memory);
 }
 
-/* Fault modes (faults.h), when some listener has them. */
-static void render_faults(struct prom *p, const struct echod *d)
+/* Fault modes (faults.h), when some listener has them (fired by every worker). */
+static void render_faults(struct prom *p, const struct echod *d,
+                          const struct echod_counters *totals)
 {
     if (!d->fault_listeners)
         return;
@@ -309,7 +310,7 @@ static void render_faults(struct prom *p, const struct echod *d)
     for (int k = 0; k < FAULT_KINDS; k++) {
         char labels[48];
         snprintf(labels, sizeof(labels), "kind=\"%s\"", fault_names[k]);
-        prom_u64(p, "echod_faults_total", labels, d->faults_fired[k]);
+        prom_u64(p, "echod_faults_total", labels, totals->faults[k]);
     }
 }
 
@@ -318,14 +319,15 @@ static size_t render(struct echod_metrics *m)
 {
     struct prom p = {.buf = m->body, .size = sizeof(m->body), .common = ""};
     /* With workers, the whole process's counters (server.h). */
-    const struct echod *d = echod_totals_view(m->d);
+    struct echod_counters totals;
+    const struct echod *d = echod_totals_view(m->d, &totals);
     render_info(&p, m);
     render_table(&p, d);
     render_state(&p, d);
     render_side(&p, m->d);
     render_budget(&p, m->d, d);
-    render_splice(&p, m->d);
-    render_faults(&p, m->d);
+    render_splice(&p, &totals);
+    render_faults(&p, m->d, &totals);
     return p.full ? 0 : p.len;
 }
 

@@ -25,6 +25,7 @@
 #include <iomux/buf.h>
 #include <iomux/loop.h>
 
+#include "splice_pool.h"
 #include "upgrade.h"
 #include "workers.h"
 
@@ -177,7 +178,9 @@ bool echod_may_end(const struct echod *d)
 void echod_counters_of(struct echod *d, struct echod_counters *c)
 {
     struct iomux_buf_pool_stats ps;
+    struct splice_stats sp;
     iomux_buf_pool_stats(d->pool, &ps);
+    splice_pool_stats(d->splice, &sp);
     memset(c, 0, sizeof(*c));
     *c = (struct echod_counters){
         .open = d->open,
@@ -199,8 +202,16 @@ void echod_counters_of(struct echod *d, struct echod_counters *c)
         .proxy = {d->proxy.accepted, d->proxy.local, d->proxy.rejected_invalid,
                   d->proxy.rejected_timeout, d->proxy.rejected_source, d->proxy.rejected_closed},
         .npending = d->npending,
+        .tls = {d->tls.ok, d->tls.failed, d->tls.timed_out, d->tls.truncated, d->tls.record_errors},
+        .ntls_pending = d->ntls_pending,
+        .spliced = sp.spliced,
+        .no_pipe = sp.no_pipe,
+        .pipes = sp.pipes,
+        .pipes_lent = sp.lent,
+        .pipes_max = sp.max,
         .has_udp = d->udp != NULL,
     };
+    memcpy(c->faults, d->faults_fired, sizeof(c->faults));
     if (d->udp)
         echod_udp_stats(d->udp, &c->udp);
     /* With workers, the engine's part of the SIGUSR1 line, rendered on the worker's thread. */
@@ -286,13 +297,47 @@ void echod_server_collect(struct echod_server *s, struct echod *self, struct ech
     pthread_mutex_unlock(&s->lock);
 }
 
-const struct echod *echod_totals_view(struct echod *d)
+void echod_counters_splice(const struct echod_counters *c, struct splice_stats *out)
+{
+    *out = (struct splice_stats){.spliced = c->spliced,
+                                 .no_pipe = c->no_pipe,
+                                 .pipes = (size_t)c->pipes,
+                                 .lent = (size_t)c->pipes_lent,
+                                 .max = (size_t)c->pipes_max};
+}
+
+void echod_counters_view(struct echod *v, const struct echod_counters *c)
+{
+    v->open = c->open;
+    v->total = c->total;
+    v->bytes_in = c->bytes_in;
+    v->bytes_out = c->bytes_out;
+    v->idle_closed = c->idle_closed;
+    v->resets = c->resets;
+    v->errors = c->errors;
+    v->refused_max = c->refused_max;
+    v->refused_perip = c->refused_perip;
+    v->refused_fds = c->refused_fds;
+    v->refused_watch = c->refused_watch;
+    v->shed_memory = c->shed_memory;
+    v->buffered_bytes = (size_t)c->buffered;
+    v->max_buffered = (size_t)c->max_buffered;
+    v->npending = c->npending;
+    v->proxy = (struct echod_proxy_stats){c->proxy[0], c->proxy[1], c->proxy[2],
+                                          c->proxy[3], c->proxy[4], c->proxy[5]};
+    v->ntls_pending = c->ntls_pending;
+    v->tls = (struct echod_tls_stats){c->tls[0], c->tls[1], c->tls[2], c->tls[3], c->tls[4]};
+    memcpy(v->faults_fired, c->faults, sizeof(v->faults_fired));
+}
+
+const struct echod *echod_totals_view(struct echod *d, struct echod_counters *sum)
 {
     struct echod_server *s = d->server;
-    if (!s)
+    if (!s) {
+        echod_counters_of(d, sum);
         return d;
-    struct echod_counters c;
-    echod_server_collect(s, d, &c, NULL);
+    }
+    echod_server_collect(s, d, sum, NULL);
     /* Only what metrics.c reads: the rest of d (its atomics among it) is not copied. */
     struct echod *v = s->view;
     v->opt = d->opt;
@@ -301,23 +346,9 @@ const struct echod *echod_totals_view(struct echod *d)
     v->pool = d->pool;
     v->engine_ops = d->engine_ops;
     v->draining = d->draining;
-    v->open = c.open;
-    v->total = c.total;
-    v->bytes_in = c.bytes_in;
-    v->bytes_out = c.bytes_out;
-    v->idle_closed = c.idle_closed;
-    v->resets = c.resets;
-    v->errors = c.errors;
-    v->refused_max = c.refused_max;
-    v->refused_perip = c.refused_perip;
-    v->refused_fds = c.refused_fds;
-    v->refused_watch = c.refused_watch;
-    v->shed_memory = c.shed_memory;
-    v->buffered_bytes = (size_t)c.buffered;
-    v->max_buffered = (size_t)c.max_buffered;
-    v->npending = c.npending;
-    v->proxy = (struct echod_proxy_stats){c.proxy[0], c.proxy[1], c.proxy[2],
-                                          c.proxy[3], c.proxy[4], c.proxy[5]};
+    v->fault_seed = d->fault_seed;
+    v->fault_listeners = d->fault_listeners;
+    echod_counters_view(v, sum);
     return v;
 }
 

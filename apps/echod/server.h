@@ -20,6 +20,7 @@
 
 #include <iomux/net.h>
 
+#include "faults.h"
 #include "options.h"
 #include "udp.h"
 
@@ -31,7 +32,11 @@ struct echod_counters {
     uint64_t open, total, bytes_in, bytes_out, idle_closed, resets, errors;
     uint64_t refused_max, refused_perip, refused_fds, refused_watch, shed_memory;
     uint64_t buffered, max_buffered, chunks_in_use, chunks_cached;
-    uint64_t proxy[6], npending; /* struct echod_proxy_stats, in its order */
+    uint64_t proxy[6], npending;   /* struct echod_proxy_stats, in its order */
+    uint64_t tls[5], ntls_pending; /* struct echod_tls_stats, in its order */
+    /* --splice (struct splice_stats): bytes, copies for want of a pipe, pipes open, lent, bound */
+    uint64_t spliced, no_pipe, pipes, pipes_lent, pipes_max;
+    uint64_t faults[FAULT_KINDS]; /* fired, by kind (faults.h) */
     struct echod_udp_stats udp;
     bool has_udp;
     char engine[512]; /* the engine's part of the line ("; ..."); not summed */
@@ -72,8 +77,16 @@ void echod_counters_of(struct echod *d, struct echod_counters *out);
 void echod_print_counters(FILE *f, const char *label, const struct echod_counters *c);
 
 /* --metrics with workers: a copy of `d` whose counters are the whole process's (on d's
-   thread). `d` itself without workers. */
-const struct echod *echod_totals_view(struct echod *d);
+   thread). `d` itself without workers. Either way *sum gets the counters it shows. */
+const struct echod *echod_totals_view(struct echod *d, struct echod_counters *sum);
+
+/* Puts the counters of `c` in the statistics fields of `v` (a struct echod made to be shown:
+   the totals view, the SIGUSR1 totals line). */
+void echod_counters_view(struct echod *v, const struct echod_counters *c);
+
+/* The --splice part of `c` (zero without --splice). */
+struct splice_stats;
+void echod_counters_splice(const struct echod_counters *c, struct splice_stats *out);
 
 /* A socket bound to `addr` with SO_REUSEPORT (listening if SOCK_STREAM, with pktinfo if
    SOCK_DGRAM), so that every worker binds the same address. 0 or -errno. */

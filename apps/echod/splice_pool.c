@@ -137,6 +137,13 @@ void splice_pool_stats(const struct splice_pool *p, struct splice_stats *out)
 
 void splice_pool_print_stats(const struct splice_pool *p, FILE *f)
 {
+    struct splice_stats st;
+    splice_pool_stats(p, &st);
+    splice_stats_print(&st, f);
+}
+
+void splice_stats_print(const struct splice_stats *st, FILE *f)
+{
     fprintf(f, "; spliced %" PRIu64 " bytes, pipes %zu lent, %zu open (max %zu), no pipe %" PRIu64,
-            p->spliced, p->lent, p->nfree + p->lent, p->max, p->no_pipe);
+            st->spliced, st->lent, st->pipes, st->max, st->no_pipe);
 }

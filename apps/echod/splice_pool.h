@@ -65,4 +65,7 @@ void splice_pool_stats(const struct splice_pool *p, struct splice_stats *out);
 /* The SIGUSR1 line's part, after "; ". */
 void splice_pool_print_stats(const struct splice_pool *p, FILE *f);
 
+/* The same part for `st` (with workers: the sum of every worker's pool). */
+void splice_stats_print(const struct splice_stats *st, FILE *f);
+
 #endif /* ECHOD_SPLICE_POOL_H */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "echod_internal.h"
+#include "splice_pool.h"
 #include "steer.h"
 #include "upgrade.h"
 
@@ -108,19 +109,37 @@ out:
     return NULL;
 }
 
+/* The parts of the totals line that follow the stages' counters (PROXY, --splice, TLS, fault
+   modes), as one worker's line has them, from the sum in a struct echod made to be shown. */
+static void print_stages(const struct echod *first, const struct echod_counters *sum)
+{
+    struct echod *totals = calloc(1, sizeof(*totals));
+    if (!totals)
+        return;
+    echod_counters_view(totals, sum);
+    totals->fault_seed = first->fault_seed;
+    if (first->proxy_listeners)
+        echod_proxy_print_stats(totals, stderr);
+    if (first->splice) {
+        struct splice_stats st;
+        echod_counters_splice(sum, &st);
+        splice_stats_print(&st, stderr);
+    }
+    if (first->tls_listeners)
+        echod_tls_print_stats(totals, stderr);
+    if (first->fault_listeners)
+        echod_faults_print_stats(totals, stderr);
+    free(totals);
+}
+
 static void print_totals(struct echod_server *s)
 {
     struct echod_counters sum, *each = calloc(s->nworkers, sizeof(*each));
-    struct echod *first = s->workers[0], *proxy = calloc(1, sizeof(*proxy));
+    struct echod *first = s->workers[0];
     char label[48];
     echod_server_collect(s, NULL, &sum, each);
     echod_print_counters(stderr, echod_serving_label(first, label, sizeof(label)), &sum);
-    if (first->proxy_listeners && proxy) {
-        proxy->npending = sum.npending;
-        proxy->proxy = (struct echod_proxy_stats){sum.proxy[0], sum.proxy[1], sum.proxy[2],
-                                                  sum.proxy[3], sum.proxy[4], sum.proxy[5]};
-        echod_proxy_print_stats(proxy, stderr);
-    }
+    print_stages(first, &sum);
     fprintf(stderr, "; workers %u", s->nworkers);
     for (unsigned i = 0; each && i < s->nworkers; i++)
         fprintf(stderr, "; worker %u%s", i + 1, each[i].engine);
@@ -133,7 +152,6 @@ static void print_totals(struct echod_server *s)
     if (sum.has_udp)
         echod_udp_print_stats_of(&sum.udp, stderr);
     free(each);
-    free(proxy);
 }
 
 static void on_signal(struct iomux_loop *loop, int signo, void *data)
