@@ -501,7 +501,8 @@ int echod_setup_bind(const struct echod_options *opt, struct echod_server *srv, 
     d->worker = worker;
     d->conns.next = d->conns.prev = &d->conns;
     d->side_conns.next = d->side_conns.prev = &d->side_conns;
-    d->fault_seed = opt->fault_seed_given ? opt->fault_seed : fault_new_seed();
+    /* With workers, the server drew each worker's (server_alloc). */
+    d->fault_seed = opt->fault_seed_given || srv ? opt->fault_seed : fault_new_seed();
     d->pending.next = d->pending.prev = &d->pending;
     d->tls_pending.next = d->tls_pending.prev = &d->tls_pending;
     d->reserve_fd = -1;
