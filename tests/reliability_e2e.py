@@ -430,14 +430,17 @@ def test_slow():
     fixed overhead, and other clients are served meanwhile."""
     n = 1000
     high = 64 * KiB
-    # Each stuck connection also fills about 1.5 MiB of kernel socket
-    # buffers (measured: loopback autotuning). Past the kernel's tcp_mem
-    # limit, TCP on the whole machine runs out of memory and resets
-    # sockets of unrelated programs, so on a small machine fewer clients
-    # are used, and the test says so.
+    # Each stuck connection also fills kernel socket buffers: about 1.5 MiB
+    # with loopback autotuning, 250 KiB with echod's set to 32 KiB
+    # (--sndbuf, --rcvbuf; measured, echod's queue included). The small
+    # ones put what piles up in echod's queue rather than the kernel's, and
+    # take a sixth of the time to fill. Past the kernel's tcp_mem limit,
+    # TCP on the whole machine runs out of memory and resets sockets of
+    # unrelated programs, so on a small machine fewer clients are used,
+    # and the test says so.
     with open("/proc/sys/net/ipv4/tcp_mem") as f:
         tcp_mem_max = int(f.read().split()[2]) * os.sysconf("SC_PAGE_SIZE")
-    fit = int(tcp_mem_max * 0.75 // (3 * MiB // 2))
+    fit = int(tcp_mem_max * 0.75 // (MiB // 4))
     if fit < n:
         log("slow.%s: tcp_mem allows %d MiB of socket buffers: %d clients instead of %d"
             % (ARGS.mode, tcp_mem_max // MiB, fit, n))
@@ -452,7 +455,8 @@ def test_slow():
         # RSS past the bound. A small quarantine still catches use after free.
         opts = os.environ.get("ASAN_OPTIONS", "")
         env = {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=16"}
-    with echod("--high-water", str(high), nofile=n + 200, env=env) as d:
+    with echod("--high-water", str(high), "--sndbuf", "32K", "--rcvbuf", "32K", nofile=n + 200,
+               env=env) as d:
         check(d.port, "echod did not start: %s" % d.stderr())
         base = d.rss_kib()
         clients = []
@@ -471,7 +475,7 @@ def test_slow():
             sel.register(s, selectors.EVENT_WRITE, [s, 0])
         # Every client sends until its socket takes no more for half a
         # second: echod has stopped reading from it. (With 16 KiB client
-        # buffers that happens after about 1.5 MiB; 4 MiB is a backstop.)
+        # buffers that happens after about 250 KiB; 4 MiB is a backstop.)
         per_client_max = 4 * MiB
         deadline = time.monotonic() + 60
         sent = 0
@@ -538,47 +542,59 @@ def test_trickle():
     with echod("--idle-timeout", "2", "--high-water", "64K") as d:
         check(d.port, "echod did not start: %s" % d.stderr())
 
-        def stuck_client():
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB)
-            s.connect(("127.0.0.1", d.port))
-            s.setblocking(False)
-            sent = 0
-            while True:
-                try:
-                    sent += s.send(b"y" * 65536)
-                except BlockingIOError:
-                    # Blocked: wait once for writability to be sure echod
-                    # has stopped reading, not just paused.
-                    if not selectors.select.select([], [s], [], 0.05)[1]:
-                        break
-                check(sent < 64 * MiB, "never pushed back")
-            return s
+        def stuck_clients(count):
+            socks = []
+            for _ in range(count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB)
+                s.connect(("127.0.0.1", d.port))
+                s.setblocking(False)
+                socks.append(s)
+            sent = {s: 0 for s in socks}
+            pending = socks
+            while pending:
+                for s in pending:
+                    while True:
+                        try:
+                            sent[s] += s.send(b"y" * 65536)
+                        except BlockingIOError:
+                            break
+                        check(sent[s] < 64 * MiB, "never pushed back")
+                # Blocked: wait once for writability to be sure echod has
+                # stopped reading, not just paused (all clients at once).
+                pending = selectors.select.select([], pending, [], 0.05)[1]
+            return socks
 
-        stalled = [stuck_client() for _ in range(n)]
-        tricklers = [stuck_client() for _ in range(5)]
+        stalled = stuck_clients(n)
+        tricklers = stuck_clients(5)
         talker = connect(d.port)
         start = time.monotonic()
         cut_after = None
         trickle_cut = 0
         tick = 0
-        while cut_after is None or tick < 5:
+        next_tick = start
+        while cut_after is None or tick < 5 or time.monotonic() < next_tick:
             now = time.monotonic()
-            st = d.stats()
-            closed = stat_field(st, "idle closed")
-            if cut_after is None and closed >= n:
-                cut_after = now - start
-            check(now - start < 10, "stalled clients not cut after 10 s: %s" % st)
-            # Each trickler takes one byte a second (unless it was cut).
-            for s in tricklers:
-                try:
-                    s.recv(1)
-                except (BlockingIOError, ConnectionResetError):
-                    pass
-            # The talker sends one byte a second and reads its echo.
-            roundtrip(talker, b"%d" % (tick % 10))
-            tick += 1
-            time.sleep(1.0)  # the trickle's pace is the point of the test
+            if cut_after is None:
+                st = d.stats()
+                if stat_field(st, "idle closed") >= n:
+                    cut_after = now - start
+                check(now - start < 10, "stalled clients not cut after 10 s: %s" % st)
+            if now >= next_tick:
+                # Each trickler takes one byte a second (unless it was cut).
+                for s in tricklers:
+                    try:
+                        s.recv(1)
+                    except (BlockingIOError, ConnectionResetError):
+                        pass
+                # The talker sends one byte a second and reads its echo.
+                roundtrip(talker, b"%d" % (tick % 10))
+                tick += 1
+                next_tick += 1.0
+            # The trickle's pace is the point of the test; the cut is
+            # looked for every 50 ms until it has come.
+            pause = next_tick - time.monotonic()
+            time.sleep(max(0.0, min(pause, 0.05) if cut_after is None else pause))
         st = d.stats()
         trickle_cut = stat_field(st, "idle closed") - n
         roundtrip(talker, b"still served after %d s" % tick)
