@@ -23,6 +23,6 @@ foreach(mode ${IOMUX_ECHOD_MODES} ${budget_splice_mode} ${IOMUX_ECHOD_W2_SOME})
                    $<TARGET_FILE:echod> budget ${mode})
   # Rates are compared within the test, alone and next to the never-readers,
   # and RSS is sampled: alone, so that no other test's load or socket
-  # buffers skew them (12 s each).
+  # buffers skew them (10 s each).
   set_tests_properties(budget.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE)
 endforeach()
