@@ -63,7 +63,7 @@ function(reliability_test t mode)
   set_tests_properties(reliability.${t}.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endfunction()
 
-foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
   if(mode MATCHES "^engine-uring")
     set(tests echo malloc_sweep fdleak slow trickle scale)
   else()
@@ -99,7 +99,7 @@ set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT
 # echod's), the slow tests 1,000 stuck ones and about 250 MiB of kernel
 # socket buffers (echod's at 32 KiB; 1.5 GiB with the defaults, when they
 # ran alone): never two of them at once.
-foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
   set_tests_properties(reliability.scale.${mode} reliability.slow.${mode}
                        PROPERTIES RESOURCE_LOCK reliability_many_conns)
 endforeach()
