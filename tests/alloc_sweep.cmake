@@ -58,7 +58,7 @@ if(NOT Python3_Interpreter_FOUND)
   message(STATUS "python3 missing: the allocation sweep is not registered")
   return()
 endif()
-foreach(alloc_sweep_mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+foreach(alloc_sweep_mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
   add_test(NAME reliability.alloc_sweep.${alloc_sweep_mode}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_alloc_sweep.py
                    --echod $<TARGET_FILE:echod_alloc_wrap> ${alloc_sweep_mode})

@@ -17,12 +17,12 @@ set(budget_splice_mode "")
 if(IOMUX_SPLICE_MODES)
   list(GET IOMUX_SPLICE_MODES 0 budget_splice_mode)
 endif()
-foreach(mode ${IOMUX_ECHOD_MODES} ${budget_splice_mode} ${IOMUX_ECHOD_W2_SOME})
+foreach(mode ${IOMUX_ECHOD_MODES} ${budget_splice_mode} ${IOMUX_ECHOD_W2_MODES})
   add_test(NAME budget.${mode}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/budget_e2e.py --echod
                    $<TARGET_FILE:echod> budget ${mode})
   # Rates are compared within the test, alone and next to the never-readers,
   # and RSS is sampled: alone, so that no other test's load or socket
-  # buffers skew them (12 s each).
+  # buffers skew them (10 s each).
   set_tests_properties(budget.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE)
 endforeach()

@@ -244,7 +244,7 @@ def budget():
         check(d.port, "echod did not start: %s" % d.stderr())
         echo = Echoers(d.port, n_echo)
         t = time.monotonic()
-        base_bytes = echo.run(3.0)
+        base_bytes = echo.run(2.0)
         base_rate = base_bytes / (time.monotonic() - t)
         # echod's fixed overhead: its RSS once it has served (buffers of
         # the loop and the ring touched, stdio, the echoing clients).
@@ -288,9 +288,9 @@ def budget():
         while stat_field(d.stats(), "connections") > n_echo and time.monotonic() < gone:
             echo.run(0.1)
         t = time.monotonic()
-        after_rate = echo.run(3.0) / (time.monotonic() - t)
+        after_rate = echo.run(2.0) / (time.monotonic() - t)
         ratio = load_rate / min(base_rate, after_rate)
-        log("budget.%s: overhead %d KiB (RSS after 3 s of %d echoing clients); max RSS %d KiB "
+        log("budget.%s: overhead %d KiB (RSS after 2 s of %d echoing clients); max RSS %d KiB "
             "(bound %d = overhead + %d MiB); echo rate %.2f/%.2f MiB/s alone (before/after), "
             "%.2f MiB/s next to "
             "%d never-readers held (ratio %.2f); shed %d, first %.1f s after the never-readers "

@@ -36,7 +36,7 @@ clients_e2e_test(clients.bench_modes bench-modes)
 clients_e2e_test(clients.bench_cpu bench-cpu)
 clients_e2e_test(clients.usage usage)
 if(TARGET echod)
-  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     clients_e2e_test(clients.echod.${mode} echod ${mode})
   endforeach()
   # The io_uring engine's --spin-receive auto, under echo-bench flat out.

@@ -178,7 +178,7 @@ def scenario_echod(mode):
                              backend, '-', stdin_data=lines)
         check(rc == 0, 'echo-client with 300 kB parts on 20 sockets exits 0')
         rc, out, _, _ = bench('--connect', address, '--conns', '10', '--depth', '4',
-                              '--duration', '2', '--warmup', '0.2', '--json', '--backend', backend)
+                              '--duration', '1', '--warmup', '0.2', '--json', '--backend', backend)
         check(rc == 0, 'echo-bench exits 0 against ' + what)
         try:
             r = json.loads(out)

@@ -3,12 +3,14 @@
 #   echod.<mode>      real echod processes driven by tests/echod_e2e.py, in
 #                     each mode: a backend, or engine-uring (IOMUX_ECHOD_MODES),
 #                     and engine-uring-poll and engine-uring-spin, and
-#                     <backend>-splice (--splice on, IOMUX_SPLICE_MODES)
+#                     <backend>-splice (--splice on, IOMUX_SPLICE_MODES),
+#                     each mode with --workers 2 (<mode>-w2), and epoll and
+#                     engine-uring with --workers auto (<mode>-wauto)
 #   echod.engine-auto --engine auto: the engine it picks, and its fall-back
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
-  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES} ${IOMUX_ECHOD_WAUTO_MODES})
     add_test(NAME echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
                      $<TARGET_FILE:echod> ${mode})

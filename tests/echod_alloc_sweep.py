@@ -305,8 +305,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--echod", required=True)
     ap.add_argument("--faults", default="")
-    ap.add_argument("mode", choices=["epoll", "poll", "select", "uring", "engine-uring", "epoll-w2",
-                                     "engine-uring-w2"])
+    modes = ["epoll", "poll", "select", "uring", "engine-uring"]
+    ap.add_argument("mode", choices=modes + [m + w for m in modes for w in ("-w2", "-wauto")])
     ARGS = ap.parse_args()
     with open(ARGS.echod, "rb") as f:
         SANITIZED = b"__asan_init" in f.read()

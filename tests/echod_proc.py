@@ -45,19 +45,24 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 ENGINES = {
     "engine-uring": ("uring", None, []),
     "engine-uring-w2": ("uring", None, ["--workers", "2"]),
+    "engine-uring-wauto": ("uring", None, ["--workers", "auto"]),
     "engine-uring-poll": ("uring", "poll", []),
     "engine-uring-spin": ("uring", None, ["--spin-receive", "on"]),
 }
 # A mode ending in -w2 (epoll-w2, engine-uring-w2) is the same mode with
 # `--workers 2`: two threads, each with its own loop, engine and SO_REUSEPORT
-# listener.
+# listener. One ending in -wauto is the mode with `--workers auto`: a worker
+# per CPU in echod's affinity mask (the one it inherits from the test).
 W2 = "-w2"
+WAUTO = "-wauto"
 
 
 def workers_of(mode):
-    """(the mode without -w2, the workers it asks for: 1 or 2)."""
+    """(the mode without -w2 or -wauto, the workers it asks for)."""
     if mode.endswith(W2):
         return mode[:-len(W2)], 2
+    if mode.endswith(WAUTO):
+        return mode[:-len(WAUTO)], len(os.sched_getaffinity(0))
     return mode, 1
 
 
@@ -104,8 +109,8 @@ def mode_args(mode):
         engine, backend, more = ENGINES[mode]
         return ["--engine", engine] + (["--backend", backend] if backend else []) + more
     base, workers = workers_of(mode)
-    if workers > 1:
-        return mode_args(base) + ["--workers", str(workers)]
+    if base != mode:
+        return mode_args(base) + ["--workers", "auto" if mode.endswith(WAUTO) else str(workers)]
     if mode == "auto":
         return ["--engine", "auto"]  # tests/echod_auto_e2e.py: what it chooses
     return ["--engine", "loop", "--backend", mode]

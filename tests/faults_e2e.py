@@ -84,9 +84,10 @@ def test_delay_jitter_keeps_order():
 
 
 def test_rate():
-    # 1 MiB at 100,000 bytes/s: 10.49 s; the bucket starts empty and holds
-    # 20 ms, so it may not come sooner than 10.49 - 0.02 s.
-    size, rate = 1 << 20, 100000
+    # 256 KiB at 100,000 bytes/s: 2.62 s; the bucket starts empty and holds
+    # 20 ms, so it may not come sooner than 2.62 - 0.02 s (an unpaced echo
+    # takes milliseconds, one at twice the rate 1.3 s).
+    size, rate = 1 << 18, 100000
     with echod("rate=%d" % rate) as d:
         s = connect(d.port)
         data = os.urandom(size)
@@ -232,15 +233,21 @@ def test_udp_drop():
         _, port = d.addrs[0]
         c = udp_socket("127.0.0.1")
         echoed = set()
+        dropped = 0
         for batch in range(40):
             for i in range(batch * 50, batch * 50 + 50):
                 c.sendto(b"%06d" % i, ("127.0.0.1", port))
-            c.settimeout(0.2)
-            try:
-                while True:
+            # Each datagram is either echoed or counted dropped: the batch
+            # is done when the two add up (polled when the socket is quiet).
+            c.settimeout(0.02)
+            deadline = time.monotonic() + 10
+            while len(echoed) + dropped < batch * 50 + 50:
+                try:
                     echoed.add(c.recv(100))
-            except socket.timeout:
-                pass
+                except socket.timeout:
+                    dropped = fault_count(d, "drop")
+                    check(time.monotonic() < deadline, "batch %d: %d echoed, %d dropped"
+                          % (batch, len(echoed), dropped))
         c.close()
         dropped = fault_count(d, "drop")
         check(800 <= len(echoed) <= 1200, "%d of 2000 datagrams echoed" % len(echoed))

@@ -430,14 +430,17 @@ def test_slow():
     fixed overhead, and other clients are served meanwhile."""
     n = 1000
     high = 64 * KiB
-    # Each stuck connection also fills about 1.5 MiB of kernel socket
-    # buffers (measured: loopback autotuning). Past the kernel's tcp_mem
-    # limit, TCP on the whole machine runs out of memory and resets
-    # sockets of unrelated programs, so on a small machine fewer clients
-    # are used, and the test says so.
+    # Each stuck connection also fills kernel socket buffers: about 1.5 MiB
+    # with loopback autotuning, 250 KiB with echod's set to 32 KiB
+    # (--sndbuf, --rcvbuf; measured, echod's queue included). The small
+    # ones put what piles up in echod's queue rather than the kernel's, and
+    # take a sixth of the time to fill. Past the kernel's tcp_mem limit,
+    # TCP on the whole machine runs out of memory and resets sockets of
+    # unrelated programs, so on a small machine fewer clients are used,
+    # and the test says so.
     with open("/proc/sys/net/ipv4/tcp_mem") as f:
         tcp_mem_max = int(f.read().split()[2]) * os.sysconf("SC_PAGE_SIZE")
-    fit = int(tcp_mem_max * 0.75 // (3 * MiB // 2))
+    fit = int(tcp_mem_max * 0.75 // (MiB // 4))
     if fit < n:
         log("slow.%s: tcp_mem allows %d MiB of socket buffers: %d clients instead of %d"
             % (ARGS.mode, tcp_mem_max // MiB, fit, n))
@@ -452,7 +455,8 @@ def test_slow():
         # RSS past the bound. A small quarantine still catches use after free.
         opts = os.environ.get("ASAN_OPTIONS", "")
         env = {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=16"}
-    with echod("--high-water", str(high), nofile=n + 200, env=env) as d:
+    with echod("--high-water", str(high), "--sndbuf", "32K", "--rcvbuf", "32K", nofile=n + 200,
+               env=env) as d:
         check(d.port, "echod did not start: %s" % d.stderr())
         base = d.rss_kib()
         clients = []
@@ -471,7 +475,7 @@ def test_slow():
             sel.register(s, selectors.EVENT_WRITE, [s, 0])
         # Every client sends until its socket takes no more for half a
         # second: echod has stopped reading from it. (With 16 KiB client
-        # buffers that happens after about 1.5 MiB; 4 MiB is a backstop.)
+        # buffers that happens after about 250 KiB; 4 MiB is a backstop.)
         per_client_max = 4 * MiB
         deadline = time.monotonic() + 60
         sent = 0
@@ -597,7 +601,8 @@ def test_trickle():
 
 def test_scale():
     """10,000 concurrent connections, each echoing three messages."""
-    n = 10000 if ARGS.mode != "select" else 1500
+    select = workers_of(base_mode(ARGS.mode))[0] == "select"
+    n = 10000 if not select else 1500
     raise_nofile(n + 100)
     with echod(nofile=n + 100) as d:
         check(d.port, "echod did not start: %s" % d.stderr())
@@ -639,7 +644,7 @@ def test_scale():
                     chunk = b""
                 if not chunk:
                     # Only select may refuse (descriptors >= FD_SETSIZE).
-                    check(base_mode(ARGS.mode) == "select", "connection closed by echod after %d "
+                    check(select, "connection closed by echod after %d "
                           "messages" % c["i"])
                     refused += 1
                 else:
@@ -670,7 +675,7 @@ def test_scale():
         for c in conns:
             if c["s"] is not None:
                 c["s"].close()
-        if base_mode(ARGS.mode) == "select":
+        if select:
             unwatchable = stat_field(st, "unwatchable")
             check(refused > 0 and unwatchable == refused,
                   "select: %d refused by the client's count, %d by echod's" % (refused, unwatchable))

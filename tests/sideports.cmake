@@ -10,7 +10,7 @@
 # (<mode>: a backend, or engine-uring; IOMUX_ECHOD_MODES in tests/CMakeLists.txt)
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
-  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME echod_agent.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_agent_e2e.py
                      $<TARGET_FILE:echod> ${mode})

@@ -10,7 +10,7 @@ iomux_backend_test(udp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_udp.c LIBS echod_c
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod)
-  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME echod_udp.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_udp_e2e.py
                      $<TARGET_FILE:echod> ${mode} --bench $<TARGET_FILE:echo-bench>)

@@ -9,12 +9,12 @@
 #                   binary silent for 10 s is killed (epoll, engine-uring);
 #                   a socket-activated echod
 # (<mode>: a backend, or engine-uring; IOMUX_ECHOD_MODES in tests/CMakeLists.txt;
-# and epoll-w2, engine-uring-w2: --workers 2, each worker's sockets handed
-# over, both new workers serving, a new echod with another worker count
-# refused: IOMUX_ECHOD_W2_SOME)
+# and each with -w2: --workers 2, each worker's sockets handed over, both
+# new workers serving, a new echod with another worker count refused:
+# IOMUX_ECHOD_W2_MODES)
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod AND TARGET echo-bench)
-  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_SOME})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME upgrade.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/upgrade_e2e.py
                      $<TARGET_FILE:echod> $<TARGET_FILE:echo-bench> ${mode})
