@@ -38,6 +38,8 @@ ECHOD = CLIENT = BENCH = MODE = None
 CERTS = None
 TLS_STATS = re.compile(r"tls handshakes (\d+) ok, (\d+) failed, (\d+) timed out, (\d+) in "
                        r"progress; tls ended (\d+) truncated, (\d+) record errors")
+# A trace line; with workers it says which one wrote it.
+TRACED = r"^(\[worker \d+\] )?"
 FIELDS = ("ok", "failed", "timed_out", "pending", "truncated", "record_errors")
 
 
@@ -268,7 +270,7 @@ def test_proxy_then_tls():
         s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7\r\n")
         t = context().wrap_socket(s, server_hostname="localhost")
         roundtrip(t, b"behind a balancer")
-        d.wait_stderr(r"^  TLS handshake with \('192\.0\.2\.7', 4242\): TLSv1\.3")
+        d.wait_stderr(TRACED + r"  TLS handshake with \('192\.0\.2\.7', 4242\): TLSv1\.3")
         t.close()
 
 
@@ -507,10 +509,10 @@ def test_trace():
                             CERTS("client.key"), "--alpn", "x,echo", "--sockets", "1", "--quiet",
                             "traced")
         check(rc == 0 and out == b"traced", "echoed")
-        d.wait_stderr(r"^  TLS handshake with \('127\.0\.0\.1', \d+\): TLSv1\.3, \S+, ALPN echo, "
+        d.wait_stderr(TRACED + r"  TLS handshake with \('127\.0\.0\.1', \d+\): TLSv1\.3, \S+, ALPN echo, "
                       r"client .*CN ?= ?iomux test client")
-        d.wait_stderr(r"^  received b'traced' from \('127\.0\.0\.1', \d+\)")
-        d.wait_stderr(r"^  sending b'traced' to \('127\.0\.0\.1', \d+\)")
+        d.wait_stderr(TRACED + r"  received b'traced' from \('127\.0\.0\.1', \d+\)")
+        d.wait_stderr(TRACED + r"  sending b'traced' to \('127\.0\.0\.1', \d+\)")
         rc, _, _ = client(d.port, "--tls-cert", CERTS("client.pem"), "--tls-key",
                           CERTS("client.key"), "--alpn", "nope", "--quiet", "x")
         check(rc == 1, "no common ALPN protocol: refused")

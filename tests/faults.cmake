@@ -4,7 +4,7 @@
 # the io_uring engine the fault listeners are the readiness engine's beside it.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET echod AND TARGET echo-client AND TARGET echo-bench)
-  foreach(mode ${IOMUX_ECHOD_MODES})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME faults.echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/faults_e2e.py
                      $<TARGET_FILE:echod> $<TARGET_FILE:echo-client> $<TARGET_FILE:echo-bench>

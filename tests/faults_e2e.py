@@ -303,7 +303,9 @@ def test_trace_says_fault():
         s.sendall(b"0123456789")
         read_until_end(s)
         s.close()
-        d.wait_stderr(r"^  fault reset-after on \('127\.0\.0\.1', \d+\) after 5 bytes echoed$")
+        # With workers, trace lines say which one wrote them: "[worker N] ".
+        d.wait_stderr(r"^(\[worker \d+\] )?  fault reset-after on \('127\.0\.0\.1', \d+\) "
+                      r"after 5 bytes echoed$")
 
 
 def test_drain_sends_delayed_echo():

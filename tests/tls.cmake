@@ -29,11 +29,11 @@ foreach(scenario socat ncat file verify mtls sni-alpn usage bench-socat bench-nc
   set_tests_properties(tls.${scenario} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
 
-# echod's TLS listeners end to end (tests/echod_tls_e2e.py), in each mode:
-# every readiness backend; in an io_uring engine mode, the refusal of
-# --engine uring with a TLS listener (the readiness engine serves them).
+# echod's TLS listeners end to end (tests/echod_tls_e2e.py), in each mode: every
+# readiness backend and the io_uring engine (whose TLS listeners the readiness engine
+# beside it serves), each also with --workers 2 (MODE-w2).
 if(TARGET echod AND TARGET echo-client AND TARGET echo-bench)
-  foreach(mode ${IOMUX_ECHOD_MODES})
+  foreach(mode ${IOMUX_ECHOD_MODES} ${IOMUX_ECHOD_W2_MODES})
     add_test(NAME tls.echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/echod_tls_e2e.py
                      $<TARGET_FILE:echod> $<TARGET_FILE:echo-client> $<TARGET_FILE:echo-bench>

@@ -5,6 +5,7 @@
  * (echod.c's functions, behind a `void *` the engine passes back).
  */
 #include "echod_internal.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ static int engine_make(struct echod *d, const struct engine_ops *ops, bool side,
         .splice_from = opt->splice == ECHOD_SPLICE_ON ? 0 : SPLICE_AUTO_FROM,
         .fault_seed = d->fault_seed,
         .fault_counts = d->faults_fired,
+        .fault_serial = d->server ? &d->server->fault_serial : NULL,
     };
     const struct engine_hooks hooks = {
         .policy = d,

@@ -28,6 +28,7 @@
 #define ECHOD_ENGINE_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,6 +111,7 @@ struct engine_config {
        run's seed, and FAULT_KINDS counters of faults fired (the policy's). */
     uint64_t fault_seed;
     uint64_t *fault_counts;
+    atomic_uint_fast64_t *fault_serial; /* with workers: the process's (struct fault_env) */
 };
 
 /* The policy, as an engine may call it. `policy` is passed back as is. */

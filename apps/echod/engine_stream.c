@@ -210,8 +210,11 @@ static int stream_create(const struct engine_config *cfg, const struct engine_ho
     e->splice_pool = cfg->trace ? NULL : cfg->splice_pool;
     e->splice_from = e->splice_pool ? cfg->splice_from : SIZE_MAX;
     e->accepting = true;
-    e->faults = (struct fault_env){
-        .loop = cfg->loop, .counts = cfg->fault_counts, .seed = cfg->fault_seed, .ctx = e};
+    e->faults = (struct fault_env){.loop = cfg->loop,
+                                   .counts = cfg->fault_counts,
+                                   .seed = cfg->fault_seed,
+                                   .shared_serial = cfg->fault_serial,
+                                   .ctx = e};
     if (cfg->trace)
         e->faults.fired = on_fault_fired;
     *out = (struct engine *)(void *)e;

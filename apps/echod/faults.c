@@ -372,7 +372,9 @@ int fault_conn_start(void *mem, struct fault_env *env, const struct fault_spec *
                      struct iomux_stream *stream, int fd, void *owner)
 {
     struct fault_conn *fc = mem;
-    uint64_t rng = env->seed ^ (0x9e3779b97f4a7c15u * ++env->serial);
+    uint64_t serial =
+        env->shared_serial ? atomic_fetch_add(env->shared_serial, 1) + 1 : ++env->serial;
+    uint64_t rng = env->seed ^ (0x9e3779b97f4a7c15u * serial);
     if (!fault_chance(&rng, spec->p_ppm))
         return 0;
     *fc = (struct fault_conn){

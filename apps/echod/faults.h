@@ -16,6 +16,7 @@
 #ifndef ECHOD_FAULTS_H
 #define ECHOD_FAULTS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +109,9 @@ struct fault_env {
     uint64_t *counts; /* FAULT_KINDS counters, the policy's */
     uint64_t seed;
     uint64_t serial; /* fault connections so far: each one's stream of draws */
+    /* With workers, the process's count instead: the n-th connection draws the same
+       faults whichever worker takes it, so that a seed replays a run. */
+    atomic_uint_fast64_t *shared_serial;
     /* With --trace: a fault fired on the connection whose state is
        `conn_state` (fault_conn_owner() gives what it was made with). */
     void (*fired)(void *ctx, void *owner, enum fault_kind kind, uint64_t bytes);

@@ -105,6 +105,8 @@ bool echod_tls_reload(struct echod *d)
 {
     if (!d->tls_listeners)
         return false;
+    /* Every worker reads the same files: the first says how it went, once. */
+    bool say = d->worker == 0;
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
         if (!l->tls)
@@ -114,13 +116,14 @@ bool echod_tls_reload(struct echod *d)
             snprintf(shown, sizeof(shown), "%s", l->opts->addr);
         struct echod_tls_identity *id = identity_read(l->opts, err, sizeof(err));
         if (!id) {
-            fprintf(stderr, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
-                    shown, err);
+            if (say)
+                fprintf(stderr, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
+                        shown, err);
             continue;
         }
         identity_put(l->tls);
         l->tls = id;
-        if (!d->opt->quiet)
+        if (say && !d->opt->quiet)
             fprintf(stderr, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
                     l->opts->tls_cert);
     }

@@ -226,12 +226,12 @@ static int server_alloc(struct echod_server *s, const struct echod_options *opt,
     s->view = calloc(1, sizeof(*s->view));
     if (!s->worker_opt || !s->workers || !s->threads || !s->rc || !s->view)
         return -ENOMEM;
-    /* One seed said at start-up replays every worker's faults: the first's, and the others'
-       drawn from it (the same for all would repeat the same faults on each). */
+    /* One seed, said at start-up, for every worker: with the process's count of fault
+       connections (fault_serial) it replays a run whichever worker takes each one. */
     uint64_t seed = opt->fault_seed_given ? opt->fault_seed : fault_new_seed();
     for (unsigned i = 0; i < n; i++) {
         s->worker_opt[i] = *opt;
-        s->worker_opt[i].fault_seed = seed ^ (0xbf58476d1ce4e5b9u * i);
+        s->worker_opt[i].fault_seed = seed;
         if (opt->max_buffered)
             s->worker_opt[i].max_buffered = opt->max_buffered / n ? opt->max_buffered / n : 1;
     }

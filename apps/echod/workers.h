@@ -44,8 +44,9 @@ struct echod_server {
     int step;       /* start-up: how far the workers may go (workers.c) */
     int *rc;        /* start-up: each worker's outcome of its last step */
     struct echod_perip *perip;
-    struct echod *view; /* echod_totals_view()'s copy (worker 0's thread only) */
-    unsigned *cpus;     /* --steer cpu: worker k's CPU (steer.h); NULL without */
+    struct echod *view;                /* echod_totals_view()'s copy (worker 0's thread only) */
+    unsigned *cpus;                    /* --steer cpu: worker k's CPU (steer.h); NULL without */
+    atomic_uint_fast64_t fault_serial; /* fault connections so far (struct fault_env) */
 };
 
 /* Every worker's counters, fresh: each is asked through its async handle (`self`, the caller's
