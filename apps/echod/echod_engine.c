@@ -119,6 +119,10 @@ static int splice_setup(struct echod *d, const struct engine_ops *ops)
     const struct echod_options *opt = d->opt;
     if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->admit_copying)
         return 0;
+    /* io_uring runs every splice on a worker thread: auto never wins
+       there (docs/design.md, "The splice path"), so only on splices. */
+    if (opt->splice == ECHOD_SPLICE_AUTO && ops == &engine_uring_ops)
+        return 0;
     struct rlimit rl;
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
                           ? (uint64_t)rl.rlim_cur

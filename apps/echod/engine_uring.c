@@ -133,7 +133,8 @@ static void arm_accept(struct engine_uring *e, struct ulistener *l)
     l->armed = true;
 }
 
-static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+/* `may_splice`: --splice on may take it (admit_copying() says no). */
+static int admit_conn(struct engine *eng, int fd, const struct iomux_addr *peer, bool may_splice)
 {
     struct engine_uring *e = uring_of(eng);
     struct uconn *c = calloc(1, e->conn_size);
@@ -141,6 +142,7 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
         return -ENOMEM;
     c->fd = fd;
     c->send_bid = NO_BID;
+    c->pipe[0] = c->pipe[1] = -1;
     c->last_io = now_ms(e);
     iomux_buf_init(&c->out, e->cfg.pool);
     c->all.prev = e->all.prev;
@@ -149,8 +151,20 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
     e->all.prev = &c->all;
     e->open++;
     e->hooks.opened(e->hooks.policy, &c->link, peer);
+    if (may_splice && e->cfg.splice_pool && e->cfg.splice_from == 0)
+        uring_splice_start(e, c);
     uring_arm_recv(e, c);
     return 0;
+}
+
+static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    return admit_conn(eng, fd, peer, true);
+}
+
+static int uring_admit_copying(struct engine *eng, int fd, const struct iomux_addr *peer)
+{
+    return admit_conn(eng, fd, peer, false);
 }
 
 /* A socket the multishot accept took: to the policy, with its address. */
@@ -391,6 +405,8 @@ static void uring_free(struct engine *eng)
     while (e->all.next != &e->all) {
         struct uconn *c = (struct uconn *)e->all.next;
         e->all.next = c->all.next;
+        c->in_pipe = 1; /* what a cancelled splice left: unknown, so closed */
+        uring_splice_put_pipe(e, c);
         free(c);
     }
     uring_bufs_free(e);
@@ -414,6 +430,7 @@ const struct engine_ops engine_uring_ops = {
     .hold = uring_hold,
     .print_stats = uring_print_stats,
     .run_once = uring_run_once,
+    .admit_copying = uring_admit_copying,
 };
 
 #endif /* ECHOD_HAVE_URING */
