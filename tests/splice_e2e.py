@@ -38,10 +38,18 @@ def echod(splice, *args, **kw):
     return Echod(ECHOD, base_mode(MODE), "--splice", splice, *args, **kw)
 
 
+def settled(d, timeout=10):
+    """The statistics line once every client's close has reached echod (an
+    engine may see it after the client has its last byte)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = d.stats()
+        if stat_field(line, "connections") == 0 or time.monotonic() > deadline:
+            return line
+
+
 def uring():
-    """The io_uring engine: IORING_OP_SPLICE, `auto` meaning off, and a
-    client that never reads keeping its pipe (its queue) rather than
-    spilling it into user space."""
+    """The io_uring engine: IORING_OP_SPLICE, and `auto` meaning off."""
     return base_mode(MODE).startswith("engine-uring")
 
 
@@ -53,7 +61,7 @@ def test_spliced_and_counted():
         payloads = [RNG.randbytes(RNG.choice((1, 1000, 100 * KiB, MiB, 3 * MiB)))
                     for _ in range(24)]
         echo_clients(d.port, payloads)
-        line = d.stats()
+        line = settled(d)
         total = sum(len(p) for p in payloads)
         spliced = stat_field(line, "spliced")
         check(spliced > total // 2, "spliced %d of %d bytes: %s" % (spliced, total, line))
@@ -66,7 +74,7 @@ def test_spliced_and_counted():
 def test_auto_threshold():
     """--splice auto: small messages are copied (nothing spliced); a
     connection whose read fills 64 KiB is spliced from then on. With the
-    io_uring engine auto is off: no pipes at all."""
+    io_uring engine auto is off (docs/design.md): no pipes at all."""
     if uring():
         with echod("auto", quiet=False) as d:
             s = connect(d.port)
@@ -188,9 +196,7 @@ def test_reset_mid_splice():
 def test_never_readers_hold_no_pipe():
     """Clients that send and never read: what their pipe held joins their
     queue (bounded by --high-water), so they hold no pipe and echod's RSS
-    stays bounded; a reading client is still spliced. With the io_uring
-    engine the pipe is the queue: each holds one pipe, no more, and echod
-    reads no more from it than the pipe and its socket take."""
+    stays bounded; a reading client is still spliced."""
     high = 256 * KiB
     with echod("on", "--high-water", str(high)) as d:
         good = connect(d.port)
@@ -218,11 +224,7 @@ def test_never_readers_hold_no_pipe():
         line = d.stats()
         grow = d.rss_kib() - base
         print("  30 never-readers: RSS +%d KiB; %s" % (grow, line[line.index("spliced"):]))
-        most = len(hogs) + 1 if uring() else 1
-        check(stat_field(line, "pipes") <= most, "never-readers hold pipes: %s" % line)
-        if uring():  # each: its pipe, and the sockets' buffers both ways
-            taken = stat_field(line, "in,") - before
-            check(taken < len(hogs) * 16 * MiB, "never-readers sent echod %d bytes" % taken)
+        check(stat_field(line, "pipes") <= 1, "never-readers hold pipes: %s" % line)
         check(stat_field(line, "spliced") > before, "the reading client was not spliced")
         check(grow < 30 * (high + 128 * KiB) // KiB + 4096, "RSS grew %d KiB" % grow)
         for h in hogs:

@@ -127,7 +127,10 @@ static int splice_setup(struct echod *d, const struct engine_ops *ops)
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
                           ? (uint64_t)rl.rlim_cur
                           : 1u << 20;
-    d->splice = splice_pool_new(splice_pool_max(nofile, (size_t)opt->max_buffered));
+    size_t max = splice_pool_max(nofile, (size_t)opt->max_buffered);
+    if (ops == &engine_uring_ops && max > SPLICE_URING_MAX)
+        max = SPLICE_URING_MAX;
+    d->splice = splice_pool_new(max);
     return d->splice ? 0 : -ENOMEM;
 }
 

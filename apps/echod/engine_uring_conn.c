@@ -282,6 +282,18 @@ static void hold_if_over(struct engine_uring *e, struct uconn *c)
         (void)uring_hold((struct engine *)(void *)e, &c->link);
 }
 
+/* Bytes were queued on `c` outside on_data() (what a spliced
+   connection's pipe held, engine_uring_splice.c): sent, and bounded by
+   --high-water and the budget as any queue. */
+void uring_conn_queued(struct engine_uring *e, struct uconn *c)
+{
+    if (!(c->flags & U_SEND))
+        send_queued(e, c);
+    if (queued(c) > e->cfg.high_water)
+        pause_recv(e, c);
+    hold_if_over(e, c);
+}
+
 /* Step 3: `len` bytes arrived in ring buffer `bid`. */
 static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_t len)
 {

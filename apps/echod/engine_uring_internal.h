@@ -91,10 +91,9 @@ enum {
 /* The one operation in flight on a spliced connection (OP_SPLICE). */
 enum sp_op {
     SP_NONE = 0,
-    SP_POLL_IN,  /* waiting for the socket to be readable */
-    SP_IN,       /* splice socket -> pipe */
-    SP_OUT,      /* splice pipe -> socket */
-    SP_POLL_OUT, /* waiting for the socket to take more */
+    SP_POLL_IN, /* waiting for the socket to be readable */
+    SP_IN,      /* splice socket -> pipe */
+    SP_OUT,     /* splice pipe -> socket */
 };
 
 /* The engine's list of every connection it allocated, open or closed
@@ -292,6 +291,7 @@ bool uring_hold(struct engine *eng, struct conn *conn);
    operation has ended. */
 void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error);
 void uring_conn_release(struct uconn *c);
+void uring_conn_queued(struct engine_uring *e, struct uconn *c);
 
 /* engine_uring_splice.c: --splice on. */
 void uring_splice_start(struct engine_uring *e, struct uconn *c);

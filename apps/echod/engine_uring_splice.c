@@ -20,10 +20,17 @@
  *      one-shot receive through the engine's buffer ring, U_SP_COPY), as
  *      the readiness engine's splice transport does.
  *   3. SPLICE pipe -> socket, for what the pipe holds, until it is empty.
- *      -EAGAIN or a short splice: the client's socket is full, so
- *      POLL_ADD(POLLOUT) and then 3 again. Nothing more is read from the
- *      client meanwhile: the pipe is its queue, so a client that never
- *      reads holds one pipe (64 KiB) and echod reads no more from it.
+ *      -EAGAIN or a short splice: the client's socket is full. What the
+ *      pipe still holds is read into the connection's queue (spill_pipe():
+ *      the copy the copying path would have made) and sent from there as
+ *      any queued echo, and the connection copies until that queue is
+ *      empty: so --high-water, the memory budget and holding bound it as
+ *      any other, and a client that never reads holds no pipe (the
+ *      readiness engine's splice_stream.c does the same). Waiting for
+ *      POLLOUT with the bytes in the pipe instead would make the pipe
+ *      the queue: 64 KiB, whatever --high-water says, and a client that
+ *      sends 10 MiB before it reads (tests/echod_e2e.py half_close)
+ *      would wait for echod forever.
  *   4. The pipe is empty: back to the pool, then 1 (or, after the
  *      graceful end, the write side is shut first).
  *
@@ -39,6 +46,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "splice_pool.h"
 
@@ -78,18 +86,14 @@ static struct io_uring_sqe *sp_sqe(struct engine_uring *e, struct uconn *c, enum
     return sqe;
 }
 
-static void sp_poll(struct engine_uring *e, struct uconn *c, enum sp_op op, unsigned mask)
-{
-    struct io_uring_sqe *sqe = sp_sqe(e, c, op);
-    if (sqe)
-        io_uring_prep_poll_add(sqe, c->fd, mask);
-}
-
 /* Step 1, from uring_arm_recv(): wait until the socket is readable. */
 void uring_splice_arm(struct engine_uring *e, struct uconn *c)
 {
-    if (c->sp_op == SP_NONE)
-        sp_poll(e, c, SP_POLL_IN, POLLIN);
+    if (c->sp_op != SP_NONE)
+        return; /* its completion goes on */
+    struct io_uring_sqe *sqe = sp_sqe(e, c, SP_POLL_IN);
+    if (sqe)
+        io_uring_prep_poll_add(sqe, c->fd, POLLIN);
 }
 
 static void splice_out(struct engine_uring *e, struct uconn *c)
@@ -179,11 +183,33 @@ static void pipe_empty(struct engine_uring *e, struct uconn *c)
     read_again(e, c);
 }
 
+/* Step 3, the client's socket full: what the pipe holds joins the queue. */
+static void spill_pipe(struct engine_uring *e, struct uconn *c)
+{
+    char chunk[IOMUX_BUF_CHUNK_SIZE];
+    while (c->in_pipe > 0) {
+        size_t want = c->in_pipe < sizeof(chunk) ? c->in_pipe : sizeof(chunk);
+        ssize_t n = read(c->pipe[0], chunk, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        int rc = n > 0 ? iomux_buf_append(&c->out, chunk, (size_t)n) : n < 0 ? -errno : -EIO;
+        if (rc < 0) {
+            uring_conn_finish(e, c, rc); /* EIO: the pipe lost bytes, never */
+            return;
+        }
+        c->in_pipe -= (uint32_t)n;
+        *e->cfg.bytes_out += (uint64_t)n; /* queued: counted as the copying path does */
+    }
+    uring_splice_put_pipe(e, c);
+    uring_conn_queued(e, c);
+    read_again(e, c); /* the next rounds copy, until the queue is empty */
+}
+
 /* Step 3 done: `res` bytes went from the pipe to the client. */
 static void on_spliced_out(struct engine_uring *e, struct uconn *c, int res, uint32_t asked)
 {
     if (res == -EAGAIN) {
-        sp_poll(e, c, SP_POLL_OUT, POLLOUT);
+        spill_pipe(e, c);
         return;
     }
     if (res <= 0) {
@@ -197,7 +223,7 @@ static void on_spliced_out(struct engine_uring *e, struct uconn *c, int res, uin
     if (c->in_pipe == 0)
         pipe_empty(e, c);
     else if ((uint32_t)res < asked)
-        sp_poll(e, c, SP_POLL_OUT, POLLOUT); /* the socket is full */
+        spill_pipe(e, c); /* the socket is full */
     else
         splice_out(e, c);
 }
@@ -224,12 +250,6 @@ void uring_splice_on_cqe(struct engine_uring *e, struct uconn *c, const struct i
         break;
     case SP_OUT:
         on_spliced_out(e, c, cqe->res, c->in_pipe);
-        break;
-    case SP_POLL_OUT:
-        if (cqe->res < 0 && cqe->res != -ECANCELED)
-            uring_conn_finish(e, c, cqe->res);
-        else
-            splice_out(e, c);
         break;
     default:
         break;
