@@ -95,6 +95,9 @@ def servers(build):
         # The io_uring completion engine (issue 9), next to the readiness
         # backends it has to beat.
         ("echod-engine-uring", echod_cmd("--engine", "uring"), all_s),
+        # --splice on with the io_uring engine (IORING_OP_SPLICE); its
+        # --splice auto is off (docs/design.md): echod-engine-uring is the copy.
+        ("echod-engine-uring-splice-on", echod_cmd("--engine", "uring", "--splice", "on"), all_s),
         # Without batched waits (--batch-wait 0): a wake-up per receive.
         ("echod-engine-uring-nobatch", echod_cmd("--engine", "uring", "--batch-wait", "0"), all_s),
         # The same with --busy-poll: spins instead of sleeping, for CPU.
@@ -158,12 +161,22 @@ class Server:
         return line
 
     def cpu_ns(self):
-        """CPU time used so far: /proc/PID/schedstat in nanoseconds (the
-        clock-tick figures of /proc/PID/stat are too coarse for a 1 s
-        window), else utime+stime from /proc/PID/stat."""
+        """CPU time used so far: the schedstat of every thread of the
+        process in nanoseconds (the clock-tick figures of /proc/PID/stat
+        are too coarse for a 1 s window; /proc/PID/schedstat is the main
+        thread's alone, which missed --workers' threads and the io-wq
+        workers that run echod's IORING_OP_SPLICE), else utime+stime from
+        /proc/PID/stat."""
         try:
-            with open(f"/proc/{self.pid}/schedstat") as f:
-                return int(f.read().split()[0])
+            total = 0
+            for tid in os.listdir(f"/proc/{self.pid}/task"):
+                try:
+                    with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                except OSError:
+                    pass  # a thread that ended between the listing and the read
+            if total:
+                return total
         except (OSError, IndexError, ValueError):
             pass
         us = self.cpu_split()
