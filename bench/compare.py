@@ -101,6 +101,9 @@ def servers(build):
         # The io_uring completion engine (issue 9), next to the readiness
         # backends it has to beat.
         ("echod-engine-uring", echod_cmd("--engine", "uring"), all_s),
+        # --splice on with the io_uring engine (IORING_OP_SPLICE); its
+        # --splice auto is off (docs/design.md): echod-engine-uring is the copy.
+        ("echod-engine-uring-splice-on", echod_cmd("--engine", "uring", "--splice", "on"), all_s),
         # Without batched waits (--batch-wait 0): a wake-up per receive.
         ("echod-engine-uring-nobatch", echod_cmd("--engine", "uring", "--batch-wait", "0"), all_s),
         # The same with --busy-poll: spins instead of sleeping, for CPU.
@@ -191,16 +194,20 @@ class Server:
             return []
 
     def cpu_ns(self):
-        """CPU time used so far by all the server's threads (echod's
-        workers, io_uring's io-wq threads): the sum of
-        /proc/PID/task/TID/schedstat in nanoseconds (the clock-tick figures
-        of /proc/PID/stat are too coarse for a 1 s window), else
-        utime+stime from /proc/PID/stat."""
+        """CPU time used so far: the schedstat of every thread of the
+        process in nanoseconds (the clock-tick figures of /proc/PID/stat
+        are too coarse for a 1 s window; /proc/PID/schedstat is the main
+        thread's alone, which missed --workers' threads and the io-wq
+        workers that run echod's IORING_OP_SPLICE), else utime+stime from
+        /proc/PID/stat."""
         try:
             total = 0
             for tid in self.threads():
-                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                try:
+                    with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                except OSError:
+                    pass  # a thread that ended between the listing and the read
             if total:
                 return total
         except (OSError, IndexError, ValueError):

@@ -17,7 +17,8 @@ set(budget_splice_mode "")
 if(IOMUX_SPLICE_MODES)
   list(GET IOMUX_SPLICE_MODES 0 budget_splice_mode)
 endif()
-foreach(mode ${IOMUX_ECHOD_MODES} ${budget_splice_mode} ${IOMUX_ECHOD_W2_MODES})
+foreach(mode ${IOMUX_ECHOD_MODES} ${budget_splice_mode} ${IOMUX_SPLICE_URING_MODE}
+             ${IOMUX_ECHOD_W2_MODES})
   add_test(NAME budget.${mode}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/budget_e2e.py --echod
                    $<TARGET_FILE:echod> budget ${mode})

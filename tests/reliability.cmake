@@ -91,6 +91,15 @@ if(IOMUX_SPLICE_MODES)
   set_tests_properties(reliability.scale.${splice_mode} reliability.slow.${splice_mode}
                        PROPERTIES RESOURCE_LOCK reliability_many_conns)
 endif()
+# The io_uring engine's splice (IORING_OP_SPLICE): another path, every test.
+if(IOMUX_SPLICE_URING_MODE)
+  foreach(t echo malloc_sweep fdleak slow trickle scale)
+    reliability_test(${t} ${IOMUX_SPLICE_URING_MODE})
+  endforeach()
+  set_tests_properties(reliability.scale.${IOMUX_SPLICE_URING_MODE}
+                       PROPERTIES RESOURCE_LOCK reliability_many_conns)
+  set_tests_properties(reliability.slow.${IOMUX_SPLICE_URING_MODE} PROPERTIES RUN_SERIAL TRUE)
+endif()
 list(GET IOMUX_BACKENDS 0 first_backend)
 add_test(NAME reliability.selftest COMMAND ${reliability_e2e} selftest ${first_backend})
 set_tests_properties(reliability.selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)

@@ -16,9 +16,14 @@ if(NOT Python3_Interpreter_FOUND OR NOT TARGET echod OR NOT IOMUX_SPLICE_MODES)
   return()
 endif()
 list(GET IOMUX_BACKENDS 0 splice_backend)
-add_test(NAME splice.${splice_backend}
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/splice_e2e.py
-                 $<TARGET_FILE:echod> ${splice_backend})
-# RSS is compared within the test: alone, as the budget tests.
-set_tests_properties(splice.${splice_backend} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
-                                                         RUN_SERIAL TRUE)
+set(splice_areas ${splice_backend})
+if(IOMUX_SPLICE_URING_MODE)
+  list(APPEND splice_areas engine-uring) # the io_uring engine's IORING_OP_SPLICE
+endif()
+foreach(mode ${splice_areas})
+  add_test(NAME splice.${mode}
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/splice_e2e.py
+                   $<TARGET_FILE:echod> ${mode})
+  # RSS is compared within the test: alone, as the budget tests.
+  set_tests_properties(splice.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE)
+endforeach()

@@ -120,11 +120,18 @@ static int splice_setup(struct echod *d, const struct engine_ops *ops)
     const struct echod_options *opt = d->opt;
     if (opt->splice == ECHOD_SPLICE_OFF || opt->trace || d->splice || !ops->can_splice)
         return 0;
+    /* io_uring runs every splice on a worker thread: auto never wins
+       there (docs/design.md, "The splice path"), so only on splices. */
+    if (opt->splice == ECHOD_SPLICE_AUTO && ops == &engine_uring_ops)
+        return 0;
     struct rlimit rl;
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
                           ? (uint64_t)rl.rlim_cur
                           : 1u << 20;
-    d->splice = splice_pool_new(splice_pool_max(nofile, (size_t)opt->max_buffered));
+    size_t max = splice_pool_max(nofile, (size_t)opt->max_buffered);
+    if (ops == &engine_uring_ops && max > SPLICE_URING_MAX)
+        max = SPLICE_URING_MAX;
+    d->splice = splice_pool_new(max);
     return d->splice ? 0 : -ENOMEM;
 }
 

@@ -143,6 +143,7 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
     }
     c->fd = fd;
     c->send_bid = NO_BID;
+    c->pipe[0] = c->pipe[1] = -1;
     c->last_io = now_ms(e);
     iomux_buf_init(&c->out, e->cfg.pool);
     c->all.prev = e->all.prev;
@@ -151,6 +152,8 @@ static int uring_admit(struct engine *eng, int fd, const struct iomux_addr *peer
     e->all.prev = &c->all;
     e->open++;
     e->hooks.opened(e->hooks.policy, &c->link, peer);
+    if (e->cfg.splice_pool && e->cfg.splice_from == 0)
+        uring_splice_start(e, c);
     uring_arm_recv(e, c);
     return 0;
 }
@@ -393,6 +396,8 @@ static void uring_free(struct engine *eng)
     while (e->all.next != &e->all) {
         struct uconn *c = (struct uconn *)e->all.next;
         e->all.next = c->all.next;
+        c->in_pipe = 1; /* what a cancelled splice left: unknown, so closed */
+        uring_splice_put_pipe(e, c);
         free(c);
     }
     uring_bufs_free(e);
@@ -416,6 +421,7 @@ const struct engine_ops engine_uring_ops = {
     .hold = uring_hold,
     .print_stats = uring_print_stats,
     .run_once = uring_run_once,
+    .can_splice = true,
 };
 
 #endif /* ECHOD_HAVE_URING */

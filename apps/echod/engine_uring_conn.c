@@ -8,6 +8,8 @@
  */
 #include "engine_uring_internal.h"
 
+#include "splice_pool.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -15,7 +17,7 @@
 
 static void uconn_maybe_free(struct uconn *c)
 {
-    if ((c->flags & U_CLOSED) && !(c->flags & (U_RECV | U_SEND | U_STARVED))) {
+    if ((c->flags & U_CLOSED) && !(c->flags & (U_RECV | U_SEND | U_STARVED)) && !c->sp_op) {
         c->all.prev->next = c->all.next;
         c->all.next->prev = c->all.prev;
         free(c);
@@ -34,6 +36,10 @@ void uring_conn_close(struct engine_uring *e, struct uconn *c)
         cancel(e, c, OP_RECV);
     if (c->flags & U_SEND)
         cancel(e, c, OP_SEND);
+    if (c->sp_op)
+        cancel(e, c, OP_SPLICE); /* its end gives the pipe back */
+    else
+        uring_splice_put_pipe(e, c);
     iomux_buf_clear(&c->out);
     /* The operations hold the file open until they end; close() drops
        our reference only. */
@@ -49,8 +55,22 @@ static void uconn_finish(struct engine_uring *e, struct uconn *c, int error)
     uring_conn_close(e, c);
 }
 
+void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error)
+{
+    uconn_finish(e, c, error);
+}
+
+void uring_conn_release(struct uconn *c)
+{
+    uconn_maybe_free(c);
+}
+
 void uring_arm_recv(struct engine_uring *e, struct uconn *c)
 {
+    if ((c->flags & U_SPLICE) && !(c->flags & U_SP_COPY)) {
+        uring_splice_arm(e, c); /* waits for POLLIN, then splices */
+        return;
+    }
     struct io_uring_sqe *sqe = get_sqe(e);
     if (!sqe) {
         uconn_finish(e, c, -ENOMEM);
@@ -58,7 +78,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     if (e->spinning)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, MSG_DONTWAIT); /* no wait queue entry */
-    else if ((c->flags & U_SINGLE) || e->over_budget)
+    else if ((c->flags & (U_SINGLE | U_SP_COPY)) || e->over_budget)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0); /* one buffer, then look again */
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -116,16 +136,18 @@ size_t uring_queued(struct engine *eng, struct conn *conn)
 
 static size_t queued(const struct uconn *c)
 {
-    size_t n = iomux_buf_len(&c->out);
+    size_t n = iomux_buf_len(&c->out) + c->in_pipe;
     if ((c->flags & U_SEND) && c->send_bid != NO_BID)
         n += c->send_len - c->send_off;
     return n;
 }
 
-/* No send in flight and nothing waiting behind one. */
+/* No send in flight and nothing waiting behind one (nor in a pipe, nor
+   on its way into one). */
 bool uring_drained(const struct uconn *c)
 {
-    return !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0;
+    return !(c->flags & U_SEND) && iomux_buf_len(&c->out) == 0 && c->in_pipe == 0 &&
+           c->sp_op <= SP_POLL_IN;
 }
 
 /* Puts `c` at the end of the list whose receives are armed again as
@@ -213,7 +235,8 @@ size_t uring_buffered(struct engine *eng)
     struct engine_uring *e = uring_of(eng);
     struct iomux_buf_pool_stats ps;
     iomux_buf_pool_stats(e->cfg.pool, &ps);
-    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size + e->bufs_bytes;
+    return (ps.chunks_in_use + ps.chunks_cached) * ps.chunk_size + e->bufs_bytes +
+           splice_pool_held(e->cfg.splice_pool);
 }
 
 /*
@@ -257,6 +280,18 @@ static void hold_if_over(struct engine_uring *e, struct uconn *c)
         uring_buffered((struct engine *)(void *)e) >=
             engine_budget_mark(e->cfg.buffered_limit, e->open))
         (void)uring_hold((struct engine *)(void *)e, &c->link);
+}
+
+/* Bytes were queued on `c` outside on_data() (what a spliced
+   connection's pipe held, engine_uring_splice.c): sent, and bounded by
+   --high-water and the budget as any queue. */
+void uring_conn_queued(struct engine_uring *e, struct uconn *c)
+{
+    if (!(c->flags & U_SEND))
+        send_queued(e, c);
+    if (queued(c) > e->cfg.high_water)
+        pause_recv(e, c);
+    hold_if_over(e, c);
 }
 
 /* Step 3: `len` bytes arrived in ring buffer `bid`. */
@@ -308,7 +343,7 @@ void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_urin
         ring_took(e);
     }
     if (!more)
-        c->flags &= (uint16_t) ~(U_RECV | U_CANCELLED);
+        c->flags &= (uint16_t) ~(U_RECV | U_CANCELLED | U_SP_COPY);
     if (c->flags & U_CLOSED) {
         if (bid != NO_BID)
             recycle(e, bid);

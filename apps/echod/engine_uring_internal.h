@@ -13,6 +13,7 @@
  *                        (steps 2, 3 and 5)
  *   engine_uring_wait.c  submitting and waiting: the pump, batched waits,
  *                        busy polling, spinning
+ *   engine_uring_splice.c  --splice on: the echo through a pipe
  *
  * Only built with liburing.
  */
@@ -66,6 +67,7 @@ enum op {
     OP_SEND = 3,
     OP_IGNORE = 4, /* cancellations: their own completion says nothing */
     OP_LOOP = 5,   /* owner mode: the iomux loop's fd is readable */
+    OP_SPLICE = 6, /* --splice on: a poll or splice of a spliced connection */
 };
 #define OP_MASK 7u
 
@@ -82,6 +84,16 @@ enum {
     U_SINGLE = 1u << 9,    /* bytes are queued: one buffer per receive (step 3) */
     U_HELD = 1u << 10,     /* the memory budget: not receiving until the queue is empty */
     U_BEHIND = 1u << 11,   /* once paused at --high-water: U_SINGLE for good */
+    U_SPLICE = 1u << 12,   /* --splice on: echoed through a pipe (engine_uring_splice.c) */
+    U_SP_COPY = 1u << 13,  /* spliced, but this round copies: one-shot receive */
+};
+
+/* The one operation in flight on a spliced connection (OP_SPLICE). */
+enum sp_op {
+    SP_NONE = 0,
+    SP_POLL_IN, /* waiting for the socket to be readable */
+    SP_IN,      /* splice socket -> pipe */
+    SP_OUT,     /* splice pipe -> socket */
 };
 
 /* The engine's list of every connection it allocated, open or closed
@@ -101,6 +113,10 @@ struct uconn {
     uint32_t send_len;    /* ring buffer: bytes to send from it */
     uint32_t seen_epoch;  /* --batch-wait: last epoch it received in */
     struct iomux_buf out; /* bytes behind the send in flight */
+    /* --splice on (U_SPLICE): the pipe lent for a round, {-1, -1} without. */
+    int pipe[2];
+    uint32_t in_pipe; /* bytes in it */
+    uint8_t sp_op;    /* enum sp_op */
     /* Last: with keep_peer the peer's address follows it (conn_peer()). */
     struct conn link;
 };
@@ -269,6 +285,19 @@ size_t uring_buffered(struct engine *eng);
 unsigned uring_budget_window(struct engine_uring *e);
 size_t uring_queued(struct engine *eng, struct conn *conn);
 bool uring_hold(struct engine *eng, struct conn *conn);
+
+/* engine_uring_conn.c, for engine_uring_splice.c: ends a connection
+   (error 0 or -errno, through the policy); frees a closed one whose last
+   operation has ended. */
+void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error);
+void uring_conn_release(struct uconn *c);
+void uring_conn_queued(struct engine_uring *e, struct uconn *c);
+
+/* engine_uring_splice.c: --splice on. */
+void uring_splice_start(struct engine_uring *e, struct uconn *c);
+void uring_splice_arm(struct engine_uring *e, struct uconn *c);
+void uring_splice_on_cqe(struct engine_uring *e, struct uconn *c, const struct io_uring_cqe *cqe);
+void uring_splice_put_pipe(struct engine_uring *e, struct uconn *c);
 
 /* engine_uring.c: accepting. */
 void uring_on_accept(struct engine_uring *e, struct ulistener *l, const struct io_uring_cqe *cqe);

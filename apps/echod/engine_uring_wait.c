@@ -53,6 +53,9 @@ static void handle(struct engine_uring *e, const struct io_uring_cqe *cqe)
     case OP_SEND:
         uring_on_send(e, owner, cqe);
         break;
+    case OP_SPLICE:
+        uring_splice_on_cqe(e, owner, cqe);
+        break;
     case OP_LOOP:
         e->loop_armed = false;
         e->loop_ready = true;

@@ -261,10 +261,12 @@ static const struct cli_spec specs[] = {
      .field = F(splice),
      .choices = echod_splice_names,
      .help = "echo through kernel pipes with splice(), never copying\n"
-             "the bytes into echod (--engine loop): on: every\n"
-             "connection; auto: a connection from its first read\n"
-             "of 64 KiB (below, splice saves nothing); off: never.\n"
-             "--trace turns it off; --splice on means --engine loop",
+             "the bytes into echod: on: every connection; auto: a\n"
+             "connection from its first read of 64 KiB (below,\n"
+             "splice saves nothing), and never with --engine uring\n"
+             "(its splices cost more CPU than copying); off: never.\n"
+             "--trace turns it off; --splice on with --engine auto\n"
+             "means --engine loop",
      .def = "auto"},
     {.name = "max-conns",
      .arg = "N",
@@ -505,9 +507,6 @@ static int check_options(const struct echod_options *o, const bool *given, char 
         return cli_fail(err, errsize, "--spin-receive on: not with --trace");
     if (!uring && o->batch_wait_us && cli_given(specs, given, "batch-wait"))
         return cli_fail(err, errsize, "--batch-wait: only with --engine uring");
-    /* io_uring splices on worker threads: 1.35-3x the CPU (docs/splice.md). */
-    if (uring && o->splice == ECHOD_SPLICE_ON)
-        return cli_fail(err, errsize, "--splice on: only with --engine loop");
     if (o->steer == ECHOD_STEER_CPU && o->workers == 1)
         return cli_fail(err, errsize, "--steer cpu: only with --workers N (N > 1) or auto");
     if (o->inetd && (o->nlisten || o->nudp))
