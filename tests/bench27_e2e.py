@@ -241,15 +241,18 @@ def scenario_churn(_):
                                  'other': 0}, 'no failure of any kind: {}'.format(ch))
     check(r['connect_failures'] == 0 and r['errors'] == 0, 'no connect failure, no error')
     check(ch.get('connects_per_s', 0) >= 1600, '>= 1,600 connects/s: {}'.format(ch))
-    # Those still open when the run ends (a few) are not finished.
+    # Those still open when the run ends are not finished: a few, or a few
+    # hundred on a loaded machine (helpers' runs: 90 and 255 of ~9,700 with
+    # the load average at 12); 5% is still thousands from none finishing.
+    in_flight = max(50, ch.get('connected', 0) // 20)
     check(ch.get('attempts', 0) >= 8000 and ch['attempts'] == ch['connected'] and
-          ch['finished'] >= ch['connected'] - 50,
+          ch['finished'] >= ch['connected'] - in_flight,
           'every connection attempted connected and closed after its echo: {}'.format(ch))
     # An echo read after the end of the window finishes its connection
     # but is not counted as a message of the window: those in flight at the
-    # end, a few, or a few dozen on a loaded machine (2,000/s at 10 ms).
-    # Two messages per connection, or none counted, are thousands off.
-    check(0 <= ch.get('finished', 0) - r['messages'] <= max(5, ch.get('connected', 0) // 100),
+    # end, as many as may still be open (2,000/s at 10 ms is 20). Two
+    # messages per connection, or none counted, are thousands off.
+    check(0 <= ch.get('finished', 0) - r['messages'] <= in_flight,
           'one message per connection: {} messages'.format(r['messages']))
     lat = ch.get('connect_latency_us', {})
     check(0 < lat.get('p50', 0) <= lat.get('p99', 0) <= lat.get('max', 0),
