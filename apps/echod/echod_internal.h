@@ -247,6 +247,8 @@ void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct i
 void echod_tls_close_all(struct echod *d);
 void echod_tls_print_stats(const struct echod *d, FILE *f);
 void echod_tls_free(struct echod *d);
+/* With workers, after the last has ended: OpenSSL's own state (for leak checkers). */
+void echod_tls_library_end(void);
 
 /* A connection the engine set up: puts it on the list, counts it, traces
    it. `peer` goes into `stored` when the peer is kept (stored may be NULL

@@ -257,12 +257,20 @@ void echod_tls_free(struct echod *d)
         d->listeners[i].tls = NULL;
     }
     d->tls_listeners = false;
-    /* OpenSSL's own state goes too, so that leak checkers see only ours. */
-    if (had)
+    /* OpenSSL's own state goes too, so that leak checkers see only ours; with workers,
+       once all have ended (echod_tls_library_end()): the others still use it. */
+    if (had && !d->server)
         tls_library_cleanup();
 }
 
+void echod_tls_library_end(void)
+{
+    tls_library_cleanup();
+}
+
 #else /* no OpenSSL: listen_opts.c refuses tls-cert=, so none of this runs */
+
+void echod_tls_library_end(void) {}
 
 int echod_tls_load(struct echod *d, struct listener *l)
 {

@@ -290,6 +290,7 @@ static void server_free(struct echod_server *s, unsigned started)
 {
     for (unsigned i = 0; i < started; i++)
         pthread_join(s->threads[i], NULL);
+    echod_tls_library_end();
     echod_unix_cleanup();
     echod_perip_free(s->perip);
     iomux_loop_free(s->loop);
