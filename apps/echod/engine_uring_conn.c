@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void uconn_maybe_free(struct uconn *c)
+void uring_conn_release(struct uconn *c)
 {
     if ((c->flags & U_CLOSED) && !(c->flags & (U_RECV | U_SEND | U_STARVED)) && !c->sp_op) {
         c->all.prev->next = c->all.next;
@@ -45,24 +45,14 @@ void uring_conn_close(struct engine_uring *e, struct uconn *c)
        our reference only. */
     close(c->fd);
     c->fd = -1;
-    uconn_maybe_free(c);
+    uring_conn_release(c);
 }
 
 /* The connection ended on its own (error < 0) or cleanly (0). */
-static void uconn_finish(struct engine_uring *e, struct uconn *c, int error)
+void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error)
 {
     e->hooks.closed(e->hooks.policy, &c->link, error);
     uring_conn_close(e, c);
-}
-
-void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error)
-{
-    uconn_finish(e, c, error);
-}
-
-void uring_conn_release(struct uconn *c)
-{
-    uconn_maybe_free(c);
 }
 
 void uring_arm_recv(struct engine_uring *e, struct uconn *c)
@@ -73,7 +63,7 @@ void uring_arm_recv(struct engine_uring *e, struct uconn *c)
     }
     struct io_uring_sqe *sqe = get_sqe(e);
     if (!sqe) {
-        uconn_finish(e, c, -ENOMEM);
+        uring_conn_finish(e, c, -ENOMEM);
         return;
     }
     if (e->spinning)
@@ -105,7 +95,7 @@ static void start_send(struct engine_uring *e, struct uconn *c, const void *p, s
 {
     struct io_uring_sqe *sqe = get_sqe(e);
     if (!sqe) {
-        uconn_finish(e, c, -ENOMEM);
+        uring_conn_finish(e, c, -ENOMEM);
         return;
     }
     /* MSG_WAITALL: the kernel retries a short send on a stream socket
@@ -322,7 +312,7 @@ static void on_data(struct engine_uring *e, struct uconn *c, unsigned bid, size_
     int rc = iomux_buf_append(&c->out, p, len);
     recycle(e, bid);
     if (rc < 0) {
-        uconn_finish(e, c, rc);
+        uring_conn_finish(e, c, rc);
         return;
     }
     *e->cfg.bytes_out += len;
@@ -347,7 +337,7 @@ void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_urin
     if (c->flags & U_CLOSED) {
         if (bid != NO_BID)
             recycle(e, bid);
-        uconn_maybe_free(c);
+        uring_conn_release(c);
         return;
     }
     int res = cqe->res;
@@ -370,7 +360,7 @@ void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_urin
         if (res == 0) {
             c->flags |= U_EOF;
             if (uring_drained(c)) {
-                uconn_finish(e, c, 0);
+                uring_conn_finish(e, c, 0);
                 return;
             }
         } else if (res == -ENOBUFS) {
@@ -382,7 +372,7 @@ void uring_on_recv(struct engine_uring *e, struct uconn *c, const struct io_urin
         } else if (res == -EAGAIN) {
             e->spin_empty++; /* spinning: nothing yet; again next turn */
         } else if (res != -ECANCELED) {
-            uconn_finish(e, c, res);
+            uring_conn_finish(e, c, res);
             return;
         }
     }
@@ -397,9 +387,9 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
     if ((c->flags & U_CLOSED) || res < 0) {
         release_send_buf(e, c);
         if (c->flags & U_CLOSED)
-            uconn_maybe_free(c);
+            uring_conn_release(c);
         else
-            uconn_finish(e, c, res);
+            uring_conn_finish(e, c, res);
         return;
     }
     c->last_io = now_ms(e);
@@ -432,7 +422,7 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
             (void)shutdown(c->fd, SHUT_WR);
         }
         if (c->flags & U_EOF) {
-            uconn_finish(e, c, 0);
+            uring_conn_finish(e, c, 0);
             return;
         }
     }
@@ -456,7 +446,7 @@ void uring_feed_starved(struct engine_uring *e)
         c->flags &= (uint16_t)~U_STARVED;
         c->next_starved = NULL;
         if (c->flags & U_CLOSED)
-            uconn_maybe_free(c);
+            uring_conn_release(c);
         else if (rearm_recv(e, c)) {
             budget--;
             if (e->spinning)
