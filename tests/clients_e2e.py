@@ -310,7 +310,8 @@ def scenario_bench_modes(_):
 
 def cpu_figures_ok(r):
     """echo-bench's own CPU in its report: present, and consistent with its
-    messages and its window (cpu_s is printed to the millisecond)."""
+    messages and its window (cpu_s is printed to the millisecond, busy to
+    the percent)."""
     cpu, msgs, win = r.get('cpu_s'), r.get('messages', 0), r.get('duration_s', 0)
     if cpu is None or 'busy' not in r or 'cpu_us_per_msg' not in r:
         check(False, 'echo-bench --json reports cpu_s, cpu_us_per_msg and busy')
@@ -320,7 +321,8 @@ def cpu_figures_ok(r):
     lanes = max(lanes, 1)
     check(0 < cpu <= win * lanes * 1.05,
           'its CPU time is within its threads\' time ({} s in {} s)'.format(cpu, win))
-    check(abs(r['busy'] - cpu / (win * lanes)) <= 0.002,
+    # busy is rounded to the whole percent (the verdict on 95% agrees with it)
+    check(abs(r['busy'] - cpu / (win * lanes)) <= 0.0051,
           'busy ({}) is its CPU time over its threads\' time'.format(r['busy']))
     if msgs:
         per = cpu * 1e6 / msgs

@@ -11,12 +11,16 @@
 #include "worker.h"
 
 /* The share of the CPU time its threads could have had that the load
-   generator used: one CPU per thread, up to the CPUs it may run on. */
+   generator used: one CPU per thread, up to the CPUs it may run on.
+   Rounded to the whole percent every report prints, so that the verdict
+   on BUSY_LIMIT agrees with the figure shown (0.9495 printed as 95%
+   busy yet "not its own CPU" was a contradiction). */
 static double busy_share(const struct totals *t)
 {
     unsigned lanes = t->nthreads < t->cpus ? t->nthreads : t->cpus;
     double room = t->window_s * lanes;
-    return room > 0 ? t->cpu_s / room : 0.0;
+    double share = room > 0 ? t->cpu_s / room : 0.0;
+    return (double)(long long)(share * 100.0 + 0.5) / 100.0;
 }
 
 static double cpu_us_per_msg(const struct totals *t)
