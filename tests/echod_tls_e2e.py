@@ -167,8 +167,8 @@ def test_echo_sizes():
             for size in ("64", "16K"):
                 rc, out, err = run([BENCH, "--connect", "localhost:%d" % d.port, "--tls",
                                     "--tls-ca", CERTS("ca.pem"), "--tls-version", version,
-                                    "--size", size, "--conns", "4", "--duration", "1",
-                                    "--warmup", "0.2"])
+                                    "--size", size, "--conns", "4", "--duration", "0.5",
+                                    "--warmup", "0.1"])
                 text = out.decode() + err
                 check(rc == 0 and "errors 0" in text, "echo-bench TLS %s %s: %s"
                       % (version, size, text))
