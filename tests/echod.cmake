@@ -16,23 +16,15 @@ if(Python3_Interpreter_FOUND AND TARGET echod)
                      $<TARGET_FILE:echod> ${mode})
     set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
   endforeach()
-  # --splice on: every test on the first backend; on the others the echo,
-  # half-close, backpressure, reset and drain tests (the splice path is the
-  # same code on every backend; what differs is the readiness it waits for).
-  set(splice_subset "")
+  # --splice on, every test on every backend and on the io_uring engine.
   foreach(mode ${IOMUX_SPLICE_MODES})
-    if(mode STREQUAL IOMUX_SPLICE_URING_MODE)
-      set(splice_subset "") # another engine: every test
-    endif()
     add_test(NAME echod.${mode}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/echod_e2e.py
-                     $<TARGET_FILE:echod> ${mode} ${splice_subset})
+                     $<TARGET_FILE:echod> ${mode})
     set_tests_properties(echod.${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 240)
     if(mode STREQUAL IOMUX_SPLICE_URING_MODE)
       set_tests_properties(echod.${mode} PROPERTIES TIMEOUT 480)
     endif()
-    set(splice_subset echo_one_client echo_200_clients half_close backpressure_rss
-                      reset_mid_stream sigterm_drain)
   endforeach()
   # The engine as the guest of a poll loop (the loop watches the ring's fd)
   # rather than the owner of an epoll loop's wait: the other code path.
