@@ -22,7 +22,11 @@ The --workers rows (issue 23) are placed differently: the server may run
 on both CPUs and echo-bench runs 2 threads (at most one per connection),
 unpinned, so that a second worker has a CPU and connections to take. Their
 -w1 twins run the same way with one worker: compare -w2 with -w1, not with
-the pinned rows. The server's CPU time is summed over all its threads.
+the pinned rows. The -w2-steer rows are the -w2 ones with --steer cpu
+(each worker pinned to a CPU, connections steered to the worker on the CPU
+that received them), placed the same way. The server's CPU time is summed
+over all its threads, and so are the times its threads went to sleep
+(voluntary context switches, per 1,000 messages: the wake-ups paid for).
 
 S5 also gives the user-space memory per idle connection: the server's RSS
 while the 10,100 connections are open, minus its RSS after a short warm-up
@@ -121,6 +125,12 @@ def servers(build):
         ("echod-epoll-w2", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "2"), all_s),
         ("echod-engine-uring-w1", echod_cmd("--engine", "uring", "--workers", "1"), all_s),
         ("echod-engine-uring-w2", echod_cmd("--engine", "uring", "--workers", "2"), all_s),
+        # The same 2 workers pinned, each connection steered to the worker on
+        # the CPU that received it (--steer cpu): compared with -w1 too.
+        ("echod-epoll-w2-steer", echod_cmd("--engine", "loop", "--backend", "epoll", "--workers", "2",
+                                           "--steer", "cpu"), all_s),
+        ("echod-engine-uring-w2-steer", echod_cmd("--engine", "uring", "--workers", "2",
+                                                  "--steer", "cpu"), all_s),
         ("libuv", [os.path.join(peers, "peer_uv"), "0"], all_s),
         ("libev", [os.path.join(peers, "peer_ev"), "0"], all_s),
         ("libevent", [os.path.join(peers, "peer_event"), "0"], all_s),
@@ -215,6 +225,21 @@ class Server:
         us = self.cpu_split()
         return None if us is None else (us[0] + us[1]) * 1e9 / HZ
 
+    def sleeps(self):
+        """Times the server's threads went to sleep so far (voluntary
+        context switches, summed over /proc/PID/task): each is a wake-up
+        paid for later."""
+        total = 0
+        for tid in self.threads():
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+            except (OSError, ValueError):
+                pass  # a thread that ended between the listing and the read
+        return total
+
     def cpu_split(self):
         """(utime, stime) in clock ticks, from /proc/PID/stat."""
         try:
@@ -257,7 +282,7 @@ class Sampler(threading.Thread):
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server = server
-        self.samples = []  # (monotonic time, CPU ns)
+        self.samples = []  # (monotonic time, CPU ns, sleeps)
         self.rss_max = 0
         self.threads_max = 0
         self.halt = threading.Event()
@@ -268,14 +293,15 @@ class Sampler(threading.Thread):
             cpu = self.server.cpu_ns()
             rss = self.server.rss_kb()
             if cpu is not None:
-                self.samples.append((t, cpu))
+                self.samples.append((t, cpu, self.server.sleeps()))
             if rss:
                 self.rss_max = max(self.rss_max, rss)
             self.threads_max = max(self.threads_max, len(self.server.threads()))
             self.halt.wait(0.05)
 
-    def cpu_at(self, t):
-        s = self.samples
+    def cpu_at(self, t, k=1):
+        """Sample k (1: CPU ns, 2: sleeps) at time t, interpolated."""
+        s = [(x[0], x[k]) for x in self.samples]
         if not s:
             return None
         if t <= s[0][0]:
@@ -371,6 +397,8 @@ def trial(args, name, argv, scen, rnd, pin0, pin1, bench):
                 if a is not None and b is not None:
                     rec["server_cpu_s"] = (b - a) / 1e9
                     rec["cpu_us_per_msg"] = (b - a) / 1e3 / msgs
+                    z0, z1 = sampler.cpu_at(t_rep - win, 2), sampler.cpu_at(t_rep, 2)
+                    rec["sleeps_per_kmsg"] = (z1 - z0) * 1000 / msgs
             if scen == "S5" and rec.get("rss_base_kb"):
                 # Per connection actually held: select refuses past its limit.
                 conns = report.get("conns", 0) + report.get("idle", 0) - report.get("idle_closed", 0)
@@ -545,7 +573,8 @@ def main():
     ap.add_argument("--sys-runs", type=int, default=3,
                     help="full runs per system-call count; the median is reported (default 3)")
     ap.add_argument("--servers", help="comma-separated subset of server names (the --workers rows: "
-                    "echod-epoll-w1,echod-epoll-w2,echod-engine-uring-w1,echod-engine-uring-w2)")
+                    "echod-epoll-w1,echod-epoll-w2,echod-engine-uring-w1,echod-engine-uring-w2, and "
+                    "with --steer cpu echod-epoll-w2-steer,echod-engine-uring-w2-steer)")
     ap.add_argument("--scenarios", help="comma-separated subset of S1..S6")
     ap.add_argument("--out", help="results file (default bench/results/new/<stamp>.jsonl, not recorded)")
     ap.add_argument("--seed", type=int, help="seed of the trial order (default: a random one, recorded)")

@@ -134,36 +134,48 @@ def paired_ratios(trials, scen, a, b, key):
 def workers_section(trials, scens):
     """--workers 2 against 1 per engine (issue 23), paired by round: both
     rows run unpinned against the same echo-bench, so only the workers
-    differ. Empty when the run has no --workers rows."""
+    differ (and, for the -w2-steer rows, their steering). Empty when the
+    run has no --workers rows."""
     rows = []
     for base in ("echod-epoll", ENGINE):
-        one, two = base + "-w1", base + "-w2"
-        for s in scens:
-            by = {}
-            for t in trials:
-                if t["scenario"] == s and t["status"] == "ok" and t["server"] in (one, two) \
-                        and "cpu_us_per_msg" in t:
-                    by.setdefault(t["round"], {})[t["server"]] = (t["bench"]["messages_per_s"],
-                                                                  t["cpu_us_per_msg"])
-            pairs = [r for r in by.values() if one in r and two in r]
-            if not pairs:
-                continue
-            mps = [r[two][0] / r[one][0] for r in pairs]
-            cpu = [r[two][1] / r[one][1] for r in pairs]
-            rows.append(f"| {base} | {s} | {fmt(med([r[one][0] for r in pairs]))} | "
-                        f"{fmt(med([r[two][0] for r in pairs]))} | {span(mps, 2)} | "
-                        f"{fmt(med([r[one][1] for r in pairs]), 2)} | {fmt(med([r[two][1] for r in pairs]), 2)} | "
-                        f"{span(cpu, 2)} | {sum(c <= 1.05 for c in cpu)} of {len(cpu)} |")
+        for two_name, label in ((base + "-w2", "2"), (base + "-w2-steer", "2, --steer cpu")):
+            rows += workers_rows(trials, scens, base, base + "-w1", two_name, label)
     if not rows:
         return []
     return ["## `--workers 2` against `--workers 1` (issue 23), from this run", "",
-            "Both rows unpinned, echo-bench with 2 threads on the same CPUs; the server's CPU time summed "
-            "over all its threads; medians over the rounds "
+            "Both rows unpinned (with `--steer cpu` the 2 workers pin themselves), echo-bench with 2 "
+            "threads on the same CPUs; the server's CPU time summed over all its threads; sleeps are "
+            "its threads' voluntary context switches per 1,000 messages; medians over the rounds "
             "where both ran, ratios paired by round (median, min–max). Target: CPU per message "
             "at 2 workers at most 1.05× of 1.", "",
-            "| engine | scenario | msgs/s 1 worker | msgs/s 2 workers | × | CPU µs/msg 1 worker "
-            "| CPU µs/msg 2 workers | × | rounds ≤ 1.05× |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|"] + rows + [""]
+            "| engine | workers | scenario | msgs/s 1 worker | msgs/s 2 workers | × | CPU µs/msg 1 worker "
+            "| CPU µs/msg 2 workers | × | rounds ≤ 1.05× | sleeps/1000 msgs 1 → 2 |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"] + rows + [""]
+
+
+def workers_rows(trials, scens, base, one, two, label):
+    rows = []
+    for s in scens:
+        by = {}
+        for t in trials:
+            if t["scenario"] == s and t["status"] == "ok" and t["server"] in (one, two) \
+                    and "cpu_us_per_msg" in t:
+                by.setdefault(t["round"], {})[t["server"]] = (t["bench"]["messages_per_s"],
+                                                              t["cpu_us_per_msg"],
+                                                              t.get("sleeps_per_kmsg"))
+        pairs = [r for r in by.values() if one in r and two in r]
+        if not pairs:
+            continue
+        mps = [r[two][0] / r[one][0] for r in pairs]
+        cpu = [r[two][1] / r[one][1] for r in pairs]
+        z1 = [r[one][2] for r in pairs if r[one][2] is not None]
+        z2 = [r[two][2] for r in pairs if r[two][2] is not None]
+        sleeps = f"{fmt(med(z1))} → {fmt(med(z2))}" if z1 and z2 else "–"
+        rows.append(f"| {base} | {label} | {s} | {fmt(med([r[one][0] for r in pairs]))} | "
+                    f"{fmt(med([r[two][0] for r in pairs]))} | {span(mps, 2)} | "
+                    f"{fmt(med([r[one][1] for r in pairs]), 2)} | {fmt(med([r[two][1] for r in pairs]), 2)} | "
+                    f"{span(cpu, 2)} | {sum(c <= 1.05 for c in cpu)} of {len(cpu)} | {sleeps} |")
+    return rows
 
 
 def svg_chart(scen, stats, path):

@@ -8,7 +8,8 @@
 # default 3), SCALE_SECS (measured seconds per run; default 5), SCALE_CONNS
 # (connections per worker; default 8), SCALE_ARGS (more echod options, e.g.
 # "--engine loop"). One line per run, then the median per worker count:
-#   workers N: msgs/s M (x R of 1 worker), server CPU per message C us (x Q of 1)
+#   workers N: msgs/s M (x R of 1 worker), server CPU per message C us (x Q of 1),
+#   Z sleeps per 1000 messages (echod threads going to sleep: wake-ups)
 # On a machine with fewer CPUs than 2N the load generator shares them with
 # echod: messages/s then do not grow, but the CPU per message still says
 # whether workers share anything on the per-message path (target: at most
@@ -39,6 +40,12 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 ticks=$(getconf CLK_TCK)
+
+# Times the threads of process $1 went to sleep (voluntary context
+# switches, summed over /proc/PID/task): each is a wake-up paid for later.
+sleeps() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { t += $2 } END { print t + 0 }'
+}
 
 # utime + stime of process $1, in clock ticks.
 cpu_ticks() {
@@ -73,7 +80,7 @@ start_clients() {
 }
 
 # One run with $1 workers and echod options $2: prints "N msgs_per_s
-# cpu_us_per_msg".
+# cpu_us_per_msg sleeps_per_1000_msgs".
 run() {
     n=$1
     rm -f "$tmp/addr"
@@ -94,8 +101,10 @@ run() {
     start_clients "$n"
     sleep 1 # the warm-up: CPU is counted over the measured seconds only
     c0=$(cpu_ticks "$pid")
+    s0=$(sleeps "$pid")
     sleep "$secs"
     c1=$(cpu_ticks "$pid")
+    s1=$(sleeps "$pid")
     for bpid in $bpids; do
         wait "$bpid" || { cat "$tmp/err" >&2; kill "$pid"; exit 1; }
     done
@@ -104,8 +113,8 @@ run() {
     # Summed over the echo-bench processes (one line each).
     msgs=$(sed 's/.*"messages":\([0-9]*\).*/\1/' "$tmp/json" | awk '{ t += $1 } END { print t }')
     rate=$(sed 's/.*"messages_per_s":\([0-9.]*\).*/\1/' "$tmp/json" | awk '{ t += $1 } END { print t }')
-    echo "$n $rate $(echo "$c0 $c1 $msgs $ticks" |
-        awk '{printf "%.3f", ($2 - $1) / $4 * 1e6 / ($3 > 0 ? $3 : 1)}')"
+    echo "$n $rate $(echo "$c0 $c1 $msgs $ticks $s0 $s1" |
+        awk '{m = $3 > 0 ? $3 : 1; printf "%.3f %.1f", ($2 - $1) / $4 * 1e6 / m, ($6 - $5) * 1000 / m}')"
 }
 
 : >"$tmp/all"
@@ -119,7 +128,7 @@ if [ "$steer" = 1 ]; then
             line=$(run "$max" "--steer $mode")
             echo "$r $mode $line" >>"$tmp/all"
             echo "$r $mode $line" |
-                awk '{printf "round %s steer %s (workers %s): %.0f msgs/s, %s us CPU/msg\n", $1, $2, $3, $4, $5}'
+                awk '{printf "round %s steer %s (workers %s): %.0f msgs/s, %s us CPU/msg, %s sleeps/1000 msgs\n", $1, $2, $3, $4, $5, $6}'
         done
         r=$((r + 1))
     done
@@ -145,7 +154,7 @@ while [ "$r" -le "$rounds" ]; do
     n=1
     while [ "$n" -le "$max" ]; do
         line=$(run "$n")
-        echo "round $r: workers $line" | awk '{printf "round %s workers %s: %.0f msgs/s, %s us CPU/msg\n", $2, $4, $5, $6}'
+        echo "round $r: workers $line" | awk '{printf "round %s workers %s: %.0f msgs/s, %s us CPU/msg, %s sleeps/1000 msgs\n", $2, $4, $5, $6, $7}'
         echo "$line" >>"$tmp/all"
         n=$((n + 1))
     done
@@ -154,7 +163,7 @@ done
 
 # Medians per worker count, and the ratios to one worker.
 sort -n -k1,1 "$tmp/all" | awk '
-    { rate[$1, ++k[$1]] = $2; cpu[$1, k[$1]] = $3; if ($1 > top) top = $1 }
+    { rate[$1, ++k[$1]] = $2; cpu[$1, k[$1]] = $3; zz[$1, k[$1]] = $4; if ($1 > top) top = $1 }
     function median(a, n, key,    i, j, t, v) {
         for (i = 1; i <= n; i++) v[i] = a[key, i]
         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -162,8 +171,8 @@ sort -n -k1,1 "$tmp/all" | awk '
     }
     END {
         for (n = 1; n <= top; n++) {
-            r = median(rate, k[n], n); c = median(cpu, k[n], n)
+            r = median(rate, k[n], n); c = median(cpu, k[n], n); z = median(zz, k[n], n)
             if (n == 1) { r1 = r; c1 = c }
-            printf "workers %d: msgs/s %.0f (x%.2f of 1 worker), server CPU per message %.3f us (x%.3f of 1)\n", n, r, r / r1, c, c / c1
+            printf "workers %d: msgs/s %.0f (x%.2f of 1 worker), server CPU per message %.3f us (x%.3f of 1), %.1f sleeps per 1000 messages\n", n, r, r / r1, c, c / c1, z
         }
     }'

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # bench_compare_e2e.py: bench/compare.py's options and its --workers rows
-# (issue 23), run for real in quick mode against the build's echod.
-#   bench_compare_e2e.py --source DIR --build DIR usage|workers
+# (issue 23), run for real in quick mode against the build's echod, and
+# bench/scale.sh for one short round.
+#   bench_compare_e2e.py --source DIR --build DIR usage|workers|scale
 # Exit 0 = pass, 1 = fail, 77 = skipped. Nothing here judges performance:
 # the checks are on what the results file records.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,13 +44,16 @@ def usage(a):
 def workers(a):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.jsonl")
-        r = compare(a, a.build, "--quick", "--servers", "echod-epoll-w1,echod-epoll-w2",
+        rows = ["echod-epoll-w1", "echod-epoll-w2"]
+        if len(os.sched_getaffinity(0)) >= 2:  # --steer cpu pins 2 workers
+            rows.append("echod-epoll-w2-steer")
+        r = compare(a, a.build, "--quick", "--servers", ",".join(rows),
                     "--scenarios", "S1,S2", "--out", out)
         check(r.returncode == 0, f"compare.py --quick runs (rc {r.returncode}: {r.stderr[-300:]})")
         with open(out) as f:
             recs = [json.loads(line) for line in f]
         trials = {(t["server"], t["scenario"]): t for t in recs if t.get("kind") == "trial"}
-        check(len(trials) == 4, f"one trial per row and scenario ({sorted(trials)})")
+        check(len(trials) == 2 * len(rows), f"one trial per row and scenario ({sorted(trials)})")
         for (name, scen), t in sorted(trials.items()):
             want = 1 if scen == "S1" else 2
             check(t["status"] == "ok", f"{name} {scen}: {t['status']}")
@@ -56,6 +61,7 @@ def workers(a):
                   f"{name} {scen}: placement recorded ({t.get('placement')})")
             check(t["bench"].get("threads") == want, f"{name} {scen}: echo-bench ran {want} threads")
             check(t.get("cpu_us_per_msg", 0) > 0, f"{name} {scen}: CPU per message measured")
+            check(t.get("sleeps_per_kmsg", -1) >= 0, f"{name} {scen}: sleeps per message measured")
         for scen in ("S1", "S2"):
             t = trials[("echod-epoll-w2", scen)]
             # The main thread and 2 workers (io_uring may add its own).
@@ -75,15 +81,46 @@ def workers(a):
         check(rep.returncode == 0, f"report.py reads the file ({rep.stderr[-300:]})")
         with open(os.path.join(tmp, "benchmarks.md")) as f:
             md = f.read()
-        check("`--workers 2` against `--workers 1`" in md and "| echod-epoll | S2 |" in md,
+        check("`--workers 2` against `--workers 1`" in md and "| echod-epoll | 2 | S2 |" in md,
               "report.py writes the paired --workers table")
+        if "echod-epoll-w2-steer" in rows:
+            check("| echod-epoll | 2, --steer cpu | S2 |" in md, "and the --steer cpu rows")
+
+
+def scale_run(a, **env):
+    e = dict(os.environ, SCALE_ROUNDS="1", SCALE_SECS="1", SCALE_CONNS="2", **env)
+    r = subprocess.run(["sh", os.path.join(a.source, "bench/scale.sh"), a.build, "2"],
+                       capture_output=True, text=True, timeout=120, env=e)
+    check(r.returncode == 0, f"scale.sh {env} runs (rc {r.returncode}: {r.stderr[-300:]})")
+    return r.stdout.splitlines()
+
+
+def scale(a):
+    """One round of workers 1 and 2: a line per run and one per worker
+    count, each with messages/s, CPU per message and sleeps measured."""
+    pat = re.compile(r"^workers (\d): msgs/s (\d+) \(x[\d.]+ of 1 worker\), server CPU per "
+                     r"message ([\d.]+) us \(x[\d.]+ of 1\), ([\d.]+) sleeps per 1000 messages$")
+    lines = scale_run(a)
+    rows = [m.groups() for m in map(pat.match, lines) if m]
+    check([w for w, *_ in rows] == ["1", "2"], f"a median line per worker count: {lines}")
+    for w, rate, cpu, sleeps in rows:
+        check(int(rate) > 0 and float(cpu) > 0, f"workers {w}: {rate} msgs/s, {cpu} us CPU/msg")
+        check(float(sleeps) >= 0, f"workers {w}: {sleeps} sleeps per 1000 messages")
+    check(sum(ln.startswith("round 1: workers ") for ln in lines) == 2, "a line per run")
+    if len(os.sched_getaffinity(0)) < 2:
+        print("skip: SCALE_STEER=1 needs 2 CPUs")
+        return
+    lines = scale_run(a, SCALE_STEER="1")
+    check(any(ln.startswith("steer cpu/none: msgs/s x") for ln in lines),
+          f"SCALE_STEER=1 pairs --steer cpu with --steer none: {lines}")
+    check(sum(" sleeps/1000 msgs" in ln for ln in lines) == 2, "a line per steering run")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", required=True)
     ap.add_argument("--build", required=True)
-    ap.add_argument("case", choices=["usage", "workers"])
+    ap.add_argument("case", choices=["usage", "workers", "scale"])
     a = ap.parse_args()
     for exe in ("apps/echod/echod", "apps/echo-bench/echo-bench"):
         if not os.path.exists(os.path.join(a.build, exe)):
@@ -92,7 +129,7 @@ def main():
     if not os.path.isdir("/proc/self/task"):
         print("SKIP: no /proc")
         sys.exit(77)
-    {"usage": usage, "workers": workers}[a.case](a)
+    {"usage": usage, "workers": workers, "scale": scale}[a.case](a)
 
 
 if __name__ == "__main__":
