@@ -392,8 +392,14 @@ void echod_on_signal(struct iomux_loop *loop, int signo, void *data)
            them there is nothing to read again, and the default action
            (exit 129, no drain, socket files left) would be worse than
            nothing. */
-        if (!echod_tls_reload(d) && !d->opt->quiet)
+        char said[ECHOD_RELOAD_SAID_MAX];
+        bool tls = echod_tls_reload(d, said, sizeof(said));
+        if (d->server)
+            echod_worker_reloaded(d, said); /* the server says it, once all have read */
+        else if (!tls && !d->opt->quiet)
             fprintf(stderr, "echod: SIGHUP: nothing to reload\n");
+        else
+            fputs(said, stderr);
         return;
     }
     const char *name = signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGQUIT";

@@ -238,11 +238,12 @@ uint64_t echod_staged(const struct echod *d);
 
 /* tls_accept.c: the certificates of every TLS listener read, before
    privileges are dropped (0, or -1 with one line said); read again on
-   SIGHUP (false if there is no TLS listener); the handshake stage of an
+   SIGHUP (false if there is no TLS listener; how it went, in lines, in
+   `said`: every worker reads, one says it); the handshake stage of an
    accepted socket on listener `l` (takes fd); closing those in their
    handshake; the SIGUSR1 part; freeing it all at exit. */
 int echod_tls_load(struct echod *d, struct listener *l);
-bool echod_tls_reload(struct echod *d);
+bool echod_tls_reload(struct echod *d, char *said, size_t size);
 void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct iomux_addr *peer);
 void echod_tls_close_all(struct echod *d);
 void echod_tls_print_stats(const struct echod *d, FILE *f);

@@ -254,6 +254,16 @@ _Static_assert(offsetof(struct echod_counters, has_udp) % sizeof(uint64_t) == 0 
                "counters_add() sums words");
 
 /* A worker publishes its counters (on its own thread), answering request `gen`. */
+void echod_worker_reloaded(struct echod *d, const char *said)
+{
+    if (d->worker != 0)
+        return; /* every worker read the same files: one says how it went */
+    struct echod_server *s = d->server;
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->reload_said, sizeof(s->reload_said), "%s", said);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void publish(struct echod *d, uint64_t gen)
 {
     struct echod_counters c;
@@ -357,12 +367,13 @@ static void on_command(struct iomux_loop *loop, struct iomux_async *async, void 
 {
     struct echod *d = data;
     unsigned cmd = atomic_exchange(&d->commands, 0);
+    /* Before STATS: the server asks for both to learn when a reload is done. */
+    if (cmd & ECHOD_CMD_RELOAD)
+        echod_on_signal(loop, SIGHUP, d);
     if (cmd & ECHOD_CMD_STATS)
         publish(d, 0);
     if (cmd & ECHOD_CMD_ENDED)
         echod_recheck_done(d);
-    if (cmd & ECHOD_CMD_RELOAD)
-        echod_on_signal(loop, SIGHUP, d);
     if (cmd & ECHOD_CMD_HAND_OVER)
         echod_hand_over(d);
     if (cmd & ECHOD_CMD_QUIT) {

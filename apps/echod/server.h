@@ -100,6 +100,11 @@ void echod_udp_steer(const struct echod *d, int fd);
    workers to bind the same port when the option said port 0. */
 void echod_worker_addr(const struct echod *d, bool udp, size_t index, struct iomux_addr *addr);
 
+/* SIGHUP with workers, on a worker's thread once it has read its TLS files again: the lines
+   the first worker would say are kept, and the server says them once every worker has read. */
+#define ECHOD_RELOAD_SAID_MAX 4096
+void echod_worker_reloaded(struct echod *d, const char *said);
+
 /* --trace with workers: each line says which worker wrote it (stderr is replaced by a stream
    that prefixes "[worker N] " to the lines of worker threads that do not start "echod:"). */
 int echod_tag_stderr(void);

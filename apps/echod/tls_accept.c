@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,12 +102,25 @@ int echod_tls_load(struct echod *d, struct listener *l)
     return 0;
 }
 
-bool echod_tls_reload(struct echod *d)
+/* Appends a line to `said` (of `size`), cutting it short rather than overflowing. */
+static void say_into(char *said, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say_into(char *said, size_t size, const char *fmt, ...)
 {
+    size_t used = strlen(said);
+    if (used + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(said + used, size - used, fmt, ap);
+    va_end(ap);
+}
+
+bool echod_tls_reload(struct echod *d, char *said, size_t size)
+{
+    said[0] = '\0';
     if (!d->tls_listeners)
         return false;
-    /* Every worker reads the same files: the first says how it went, once. */
-    bool say = d->worker == 0;
     for (size_t i = 0; i < d->nlisteners; i++) {
         struct listener *l = &d->listeners[i];
         if (!l->tls)
@@ -116,16 +130,15 @@ bool echod_tls_reload(struct echod *d)
             snprintf(shown, sizeof(shown), "%s", l->opts->addr);
         struct echod_tls_identity *id = identity_read(l->opts, err, sizeof(err));
         if (!id) {
-            if (say)
-                fprintf(stderr, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
-                        shown, err);
+            say_into(said, size, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
+                     shown, err);
             continue;
         }
         identity_put(l->tls);
         l->tls = id;
-        if (say && !d->opt->quiet)
-            fprintf(stderr, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
-                    l->opts->tls_cert);
+        if (!d->opt->quiet)
+            say_into(said, size, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
+                     l->opts->tls_cert);
     }
     return true;
 }
@@ -278,8 +291,10 @@ int echod_tls_load(struct echod *d, struct listener *l)
     return -EIO;
 }
 
-bool echod_tls_reload(struct echod *d)
+bool echod_tls_reload(struct echod *d, char *said, size_t size)
 {
+    (void)size;
+    said[0] = '\0';
     return false;
 }
 

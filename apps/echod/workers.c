@@ -172,10 +172,16 @@ static void on_signal(struct iomux_loop *loop, int signo, void *data)
                 fprintf(stderr, "echod: SIGHUP: nothing to reload\n");
             return;
         }
-        for (unsigned i = 0; i < s->nworkers; i++) {
+        for (unsigned i = 0; i < s->nworkers; i++)
             atomic_fetch_or(&s->workers[i]->commands, ECHOD_CMD_RELOAD);
-            iomux_async_send(s->workers[i]->wake);
-        }
+        /* Said once every worker serves new handshakes with what it read (a worker runs RELOAD
+           before STATS), so that a client who connects after the line meets the new files. */
+        struct echod_counters sum;
+        echod_server_collect(s, NULL, &sum, NULL);
+        pthread_mutex_lock(&s->lock);
+        fputs(s->reload_said, stderr);
+        s->reload_said[0] = '\0';
+        pthread_mutex_unlock(&s->lock);
         return;
     }
     if (signo != SIGQUIT)

@@ -47,6 +47,7 @@ struct echod_server {
     struct echod *view;                /* echod_totals_view()'s copy (worker 0's thread only) */
     unsigned *cpus;                    /* --steer cpu: worker k's CPU (steer.h); NULL without */
     atomic_uint_fast64_t fault_serial; /* fault connections so far (struct fault_env) */
+    char reload_said[ECHOD_RELOAD_SAID_MAX]; /* SIGHUP: the first worker's lines (under lock) */
 };
 
 /* Every worker's counters, fresh: each is asked through its async handle (`self`, the caller's
