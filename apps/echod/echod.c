@@ -361,6 +361,7 @@ static void print_stats(struct echod *d)
     struct echod_counters c;
     char label[48];
     echod_counters_of(d, &c);
+    flockfile(stderr); /* many stdio calls make the line: nobody else's lands in it */
     echod_print_counters(stderr, echod_serving_label(d, label, sizeof(label)), &c);
     if (d->proxy_listeners)
         echod_proxy_print_stats(d, stderr);
@@ -374,6 +375,7 @@ static void print_stats(struct echod *d)
     fputc('\n', stderr);
     if (d->udp)
         echod_udp_print_stats(d->udp, stderr);
+    funlockfile(stderr);
 }
 
 void echod_on_signal(struct iomux_loop *loop, int signo, void *data)

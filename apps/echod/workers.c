@@ -138,6 +138,9 @@ static void print_totals(struct echod_server *s)
     struct echod *first = s->workers[0];
     char label[48];
     echod_server_collect(s, NULL, &sum, each);
+    /* Many stdio calls make the line: held, so that no worker's --trace or log line lands in the
+       middle of it. After the collect, which waits for the workers (who may be writing). */
+    flockfile(stderr);
     echod_print_counters(stderr, echod_serving_label(first, label, sizeof(label)), &sum);
     print_stages(first, &sum);
     fprintf(stderr, "; workers %u", s->nworkers);
@@ -151,6 +154,7 @@ static void print_totals(struct echod_server *s)
                 i + 1, each[i].open, each[i].total, each[i].bytes_in, each[i].bytes_out);
     if (sum.has_udp)
         echod_udp_print_stats_of(&sum.udp, stderr);
+    funlockfile(stderr);
     free(each);
 }
 
