@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,11 +117,39 @@ def scale(a):
     check(sum(" sleeps/1000 msgs" in ln for ln in lines) == 2, "a line per steering run")
 
 
+def instr(a):
+    """bench/instr_per_msg.py: refuses an unknown scenario, and counts a
+    positive figure per message for two labels (callgrind; skipped without
+    valgrind)."""
+    script = os.path.join(a.source, "bench/instr_per_msg.py")
+    r = subprocess.run([sys.executable, script, a.build, "--label", "epoll", "--scenarios", "S9"],
+                       capture_output=True, text=True, timeout=60)
+    err = r.stderr.strip().splitlines()
+    check(r.returncode != 0 and err and "S9" in err[-1], f"an unknown scenario is refused ({err[-1:]})")
+    if not shutil.which("valgrind") or a.sanitized:
+        print("SKIP: " + ("a sanitizer build (valgrind cannot run it)" if a.sanitized else "no valgrind"))
+        sys.exit(77)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "i.jsonl")
+        r = subprocess.run([sys.executable, script, a.build, "--label", "epoll", "--label",
+                            "epoll-beside-faults", "--scenarios", "S1", "--short", "0.3", "--long",
+                            "0.8", "--out", out], capture_output=True, text=True, timeout=240)
+        check(r.returncode == 0, f"instr_per_msg.py runs (rc {r.returncode}: {r.stderr[-300:]})")
+        with open(out) as f:
+            recs = [json.loads(line) for line in f]
+        check([x["label"] for x in recs] == ["epoll", "epoll-beside-faults"], "a record per label")
+        for x in recs:
+            check(x["long"]["messages"] > x["short"]["messages"] > 0
+                  and x["instructions_per_msg"] > 0,
+                  f"{x['label']}: {x['instructions_per_msg']:.1f} instructions per message")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", required=True)
     ap.add_argument("--build", required=True)
-    ap.add_argument("case", choices=["usage", "workers", "scale"])
+    ap.add_argument("--sanitized", action="store_true")
+    ap.add_argument("case", choices=["usage", "workers", "scale", "instr"])
     a = ap.parse_args()
     for exe in ("apps/echod/echod", "apps/echo-bench/echo-bench"):
         if not os.path.exists(os.path.join(a.build, exe)):
@@ -129,7 +158,7 @@ def main():
     if not os.path.isdir("/proc/self/task"):
         print("SKIP: no /proc")
         sys.exit(77)
-    {"usage": usage, "workers": workers, "scale": scale}[a.case](a)
+    {"usage": usage, "workers": workers, "scale": scale, "instr": instr}[a.case](a)
 
 
 if __name__ == "__main__":
