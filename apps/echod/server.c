@@ -253,7 +253,6 @@ _Static_assert(offsetof(struct echod_counters, has_udp) % sizeof(uint64_t) == 0 
                    sizeof(struct echod_udp_stats) % sizeof(uint64_t) == 0,
                "counters_add() sums words");
 
-/* A worker publishes its counters (on its own thread), answering request `gen`. */
 void echod_worker_reloaded(struct echod *d, const char *said)
 {
     if (d->worker != 0)
@@ -264,6 +263,7 @@ void echod_worker_reloaded(struct echod *d, const char *said)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* A worker publishes its counters (on its own thread), answering request `gen`. */
 static void publish(struct echod *d, uint64_t gen)
 {
     struct echod_counters c;
