@@ -136,8 +136,7 @@ bool echod_tls_reload(struct echod *d, char *said, size_t size)
 static void pending_unlist(struct tls_pending *p)
 {
     struct echod *d = p->d;
-    p->link.prev->next = p->link.next;
-    p->link.next->prev = p->link.prev;
+    proxy_link_remove(&p->link);
     d->ntls_pending--;
     echod_pending_count(d, -1);
     identity_put(p->id);
@@ -230,10 +229,7 @@ void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct i
         return;
     }
     p->id->users++;
-    p->link.prev = d->tls_pending.prev;
-    p->link.next = &d->tls_pending;
-    d->tls_pending.prev->next = &p->link;
-    d->tls_pending.prev = &p->link;
+    proxy_link_append(&d->tls_pending, &p->link);
     d->ntls_pending++;
     echod_pending_count(d, 1);
 }
