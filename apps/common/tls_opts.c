@@ -55,3 +55,23 @@ const char *tls_cli_host(const struct tls_cli *o, const char *connect, char *buf
     snprintf(buf, size, "%.*s", (int)len, connect);
     return buf;
 }
+
+#ifdef IOMUX_HAVE_TLS
+int tls_cli_ctx(const struct tls_cli *o, const char *connect, struct tls_ctx **out, char *err,
+                size_t errsize)
+{
+    /* In the order of tls_cli_versions. */
+    static const int version_of[] = {TLS_VERSION_ANY, TLS_VERSION_12, TLS_VERSION_13};
+    char host[256];
+    struct tls_client_config cfg = {
+        .ca_file = o->ca,
+        .insecure = o->insecure,
+        .host = tls_cli_host(o, connect, host, sizeof host),
+        .cert_file = o->cert,
+        .key_file = o->key,
+        .alpn = o->alpn,
+        .version = version_of[o->version],
+    };
+    return tls_ctx_client(out, &cfg, err, errsize);
+}
+#endif

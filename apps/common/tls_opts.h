@@ -82,4 +82,13 @@ int tls_cli_check(const struct tls_cli *o, const struct cli_spec *specs, const b
    of HOST:PORT / [V6]:PORT (copied into buf), NULL for unix:PATH. */
 const char *tls_cli_host(const struct tls_cli *o, const char *connect, char *buf, size_t size);
 
+#ifdef IOMUX_HAVE_TLS
+struct tls_ctx;
+/* The client context the options ask for (tls_ctx_client(), tls.h), the
+   server's name from tls_cli_host(): 0, or -1 with a one-line reason in
+   err. A build without TLS has none (tls_cli_check() refuses --tls). */
+int tls_cli_ctx(const struct tls_cli *o, const char *connect, struct tls_ctx **out, char *err,
+                size_t errsize);
+#endif
+
 #endif /* IOMUX_APPS_TLS_OPTS_H */

@@ -20,25 +20,14 @@
 #ifdef IOMUX_HAVE_TLS
 #include "tls.h"
 
-static const int tls_version_of[] = {TLS_VERSION_ANY, TLS_VERSION_12, TLS_VERSION_13};
-
 /* The worker's context, made on its first connect; 0 or -1 (said why). */
 static int worker_tls_ctx(struct worker *w)
 {
     if (w->tls != NULL)
         return 0;
     const struct bench_options *o = w->shared->opt;
-    char host[256], why[400];
-    struct tls_client_config cfg = {
-        .ca_file = o->tls.ca,
-        .insecure = o->tls.insecure,
-        .host = tls_cli_host(&o->tls, o->connect, host, sizeof host),
-        .cert_file = o->tls.cert,
-        .key_file = o->tls.key,
-        .alpn = o->tls.alpn,
-        .version = tls_version_of[o->tls.version],
-    };
-    if (tls_ctx_client(&w->tls, &cfg, why, sizeof why) < 0) {
+    char why[400];
+    if (tls_cli_ctx(&o->tls, o->connect, &w->tls, why, sizeof why) < 0) {
         worker_error(w, "TLS: %s", why);
         w->fatal = 1;
         atomic_store(&w->shared->abort_run, 1);

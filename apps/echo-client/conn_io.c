@@ -21,28 +21,14 @@
 #include "tls.h"
 #endif
 
-#ifdef IOMUX_HAVE_TLS
-static const int tls_version_of[] = {TLS_VERSION_ANY, TLS_VERSION_12, TLS_VERSION_13};
-#endif
-
 int conn_tls_init(struct client *c)
 {
 #ifdef IOMUX_HAVE_TLS
     const struct client_options *o = c->opt;
     if (!o->tls.on)
         return 0;
-    char host[256];
-    struct tls_client_config cfg = {
-        .ca_file = o->tls.ca,
-        .insecure = o->tls.insecure,
-        .host = tls_cli_host(&o->tls, o->connect, host, sizeof host),
-        .cert_file = o->tls.cert,
-        .key_file = o->tls.key,
-        .alpn = o->tls.alpn,
-        .version = tls_version_of[o->tls.version],
-    };
     char why[400];
-    if (tls_ctx_client(&c->tls, &cfg, why, sizeof why) < 0) {
+    if (tls_cli_ctx(&o->tls, o->connect, &c->tls, why, sizeof why) < 0) {
         client_fail(c, "TLS: %s", why);
         return -1;
     }

@@ -89,6 +89,21 @@ struct proxy_link {
     struct proxy_link *prev, *next;
 };
 
+/* At the tail of the circular list `head` (the PROXY and TLS stages'). */
+static inline void proxy_link_append(struct proxy_link *head, struct proxy_link *node)
+{
+    node->prev = head->prev;
+    node->next = head;
+    head->prev->next = node;
+    head->prev = node;
+}
+
+static inline void proxy_link_remove(struct proxy_link *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+}
+
 struct echod {
     const struct echod_options *opt;
     struct iomux_loop *loop;

@@ -417,14 +417,8 @@ void uring_on_send(struct engine_uring *e, struct uconn *c, const struct io_urin
             c->flags &= (uint16_t)~U_SINGLE;
         if (e->cfg.trace)
             e->hooks.queue_empty(e->hooks.policy, &c->link);
-        if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
-            c->flags |= U_WR_SHUT;
-            (void)shutdown(c->fd, SHUT_WR);
-        }
-        if (c->flags & U_EOF) {
-            uring_conn_finish(e, c, 0);
+        if (uring_output_done(e, c))
             return;
-        }
     }
     if ((c->flags & U_PAUSED) && queued(c) <= e->cfg.low_water)
         resume_recv(e, c);

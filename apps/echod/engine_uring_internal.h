@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <liburing.h>
 
@@ -292,6 +293,23 @@ bool uring_hold(struct engine *eng, struct conn *conn);
 void uring_conn_finish(struct engine_uring *e, struct uconn *c, int error);
 void uring_conn_release(struct uconn *c);
 void uring_conn_queued(struct engine_uring *e, struct uconn *c);
+
+/* Everything the connection had to send has gone (a copying queue or a
+   splice pipe): an ending connection's write side is shut, once, and one
+   whose peer has sent EOF is finished. True when it was finished: the
+   caller touches c no more. Inline: it runs on every send completion. */
+static inline bool uring_output_done(struct engine_uring *e, struct uconn *c)
+{
+    if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
+        c->flags |= U_WR_SHUT;
+        (void)shutdown(c->fd, SHUT_WR);
+    }
+    if (c->flags & U_EOF) {
+        uring_conn_finish(e, c, 0);
+        return true;
+    }
+    return false;
+}
 
 /* engine_uring_splice.c: --splice on. */
 void uring_splice_start(struct engine_uring *e, struct uconn *c);

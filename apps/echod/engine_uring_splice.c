@@ -172,15 +172,8 @@ static void pipe_empty(struct engine_uring *e, struct uconn *c)
     uring_splice_put_pipe(e, c);
     /* As when a copying queue empties: a held client is read again. */
     c->flags &= (uint16_t)~U_HELD;
-    if ((c->flags & U_ENDING) && !(c->flags & U_WR_SHUT)) {
-        c->flags |= U_WR_SHUT;
-        (void)shutdown(c->fd, SHUT_WR);
-    }
-    if (c->flags & U_EOF) {
-        uring_conn_finish(e, c, 0);
-        return;
-    }
-    read_again(e, c);
+    if (!uring_output_done(e, c))
+        read_again(e, c);
 }
 
 /* Step 3, the client's socket full: what the pipe holds joins the queue. */

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,8 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "strbuf.h"
 
 const char *const fault_names[FAULT_KINDS] = {
     "delay",       "rate",       "slice",        "stall-after", "reset-after",
@@ -220,21 +221,6 @@ int fault_spec_check(const struct fault_spec *f, const char **why)
     return 0;
 }
 
-/* Appends to buf (of `size`, `*n` used) as snprintf would. */
-static void add(char *buf, size_t size, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add(char *buf, size_t size, size_t *n, const char *fmt, ...)
-{
-    if (*n >= size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf + *n, size - *n, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        *n += (size_t)w;
-}
-
 static bool has(const struct fault_spec *f, int k)
 {
     return (f->given & (1u << k)) != 0;
@@ -242,30 +228,30 @@ static bool has(const struct fault_spec *f, int k)
 
 void fault_spec_format(const struct fault_spec *f, char *buf, size_t size)
 {
-    size_t n = 0;
-    buf[0] = '\0';
+    struct strbuf out;
+    strbuf_init(&out, buf, size);
     if (has(f, KEY_P))
-        add(buf, size, &n, "p=%g,", (double)f->p_ppm / FAULT_PPM);
+        strbuf_appendf(&out, "p=%g,", (double)f->p_ppm / FAULT_PPM);
     if (has(f, FAULT_DELAY))
-        add(buf, size, &n, "delay=%u+-%u,", f->delay_ms, f->jitter_ms);
+        strbuf_appendf(&out, "delay=%u+-%u,", f->delay_ms, f->jitter_ms);
     if (f->rate)
-        add(buf, size, &n, "rate=%llu,", (unsigned long long)f->rate);
+        strbuf_appendf(&out, "rate=%llu,", (unsigned long long)f->rate);
     if (f->slice)
-        add(buf, size, &n, "slice=%u:%u,", f->slice, f->slice_ms);
+        strbuf_appendf(&out, "slice=%u:%u,", f->slice, f->slice_ms);
     if (has(f, FAULT_STALL))
-        add(buf, size, &n, "stall-after=%llu,", (unsigned long long)f->stall_after);
+        strbuf_appendf(&out, "stall-after=%llu,", (unsigned long long)f->stall_after);
     if (has(f, FAULT_RESET))
-        add(buf, size, &n, "reset-after=%llu,", (unsigned long long)f->reset_after);
+        strbuf_appendf(&out, "reset-after=%llu,", (unsigned long long)f->reset_after);
     if (has(f, FAULT_CLOSE))
-        add(buf, size, &n, "close-after=%llu,", (unsigned long long)f->close_after);
+        strbuf_appendf(&out, "close-after=%llu,", (unsigned long long)f->close_after);
     if (f->slow_close_ms)
-        add(buf, size, &n, "slow-close=%u,", f->slow_close_ms);
+        strbuf_appendf(&out, "slow-close=%u,", f->slow_close_ms);
     if (f->accept_delay_ms)
-        add(buf, size, &n, "accept-delay=%u,", f->accept_delay_ms);
+        strbuf_appendf(&out, "accept-delay=%u,", f->accept_delay_ms);
     if (f->corrupt_ppm)
-        add(buf, size, &n, "corrupt=%g,", (double)f->corrupt_ppm / (FAULT_PPM / 100));
-    if (n > 0 && n <= size)
-        buf[n - 1] = '\0'; /* the last comma */
+        strbuf_appendf(&out, "corrupt=%g,", (double)f->corrupt_ppm / (FAULT_PPM / 100));
+    if (!out.truncated && out.len > 0)
+        buf[out.len - 1] = '\0'; /* the last comma */
 }
 
 uint64_t fault_new_seed(void)

@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "http_head.h"
 #include "sideport.h"
 #include "splice_pool.h"
+#include "strbuf.h"
 
 /* Prometheus sends a head of a few hundred bytes. */
 #define METRICS_HEAD_MAX 4096
@@ -57,39 +57,21 @@ struct echod_metrics {
 /* ---- the text format ---------------------------------------------------- */
 
 struct prom {
-    char *buf;
-    size_t size, len;
-    bool full;          /* something did not fit */
+    struct strbuf out;  /* out.truncated: something did not fit */
     const char *common; /* labels of every sample ("" for none) */
 };
 
-static void prom_printf(struct prom *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void prom_printf(struct prom *p, const char *fmt, ...)
-{
-    if (p->full)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(p->buf + p->len, p->size - p->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= p->size - p->len)
-        p->full = true;
-    else
-        p->len += (size_t)n;
-}
-
 static void prom_family(struct prom *p, const char *name, const char *type, const char *help)
 {
-    prom_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    strbuf_appendf(&p->out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* One sample: `name{common,labels} value`, braces only if labelled. */
 static void prom_sample(struct prom *p, const char *name, const char *labels, const char *value)
 {
     bool c = p->common[0], l = labels[0];
-    prom_printf(p, "%s%s%s%s%s%s %s\n", name, c || l ? "{" : "", p->common, c && l ? "," : "",
-                labels, c || l ? "}" : "", value);
+    strbuf_appendf(&p->out, "%s%s%s%s%s%s %s\n", name, c || l ? "{" : "", p->common,
+                   c && l ? "," : "", labels, c || l ? "}" : "", value);
 }
 
 static void prom_u64(struct prom *p, const char *name, const char *labels, uint64_t v)
@@ -317,7 +299,8 @@ static void render_faults(struct prom *p, const struct echod *d,
 /* The exposition in m->body; its length, or 0 if it did not fit. */
 static size_t render(struct echod_metrics *m)
 {
-    struct prom p = {.buf = m->body, .size = sizeof(m->body), .common = ""};
+    struct prom p = {.common = ""};
+    strbuf_init(&p.out, m->body, sizeof(m->body));
     /* With workers, the whole process's counters (server.h). */
     struct echod_counters totals;
     const struct echod *d = echod_totals_view(m->d, &totals);
@@ -328,7 +311,7 @@ static size_t render(struct echod_metrics *m)
     render_budget(&p, m->d, d);
     render_splice(&p, &totals);
     render_faults(&p, m->d, &totals);
-    return p.full ? 0 : p.len;
+    return p.out.truncated ? 0 : p.out.len;
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */

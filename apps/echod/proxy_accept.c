@@ -64,8 +64,7 @@ static int pending_free(struct proxy_pending *p)
     iomux_fd_unwatch(d->loop, fd);
     if (p->timer)
         iomux_timer_cancel(d->loop, p->timer);
-    p->link.prev->next = p->link.next;
-    p->link.next->prev = p->link.prev;
+    proxy_link_remove(&p->link);
     d->npending--;
     echod_pending_count(d, -1);
     if (p->buf != p->small)
@@ -248,10 +247,7 @@ void echod_proxy_start(struct echod *d, struct listener *l, int fd, const struct
                      rc == -ERANGE ? LOG_WATCH : LOG_ACCEPT, strerror(-rc));
         return;
     }
-    p->link.prev = d->pending.prev;
-    p->link.next = &d->pending;
-    d->pending.prev->next = &p->link;
-    d->pending.prev = &p->link;
+    proxy_link_append(&d->pending, &p->link);
     d->npending++;
     echod_pending_count(d, 1);
 }

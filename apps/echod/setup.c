@@ -28,6 +28,7 @@
 #include "sideport.h"
 #include "sockopt.h"
 #include "steer.h"
+#include "strbuf.h"
 #include "udp.h"
 #include "upgrade.h"
 
@@ -39,13 +40,13 @@ static void say_later(struct echod *d, const char *fmt, ...)
 {
     if ((d->opt->quiet && !d->opt->trace) || d->worker)
         return;
-    size_t room = sizeof(d->startup) - d->startup_len;
+    /* Cut short rather than overflow; once full, later lines are dropped. */
+    struct strbuf sb = {.buf = d->startup, .size = sizeof(d->startup), .len = d->startup_len};
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(d->startup + d->startup_len, room, fmt, ap);
+    strbuf_vappendf(&sb, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        d->startup_len += (size_t)n < room ? (size_t)n : room - 1;
+    d->startup_len = sb.len;
 }
 
 /* Keeps a bound port-0 address for the stdout line that says the server

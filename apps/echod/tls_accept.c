@@ -29,13 +29,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "server.h"
+#include "strbuf.h"
 #include "trace.h"
 
 #ifdef IOMUX_HAVE_TLS
@@ -102,23 +102,11 @@ int echod_tls_load(struct echod *d, struct listener *l)
     return 0;
 }
 
-/* Appends a line to `said` (of `size`), cutting it short rather than overflowing. */
-static void say_into(char *said, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say_into(char *said, size_t size, const char *fmt, ...)
-{
-    size_t used = strlen(said);
-    if (used + 1 >= size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(said + used, size - used, fmt, ap);
-    va_end(ap);
-}
-
 bool echod_tls_reload(struct echod *d, char *said, size_t size)
 {
-    said[0] = '\0';
+    /* What is said is cut short rather than overflow `said`. */
+    struct strbuf out;
+    strbuf_init(&out, said, size);
     if (!d->tls_listeners)
         return false;
     for (size_t i = 0; i < d->nlisteners; i++) {
@@ -130,15 +118,15 @@ bool echod_tls_reload(struct echod *d, char *said, size_t size)
             snprintf(shown, sizeof(shown), "%s", l->opts->addr);
         struct echod_tls_identity *id = identity_read(l->opts, err, sizeof(err));
         if (!id) {
-            say_into(said, size, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
-                     shown, err);
+            strbuf_appendf(&out, "echod: SIGHUP: --listen %s: %s; keeping the certificate in use\n",
+                           shown, err);
             continue;
         }
         identity_put(l->tls);
         l->tls = id;
         if (!d->opt->quiet)
-            say_into(said, size, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
-                     l->opts->tls_cert);
+            strbuf_appendf(&out, "echod: SIGHUP: --listen %s: certificate %s read again\n", shown,
+                           l->opts->tls_cert);
     }
     return true;
 }
@@ -148,8 +136,7 @@ bool echod_tls_reload(struct echod *d, char *said, size_t size)
 static void pending_unlist(struct tls_pending *p)
 {
     struct echod *d = p->d;
-    p->link.prev->next = p->link.next;
-    p->link.next->prev = p->link.prev;
+    proxy_link_remove(&p->link);
     d->ntls_pending--;
     echod_pending_count(d, -1);
     identity_put(p->id);
@@ -242,10 +229,7 @@ void echod_tls_start(struct echod *d, struct listener *l, int fd, const struct i
         return;
     }
     p->id->users++;
-    p->link.prev = d->tls_pending.prev;
-    p->link.next = &d->tls_pending;
-    d->tls_pending.prev->next = &p->link;
-    d->tls_pending.prev = &p->link;
+    proxy_link_append(&d->tls_pending, &p->link);
     d->ntls_pending++;
     echod_pending_count(d, 1);
 }
