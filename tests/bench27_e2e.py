@@ -455,10 +455,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ce.SCENARIOS.update(SCENARIOS)
-    ce.main()
-
-
 if __name__ == '__main__':
-    main()
+    ce.main(SCENARIOS)

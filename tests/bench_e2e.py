@@ -221,10 +221,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ce.SCENARIOS.update(SCENARIOS)
-    ce.main()
-
-
 if __name__ == '__main__':
-    main()
+    ce.main(SCENARIOS)

@@ -19,19 +19,17 @@ MODE is a loop backend (epoll, poll, select) or an engine mode
 Exits 0 pass, 1 fail, 77 skip. Only processes this script started are
 signalled.
 """
-import argparse
 import errno
 import os
-import resource
 import select
 import selectors
 import socket
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import Echod, Skip, check, require_mode, stat_field, workers_of  # noqa: E402
+from echod_proc import (Echod, check, one_test_parser, raise_nofile, run_one,  # noqa: E402
+                        sanitized, stat_field, workers_of)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -41,15 +39,6 @@ SANITIZED = False  # ASan: shadow memory and quarantine, not echod's own
 
 def log(msg):
     print(msg, flush=True)
-
-
-def raise_nofile(want):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= want:
-        return
-    if hard != resource.RLIM_INFINITY and hard < want:
-        raise Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 class NeverReaders:
@@ -317,31 +306,15 @@ TESTS = {"measure": measure, "budget": budget}
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--echod", required=True)
+    ap = one_test_parser(__doc__, TESTS)
     ap.add_argument("--clients", type=int, default=300)
     ap.add_argument("--budget")
     ap.add_argument("--default-buffers", action="store_true", help="clients keep the kernel default socket buffers")
     ap.add_argument("--each", type=int, default=MiB, help="bytes each never-reader sends")
-    ap.add_argument("test", choices=sorted(TESTS))
-    ap.add_argument("mode", metavar="MODE")
     ARGS = ap.parse_args()
     global SANITIZED
-    with open(ARGS.echod, "rb") as f:
-        SANITIZED = b"__asan_init" in f.read()
-    start = time.monotonic()
-    try:
-        require_mode(ARGS.echod, ARGS.mode)
-        TESTS[ARGS.test]()
-    except Skip as e:
-        log("SKIP %s.%s: %s" % (ARGS.test, ARGS.mode, e))
-        return 77
-    except Exception as e:
-        traceback.print_exc()
-        log("FAIL %s.%s: %s: %s" % (ARGS.test, ARGS.mode, type(e).__name__, e))
-        return 1
-    log("ok   %s.%s %.1fs" % (ARGS.test, ARGS.mode, time.monotonic() - start))
-    return 0
+    SANITIZED = sanitized(ARGS.echod)
+    return run_one("%s.%s" % (ARGS.test, ARGS.mode), TESTS[ARGS.test], ARGS.echod, ARGS.mode)
 
 
 if __name__ == "__main__":

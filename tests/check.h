@@ -23,39 +23,22 @@
 
 static int check_failures;
 
-/* Compares with the operator spelled in `op` ("==", "<=", ...). */
-static inline bool check_cmp_i64(long long a, const char *op, long long b)
+/* Whether operands whose order is `order` (negative: the left one is less,
+   0: equal, positive: greater) satisfy `op` ("==", "<=", ...). */
+static inline bool check_order(int order, const char *op)
 {
     if (strcmp(op, "==") == 0)
-        return a == b;
+        return order == 0;
     if (strcmp(op, "!=") == 0)
-        return a != b;
+        return order != 0;
     if (strcmp(op, "<") == 0)
-        return a < b;
+        return order < 0;
     if (strcmp(op, "<=") == 0)
-        return a <= b;
+        return order <= 0;
     if (strcmp(op, ">") == 0)
-        return a > b;
+        return order > 0;
     if (strcmp(op, ">=") == 0)
-        return a >= b;
-    fprintf(stderr, "check.h: unknown operator %s\n", op);
-    abort();
-}
-
-static inline bool check_cmp_u64(uint64_t a, const char *op, uint64_t b)
-{
-    if (strcmp(op, "==") == 0)
-        return a == b;
-    if (strcmp(op, "!=") == 0)
-        return a != b;
-    if (strcmp(op, "<") == 0)
-        return a < b;
-    if (strcmp(op, "<=") == 0)
-        return a <= b;
-    if (strcmp(op, ">") == 0)
-        return a > b;
-    if (strcmp(op, ">=") == 0)
-        return a >= b;
+        return order >= 0;
     fprintf(stderr, "check.h: unknown operator %s\n", op);
     abort();
 }
@@ -80,14 +63,14 @@ static inline bool check_true(bool ok, const char *file, int line, const char *e
 static inline bool check_i64(long long a, const char *op, long long b, const char *file, int line,
                              const char *ea, const char *eb)
 {
-    return check_cmp_i64(a, op, b) ||
+    return check_order((a > b) - (a < b), op) ||
            check_fail(file, line, "%s %s %s: left = %lld, right = %lld", ea, op, eb, a, b);
 }
 
 static inline bool check_u64(uint64_t a, const char *op, uint64_t b, const char *file, int line,
                              const char *ea, const char *eb)
 {
-    return check_cmp_u64(a, op, b) ||
+    return check_order((a > b) - (a < b), op) ||
            check_fail(file, line, "%s %s %s: left = %" PRIu64 ", right = %" PRIu64, ea, op, eb, a,
                       b);
 }

@@ -12,7 +12,6 @@ import ctypes
 import errno
 import os
 import re
-import resource
 import select
 import shutil
 import socket
@@ -23,38 +22,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clients_e2e import Server  # noqa: E402
-from echod_proc import Echod, Skip  # noqa: E402
+from clients_e2e import Server, check, run_scenario, run_tool  # noqa: E402
+from echod_proc import Echod, Skip, raise_nofile  # noqa: E402
 
 ARGS = None
-FAILURES = []
 TRY_HELP = "Try 'echo-client --help' for more information."
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print('FAILED: ' + what, file=sys.stderr)
-    return cond
 
 
 def client(*args, timeout=30, stdin_data=None, stdin=None):
     """Runs echo-client; returns (exit status, stdout bytes, stderr text)."""
-    argv = [ARGS.client] + list(args)
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(argv, input=stdin_data, stdin=stdin, capture_output=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        check(False, '{} did not finish within {} s'.format(' '.join(argv), timeout))
-        return None, b'', ''
-    err = p.stderr.decode(errors='replace')
-    shown = ' '.join(a if len(a) < 80 else a[:60] + '...' for a in argv)
-    print('$ {}  -> {} in {:.2f} s, {} bytes on stdout'.format(
-        shown, p.returncode, time.monotonic() - t0, len(p.stdout)), file=sys.stderr)
-    if err:
-        print('  ' + err.rstrip()[-2000:].replace('\n', '\n  '), file=sys.stderr)
-    return p.returncode, p.stdout, err
+    return run_tool([ARGS.client] + list(args), timeout, stdin_data, stdin)[:3]
 
 
 def fixture(name, *args):
@@ -103,11 +80,7 @@ def scenario_select_limit():
     """More sockets than select can watch: the reason says so, in echod's
     words, and names the backends that can; poll then does the same run."""
     need_echod()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 2400:
-        raise Skip('RLIMIT_NOFILE hard limit {} < 2400'.format(hard))
-    # For echod (1,100 clients) and echo-client (which raises its own).
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2400), hard))
+    raise_nofile(2400)  # for echod (1,100 clients) and echo-client (which raises its own)
     with Echod(ARGS.echod, 'poll', nofile=2400) as d:
         address = '127.0.0.1:{}'.format(d.port)
         rc, out, err = client('--connect', address, '--backend', 'select', '--sockets', '1100',
@@ -425,15 +398,7 @@ def main():
     ap.add_argument('--echod')
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ARGS = ap.parse_args()
-    try:
-        SCENARIOS[ARGS.scenario]()
-    except Skip as e:
-        print('SKIP: {}'.format(e), file=sys.stderr)
-        sys.exit(77)
-    if FAILURES:
-        print('{} check(s) FAILED'.format(len(FAILURES)), file=sys.stderr)
-        sys.exit(1)
-    print('all checks passed', file=sys.stderr)
+    sys.exit(run_scenario(SCENARIOS[ARGS.scenario]))
 
 
 if __name__ == '__main__':

@@ -92,20 +92,31 @@ def host_port(d):
     return '[{}]:{}'.format(d.host, d.port) if ':' in d.host else '{}:{}'.format(d.host, d.port)
 
 
-def run(argv, timeout=20, stdin_data=None):
-    """Runs a tool; returns (exit status, stdout, stderr, seconds)."""
+def run_tool(argv, timeout=20, stdin_data=None, stdin=None):
+    """Runs a tool, showing the command, its status and its stderr;
+    returns (exit status, stdout bytes, stderr text, seconds). A tool still
+    running at `timeout` is a failed check (status None)."""
     t0 = time.monotonic()
     try:
-        p = subprocess.run(argv, input=stdin_data, capture_output=True, timeout=timeout)
+        p = subprocess.run(argv, input=stdin_data, stdin=stdin, capture_output=True,
+                           timeout=timeout)
     except subprocess.TimeoutExpired:
         check(False, '{} did not finish within {} s'.format(' '.join(argv), timeout))
-        return None, b'', b'', timeout
+        return None, b'', '', timeout
     took = time.monotonic() - t0
     err = p.stderr.decode(errors='replace')
-    print('$ {}  -> {} in {:.2f} s'.format(' '.join(argv), p.returncode, took), file=sys.stderr)
+    shown = ' '.join(a if len(a) < 80 else a[:60] + '...' for a in argv)
+    print('$ {}  -> {} in {:.2f} s, {} bytes on stdout'.format(
+        shown, p.returncode, took, len(p.stdout)), file=sys.stderr)
     if err:
-        print('  ' + err.rstrip().replace('\n', '\n  ')[-3000:], file=sys.stderr)
-    return p.returncode, p.stdout.decode(errors='replace'), err, took
+        print('  ' + err.rstrip()[-3000:].replace('\n', '\n  '), file=sys.stderr)
+    return p.returncode, p.stdout, err, took
+
+
+def run(argv, timeout=20, stdin_data=None):
+    """Runs a tool; returns (exit status, stdout, stderr, seconds)."""
+    rc, out, err, took = run_tool(argv, timeout, stdin_data)
+    return rc, out.decode(errors='replace'), err, took
 
 
 def client(*args, **kw):
@@ -244,27 +255,29 @@ def scenario_bad(mode):
         raise SystemExit('unknown bad mode ' + mode)
 
 
+def bench_bad_server(how, at, conns, why):
+    """echo-bench --json against bad_echo_server.py HOW AT: it exits 1 with
+    one error per connection; returns (its report, stderr, seconds)."""
+    with fixture('bad_echo_server.py', how, at) as srv:
+        rc, out, err, took = bench('--connect', srv.address, '--conns', str(conns), '--duration',
+                                   '1', '--warmup', '0', '--json')
+    check(rc == 1, 'echo-bench exits 1 ' + why)
+    r = json.loads(out)
+    check(r['errors'] == conns, 'one error per connection ({} reported)'.format(r['errors']))
+    return r, err, took
+
+
 def scenario_bench_corrupt(_):
     """echo-bench against a server that flips one byte per connection."""
-    with fixture('bad_echo_server.py', 'corrupt', '1000') as srv:
-        rc, out, err, _ = bench('--connect', srv.address, '--conns', '3', '--duration', '1',
-                                '--warmup', '0', '--json')
-        check(rc == 1, 'echo-bench exits 1 against a corrupting server')
-        r = json.loads(out)
-        check(r['errors'] == 3, 'one error per connection ({} reported)'.format(r['errors']))
-        check('byte 1000 of the stream is wrong' in (r['first_error'] or ''),
-              'the first error names the byte')
-        check('error' in err, 'stderr says so too')
+    r, err, _ = bench_bad_server('corrupt', '1000', 3, 'against a corrupting server')
+    check('byte 1000 of the stream is wrong' in (r['first_error'] or ''),
+          'the first error names the byte')
+    check('error' in err, 'stderr says so too')
 
 
 def scenario_bench_close(_):
-    with fixture('bad_echo_server.py', 'close', '100') as srv:
-        rc, out, _, took = bench('--connect', srv.address, '--conns', '2', '--duration', '1',
-                                 '--warmup', '0', '--json')
-        check(rc == 1, 'echo-bench exits 1 when the server closes early')
-        r = json.loads(out)
-        check(r['errors'] == 2, 'one error per connection')
-        check(took < 10, 'within the run time')
+    _, _, took = bench_bad_server('close', '100', 2, 'when the server closes early')
+    check(took < 10, 'within the run time')
 
 
 def scenario_bench_modes(_):
@@ -455,8 +468,26 @@ SCENARIOS = {
 }
 
 
-def main():
+def run_scenario(scenario, *args):
+    """Runs a scenario; returns the exit status: 77 if it raised Skip, 1 if
+    a check failed, else 0."""
+    try:
+        scenario(*args)
+    except Skip as e:
+        print('SKIP: {}'.format(e), file=sys.stderr)
+        return 77
+    if FAILURES:
+        print('{} check(s) FAILED'.format(len(FAILURES)), file=sys.stderr)
+        return 1
+    print('all checks passed', file=sys.stderr)
+    return 0
+
+
+def main(more_scenarios=None):
+    """The command line of this script, and of those that add scenarios to
+    it (tests/bench_e2e.py, ...)."""
     global ARGS
+    SCENARIOS.update(more_scenarios or {})
     ap = argparse.ArgumentParser()
     ap.add_argument('--client', required=True)
     ap.add_argument('--bench', required=True)
@@ -465,15 +496,7 @@ def main():
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ap.add_argument('arg', nargs='?', default='')
     ARGS = ap.parse_args()
-    try:
-        SCENARIOS[ARGS.scenario](ARGS.arg)
-    except Skip as e:
-        print('SKIP: {}'.format(e), file=sys.stderr)
-        sys.exit(77)
-    if FAILURES:
-        print('{} check(s) FAILED'.format(len(FAILURES)), file=sys.stderr)
-        sys.exit(1)
-    print('all checks passed', file=sys.stderr)
+    sys.exit(run_scenario(SCENARIOS[ARGS.scenario], ARGS.arg))
 
 
 if __name__ == '__main__':

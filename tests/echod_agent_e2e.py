@@ -18,8 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (DEFAULT_TIMEOUT, Echod, check, connect, mode_args,  # noqa: E402
-                        roundtrip, run_tests, stat_field)
+from echod_proc import (DEFAULT_TIMEOUT, Echod, check, check_usage_error,  # noqa: E402
+                        command_line, connect, mode_args, roundtrip, run_tests, stat_field)
 
 ECHOD = MODE = None
 
@@ -245,11 +245,7 @@ def test_usage():
                        (["--agent", "unix:/tmp/x"], "--agent 'unix:/tmp/x'"),
                        (["--agent", "127.0.0.1:99999"], "--agent '127.0.0.1:99999'"),
                        (["--inetd", "--agent", "127.0.0.1:0"], "--inetd")):
-        r = subprocess.run([ECHOD] + mode_args(MODE) + args, capture_output=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
-        err = r.stderr.decode()
-        check(r.returncode == 2 and err.startswith("echod: ") and want in err,
-              "%s: exit %d, %r" % (args, r.returncode, err))
+        check_usage_error([ECHOD] + mode_args(MODE), args, want)
 
 
 def test_address_in_use():
@@ -286,13 +282,9 @@ TESTS = [
 
 def main():
     global ECHOD, MODE
-    args = sys.argv[1:]
-    if len(args) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(args[0]), args[1]
+    (ECHOD,), MODE, named = command_line(__doc__)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return run_tests(TESTS, args[2:], ECHOD, MODE)
+    return run_tests(TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":

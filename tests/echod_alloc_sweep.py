@@ -40,10 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import Echod, Skip, check, connect, fail, mode_args, udp_socket  # noqa: E402
+from echod_proc import (Echod, Skip, check, connect, fail, mode_args, run_one,  # noqa: E402
+                        sanitized, udp_socket)
 
 ARGS = None
 SANITIZED = False
@@ -308,20 +308,8 @@ def main():
     modes = ["epoll", "poll", "select", "uring", "engine-uring"]
     ap.add_argument("mode", choices=modes + [m + w for m in modes for w in ("-w2", "-wauto")])
     ARGS = ap.parse_args()
-    with open(ARGS.echod, "rb") as f:
-        SANITIZED = b"__asan_init" in f.read()
-    start = time.monotonic()
-    try:
-        sweep()
-    except Skip as e:
-        log("SKIP alloc-sweep.%s: %s" % (ARGS.mode, e))
-        return 77
-    except Exception as e:
-        traceback.print_exc()
-        log("FAIL alloc-sweep.%s: %s: %s" % (ARGS.mode, type(e).__name__, e))
-        return 1
-    log("ok   alloc-sweep.%s %.1fs" % (ARGS.mode, time.monotonic() - start))
-    return 0
+    SANITIZED = sanitized(ARGS.echod)
+    return run_one("alloc-sweep.%s" % ARGS.mode, sweep)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, closed_by_peer, mode_args,  # noqa: E402
+from echod_proc import (Echod, Skip, check, closed_by_peer, command_line, mode_args,  # noqa: E402
                         mode_label, roundtrip, run_tests, stat_field, udp_socket)
 
 ECHOD = MODE = None
@@ -486,12 +486,9 @@ TESTS = [
 
 def main():
     global ECHOD, MODE
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
+    (ECHOD,), MODE, named = command_line(__doc__)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return run_tests(TESTS, sys.argv[3:], ECHOD, MODE)
+    return run_tests(TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":

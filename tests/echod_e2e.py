@@ -32,10 +32,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, base_mode, check, closed_by_peer, connect,  # noqa: E402
-                        exit_status,
-                        fail, mode_args, mode_label, recv_exact, require_mode, roundtrip,
-                        run_each, select_tests, stat_field, workers_of)
+from echod_proc import (Echod, Skip, base_mode, check, closed_by_peer, command_line,  # noqa: E402
+                        connect, exit_status, fail, mode_args, mode_available, mode_label,
+                        recv_exact, roundtrip, run_each, sanitized, select_tests, stat_field,
+                        try_clients, workers_of)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -485,15 +485,7 @@ def test_emfile():
     refuses the extra ones without spinning and recovers when clients
     leave."""
     with echod(nofile=24, quiet=False) as d:
-        served, refused = [], 0
-        for i in range(40):
-            s = connect(d.port)
-            try:
-                roundtrip(s, b"x%d" % i, timeout=2)
-                served.append(s)
-            except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
-                refused += 1
-                s.close()
+        served, refused = try_clients(d.port, 40)
         check(len(served) >= 5, "only %d clients served" % len(served))
         check(refused >= 10, "only %d clients refused" % refused)
         # More clients knock while the table is full; echod must not spin.
@@ -537,15 +529,7 @@ def test_fd_beyond_setsize():
     # echod inherits /dev/null on fds 24..1023, so its first few clients
     # get low numbers and the later ones 1024 and up.
     with echod(nofile=2048, fill_fds=(24, 1024), quiet=False) as d:
-        served, refused = [], 0
-        for i in range(30):
-            s = connect(d.port)
-            try:
-                roundtrip(s, b"y%d" % i, timeout=2)
-                served.append(s)
-            except (AssertionError, ConnectionResetError, BrokenPipeError, socket.timeout):
-                refused += 1
-                s.close()
+        served, refused = try_clients(d.port, 30)
         if workers_of(base_mode(MODE))[0] == "select":
             check(refused >= 5, "select: only %d clients refused" % refused)
             check(len(served) >= 5, "select: only %d clients served" % len(served))
@@ -1143,42 +1127,30 @@ def measure_idle(n):
         d.stop()
 
 
+def leave_out(tests, names, why):
+    """The tests not in `names`; says which were left out, and why."""
+    left_out = [t.__name__ for t in tests if t.__name__ in names]
+    if left_out:
+        print("not %s: %s" % (why, ", ".join(left_out)), flush=True)
+    return [t for t in tests if t.__name__ not in names]
+
+
 def main():
     global ECHOD, MODE, SANITIZED
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
-    args = sys.argv[3:]
-    # An ASan build links the runtime: its symbols are in the binary.
-    with open(ECHOD, "rb") as f:
-        SANITIZED = b"__asan_init" in f.read()
+    (ECHOD,), MODE, args = command_line(__doc__)
+    SANITIZED = sanitized(ECHOD)
     if args[:1] == ["--measure-idle"]:
         measure_idle(int(args[1]))
         return 0
-    try:
-        require_mode(ECHOD, MODE)
-    except Skip as e:
-        print("skip all: %s" % e, flush=True)
+    if not mode_available(ECHOD, MODE):
         return 77
     tests = select_tests(TESTS, args)
     if MODE == "engine-uring-spin":
-        left_out = [t.__name__ for t in tests if t.__name__ in SPIN_EXCLUDED]
-        tests = [t for t in tests if t.__name__ not in SPIN_EXCLUDED]
-        if left_out:
-            print("not in this mode (it spins by design): %s" % ", ".join(left_out), flush=True)
+        tests = leave_out(tests, SPIN_EXCLUDED, "in this mode (it spins by design)")
     if MODE == "engine-uring-splice":
-        left_out = [t.__name__ for t in tests if t.__name__ in URING_SPLICE_EXCLUDED]
-        tests = [t for t in tests if t.__name__ not in URING_SPLICE_EXCLUDED]
-        if left_out:
-            print("not with --splice on (engine-uring runs them): %s" % ", ".join(left_out),
-                  flush=True)
+        tests = leave_out(tests, URING_SPLICE_EXCLUDED, "with --splice on (engine-uring runs them)")
     if workers_of(MODE)[1] > 1:
-        left_out = [t.__name__ for t in tests if t.__name__ in W2_EXCLUDED]
-        tests = [t for t in tests if t.__name__ not in W2_EXCLUDED]
-        if left_out:
-            print("not with --workers 2 (the one-worker mode runs them): %s"
-                  % ", ".join(left_out), flush=True)
+        tests = leave_out(tests, W2_EXCLUDED, "with --workers 2 (the one-worker mode runs them)")
     # The seed's slow client takes 4 s of sleeping: run it alongside.
     slow_error = []
 

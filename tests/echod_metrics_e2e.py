@@ -32,9 +32,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (DEFAULT_TIMEOUT, ENGINES, Echod, Skip, check,  # noqa: E402
-                        closed_by_peer, connect, mode_args, recv_exact, roundtrip, run_tests,
-                        stat_field, workers_of)
+from echod_proc import (DEFAULT_TIMEOUT, ENGINES, Echod, Skip, check, check_usage_error,  # noqa: E402
+                        closed_by_peer, command_line, connect, mode_args, recv_exact,
+                        roundtrip, run_tests, stat_field, workers_of)
 
 ECHOD = MODE = None
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -420,11 +420,7 @@ def test_with_agent():
 def test_usage():
     for args, want in ((["--metrics", "nonsense"], "--metrics 'nonsense'"),
                        (["--inetd", "--metrics", "127.0.0.1:0"], "--inetd")):
-        r = subprocess.run([ECHOD] + mode_args(MODE) + args, capture_output=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
-        err = r.stderr.decode()
-        check(r.returncode == 2 and err.startswith("echod: ") and want in err,
-              "%s: exit %d, %r" % (args, r.returncode, err))
+        check_usage_error([ECHOD] + mode_args(MODE), args, want)
 
 
 def free_port():
@@ -515,14 +511,10 @@ TESTS = [
 
 def main():
     global ECHOD, MODE
-    args = sys.argv[1:]
-    if len(args) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(args[0]), args[1]
+    (ECHOD,), MODE, named = command_line(__doc__)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    tests = TESTS + [test_prometheus] if "prometheus" in args[2:] else TESTS
-    return run_tests(tests, args[2:], ECHOD, MODE)
+    tests = TESTS + [test_prometheus] if "prometheus" in named else TESTS
+    return run_tests(tests, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":

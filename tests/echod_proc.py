@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Real echod processes and TCP clients for the end-to-end tests.
 
-Shared by tests/echod_e2e.py, tests/reliability_e2e.py, tests/echod_udp_e2e.py
-and tests/echod_daemon_e2e.py. An Echod is a context manager: the process it
+Shared by the scripts that run echod (tests/echod_e2e.py, reliability_e2e.py,
+...), with their command line and verdicts (command_line(), run_tests(),
+run_one()). An Echod is a context manager: the process it
 started (and only that one) is always killed and reaped on the way out.
 Readiness is polled for: the bound port-0 addresses are read from echod's
 stdout, and stderr is searched as it grows.
@@ -24,6 +25,7 @@ that tests that do not go through an Echod's start-up are skipped too.
 Every wait has a deadline; DEFAULT_TIMEOUT (seconds) is the one default of
 the client helpers and of the waits on echod.
 """
+import argparse
 import os
 import re
 import resource
@@ -31,8 +33,10 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import traceback
 
 DEFAULT_TIMEOUT = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -135,6 +139,22 @@ def require_mode(echod, mode, timeout=30):
             pass
     except AssertionError:
         pass
+
+
+def sanitized(echod):
+    """True if echod is an ASan build: the runtime's symbols are in the binary."""
+    with open(echod, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def raise_nofile(want):
+    """Raises RLIMIT_NOFILE to `want` here, or Skip if the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    if hard != resource.RLIM_INFINITY and hard < want:
+        raise Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def client_backend(mode):
@@ -369,6 +389,35 @@ class Echod:
         self.err.close()
 
 
+def counters(d, pattern, fields, what):
+    """The `what` counters that `pattern` finds in d's statistics line, by name."""
+    line = d.stats()
+    m = pattern.search(line)
+    check(m, "no %s counters in %r" % (what, line))
+    return dict(zip(fields, (int(x) for x in m.groups())))
+
+
+def wait_counters(d, pattern, fields, what, want, timeout=DEFAULT_TIMEOUT):
+    """Polls until the counters named in `want` have those values; returns all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = counters(d, pattern, fields, what)
+        if all(got[k] == v for k, v in want.items()):
+            return got
+        if time.monotonic() > deadline:
+            fail("%s counters %s, wanted %s" % (what, got, want))
+        time.sleep(0.02)
+
+
+def check_usage_error(command, args, want):
+    """`command + args` (echod and its mode's options) is a usage error:
+    exit 2, and stderr starts `echod: ` and names `want`."""
+    r = subprocess.run(command + args, capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    err = r.stderr.decode()
+    check(r.returncode == 2 and err.startswith("echod: ") and want in err,
+          "%s: exit %d, %r" % (args, r.returncode, err))
+
+
 def stat_field(line, name):
     """The number after `name` in a statistics line ("idle closed 3")."""
     m = re.search(re.escape(name) + r" (\d+)", line)
@@ -443,16 +492,33 @@ def closed_by_peer(s, timeout=DEFAULT_TIMEOUT):
 # running tests
 
 
+def command_line(doc, programs=1):
+    """Reads `PROGRAM... MODE [TEST...]` from the command line: (the
+    programs' absolute paths, MODE, the tests named). With fewer arguments
+    it prints doc (the usage) and exits 2."""
+    args = sys.argv[1:]
+    if len(args) <= programs:
+        print(doc, file=sys.stderr)
+        sys.exit(2)
+    return [os.path.abspath(p) for p in args[:programs]], args[programs], args[programs + 1:]
+
+
+def mode_available(echod, mode):
+    """False, after a `skip all` line, if this system refuses `mode`."""
+    try:
+        require_mode(echod, mode)
+    except Skip as e:
+        print("skip all: %s" % e, flush=True)
+        return False
+    return True
+
+
 def run_tests(tests, args, echod=None, mode=None):
     """Runs the named tests (all by default); returns the exit status
     (0 pass, 1 fail, 77 all skipped). Given echod and mode, none runs (77)
-    if the mode is not available here (require_mode())."""
-    if echod is not None:
-        try:
-            require_mode(echod, mode)
-        except Skip as e:
-            print("skip all: %s" % e, flush=True)
-            return 77
+    if the mode is not available here (mode_available())."""
+    if echod is not None and not mode_available(echod, mode):
+        return 77
     chosen = select_tests(tests, args)
     failed, skipped = run_each(chosen)
     return exit_status(failed, skipped, len(chosen))
@@ -479,6 +545,37 @@ def run_each(tests):
             failed += 1
             print("FAIL %-28s %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
     return failed, skipped
+
+
+def one_test_parser(doc, tests):
+    """The command line of a script that runs one of `tests` per process:
+    `--echod ECHOD [OPTIONS] TEST MODE`; the script adds its options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--echod", required=True)
+    ap.add_argument("test", choices=sorted(tests))
+    ap.add_argument("mode", metavar="MODE")
+    return ap
+
+
+def run_one(name, test, echod=None, mode=None):
+    """Runs one test of a script that runs one per process, printing its
+    verdict and time (a traceback if it fails); returns the exit status:
+    0 pass, 1 fail, 77 skipped. Given echod and mode, it is skipped if the
+    mode is not available here (require_mode())."""
+    start = time.monotonic()
+    try:
+        if echod is not None:
+            require_mode(echod, mode)
+        test()
+    except Skip as e:
+        print("SKIP %s: %s" % (name, e), flush=True)
+        return 77
+    except Exception as e:
+        traceback.print_exc()
+        print("FAIL %s: %s: %s" % (name, type(e).__name__, e), flush=True)
+        return 1
+    print("ok   %s %.1fs" % (name, time.monotonic() - start), flush=True)
+    return 0
 
 
 def exit_status(failed, skipped, total):

@@ -23,8 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, closed_by_peer, connect, client_backend,  # noqa: E402
-                        fail, recv_exact, roundtrip, run_tests)
+from echod_proc import (Echod, check, closed_by_peer, connect, client_backend,  # noqa: E402
+                        command_line, recv_exact, roundtrip, run_tests, wait_counters)
 
 ECHOD = CLIENT = BENCH = MODE = None
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -41,24 +41,10 @@ def echod(*args, **kw):
     return Echod(ECHOD, MODE, *args, **kw)
 
 
-def proxy_stats(d):
-    line = d.stats()
-    m = STATS.search(line)
-    check(m, "no PROXY counters in %r" % line)
-    return dict(zip(FIELDS, (int(x) for x in m.groups())))
-
-
-def wait_stats(d, want, timeout=10):
+def wait_stats(d, want):
     """Polls the SIGUSR1 line until the PROXY counters named in `want` have
     those values; returns them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = proxy_stats(d)
-        if all(got[k] == v for k, v in want.items()):
-            return got
-        if time.monotonic() > deadline:
-            fail("PROXY counters %s, wanted %s" % (got, want))
-        time.sleep(0.02)
+    return wait_counters(d, STATS, FIELDS, "PROXY", want)
 
 
 def v2(command, fam_proto, body):
@@ -383,17 +369,9 @@ TESTS = [test_usage, test_headers_raw, test_split_header, test_any_and_plain, te
 
 def main():
     global ECHOD, CLIENT, BENCH, MODE
-    if len(sys.argv) < 5:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, CLIENT, BENCH = (os.path.abspath(p) for p in sys.argv[1:4])
-    MODE = sys.argv[4]
-    return run_tests(TESTS, sys.argv[5:], ECHOD, MODE)
+    (ECHOD, CLIENT, BENCH), MODE, named = command_line(__doc__, programs=3)
+    return run_tests(TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Skip as e:
-        print("skip: %s" % e)
-        sys.exit(77)
+    sys.exit(main())

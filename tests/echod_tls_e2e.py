@@ -20,18 +20,16 @@ connection and be counted on the SIGUSR1 line. Exit: 0 pass, 1 fail,
 import json
 import os
 import re
-import resource
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, closed_by_peer, connect,  # noqa: E402
-                        fail, recv_exact, roundtrip, run_tests)
+from echod_proc import (Echod, Skip, check, closed_by_peer, connect, counters,  # noqa: E402
+                        raise_nofile, recv_exact, roundtrip, run_tests, wait_counters)
 import tls_e2e  # noqa: E402  (make_certs, pattern)
 
 ECHOD = CLIENT = BENCH = MODE = None
@@ -55,21 +53,11 @@ def echod(*args, listen=None, **kw):
 
 
 def tls_stats(d):
-    line = d.stats()
-    m = TLS_STATS.search(line)
-    check(m, "no TLS counters in %r" % line)
-    return dict(zip(FIELDS, (int(x) for x in m.groups())))
+    return counters(d, TLS_STATS, FIELDS, "TLS")
 
 
 def wait_stats(d, want, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = tls_stats(d)
-        if all(got[k] == v for k, v in want.items()):
-            return got
-        if time.monotonic() > deadline:
-            fail("TLS counters %s, wanted %s" % (got, want))
-        time.sleep(0.05)
+    return wait_counters(d, TLS_STATS, FIELDS, "TLS", want, timeout)
 
 
 def run(argv, stdin_data=None, timeout=60):
@@ -458,14 +446,6 @@ def renegotiate(port):
         if p.poll() is None:
             p.kill()
             p.wait()
-
-
-def raise_nofile(n):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n:
-        if hard != resource.RLIM_INFINITY and hard < n:
-            raise Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, n))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
 
 
 def test_stalled_handshakes():

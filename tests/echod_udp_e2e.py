@@ -27,8 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, client_backend, fail, mode_args,  # noqa: E402
-                        run_tests, stat_field, udp_socket)
+from echod_proc import (Echod, Skip, check, check_usage_error, client_backend, command_line,  # noqa: E402
+                        fail, mode_args, run_tests, stat_field, udp_socket)
 
 ECHOD = MODE = BENCH = None
 
@@ -278,10 +278,7 @@ def test_usage():
                        (["--udp-rate", "fast"], "--udp-rate"),
                        (["--udp-burst", "0"], "--udp-burst"),
                        (["--udp", "unix:"], "--udp 'unix:'")):
-        r = subprocess.run([ECHOD] + mode_args(MODE) + args, capture_output=True, timeout=10)
-        err = r.stderr.decode()
-        check(r.returncode == 2 and err.startswith("echod: ") and want in err,
-              "%s: exit %d, %r" % (args, r.returncode, err))
+        check_usage_error([ECHOD] + mode_args(MODE), args, want)
 
 
 def test_bench_udp():
@@ -384,12 +381,7 @@ TESTS = [
 
 def main():
     global ECHOD, MODE, BENCH
-    args = sys.argv[1:]
-    if len(args) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(args[0]), args[1]
-    args = args[2:]
+    (ECHOD,), MODE, args = command_line(__doc__)
     if args[:1] == ["--bench"]:
         BENCH = os.path.abspath(args[1])
         args = args[2:]

@@ -28,8 +28,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, closed_by_peer, connect, mode_args,  # noqa: E402
-                        recv_exact, roundtrip, run_tests, stat_field, try_clients, workers_of)
+from echod_proc import (Echod, Skip, check, closed_by_peer, command_line, connect,  # noqa: E402
+                        mode_args, recv_exact, roundtrip, run_tests, stat_field, try_clients,
+                        workers_of)
 from upgrade_e2e import (SERVING, become_subreaper, kill_quietly, stderr_match,  # noqa: E402
                          wait_pid)
 
@@ -333,12 +334,8 @@ STEER_TESTS = [test_steer_cpu, test_steer_upgrade]
 
 def main():
     global ECHOD, MODE
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
+    (ECHOD,), MODE, named = command_line(__doc__)
     check(workers_of(MODE)[1] == 2, "a -w2 mode is expected, not %s" % MODE)
-    named = sys.argv[3:]
     return run_tests(TESTS + STEER_TESTS if named else TESTS, named, ECHOD, MODE)
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echod_proc import (Echod, Skip, check, client_backend, connect, fail,  # noqa: E402
+from echod_proc import (Echod, check, client_backend, command_line, connect, fail,  # noqa: E402
                         recv_exact, run_tests, stat_field, udp_socket)
 
 ECHOD = CLIENT = BENCH = MODE = None
@@ -385,17 +385,9 @@ TESTS = [test_delay, test_delay_jitter_keeps_order, test_rate, test_slice, test_
 
 def main():
     global ECHOD, CLIENT, BENCH, MODE
-    if len(sys.argv) < 5:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, CLIENT, BENCH = (os.path.abspath(p) for p in sys.argv[1:4])
-    MODE = sys.argv[4]
-    return run_tests(TESTS, sys.argv[5:], ECHOD, MODE)
+    (ECHOD, CLIENT, BENCH), MODE, named = command_line(__doc__, programs=3)
+    return run_tests(TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Skip as e:
-        print("skip: %s" % e)
-        sys.exit(77)
+    sys.exit(main())

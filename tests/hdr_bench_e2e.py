@@ -174,10 +174,5 @@ def scenario_merge(_):
 SCENARIOS = {'log': scenario_log, 'merge': scenario_merge}
 
 
-def main():
-    ce.SCENARIOS.update(SCENARIOS)
-    ce.main()
-
-
 if __name__ == '__main__':
-    main()
+    ce.main(SCENARIOS)

@@ -28,13 +28,11 @@ docs/reliability.md) and exits 0 pass, 1 fail, 77 skip. Readiness is polled
 for, never slept for; every wait has a deadline. Only processes this script
 started are signalled.
 """
-import argparse
 import errno
 import hashlib
 import json
 import os
 import random
-import resource
 import selectors
 import socket
 import struct
@@ -42,11 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_proc import (Echod, Skip, base_mode, check, closed_by_peer, connect, fail,  # noqa: E402
-                        require_mode, roundtrip, stat_field, workers_of)
+                        one_test_parser, raise_nofile, roundtrip, run_one, sanitized, stat_field, workers_of)
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -65,15 +62,6 @@ def echod(*args, **kw):
     kw.setdefault("may_exit", True)
     kw.setdefault("timeout", 20)
     return Echod(ARGS.echod, ARGS.mode, *args, **kw)
-
-
-def raise_nofile(want):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= want:
-        return
-    if hard != resource.RLIM_INFINITY and hard < want:
-        raise Skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 # --------------------------------------------------------------------------
@@ -695,31 +683,15 @@ TESTS = {"echo": test_echo, "faults": test_faults, "selftest": test_selftest, "m
 
 def main():
     global ARGS, SANITIZED
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--echod", required=True)
+    ap = one_test_parser(__doc__, TESTS)
     ap.add_argument("--bench")
     ap.add_argument("--shim")
     ap.add_argument("--bytes", type=int, default=1 << 30)
     ap.add_argument("--seed", type=int, default=int(os.environ.get("IOMUX_FAULT_SEED", "7")))
     ap.add_argument("--timeout", type=float, default=600)
-    ap.add_argument("test", choices=sorted(TESTS))
-    ap.add_argument("mode", metavar="MODE")
     ARGS = ap.parse_args()
-    with open(ARGS.echod, "rb") as f:
-        SANITIZED = b"__asan_init" in f.read()
-    start = time.monotonic()
-    try:
-        require_mode(ARGS.echod, ARGS.mode)
-        TESTS[ARGS.test]()
-    except Skip as e:
-        log("SKIP %s.%s: %s" % (ARGS.test, ARGS.mode, e))
-        return 77
-    except Exception as e:
-        traceback.print_exc()
-        log("FAIL %s.%s: %s: %s" % (ARGS.test, ARGS.mode, type(e).__name__, e))
-        return 1
-    log("ok   %s.%s %.1fs" % (ARGS.test, ARGS.mode, time.monotonic() - start))
-    return 0
+    SANITIZED = sanitized(ARGS.echod)
+    return run_one("%s.%s" % (ARGS.test, ARGS.mode), TESTS[ARGS.test], ARGS.echod, ARGS.mode)
 
 
 if __name__ == "__main__":

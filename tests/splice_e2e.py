@@ -22,9 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from echod_e2e import echo_clients  # noqa: E402
-from echod_proc import (Echod, Skip, base_mode, check, closed_by_peer, connect,  # noqa: E402
-                        exit_status, recv_exact, require_mode, roundtrip, run_each,
-                        select_tests, stat_field)
+from echod_proc import (Echod, base_mode, check, closed_by_peer, command_line, connect,  # noqa: E402
+                        roundtrip, run_tests, stat_field)
 
 ECHOD = None
 MODE = None
@@ -294,18 +293,8 @@ TESTS = [
 
 def main():
     global ECHOD, MODE
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ECHOD, MODE = os.path.abspath(sys.argv[1]), sys.argv[2]
-    try:
-        require_mode(ECHOD, MODE)
-    except Skip as e:
-        print("skip all: %s" % e, flush=True)
-        return 77
-    tests = select_tests(TESTS, sys.argv[3:])
-    failed, skipped = run_each(tests)
-    return exit_status(failed, skipped, len(tests))
+    (ECHOD,), MODE, named = command_line(__doc__)
+    return run_tests(TESTS, named, ECHOD, MODE)
 
 
 if __name__ == "__main__":

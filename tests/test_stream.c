@@ -322,6 +322,28 @@ static size_t peer_read(struct rig *r, char *dst, size_t cap)
     return n;
 }
 
+/* Runs the loop (at most max_iter turns) until `want` bytes have reached
+   the peer, read into dst (room for cap); returns how many came. */
+static size_t peer_collect(struct rig *r, char *dst, size_t cap, size_t want, int max_iter)
+{
+    size_t got = 0;
+    for (int i = 0; i < max_iter && got < want; i++) {
+        CHECK_COUNT(iomux_loop_run_once(r->loop, 10));
+        got += peer_read(r, dst + got, cap - got);
+    }
+    return got;
+}
+
+/* Sends what the socket takes now of src[*sent..total), adding it to *sent;
+   returns send()'s result. */
+static ssize_t peer_send_some(struct rig *r, const char *src, size_t total, size_t *sent)
+{
+    ssize_t k = send(r->peer, src + *sent, total - *sent, MSG_DONTWAIT);
+    if (k > 0)
+        *sent += (size_t)k;
+    return k;
+}
+
 static void test_stream_echo(void)
 {
     struct rig r;
@@ -331,11 +353,7 @@ static void test_stream_echo(void)
     fill(msg, sizeof(msg), 9);
     for (int round = 0; round < 50; round++) {
         CHECK_EQ_INT(send(r.peer, msg, sizeof(msg), 0), (int)sizeof(msg));
-        size_t got = 0;
-        for (int i = 0; i < 100 && got < sizeof(msg); i++) {
-            CHECK_COUNT(iomux_loop_run_once(r.loop, 10));
-            got += peer_read(&r, back + got, sizeof(back) - got);
-        }
+        size_t got = peer_collect(&r, back, sizeof(back), sizeof(msg), 100);
         if (!CHECK_EQ_U64(got, sizeof(msg)))
             break;
         CHECK(memcmp(msg, back, sizeof(msg)) == 0);
@@ -362,11 +380,7 @@ static void test_stream_no_alloc_steady(void)
         if (round == 10)
             before = allocs; /* read buffer and timers exist by now */
         CHECK_EQ_INT(send(r.peer, msg, sizeof(msg), 0), (int)sizeof(msg));
-        size_t got = 0;
-        for (int i = 0; i < 100 && got < sizeof(msg); i++) {
-            CHECK_COUNT(iomux_loop_run_once(r.loop, 10));
-            got += peer_read(&r, back + got, sizeof(back) - got);
-        }
+        size_t got = peer_collect(&r, back, sizeof(back), sizeof(msg), 100);
         if (!CHECK_EQ_U64(got, sizeof(msg)))
             break;
     }
@@ -398,9 +412,7 @@ static void test_stream_backpressure(void)
     bool saw_pressure = false;
     /* Phase 1: send until nothing more is taken; never read. */
     for (int i = 0; i < 2000; i++) {
-        ssize_t k = send(r.peer, src + sent, total - sent, MSG_DONTWAIT);
-        if (k > 0)
-            sent += (size_t)k;
+        ssize_t k = peer_send_some(&r, src, total, &sent);
         CHECK_COUNT(iomux_loop_run_once(r.loop, 0));
         if (r.p.s && iomux_stream_queued(r.p.s) > max_queued)
             max_queued = iomux_stream_queued(r.p.s);
@@ -415,11 +427,8 @@ static void test_stream_backpressure(void)
     CHECK_U64(max_queued, <=, high + IOMUX_BUF_READ_SIZE);
     /* Phase 2: read everything while sending the rest. */
     for (int i = 0; i < 100000 && got < total; i++) {
-        if (sent < total) {
-            ssize_t k = send(r.peer, src + sent, total - sent, MSG_DONTWAIT);
-            if (k > 0)
-                sent += (size_t)k;
-        }
+        if (sent < total)
+            (void)peer_send_some(&r, src, total, &sent);
         CHECK_COUNT(iomux_loop_run_once(r.loop, 1));
         got += peer_read(&r, dst + got, total - got);
         if (r.p.s && iomux_stream_queued(r.p.s) > max_queued)
@@ -451,9 +460,7 @@ static void test_stream_half_close(void)
     fill(src, total, 13);
     size_t sent = 0, got = 0;
     for (int i = 0; i < 10000 && sent < total; i++) {
-        ssize_t k = send(r.peer, src + sent, total - sent, MSG_DONTWAIT);
-        if (k > 0)
-            sent += (size_t)k;
+        (void)peer_send_some(&r, src, total, &sent);
         CHECK_COUNT(iomux_loop_run_once(r.loop, 0));
     }
     CHECK_EQ_U64(sent, total);
@@ -718,11 +725,7 @@ static void test_stream_connecting(void)
     CHECK_EQ_INT(poll(&pf, 1, 5000), 1);
     CHECK_OK(iomux_tcp_accept(lfd, NULL, &r.peer));
     char back[8];
-    size_t got = 0;
-    for (int i = 0; i < 200 && got < 5; i++) {
-        CHECK_COUNT(iomux_loop_run_once(r.loop, 10));
-        got += peer_read(&r, back + got, sizeof(back) - got);
-    }
+    size_t got = peer_collect(&r, back, sizeof(back), 5, 200);
     CHECK_EQ_U64(got, 5);
     CHECK(memcmp(back, "early", 5) == 0);
     iomux_stream_close(r.p.s);

@@ -20,38 +20,17 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clients_e2e import check, run_scenario, run_tool  # noqa: E402
+from echod_proc import Skip  # noqa: E402
+
 ARGS = None
-FAILURES = []
 CERTS = None
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print('FAILED: ' + what, file=sys.stderr)
-    return cond
 
 
 def client(*args, stdin_data=None, timeout=60):
     """Runs echo-client; returns (exit status, stdout bytes, stderr text)."""
-    argv = [ARGS.client] + [str(a) for a in args]
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(argv, input=stdin_data, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        check(False, '{} did not finish within {} s'.format(' '.join(argv), timeout))
-        return None, b'', ''
-    err = p.stderr.decode(errors='replace')
-    shown = ' '.join(a if len(a) < 80 else a[:40] + '...' for a in argv)
-    print('$ {}  -> {} in {:.2f} s, {} bytes on stdout'.format(
-        shown, p.returncode, time.monotonic() - t0, len(p.stdout)), file=sys.stderr)
-    if err:
-        print('  ' + err.rstrip()[-1500:].replace('\n', '\n  '), file=sys.stderr)
-    return p.returncode, p.stdout, err
+    return run_tool([ARGS.client] + [str(a) for a in args], timeout, stdin_data)[:3]
 
 
 def openssl(*args):
@@ -408,30 +387,27 @@ SCENARIOS = {
 }
 
 
+def with_certs(scenario):
+    """Runs a scenario with fresh certificates (CERTS), or raises Skip."""
+    global CERTS
+    if ARGS.have_tls.upper() not in ('ON', '1', 'TRUE', 'YES'):
+        raise Skip('this build has no TLS (OpenSSL 3 not found)')
+    if shutil.which('openssl') is None:
+        raise Skip('the openssl command-line tool is not installed')
+    with tempfile.TemporaryDirectory(prefix='iomux-tls-') as d:
+        CERTS = make_certs(d)
+        scenario()
+
+
 def main():
-    global ARGS, CERTS
+    global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument('--client', required=True)
     ap.add_argument('--have-tls', required=True)
     ap.add_argument('--bench', help='echo-bench, for the bench-* scenarios')
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ARGS = ap.parse_args()
-    try:
-        if ARGS.have_tls.upper() not in ('ON', '1', 'TRUE', 'YES'):
-            raise Skip('this build has no TLS (OpenSSL 3 not found)')
-        if shutil.which('openssl') is None:
-            raise Skip('the openssl command-line tool is not installed')
-        with tempfile.TemporaryDirectory(prefix='iomux-tls-') as d:
-            CERTS = make_certs(d)
-            SCENARIOS[ARGS.scenario]()
-    except Skip as e:
-        print('SKIPPED: {}'.format(e), file=sys.stderr)
-        return 77
-    if FAILURES:
-        print('{} check(s) failed'.format(len(FAILURES)), file=sys.stderr)
-        return 1
-    print('PASS', file=sys.stderr)
-    return 0
+    return run_scenario(with_certs, SCENARIOS[ARGS.scenario])
 
 
 if __name__ == '__main__':
