@@ -133,7 +133,7 @@ def instr(a):
         out = os.path.join(tmp, "i.jsonl")
         r = subprocess.run([sys.executable, script, a.build, "--label", "epoll", "--label",
                             "epoll-beside-faults", "--scenarios", "S1", "--short", "0.3", "--long",
-                            "0.8", "--out", out], capture_output=True, text=True, timeout=240)
+                            "1.0", "--out", out], capture_output=True, text=True, timeout=240)
         check(r.returncode == 0, f"instr_per_msg.py runs (rc {r.returncode}: {r.stderr[-300:]})")
         with open(out) as f:
             recs = [json.loads(line) for line in f]
